@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): intake and delivery throughput and latency."""

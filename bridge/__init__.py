@@ -1,0 +1,21 @@
+"""The bridge's web service: Formcycle webhooks, status API, admin and operations endpoints.
+
+`create_app` is imported lazily so that importing `bridge` (e.g. from a worker) never pulls in
+Flask or touches the environment.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from domain.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the Flask application; without `settings` they are read from the environment."""
+    from bridge.app import build_app
+
+    return build_app(settings)

@@ -1,0 +1,6 @@
+"""`python -m bridge`: the command line (migrate, check-config, sweep, replay, ...)."""
+
+from bridge.cli import main
+
+if __name__ == "__main__":
+    main()

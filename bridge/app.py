@@ -1,0 +1,77 @@
+"""The application factory: settings in, configured Flask app out, no side effects at import."""
+
+from __future__ import annotations
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+from bridge import api, health, inbox, metrics, webhooks
+from bridge.respond import problem_response
+from bridge.state import Bridge
+from domain.problems import Problem, msg
+from domain.settings import Settings
+
+
+def build_app(settings: Settings | None = None, bridge: Bridge | None = None) -> Flask:
+    """Create the Flask app for `settings` (read from the environment when omitted)."""
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    # Werkzeug refuses larger bodies itself; our own checks give the German problem answer.
+    app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_SORT_KEYS=False)
+    (bridge or Bridge.from_settings(settings)).init_app(app)
+    app.register_blueprint(webhooks.blueprint)
+    app.register_blueprint(api.blueprint)
+    app.register_blueprint(health.blueprint)
+    app.register_blueprint(metrics.blueprint)
+    app.register_blueprint(inbox.blueprint)
+    app.register_error_handler(Problem, _on_problem)
+    app.register_error_handler(HTTPException, _on_http_error)
+    app.register_error_handler(Exception, _on_unexpected)
+    return app
+
+
+def _on_problem(problem: Problem) -> Response:
+    return problem_response(problem)
+
+
+_GENERIC: dict[int, tuple[str, str]] = {
+    400: ("Die Anfrage ist fehlerhaft.", "Bad request."),
+    404: ("Nicht gefunden.", "Not found."),
+    405: ("Diese Methode ist hier nicht erlaubt.", "Method not allowed."),
+    413: ("Die Anfrage ist zu groß.", "The request is too large."),
+}
+
+
+def _on_http_error(exc: HTTPException) -> Response:
+    code = exc.code or 500
+    de, en = _GENERIC.get(code, (exc.name, exc.name))
+    problem = Problem(code, exc.name.lower().replace(" ", "-"), msg(de, en))
+    response = problem_response(problem)
+    if code == 405 and exc.get_response().headers.get("Allow"):
+        response.headers["Allow"] = exc.get_response().headers["Allow"]
+    return response
+
+
+def _on_unexpected(exc: Exception) -> Response:
+    import logging
+
+    from domain.logs import log_event
+
+    log_event(
+        logging.getLogger("bridge"),
+        "request.unexpected_error",
+        level=logging.ERROR,
+        path=request.path,
+        error=type(exc).__name__,
+    )
+    return problem_response(
+        Problem(
+            500,
+            "internal-error",
+            msg("Ein interner Fehler ist aufgetreten.", "An internal error occurred."),
+            msg(
+                "Bitte später erneut versuchen; nichts wurde gespeichert.",
+                "Please try again later; nothing was stored.",
+            ),
+        )
+    )

@@ -1,0 +1,48 @@
+"""Answers: problem+json in the caller's language, JSON documents, the German HTML confirmation."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Response, request
+
+from domain.problems import Lang, Problem
+
+
+def language() -> Lang:
+    """German unless the caller prefers English."""
+    best = request.accept_languages.best_match(["de", "en"], default="de")
+    return "en" if best == "en" else "de"
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A JSON answer, UTF-8, without escaping umlauts."""
+    return Response(
+        json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        status=status,
+        headers=headers,
+        mimetype="application/json",
+    )
+
+
+def problem_response(problem: Problem) -> Response:
+    """The RFC 9457 answer for a problem."""
+    lang = language()
+    response = Response(
+        json.dumps(problem.body(lang, instance=request.path), ensure_ascii=False),
+        status=problem.status,
+        mimetype="application/problem+json",
+        headers=problem.headers,
+    )
+    response.headers["Content-Language"] = lang
+    return response
+
+
+def wants_html() -> bool:
+    """Whether the caller asked for HTML (Formcycle showing our answer to the citizen)."""
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return (
+        best == "text/html"
+        and request.accept_mimetypes["text/html"] > request.accept_mimetypes["application/json"]
+    )

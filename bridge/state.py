@@ -1,0 +1,68 @@
+"""The application's long-lived parts, bound to the Flask app as one extension."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from flask import Flask, current_app
+from redis import Redis
+from redis.exceptions import RedisError
+
+from domain.crypto import Vault
+from domain.intake import Intake
+from domain.logs import log_event
+from domain.settings import Settings
+from domain.store import Store, Submission
+from worker.queue import wake_offices
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Bridge:
+    """Settings, store, encryption and intake for one app; connections open on first use."""
+
+    settings: Settings
+    store: Store
+    vault: Vault
+    intake: Intake
+    redis: Redis = field(repr=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Bridge:
+        """Create the parts (no connection is made here)."""
+        store = Store.from_url(
+            settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms
+        )
+        vault = Vault(settings.encryption_keys)
+        redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+        return cls(settings, store, vault, Intake(settings, store, vault), redis)
+
+    def dispatch(self, submission: Submission) -> None:
+        """Wake the workers of the submission's offices; if Redis is down, the sweeper will."""
+        offices = sorted({d.office_id for d in submission.deliveries})
+        if not offices:
+            return
+        try:
+            wake_offices(self.redis, offices)
+        except RedisError as exc:
+            # The deliveries are committed and due; the sweeper re-enqueues them.
+            log_event(
+                log,
+                "delivery.enqueue_failed",
+                level=logging.WARNING,
+                reference=submission.reference,
+                error=type(exc).__name__,
+            )
+
+    def init_app(self, app: Flask) -> None:
+        """Register with the app so that views find it through `current()`."""
+        app.extensions["bridge"] = self
+
+
+def current() -> Bridge:
+    """The Bridge of the app handling the current request."""
+    bridge = current_app.extensions["bridge"]
+    assert isinstance(bridge, Bridge)
+    return bridge

@@ -1,0 +1,119 @@
+"""POST /webhooks/formcycle/<service>: authenticate, parse, validate, store, answer with a reference."""
+
+from __future__ import annotations
+
+import html
+
+from flask import Blueprint, Response, request
+
+from bridge import auth, views
+from bridge.bodies import SUPPORTED, media_type_of, parse_body, unsupported_media_type
+from bridge.respond import json_response, wants_html
+from bridge.state import current
+from domain import telemetry
+from domain.problems import Problem, msg
+
+blueprint = Blueprint("webhooks", __name__)
+
+
+def _too_large(limit: int) -> Problem:
+    return Problem(
+        413,
+        "body-too-large",
+        msg("Die Anfrage ist zu groß.", "The request is too large."),
+        msg(
+            f"Höchstens {limit // (1024 * 1024)} MB sind erlaubt.",
+            f"At most {limit // (1024 * 1024)} MB are allowed.",
+        ),
+    )
+
+
+def _read_body(limit: int) -> bytes:
+    """Read at most `limit` bytes; a larger body is refused without reading it all."""
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(limit)
+    body = request.stream.read(limit + 1)
+    if len(body) > limit:
+        raise _too_large(limit)
+    return body
+
+
+@blueprint.post("/webhooks/formcycle/<service_id>")
+def receive(service_id: str) -> Response:
+    """Accept one Formcycle submission for a service (see DESIGN section 4)."""
+    bridge = current()
+    known = service_id in bridge.settings.config.services
+    try:
+        response = _receive(service_id)
+    except Problem as problem:
+        telemetry.count_submission(
+            bridge.redis, service_id if known else "unknown", str(problem.status)
+        )
+        raise
+    outcome = "repeated" if response.headers.get("Idempotent-Replayed") else "accepted"
+    telemetry.count_submission(bridge.redis, service_id, outcome)
+    return response
+
+
+def _receive(service_id: str) -> Response:
+    bridge = current()
+    settings = bridge.settings
+    service = settings.config.services.get(service_id)
+    if service is None:
+        raise Problem(
+            404,
+            "unknown-service",
+            msg("Unbekannter Online-Dienst.", "Unknown service."),
+            msg(f"Den Dienst {service_id!r} gibt es hier nicht.", f"No service {service_id!r}."),
+        )
+    senders = auth.candidates(settings.config, service_id)
+    signed = auth.has_signature(request.headers)
+    caller = None if signed else auth.by_shared_secret(senders, request.headers, settings.secrets)
+    if request.content_length is not None and request.content_length > settings.max_body_bytes:
+        raise _too_large(settings.max_body_bytes)
+    media_type, _ = media_type_of(request.content_type)
+    if media_type not in SUPPORTED:
+        raise unsupported_media_type(media_type)
+    body = _read_body(settings.max_body_bytes)
+    if caller is None:
+        caller = auth.by_signature(
+            senders, request.headers, body, settings.secrets, settings.signature_tolerance_s
+        )
+    raw = parse_body(
+        request.content_type,
+        body,
+        max_fields=settings.max_form_fields,
+        max_depth=settings.max_json_depth,
+    )
+    key = caller.webhook_id or request.headers.get("Idempotency-Key") or None
+    result = bridge.intake.submit(service, caller.sender, raw, idempotency_key=key)
+    if result.created:
+        bridge.dispatch(result.submission)
+    submission = result.submission
+    headers = {"Location": views.status_path(submission)}
+    if not result.created:
+        headers["Idempotent-Replayed"] = "true"
+    if wants_html():
+        return Response(
+            _confirmation_page(submission.reference, service.title),
+            status=202,
+            headers=headers,
+            mimetype="text/html",
+        )
+    return json_response(views.answer(submission, settings.config), 202, headers)
+
+
+def _confirmation_page(reference: str, title: str) -> str:
+    ref, svc = html.escape(reference), html.escape(title)
+    return f"""<!doctype html>
+<html lang="de">
+<head><meta charset="utf-8"><title>Antrag eingegangen – {ref}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body style="font-family: sans-serif; max-width: 40em; margin: 2em auto; line-height: 1.5">
+<h1>Vielen Dank, Ihr Antrag ist eingegangen.</h1>
+<p>Ihr Antrag „{svc}“ wurde sicher gespeichert und an die zuständige Stelle weitergeleitet.</p>
+<p>Ihr Aktenzeichen lautet: <strong id="reference">{ref}</strong></p>
+<p>Bitte geben Sie dieses Aktenzeichen bei Rückfragen an.</p>
+</body>
+</html>
+"""

@@ -1,0 +1,423 @@
+"""The routing configuration (TOML): municipalities, offices, services, responsibilities, senders.
+
+Joining a town is an edit of this file, never of code. The file is validated as a whole at
+start-up and every problem is reported at once.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+# Option names that would put a secret into the file; secrets are referenced by env var name.
+INLINE_SECRET = re.compile(r"(secret|password|token|api_key)$")
+
+
+class ConfigError(Exception):
+    """Raised with every problem found in the routing configuration."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid routing configuration:\n" + "\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Municipality:
+    """A member town: official keys, postal codes and the prefix of its public references."""
+
+    id: str
+    name: str
+    ags: str
+    ars: str
+    postal_codes: tuple[str, ...]
+    reference_prefix: str
+
+
+@dataclass(frozen=True)
+class Office:
+    """A back office (Zustellpunkt) hosted by a town for one task area, with its delivery channel."""
+
+    id: str
+    name: str
+    municipality: str
+    task_area: str
+    channel: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ConditionalTaskArea:
+    """A task area a submission needs only when the schema set `flag` (e.g. a dangerous dog)."""
+
+    task_area: str
+    flag: str
+
+
+@dataclass(frozen=True)
+class Fee:
+    """A fee due for a service, in euros."""
+
+    amount: Decimal
+    currency: str
+    purpose: str
+
+
+@dataclass(frozen=True)
+class Service:
+    """An online service: its schema, LeiKa key, task areas and intake options."""
+
+    id: str
+    schema: str
+    leika: str
+    title: str
+    task_areas: tuple[str, ...]
+    conditional_task_areas: tuple[ConditionalTaskArea, ...]
+    municipality_field: str
+    idempotency_field: str
+    aliases: Mapping[str, str]
+    unknown_fields: str
+    lead_days: int
+    min_zone_m: int
+    max_zone_m: int
+    fee: Fee | None
+
+
+@dataclass(frozen=True)
+class Sender:
+    """A system allowed to post submissions (a Formcycle installation) and how it authenticates."""
+
+    id: str
+    services: frozenset[str]
+    secret_header: str
+    secret_env: str | None
+    signing_secret_env: str | None
+
+
+@dataclass(frozen=True)
+class Config:
+    """The validated routing configuration."""
+
+    municipalities: Mapping[str, Municipality]
+    offices: Mapping[str, Office]
+    services: Mapping[str, Service]
+    responsibilities: Mapping[str, Mapping[str, str]]
+    senders: Mapping[str, Sender]
+
+    def municipality_by_ags(self, ags: str) -> Municipality | None:
+        """The member municipality with this 8-digit AGS, if any."""
+        for m in self.municipalities.values():
+            if m.ags == ags:
+                return m
+        return None
+
+    def municipalities_by_postal_code(self, postal_code: str) -> list[Municipality]:
+        """Member municipalities sharing this postal code (more than one means ambiguous)."""
+        return [m for m in self.municipalities.values() if postal_code in m.postal_codes]
+
+    def task_areas(self, service: Service, flags: Mapping[str, Any]) -> list[str]:
+        """The task areas a submission of `service` with these schema flags needs, in order."""
+        areas = list(service.task_areas)
+        for cond in service.conditional_task_areas:
+            if flags.get(cond.flag) and cond.task_area not in areas:
+                areas.append(cond.task_area)
+        return areas
+
+    def route(
+        self, service: Service, municipality: Municipality, flags: Mapping[str, Any]
+    ) -> list[Office]:
+        """The offices responsible for a submission; one per task area, never the same twice."""
+        offices: list[Office] = []
+        for area in self.task_areas(service, flags):
+            office = self.offices[self.responsibilities[area][municipality.id]]
+            if office not in offices:
+                offices.append(office)
+        return offices
+
+    def secret_names(self) -> set[str]:
+        """Every environment variable the configuration refers to for a secret."""
+        names: set[str] = set()
+        for sender in self.senders.values():
+            names.update(n for n in (sender.secret_env, sender.signing_secret_env) if n)
+        for office in self.offices.values():
+            names.update(_secret_refs(office.options))
+        return names
+
+
+def _secret_refs(options: Mapping[str, Any]) -> Iterable[str]:
+    return (str(v) for k, v in options.items() if k.endswith("_env") and v)
+
+
+class _MunicipalitySchema(Schema):
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+    ags = fields.String(required=True, validate=validate.Regexp(r"^\d{8}$", error="8 digits"))
+    ars = fields.String(required=True, validate=validate.Regexp(r"^\d{12}$", error="12 digits"))
+    postal_codes = fields.List(
+        fields.String(validate=validate.Regexp(r"^\d{5}$", error="5 digits")),
+        required=True,
+        validate=validate.Length(min=1),
+    )
+    reference_prefix = fields.String(
+        required=True, validate=validate.Regexp(r"^[A-Z]{2,4}$", error="2-4 capital letters")
+    )
+
+
+class _OfficeSchema(Schema):
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+    municipality = fields.String(required=True)
+    task_area = fields.String(required=True, validate=validate.Regexp(ID.pattern))
+    channel = fields.String(required=True)
+    options = fields.Dict(keys=fields.String(), load_default=dict)
+
+
+class _ConditionalSchema(Schema):
+    task_area = fields.String(required=True)
+    flag = fields.String(required=True)
+
+
+class _FeeSchema(Schema):
+    amount = fields.String(required=True)
+    currency = fields.String(load_default="EUR", validate=validate.OneOf(["EUR"]))
+    purpose = fields.String(required=True, validate=validate.Length(1, 140))
+
+
+class _ServiceSchema(Schema):
+    schema = fields.String(required=True)
+    leika = fields.String(validate=validate.Regexp(r"^\d{14}$", error="14 digits"))
+    title = fields.String()
+    task_areas = fields.List(fields.String(), required=True, validate=validate.Length(min=1))
+    conditional_task_areas = fields.List(fields.Nested(_ConditionalSchema), load_default=list)
+    municipality_field = fields.String(required=True)
+    idempotency_field = fields.String(load_default="process_id")
+    aliases = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
+    unknown_fields = fields.String(
+        load_default="ignore", validate=validate.OneOf(["ignore", "reject"])
+    )
+    lead_days = fields.Integer(load_default=3, validate=validate.Range(0, 90))
+    min_zone_m = fields.Integer(load_default=5, validate=validate.Range(1, 1000))
+    max_zone_m = fields.Integer(load_default=200, validate=validate.Range(1, 10_000))
+    fee = fields.Nested(_FeeSchema, load_default=None)
+
+
+class _SenderSchema(Schema):
+    services = fields.List(fields.String(), required=True, validate=validate.Length(min=1))
+    secret_header = fields.String(load_default="X-Bridge-Secret")
+    secret_env = fields.String(load_default=None, validate=validate.Regexp(ENV_NAME.pattern))
+    signing_secret_env = fields.String(
+        load_default=None, validate=validate.Regexp(ENV_NAME.pattern)
+    )
+
+
+class _ConfigSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    municipalities = fields.Dict(
+        keys=fields.String(validate=validate.Regexp(ID.pattern)),
+        values=fields.Nested(_MunicipalitySchema),
+        required=True,
+    )
+    offices = fields.Dict(
+        keys=fields.String(validate=validate.Regexp(ID.pattern)),
+        values=fields.Nested(_OfficeSchema),
+        load_default=dict,
+    )
+    services = fields.Dict(
+        keys=fields.String(validate=validate.Regexp(ID.pattern)),
+        values=fields.Nested(_ServiceSchema),
+        required=True,
+    )
+    responsibilities = fields.Dict(
+        keys=fields.String(),
+        values=fields.Dict(keys=fields.String(), values=fields.String()),
+        load_default=dict,
+    )
+    senders = fields.Dict(
+        keys=fields.String(validate=validate.Regexp(ID.pattern)),
+        values=fields.Nested(_SenderSchema),
+        required=True,
+    )
+
+
+def _flatten(messages: Any, prefix: str = "") -> list[str]:
+    if isinstance(messages, dict):
+        out: list[str] = []
+        for key, value in messages.items():
+            out.extend(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return [f"{prefix}: {' '.join(messages)}"]
+    if isinstance(messages, list):
+        return [p for m in messages for p in _flatten(m, prefix)]
+    return [f"{prefix}: {messages}"]
+
+
+def load_config(path: Path | str, environ: Mapping[str, str]) -> Config:
+    """Read, validate and cross-check the routing configuration at `path`."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"BRIDGE_CONFIG: file {path} does not exist"]) from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError([f"BRIDGE_CONFIG: {path} cannot be read: {exc}"]) from None
+    return parse_config(raw, environ, source=str(path))
+
+
+def parse_config(raw: Mapping[str, Any], environ: Mapping[str, str], source: str = "") -> Config:
+    """Validate an already parsed configuration mapping (see `load_config`)."""
+    where = f"{source}: " if source else ""
+    try:
+        data = _ConfigSchema().load(raw)
+    except ValidationError as exc:
+        raise ConfigError([where + p for p in _flatten(exc.messages)]) from None
+    problems: list[str] = []
+    config = _build(data, problems)
+    _cross_check(config, environ, problems)
+    if problems:
+        raise ConfigError([where + p for p in problems])
+    return config
+
+
+def _build(data: dict[str, Any], problems: list[str]) -> Config:
+    from schemas import SCHEMAS
+
+    municipalities = {
+        mid: Municipality(
+            id=mid,
+            name=m["name"],
+            ags=m["ags"],
+            ars=m["ars"],
+            postal_codes=tuple(m["postal_codes"]),
+            reference_prefix=m["reference_prefix"],
+        )
+        for mid, m in data["municipalities"].items()
+    }
+    offices = {oid: Office(id=oid, **o) for oid, o in data["offices"].items()}
+    services: dict[str, Service] = {}
+    for sid, s in data["services"].items():
+        try:
+            schema = SCHEMAS.get(s["schema"])
+        except KeyError:
+            problems.append(f"services.{sid}.schema: unknown schema {s['schema']!r}")
+            continue
+        fee = None
+        if s["fee"] is not None:
+            try:
+                amount = Decimal(s["fee"]["amount"])
+            except InvalidOperation:
+                amount = Decimal(-1)
+            if not amount.is_finite() or amount <= 0 or amount.as_tuple().exponent < -2:  # type: ignore[operator]
+                problems.append(f"services.{sid}.fee.amount: must be a positive euro amount")
+            fee = Fee(amount=amount, currency=s["fee"]["currency"], purpose=s["fee"]["purpose"])
+        services[sid] = Service(
+            id=sid,
+            schema=s["schema"],
+            leika=s.get("leika", schema.leika),
+            title=s.get("title", schema.title_de),
+            task_areas=tuple(s["task_areas"]),
+            conditional_task_areas=tuple(
+                ConditionalTaskArea(**c) for c in s["conditional_task_areas"]
+            ),
+            municipality_field=s["municipality_field"],
+            idempotency_field=s["idempotency_field"],
+            aliases=dict(s["aliases"]),
+            unknown_fields=s["unknown_fields"],
+            lead_days=s["lead_days"],
+            min_zone_m=s["min_zone_m"],
+            max_zone_m=s["max_zone_m"],
+            fee=fee,
+        )
+    senders = {
+        sid: Sender(
+            id=sid,
+            services=frozenset(s["services"]),
+            secret_header=s["secret_header"],
+            secret_env=s["secret_env"],
+            signing_secret_env=s["signing_secret_env"],
+        )
+        for sid, s in data["senders"].items()
+    }
+    return Config(
+        municipalities=municipalities,
+        offices=offices,
+        services=services,
+        responsibilities={k: dict(v) for k, v in data["responsibilities"].items()},
+        senders=senders,
+    )
+
+
+def _cross_check(config: Config, environ: Mapping[str, str], problems: list[str]) -> None:
+    seen_ags: dict[str, str] = {}
+    seen_prefix: dict[str, str] = {}
+    for m in config.municipalities.values():
+        if m.ags in seen_ags:
+            problems.append(f"municipalities.{m.id}.ags: {m.ags} is also {seen_ags[m.ags]}'s")
+        seen_ags[m.ags] = m.id
+        if m.reference_prefix in seen_prefix:
+            problems.append(
+                f"municipalities.{m.id}.reference_prefix: {m.reference_prefix} is also "
+                f"{seen_prefix[m.reference_prefix]}'s"
+            )
+        seen_prefix[m.reference_prefix] = m.id
+        if not m.ars.startswith(m.ags[:5]):
+            problems.append(f"municipalities.{m.id}.ars: does not belong to AGS {m.ags}")
+    for o in config.offices.values():
+        if o.municipality not in config.municipalities:
+            problems.append(f"offices.{o.id}.municipality: unknown municipality {o.municipality!r}")
+        for key, value in o.options.items():
+            if INLINE_SECRET.search(key):
+                problems.append(
+                    f"offices.{o.id}.options.{key}: secrets never go into the file; "
+                    f"name an environment variable with {key}_env instead"
+                )
+            if key.endswith("_env") and not (isinstance(value, str) and ENV_NAME.match(value)):
+                problems.append(f"offices.{o.id}.options.{key}: must name an environment variable")
+    needed: set[str] = set()
+    for s in config.services.values():
+        needed.update(s.task_areas)
+        needed.update(c.task_area for c in s.conditional_task_areas)
+        if s.min_zone_m > s.max_zone_m:
+            problems.append(f"services.{s.id}: min_zone_m is larger than max_zone_m")
+        for alias, target in s.aliases.items():
+            if not target or any(not part for part in target.split(".")):
+                problems.append(f"services.{s.id}.aliases.{alias}: {target!r} is not a field path")
+    for area in sorted(needed):
+        table = config.responsibilities.get(area, {})
+        for m in config.municipalities.values():
+            office_id = table.get(m.id)
+            if office_id is None:
+                problems.append(
+                    f"responsibilities.{area}: no office is responsible for {m.name} ({m.id})"
+                )
+            elif office_id not in config.offices:
+                problems.append(f"responsibilities.{area}.{m.id}: unknown office {office_id!r}")
+            elif config.offices[office_id].task_area != area:
+                problems.append(
+                    f"responsibilities.{area}.{m.id}: office {office_id} serves task area "
+                    f"{config.offices[office_id].task_area!r}, not {area!r}"
+                )
+    for area, table in config.responsibilities.items():
+        for mid in table:
+            if mid not in config.municipalities:
+                problems.append(f"responsibilities.{area}.{mid}: unknown municipality")
+    for sender in config.senders.values():
+        for sid in sorted(sender.services - {"*"}):
+            if sid not in config.services:
+                problems.append(f"senders.{sender.id}.services: unknown service {sid!r}")
+        if not sender.secret_env and not sender.signing_secret_env:
+            problems.append(
+                f"senders.{sender.id}: needs secret_env (shared-secret header) "
+                "or signing_secret_env (Standard Webhooks signature)"
+            )
+    for name in sorted(config.secret_names()):
+        if not environ.get(name):
+            problems.append(f"environment variable {name} (a secret named in the file) is not set")

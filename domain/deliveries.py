@@ -1,0 +1,334 @@
+"""The delivery state machine in the database: claim, record an attempt, retry, fail, replay.
+
+Every state change happens here, in one transaction with the event that records it, so that the
+worker, the sweeper, the CLI and the admin API all move deliveries the same way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from domain.store import (
+    Delivery,
+    DeliveryStatus,
+    Event,
+    Store,
+    Submission,
+    SubmissionStatus,
+    utcnow,
+)
+
+MAX_RETRY_AFTER_S = 24 * 3600
+
+
+@dataclass(frozen=True)
+class AttemptOutcome:
+    """What one attempt to deliver came to (no personal data in `error`)."""
+
+    delivery_id: str
+    lease_until: dt.datetime
+    ok: bool
+    permanent: bool = False
+    status_code: int | None = None
+    case_number: str | None = None
+    error: str | None = None
+    retry_after_s: float | None = None
+    duration_ms: float = 0.0
+
+
+def derive_status(statuses: Sequence[str]) -> str:
+    """A submission's status from its deliveries' statuses."""
+    live = [s for s in statuses if s != DeliveryStatus.CANCELLED]
+    if not statuses:
+        return SubmissionStatus.RECEIVED
+    if not live:
+        return SubmissionStatus.CANCELLED
+    delivered = sum(s == DeliveryStatus.DELIVERED for s in live)
+    if delivered == len(live):
+        return SubmissionStatus.DELIVERED
+    if delivered:
+        return SubmissionStatus.PARTIALLY_DELIVERED
+    if any(s == DeliveryStatus.PENDING for s in live):
+        return SubmissionStatus.ROUTED
+    return SubmissionStatus.FAILED
+
+
+def _due(now: dt.datetime):  # type: ignore[no-untyped-def]
+    return and_(
+        Delivery.status == DeliveryStatus.PENDING,
+        Delivery.next_attempt_at <= now,
+        or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
+    )
+
+
+def claim_due(
+    store: Store, office_id: str, limit: int, lease_s: float, now: dt.datetime | None = None
+) -> tuple[list[str], dt.datetime]:
+    """Lease up to `limit` due deliveries of an office; nobody else works them until the lease ends."""
+    now = now or utcnow()
+    lease_until = now + dt.timedelta(seconds=lease_s)
+    with store.session() as session:
+        query = (
+            select(Delivery.id)
+            .where(Delivery.office_id == office_id, _due(now))
+            .order_by(Delivery.next_attempt_at)
+            .limit(limit)
+        )
+        if session.bind is not None and session.bind.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        ids = list(session.scalars(query))
+        if ids:
+            # The due condition is repeated so that a row leased meanwhile is never taken twice.
+            session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(ids), _due(now))
+                .values(lease_until=lease_until, enqueued_at=None)
+                .execution_options(synchronize_session=False)
+            )
+    return ids, lease_until
+
+
+def offices_with_due(store: Store, now: dt.datetime | None = None) -> list[str]:
+    """Offices that have deliveries due and not leased (what the sweeper wakes)."""
+    now = now or utcnow()
+    with store.read() as session:
+        return list(session.scalars(select(Delivery.office_id).where(_due(now)).distinct()))
+
+
+def next_attempt(
+    attempts: int,
+    schedule: Sequence[float],
+    jitter: float,
+    now: dt.datetime,
+    retry_after_s: float | None,
+) -> dt.datetime | None:
+    """When to try again after `attempts` failed attempts, or None when the schedule is exhausted."""
+    if attempts > len(schedule):
+        return None
+    if retry_after_s is not None:
+        # The office said when it can take the case again; honour it (within a day).
+        delay = min(max(retry_after_s, 0.0), MAX_RETRY_AFTER_S)
+    else:
+        base = schedule[attempts - 1]
+        delay = base * (1 + random.uniform(-jitter, jitter))  # noqa: S311 - jitter, not secrecy
+    return now + dt.timedelta(seconds=delay)
+
+
+def record_outcomes(
+    store: Store,
+    outcomes: Sequence[AttemptOutcome],
+    schedule: Sequence[float],
+    jitter: float,
+    now: dt.datetime | None = None,
+) -> list[AttemptOutcome]:
+    """Record attempts and move deliveries on; returns the outcomes that were recorded.
+
+    An outcome whose lease was lost (the delivery was leased again or replayed meanwhile) is
+    not recorded: whoever holds the delivery now will record its own attempt.
+    """
+    now = now or utcnow()
+    recorded: list[AttemptOutcome] = []
+    with store.session() as session:
+        touched: set[int] = set()
+        for outcome in outcomes:
+            delivery = session.get(Delivery, outcome.delivery_id)
+            if (
+                delivery is None
+                or delivery.status != DeliveryStatus.PENDING
+                or delivery.lease_until != outcome.lease_until
+            ):
+                continue
+            delivery.attempts += 1
+            delivery.lease_until = None
+            delivery.last_status_code = outcome.status_code
+            delivery.updated_at = now
+            detail: dict[str, object] = {
+                "attempt": delivery.attempts,
+                "office": delivery.office_id,
+                "status_code": outcome.status_code,
+                "duration_ms": round(outcome.duration_ms, 1),
+            }
+            if outcome.ok:
+                delivery.status = DeliveryStatus.DELIVERED
+                delivery.delivered_at = now
+                delivery.case_number = outcome.case_number
+                delivery.last_error = None
+                delivery.next_attempt_at = None
+                kind = "delivery.delivered"
+                detail["case_number"] = outcome.case_number
+            else:
+                delivery.last_error = outcome.error
+                retry_at = (
+                    None
+                    if outcome.permanent
+                    else next_attempt(
+                        delivery.attempts, schedule, jitter, now, outcome.retry_after_s
+                    )
+                )
+                detail["error"] = outcome.error
+                if retry_at is None:
+                    delivery.status = DeliveryStatus.FAILED
+                    delivery.next_attempt_at = None
+                    kind = "delivery.failed"
+                    detail["permanent"] = outcome.permanent
+                else:
+                    delivery.next_attempt_at = retry_at
+                    kind = "delivery.retry_scheduled"
+                    detail["next_attempt_at"] = retry_at.isoformat()
+            session.add(
+                Event(
+                    submission_id=delivery.submission_id,
+                    delivery_id=delivery.id,
+                    kind=kind,
+                    actor="worker",
+                    at=now,
+                    detail=detail,
+                )
+            )
+            touched.add(delivery.submission_id)
+            recorded.append(outcome)
+        session.flush()
+        for submission_id in touched:
+            refresh_submission_status(session, submission_id, now)
+    return recorded
+
+
+def refresh_submission_status(session: Session, submission_id: int, now: dt.datetime) -> None:
+    """Derive and store a submission's status from its deliveries."""
+    statuses = list(
+        session.scalars(select(Delivery.status).where(Delivery.submission_id == submission_id))
+    )
+    session.execute(
+        update(Submission)
+        .where(Submission.id == submission_id)
+        .values(status=derive_status(statuses), updated_at=now)
+    )
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """Which deliveries a replay reset, and which it left alone and why."""
+
+    replayed: list[str]
+    skipped: dict[str, str]
+
+
+def replay(
+    store: Store,
+    delivery_ids: Sequence[str],
+    actor: str,
+    reason: str = "",
+    reroute_to: str | None = None,
+    now: dt.datetime | None = None,
+) -> ReplayResult:
+    """Reset failed deliveries (attempts to zero, due now) and record who did it and why."""
+    now = now or utcnow()
+    replayed: list[str] = []
+    skipped: dict[str, str] = {}
+    with store.session() as session:
+        for delivery_id in delivery_ids:
+            delivery = session.get(Delivery, delivery_id)
+            if delivery is None:
+                skipped[delivery_id] = "unknown delivery"
+                continue
+            if delivery.status != DeliveryStatus.FAILED:
+                skipped[delivery_id] = f"status is {delivery.status}, only failed ones are replayed"
+                continue
+            detail: dict[str, object] = {
+                "office": delivery.office_id,
+                "previous_attempts": delivery.attempts,
+                "last_error": delivery.last_error,
+                "reason": reason,
+            }
+            if reroute_to is not None and reroute_to != delivery.office_id:
+                detail["rerouted_from"] = delivery.office_id
+                detail["office"] = reroute_to
+                delivery.office_id = reroute_to
+            delivery.status = DeliveryStatus.PENDING
+            delivery.attempts = 0
+            delivery.next_attempt_at = now
+            delivery.lease_until = None
+            delivery.updated_at = now
+            session.add(
+                Event(
+                    submission_id=delivery.submission_id,
+                    delivery_id=delivery.id,
+                    kind="delivery.replayed",
+                    actor=actor,
+                    at=now,
+                    detail=detail,
+                )
+            )
+            session.flush()
+            refresh_submission_status(session, delivery.submission_id, now)
+            replayed.append(delivery_id)
+    return ReplayResult(replayed, skipped)
+
+
+def failed_deliveries(store: Store, office_id: str | None = None) -> list[Delivery]:
+    """The dead-letter list: failed deliveries, oldest first, optionally of one office."""
+    with store.read() as session:
+        query = select(Delivery).where(Delivery.status == DeliveryStatus.FAILED)
+        if office_id is not None:
+            query = query.where(Delivery.office_id == office_id)
+        return list(session.scalars(query.order_by(Delivery.updated_at)))
+
+
+def acknowledge(
+    store: Store,
+    office_id: str,
+    delivery_id: str,
+    case_number: str | None,
+    now: dt.datetime | None = None,
+) -> str | None:
+    """An inbox office confirms it took a case; returns an error text, None when done.
+
+    Acknowledging twice is harmless: the second time changes nothing and is not an error.
+    """
+    now = now or utcnow()
+    with store.session() as session:
+        delivery = session.get(Delivery, delivery_id)
+        if delivery is None or delivery.office_id != office_id:
+            return "unknown"
+        if delivery.status == DeliveryStatus.DELIVERED:
+            return None
+        if delivery.status != DeliveryStatus.PENDING:
+            return f"status is {delivery.status}"
+        delivery.status = DeliveryStatus.DELIVERED
+        delivery.attempts += 1
+        delivery.delivered_at = now
+        delivery.case_number = case_number
+        delivery.next_attempt_at = None
+        delivery.updated_at = now
+        session.add(
+            Event(
+                submission_id=delivery.submission_id,
+                delivery_id=delivery.id,
+                kind="delivery.delivered",
+                actor=f"office:{office_id}",
+                at=now,
+                detail={"office": office_id, "case_number": case_number, "channel": "inbox"},
+            )
+        )
+        session.flush()
+        refresh_submission_status(session, delivery.submission_id, now)
+    return None
+
+
+def pending_for_office(store: Store, office_id: str, limit: int = 100) -> list[str]:
+    """Ids of an office's pending deliveries, oldest first (the pull inbox)."""
+    with store.read() as session:
+        return list(
+            session.scalars(
+                select(Delivery.id)
+                .where(Delivery.office_id == office_id, Delivery.status == DeliveryStatus.PENDING)
+                .order_by(Delivery.created_at)
+                .limit(limit)
+            )
+        )

@@ -1,0 +1,68 @@
+"""Structured logs: stable event names and ids only, never personal data."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sys
+from typing import Any
+
+_FIELDS = "bridge_fields"
+
+
+def log_event(
+    logger: logging.Logger, event: str, *, level: int = logging.INFO, **fields: Any
+) -> None:
+    """Log a stable event name with identifying fields (references, ids, counts; no names)."""
+    logger.log(level, event, extra={_FIELDS: fields})
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, event and the event's fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Render a record as JSON."""
+        out: dict[str, Any] = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": record.getMessage(),
+        }
+        out.update(getattr(record, _FIELDS, {}))
+        if record.exc_info and record.exc_info[0] is not None:
+            # The exception type and where it happened; its message may quote input, so it is left out.
+            out["exception"] = record.exc_info[0].__name__
+            tb = record.exc_info[2]
+            while tb is not None and tb.tb_next is not None:
+                tb = tb.tb_next
+            if tb is not None:
+                out["at"] = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
+        return json.dumps(out, ensure_ascii=False, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """Human-readable lines for a terminal: time, level, event, key=value fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Render a record as one line of text."""
+        fields = getattr(record, _FIELDS, {})
+        extra = " ".join(f"{k}={v}" for k, v in fields.items())
+        ts = dt.datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
+        line = f"{ts} {record.levelname:<7} {record.getMessage()} {extra}".rstrip()
+        if record.exc_info and record.exc_info[0] is not None:
+            line += f" exception={record.exc_info[0].__name__}"
+        return line
+
+
+def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
+    """Send the service's logs to stderr in the chosen format (called by entry points only)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # Werkzeug's request lines would add a second, unstructured access log.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)

@@ -1,0 +1,237 @@
+"""The one typed settings object, built once from the environment; nothing else reads it."""
+
+from __future__ import annotations
+
+import hmac
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
+
+from domain.config import Config, ConfigError, load_config
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ROLES = ("reader", "admin")
+MIB = 1024 * 1024
+
+
+class SettingsError(Exception):
+    """Raised at start-up with every problem in the environment and the configuration at once."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid settings:\n" + "\n".join(f"- {p}" for p in problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """A bearer token for the API: who holds it and what role it grants."""
+
+    name: str
+    role: str
+    token: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service needs to know about its surroundings; immutable once built."""
+
+    database_url: str
+    redis_url: str
+    config_path: Path
+    encryption_keys: tuple[str, ...] = field(repr=False)
+    api_tokens: tuple[ApiToken, ...] = field(repr=False)
+    config: Config = field(repr=False)
+    secrets: Mapping[str, str] = field(repr=False)
+    max_body_bytes: int = 25 * MIB
+    max_file_bytes: int = 10 * MIB
+    max_files: int = 10
+    max_json_depth: int = 32
+    max_form_fields: int = 500
+    signature_tolerance_s: int = 300
+    log_level: str = "INFO"
+    log_format: str = "json"
+    sqlite_busy_timeout_ms: int = 10_000
+    public_url: str = ""
+    retry_schedule: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
+    retry_jitter: float = 0.2
+    sweep_interval_s: float = 2.0
+    delivery_batch: int = 20
+    lease_margin_s: float = 60.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build the settings from `environ` (default: the process environment) or raise SettingsError."""
+        env = dict(os.environ if environ is None else environ)
+        problems: list[str] = []
+        try:
+            values: dict[str, Any] = _EnvSchema().load(env)
+        except ValidationError as exc:
+            messages = exc.messages if isinstance(exc.messages, dict) else {"_": exc.messages}
+            for name, msgs in sorted(messages.items()):
+                problems.append(f"{name}: {' '.join(str(m) for m in _as_list(msgs))}")
+            values = {}
+        config: Config | None = None
+        config_path = values.get("config_path")
+        if config_path is not None:
+            try:
+                config = load_config(config_path, env)
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+        if problems or config is None:
+            raise SettingsError(problems)
+        secrets = {name: env[name] for name in config.secret_names() if name in env}
+        return cls(config=config, secrets=secrets, **values)
+
+    def token_role(self, presented: str) -> ApiToken | None:
+        """Return the API token matching `presented`, comparing every token in constant time."""
+        found: ApiToken | None = None
+        for candidate in self.api_tokens:
+            if hmac.compare_digest(candidate.token.encode(), presented.encode()):
+                found = candidate
+        return found
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True when the store is the embedded SQLite database."""
+        return self.database_url.startswith("sqlite")
+
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_durations(text: str) -> tuple[float, ...]:
+    """Parse "5s,5m,30m,2h" into seconds; an empty schedule means no retries."""
+    out: list[float] = []
+    for item in (x.strip() for x in text.split(",")):
+        if not item:
+            continue
+        unit = next((u for u in ("ms", "s", "m", "h", "d") if item.endswith(u)), None)
+        number = item[: -len(unit)] if unit else item
+        try:
+            value = float(number) * _UNITS[unit or "s"]
+        except ValueError:
+            raise ValueError(f"{item!r} is not a duration like 5s, 5m, 2h") from None
+        if not 0 < value <= 7 * 86400:
+            raise ValueError(f"{item!r} must be between 0 and 7 days")
+        out.append(value)
+    return tuple(out)
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _valid_fernet_key(key: str) -> bool:
+    try:
+        Fernet(key.encode())
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+class _EnvSchema(Schema):
+    """Reads and checks the environment variables; every error is reported, not just the first."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    database_url = fields.String(
+        data_key="DATABASE_URL",
+        load_default=f"sqlite:///{PROJECT_ROOT / 'var' / 'bridge.db'}",
+        validate=validate.Regexp(
+            r"^(sqlite(\+pysqlite)?:///|postgresql(\+psycopg)?://)",
+            error="must be sqlite:///PATH or postgresql://...",
+        ),
+    )
+    redis_url = fields.String(
+        data_key="REDIS_URL",
+        load_default="redis://127.0.0.1:6379/0",
+        validate=validate.Regexp(r"^(redis|rediss|unix)://", error="must be redis://host:port/db"),
+    )
+    config_path = fields.String(
+        data_key="BRIDGE_CONFIG", load_default=str(PROJECT_ROOT / "config" / "routing.toml")
+    )
+    encryption_keys = fields.String(data_key="BRIDGE_ENCRYPTION_KEYS", required=True)
+    api_tokens = fields.String(data_key="BRIDGE_API_TOKENS", load_default="")
+    max_body_bytes = fields.Integer(
+        data_key="BRIDGE_MAX_BODY_BYTES", load_default=25 * MIB, validate=validate.Range(1024)
+    )
+    max_file_bytes = fields.Integer(
+        data_key="BRIDGE_MAX_FILE_BYTES", load_default=10 * MIB, validate=validate.Range(1024)
+    )
+    max_files = fields.Integer(
+        data_key="BRIDGE_MAX_FILES", load_default=10, validate=validate.Range(0, 100)
+    )
+    max_json_depth = fields.Integer(
+        data_key="BRIDGE_MAX_JSON_DEPTH", load_default=32, validate=validate.Range(4, 256)
+    )
+    max_form_fields = fields.Integer(
+        data_key="BRIDGE_MAX_FORM_FIELDS", load_default=500, validate=validate.Range(10, 10_000)
+    )
+    signature_tolerance_s = fields.Integer(
+        data_key="BRIDGE_SIGNATURE_TOLERANCE_S", load_default=300, validate=validate.Range(10, 3600)
+    )
+    log_level = fields.String(
+        data_key="BRIDGE_LOG_LEVEL",
+        load_default="INFO",
+        validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR"]),
+    )
+    log_format = fields.String(
+        data_key="BRIDGE_LOG_FORMAT", load_default="json", validate=validate.OneOf(["json", "text"])
+    )
+    public_url = fields.String(data_key="BRIDGE_PUBLIC_URL", load_default="http://127.0.0.1:8000")
+    retry_schedule = fields.String(
+        data_key="BRIDGE_RETRY_SCHEDULE", load_default="5s,5m,30m,2h,5h,10h,10h"
+    )
+    retry_jitter = fields.Float(
+        data_key="BRIDGE_RETRY_JITTER", load_default=0.2, validate=validate.Range(0, 0.5)
+    )
+    sweep_interval_s = fields.Float(
+        data_key="BRIDGE_SWEEP_INTERVAL_S", load_default=2.0, validate=validate.Range(0.05, 600)
+    )
+    lease_margin_s = fields.Float(
+        data_key="BRIDGE_LEASE_MARGIN_S", load_default=60.0, validate=validate.Range(0.1, 3600)
+    )
+    delivery_batch = fields.Integer(
+        data_key="BRIDGE_DELIVERY_BATCH", load_default=20, validate=validate.Range(1, 500)
+    )
+
+    @post_load
+    def _parse_lists(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        errors: dict[str, list[str]] = {}
+        keys = tuple(k.strip() for k in data["encryption_keys"].split(",") if k.strip())
+        if not keys:
+            errors["BRIDGE_ENCRYPTION_KEYS"] = ["at least one Fernet key is required"]
+        bad = [i for i, k in enumerate(keys, 1) if not _valid_fernet_key(k)]
+        if bad:
+            errors["BRIDGE_ENCRYPTION_KEYS"] = [
+                f"key number {', '.join(map(str, bad))} is not a valid Fernet key "
+                "(32 url-safe base64 bytes; make one with `python -m bridge generate-key`)"
+            ]
+        tokens: list[ApiToken] = []
+        for i, item in enumerate(x.strip() for x in data["api_tokens"].split(",")):
+            if not item:
+                continue
+            parts = item.split(":", 2)
+            if len(parts) != 3 or parts[1] not in ROLES or len(parts[2]) < 32:
+                errors.setdefault("BRIDGE_API_TOKENS", []).append(
+                    f"entry {i + 1} must be name:role:token with role in {ROLES} "
+                    "and a token of at least 32 characters"
+                )
+                continue
+            tokens.append(ApiToken(name=parts[0], role=parts[1], token=parts[2]))
+        try:
+            data["retry_schedule"] = parse_durations(data["retry_schedule"])
+        except ValueError as exc:
+            errors["BRIDGE_RETRY_SCHEDULE"] = [str(exc)]
+        if errors:
+            raise ValidationError(errors)
+        data["encryption_keys"] = keys
+        data["api_tokens"] = tuple(tokens)
+        data["config_path"] = Path(data["config_path"])
+        return data

@@ -1,0 +1,278 @@
+"""The durable store: SQLAlchemy models for submissions, attachments, deliveries and events.
+
+The database is the state machine; the queue only carries work. SQLite (WAL) is the embedded
+default, PostgreSQL the production store; both run the same code and the same migrations.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    mapped_column,
+    relationship,
+    sessionmaker,
+)
+from sqlalchemy.pool import ConnectionPoolEntry
+
+# SQLite only turns INTEGER PRIMARY KEY into an auto-incrementing rowid for plain INTEGER.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> dt.datetime:
+    """The current time, timezone-aware in UTC (the only clock the store uses)."""
+    return dt.datetime.now(dt.UTC)
+
+
+def new_id() -> str:
+    """A random public identifier (32 hex characters) for deliveries."""
+    return uuid.uuid4().hex
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Stores aware datetimes as naive UTC and gives them back aware, the same on every store."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        """Convert to naive UTC on the way in."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored")
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        """Attach UTC on the way out."""
+        if value is None:
+            return None
+        assert isinstance(value, dt.datetime)
+        return value.replace(tzinfo=dt.UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the store's tables."""
+
+
+class SubmissionStatus:
+    """Status names of a submission, derived from its deliveries once it is routed."""
+
+    RECEIVED = "received"
+    ROUTED = "routed"
+    DELIVERED = "delivered"
+    PARTIALLY_DELIVERED = "partially_delivered"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class DeliveryStatus:
+    """Status names of a delivery; `failed` is the dead-letter list."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Submission(Base):
+    """One citizen application; its data and attachments are encrypted at rest."""
+
+    __tablename__ = "submissions"
+    __table_args__ = (
+        UniqueConstraint("sender", "idempotency_key", name="uq_submissions_sender_key"),
+        Index("ix_submissions_service_received", "service", "received_at"),
+        {"sqlite_autoincrement": True},
+    )
+
+    # The number is the public reference's sequence: unique under any concurrency, never reused.
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    reference_prefix: Mapped[str] = mapped_column(String(4))
+    reference_year: Mapped[int] = mapped_column(Integer)
+    service: Mapped[str] = mapped_column(String(64))
+    schema: Mapped[str] = mapped_column(String(64))
+    sender: Mapped[str] = mapped_column(String(64))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    municipality_ags: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(32))
+    flags: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    data: Mapped[bytes | None] = mapped_column(LargeBinary)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    attachments: Mapped[list[Attachment]] = relationship(
+        back_populates="submission", order_by="Attachment.id", cascade="all, delete-orphan"
+    )
+    deliveries: Mapped[list[Delivery]] = relationship(
+        back_populates="submission", order_by="Delivery.created_at", cascade="all, delete-orphan"
+    )
+    events: Mapped[list[Event]] = relationship(
+        back_populates="submission", order_by="Event.id", cascade="all, delete-orphan"
+    )
+
+    @property
+    def reference(self) -> str:
+        """The public reference, e.g. NA-2026-000123."""
+        return format_reference(self.reference_prefix, self.reference_year, self.id)
+
+
+class Attachment(Base):
+    """A file that came with a submission; name and content encrypted, hash in the clear."""
+
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"), index=True)
+    field: Mapped[str] = mapped_column(String(200))
+    filename: Mapped[bytes] = mapped_column(LargeBinary)
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+    submission: Mapped[Submission] = relationship(back_populates="attachments")
+
+
+class Delivery(Base):
+    """One submission to one office; its own status, attempts and schedule."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_due", "status", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"), index=True)
+    office_id: Mapped[str] = mapped_column(String(64), index=True)
+    task_area: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=utcnow)
+    enqueued_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    case_number: Mapped[str | None] = mapped_column(String(200))
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    submission: Mapped[Submission] = relationship(back_populates="deliveries")
+
+
+class Event(Base):
+    """Append-only history of a submission, its deliveries and every admin action."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    submission_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id"), index=True)
+    delivery_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(100))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    submission: Mapped[Submission | None] = relationship(back_populates="events")
+
+
+def format_reference(prefix: str, year: int, number: int) -> str:
+    """Format a public reference; numbers grow past six digits rather than wrap."""
+    return f"{prefix}-{year}-{number:06d}"
+
+
+def parse_reference(reference: str) -> tuple[str, int, int] | None:
+    """Split a public reference into (prefix, year, number), or None when it is not one."""
+    parts = reference.split("-")
+    if len(parts) != 3 or not parts[0].isalpha() or not parts[0].isupper():
+        return None
+    if not (parts[1].isdigit() and len(parts[1]) == 4 and parts[2].isdigit()):
+        return None
+    if not 1 <= len(parts[2]) <= 18:
+        return None
+    return parts[0], int(parts[1]), int(parts[2])
+
+
+def normalise_database_url(url: str) -> str:
+    """Use the psycopg 3 driver for plain postgresql:// URLs."""
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return url
+
+
+def make_engine(url: str, *, sqlite_busy_timeout_ms: int = 10_000, pool_size: int = 5) -> Engine:
+    """Create the engine; on SQLite switch on WAL and take the write lock at BEGIN."""
+    url = normalise_database_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
+            # pysqlite's own transaction handling is off so that BEGIN IMMEDIATE below is ours:
+            # taking the write lock at the start avoids lock-upgrade deadlocks between writers.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute(f"PRAGMA busy_timeout = {int(sqlite_busy_timeout_ms)}")
+            cur.execute("PRAGMA journal_mode = WAL")
+            cur.execute("PRAGMA synchronous = NORMAL")
+            cur.execute("PRAGMA foreign_keys = ON")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+
+
+class Store:
+    """The engine and a session factory; sessions are short and explicit."""
+
+    def __init__(self, engine: Engine) -> None:
+        """Wrap an engine (see `make_engine`)."""
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> Store:
+        """Create a store for a database URL."""
+        return cls(make_engine(url, **kwargs))
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session in one transaction: committed when the block ends, rolled back on error."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def read(self) -> Session:
+        """A session for reading only (the caller closes it)."""
+        return self._sessions()
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()

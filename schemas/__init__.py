@@ -1,0 +1,30 @@
+"""Shared, versioned marshmallow schemas of the services, with bilingual messages.
+
+Typical use::
+
+    from schemas import SCHEMAS, ValidationOptions, flatten_messages
+
+    try:
+        result = SCHEMAS.get("dog-registration@1").validate(data, ValidationOptions(today=today))
+    except marshmallow.ValidationError as error:
+        problems = flatten_messages(error.messages, "de")
+"""
+
+from schemas.breeds import dangerous_breeds
+from schemas.jsonschema import json_schema
+from schemas.messages import Msg, flatten_messages, render_messages
+from schemas.options import ValidationOptions
+from schemas.registry import SCHEMAS, SchemaRegistry, ServiceSchema, Validated
+
+__all__ = [
+    "SCHEMAS",
+    "Msg",
+    "SchemaRegistry",
+    "ServiceSchema",
+    "Validated",
+    "ValidationOptions",
+    "dangerous_breeds",
+    "flatten_messages",
+    "json_schema",
+    "render_messages",
+]

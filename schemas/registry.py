@@ -1,0 +1,137 @@
+"""The versioned service schemas, looked up by key such as ``dog-registration@1``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from marshmallow import EXCLUDE, RAISE
+
+from schemas.blocks import BridgeSchema, to_jsonable
+from schemas.dog_registration import DogRegistrationSchema, dog_flags
+from schemas.options import ValidationOptions
+from schemas.traffic_order import TrafficOrderSchema
+
+
+@dataclass(frozen=True)
+class Validated:
+    """The outcome of a successful validation."""
+
+    data: dict[str, Any]
+    """The validated, normalised data: JSON-serialisable, nested like the input."""
+    flags: dict[str, Any]
+    """Facts derived for routing, e.g. ``{"dangerous_dog": True, ...}``; ``{}`` if none."""
+
+
+def no_flags(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Flag nothing (services without derived facts)."""
+    return {}
+
+
+@dataclass(frozen=True)
+class ServiceSchema:
+    """One version of one service's schema, with the keys that identify the service."""
+
+    key: str
+    service: str
+    version: int
+    leika: str
+    title_de: str
+    schema_class: type[BridgeSchema]
+    flagger: Callable[[Mapping[str, Any]], dict[str, Any]] = field(
+        default=no_flags, compare=False, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        """Keep the key consistent with service and version, so lookups cannot drift."""
+        if self.key != f"{self.service}@{self.version}":
+            raise ValueError(f"key {self.key!r} must be '{self.service}@{self.version}'")
+
+    def make_schema(self, options: ValidationOptions) -> BridgeSchema:
+        """A fresh schema instance for one call (options live on the instance)."""
+        unknown = RAISE if options.unknown == "reject" else EXCLUDE
+        return self.schema_class(options=options, unknown=unknown)
+
+    def validate(self, data: Mapping[str, Any], options: ValidationOptions) -> Validated:
+        """Validate ``data``; raises marshmallow.ValidationError listing every failing field.
+
+        The error's ``messages`` is a dict shaped like the input whose leaves are lists of
+        `schemas.Msg` (German text, English in ``.en``).
+        """
+        loaded = self.make_schema(options).load(data)
+        return Validated(data=to_jsonable(loaded), flags=self.flagger(loaded))
+
+
+class SchemaRegistry:
+    """The known service schemas by key; iterating yields the `ServiceSchema` entries."""
+
+    def __init__(self, entries: Iterable[ServiceSchema] = ()) -> None:
+        """Create a registry holding ``entries``."""
+        self._entries: dict[str, ServiceSchema] = {}
+        for entry in entries:
+            self.register(entry)
+
+    def register(self, entry: ServiceSchema) -> ServiceSchema:
+        """Add ``entry``; a key can be registered only once (versions are immutable)."""
+        if entry.key in self._entries:
+            raise ValueError(f"schema {entry.key!r} is already registered")
+        self._entries[entry.key] = entry
+        return entry
+
+    def get(self, key: str) -> ServiceSchema:
+        """The schema with ``key`` ("dog-registration@1"); KeyError if unknown."""
+        try:
+            return self._entries[key]
+        except KeyError:
+            raise KeyError(f"unknown schema {key!r}") from None
+
+    def latest(self, service: str) -> ServiceSchema:
+        """The highest version of ``service`` ("dog-registration"); KeyError if unknown."""
+        versions = [entry for entry in self._entries.values() if entry.service == service]
+        if not versions:
+            raise KeyError(f"unknown service {service!r}")
+        return max(versions, key=lambda entry: entry.version)
+
+    def keys(self) -> list[str]:
+        """All schema keys in registration order."""
+        return list(self._entries)
+
+    def services(self) -> list[str]:
+        """The distinct service names in registration order."""
+        return list(dict.fromkeys(entry.service for entry in self._entries.values()))
+
+    def __iter__(self) -> Iterator[ServiceSchema]:
+        """Iterate over the entries in registration order."""
+        return iter(list(self._entries.values()))
+
+    def __len__(self) -> int:
+        """Number of registered schemas."""
+        return len(self._entries)
+
+    def __contains__(self, key: object) -> bool:
+        """Whether a schema with this key is registered."""
+        return key in self._entries
+
+
+SCHEMAS = SchemaRegistry(
+    [
+        ServiceSchema(
+            key="dog-registration@1",
+            service="dog-registration",
+            version=1,
+            leika="99102013104000",
+            title_de="Hund anmelden",
+            schema_class=DogRegistrationSchema,
+            flagger=dog_flags,
+        ),
+        ServiceSchema(
+            key="traffic-order@1",
+            service="traffic-order",
+            version=1,
+            leika="99108011153000",
+            title_de="Verkehrsrechtliche Anordnung",
+            schema_class=TrafficOrderSchema,
+        ),
+    ]
+)

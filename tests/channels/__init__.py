@@ -1,0 +1,1 @@
+"""Tests of the delivery channels against a real demo back office on loopback."""

@@ -1,0 +1,213 @@
+"""Fixtures: settings -> app -> client, over real stores (SQLite and PostgreSQL) and real Redis."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from redis import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import create_engine, text
+
+from bridge.app import build_app
+from domain.crypto import generate_key
+from domain.migrations import upgrade
+from domain.settings import Settings
+from domain.store import Store, make_engine, normalise_database_url
+
+ROOT = Path(__file__).resolve().parent.parent
+FORMCYCLE_SECRET = "formcycle-test-secret-0123456789abcdef"
+SIGNING_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+OFFICE_SIGNING_SECRET = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
+READER_TOKEN = "reader-token-0123456789abcdef0123456789"
+ADMIN_TOKEN = "admin-token-0123456789abcdef0123456789ab"
+TABLES = ("events", "attachments", "deliveries", "submissions")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[str]:
+    """A reachable Redis: REDIS_URL or 127.0.0.1:6379, else a redis-server started for the run."""
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        Redis.from_url(url, socket_connect_timeout=1).ping()
+        yield url.rsplit("/", 1)[0]
+        return
+    except RedisError:
+        pass
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail(
+            "no Redis reachable and redis-server is not installed (apt-get install redis-server)"
+        )
+    port = _free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        url = f"redis://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                Redis.from_url(url).ping()
+                break
+            except RedisError:
+                time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture
+def redis_url(redis_server: str, worker_id: str) -> Iterator[str]:
+    """A Redis database of this test worker's own, flushed before and after each test."""
+    index = 8 + (int(worker_id[2:]) if worker_id.startswith("gw") else 0)
+    url = f"{redis_server}/{index}"
+    client = Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+    client.close()
+
+
+def _postgres_admin_url() -> str | None:
+    url = os.environ.get("TEST_POSTGRES_URL")
+    if not url:
+        if os.environ.get("CI") == "true":
+            pytest.fail(
+                "CI requires TEST_POSTGRES_URL (PostgreSQL on 127.0.0.1:5432, database test)"
+            )
+        return None
+    return normalise_database_url(url)
+
+
+@pytest.fixture(scope="session")
+def postgres_url(worker_id: str) -> Iterator[str | None]:
+    """A fresh PostgreSQL database for this test worker, migrated once; None when not configured."""
+    admin_url = _postgres_admin_url()
+    if admin_url is None:
+        yield None
+        return
+    name = f"bridge_test_{worker_id}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL at TEST_POSTGRES_URL is not usable: {exc}")
+        admin.dispose()
+        yield None
+        return
+    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each store test runs on SQLite and on PostgreSQL (skipped only outside CI without it)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'bridge.db'}"
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        yield url
+        return
+    pg: str | None = request.getfixturevalue("postgres_url")
+    if pg is None:
+        pytest.skip("PostgreSQL not configured (set TEST_POSTGRES_URL; required in CI)")
+    engine = make_engine(pg)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    yield pg
+
+
+def base_environ(database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a test service (keys and secrets of its own)."""
+    env = {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "BRIDGE_CONFIG": str(ROOT / "config" / "routing.toml"),
+        "BRIDGE_ENCRYPTION_KEYS": generate_key(),
+        "BRIDGE_SECRET_FORMCYCLE": FORMCYCLE_SECRET,
+        "BRIDGE_SECRET_FORMCYCLE_SIGNING": SIGNING_SECRET,
+        "BRIDGE_SECRET_OFFICE_SIGNING": OFFICE_SIGNING_SECRET,
+        "BRIDGE_API_TOKENS": f"ops:reader:{READER_TOKEN},admin:admin:{ADMIN_TOKEN}",
+        "BRIDGE_MAX_BODY_BYTES": str(2 * 1024 * 1024),
+        "BRIDGE_MAX_FILE_BYTES": str(512 * 1024),
+    }
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def environ(database_url: str, redis_url: str) -> dict[str, str]:
+    """The environment the settings are built from; tests may change it before `settings`."""
+    return base_environ(database_url, redis_url)
+
+
+@pytest.fixture
+def settings(environ: dict[str, str]) -> Settings:
+    """Settings built from the test environment, exactly as in production."""
+    return Settings.from_env(environ)
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[Flask]:
+    """The application under test."""
+    app = build_app(settings)
+    app.config["TESTING"] = True
+    yield app
+    app.extensions["bridge"].store.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client for the app."""
+    return app.test_client()
+
+
+@pytest.fixture
+def store(app: Flask) -> Store:
+    """The app's store, for reading what a request left behind."""
+    result: Store = app.extensions["bridge"].store
+    return result
+
+
+def snapshot(store: Store) -> dict[str, Any]:
+    """Row counts and contents digest of every table: equal snapshots mean an unchanged database."""
+    out: dict[str, Any] = {}
+    with store.engine.connect() as conn:
+        for table in TABLES:
+            rows = conn.execute(text(f"SELECT * FROM {table} ORDER BY 1")).all()  # noqa: S608
+            out[table] = [tuple(r) for r in rows]
+    return out
+
+
+@pytest.fixture
+def auth_headers() -> dict[str, str]:
+    """The Formcycle sender's shared-secret header."""
+    return {"X-Bridge-Secret": FORMCYCLE_SECRET}

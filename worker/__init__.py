@@ -1,0 +1,1 @@
+"""RQ jobs, delivery channels and the sweeper; runs without Flask."""

@@ -1,0 +1,249 @@
+"""The email channel: a German case summary with the attachments, to the office's mailbox (SMTP)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.policy
+import email.utils
+import re
+import smtplib
+import ssl
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from email.message import EmailMessage
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import requests
+from marshmallow import fields, validate
+
+from worker.channels.base import (
+    Channel,
+    ChannelOptions,
+    DeliveryError,
+    Envelope,
+    EnvelopeAttachment,
+    EnvName,
+    PermanentDeliveryError,
+    Receipt,
+    channels,
+    inline,
+    jsonable,
+    utc,
+)
+
+# The towns are in Hesse: clerks read local time.
+LOCAL_TZ = ZoneInfo("Europe/Berlin")
+MESSAGE_ID_DOMAIN = "formcycle-bridge"
+DEFAULT_INLINE_LIMIT = 10 * 1024 * 1024
+ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
+# Control characters would break header encoding of a citizen's file name.
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MEDIA_TYPE = re.compile(r"^([A-Za-z0-9!#$&^_.+-]+)/([A-Za-z0-9!#$&^_.+-]+)$")
+PAYMENT_STATUS_DE = {
+    "INITIAL": "offen",
+    "PAYED": "bezahlt",
+    "BOOKED": "bezahlt",
+    "FAILED": "fehlgeschlagen",
+    "CANCELED": "abgebrochen",
+}
+
+
+class EmailOptions(ChannelOptions):
+    """Options of the email channel."""
+
+    host = fields.String(required=True, validate=validate.Length(min=1, max=253))
+    port = fields.Integer(load_default=25, validate=validate.Range(min=1, max=65535))
+    starttls = fields.Boolean(load_default=False)
+    username_env = EnvName(load_default=None)
+    password_env = EnvName(load_default=None)
+    sender = fields.Email(required=True)
+    to = fields.Email(required=True)
+    timeout_s = fields.Float(load_default=30.0, validate=validate.Range(min=0.01, max=600))
+    inline_limit_bytes = fields.Integer(
+        load_default=DEFAULT_INLINE_LIMIT, validate=validate.Range(min=0, max=1024**3)
+    )
+
+
+def message_id(delivery_id: str) -> str:
+    """`<delivery-id@formcycle-bridge>`: the same for every retry, so mail systems drop repeats."""
+    local = re.sub(r"[^A-Za-z0-9._-]", "-", delivery_id) or "delivery"
+    return f"<{local}@{MESSAGE_ID_DOMAIN}>"
+
+
+def _local_time(moment: dt.datetime) -> str:
+    return utc(moment).astimezone(LOCAL_TZ).strftime("%d.%m.%Y, %H:%M Uhr")
+
+
+def _text(value: Any) -> str:
+    if value is None or value == "":
+        return "(leer)"
+    if isinstance(value, bool):
+        return "ja" if value else "nein"
+    text = str(value)
+    match = ISO_DATE.match(text)
+    if match:
+        return f"{match.group(3)}.{match.group(2)}.{match.group(1)}"
+    # A value spanning lines stays inside its indented block.
+    return text.replace("\r\n", "\n").replace("\n", "\n      ")
+
+
+def data_lines(value: Any, depth: int = 1) -> list[str]:
+    """The application data as indented "Feld: Wert" lines (lists as "- " items)."""
+    pad = "  " * depth
+    lines: list[str] = []
+    if isinstance(value, Mapping):
+        for key, child in value.items():
+            if isinstance(child, Mapping | list) and child:
+                lines.append(f"{pad}{key}:")
+                lines.extend(data_lines(child, depth + 1))
+            else:
+                lines.append(f"{pad}{key}: {_text(child)}")
+    elif isinstance(value, list):
+        for child in value:
+            if isinstance(child, Mapping | list) and child:
+                lines.append(f"{pad}-")
+                lines.extend(data_lines(child, depth + 1))
+            else:
+                lines.append(f"{pad}- {_text(child)}")
+    else:
+        lines.append(f"{pad}{_text(value)}")
+    return lines
+
+
+def payment_text(payment: Mapping[str, Any] | None) -> str:
+    """The payment status in German, with the amount when known."""
+    if payment is None:
+        return "keine Gebühr"
+    status = str(payment.get("status") or "")
+    text = PAYMENT_STATUS_DE.get(status.upper(), status or "unbekannt")
+    amount = payment.get("amount")
+    if amount is not None:
+        try:
+            euros = f"{Decimal(str(amount)):.2f}".replace(".", ",")
+            text += f" ({euros} {payment.get('currency') or 'EUR'})"
+        except InvalidOperation:
+            pass
+    return text
+
+
+def summary(envelope: Envelope, links: list[EnvelopeAttachment]) -> str:
+    """The German plain-text body of the case mail."""
+    municipality = envelope.municipality
+    lines = [
+        "Guten Tag,",
+        "",
+        "über das Online-Portal ist ein neuer Antrag für Sie eingegangen.",
+        "",
+        f"Referenz:       {envelope.reference}",
+        f"Leistung:       {envelope.service_title} (LeiKa {envelope.leika or 'unbekannt'})",
+        f"Gemeinde:       {municipality.get('name') or '?'} (AGS {municipality.get('ags', '?')})",
+        f"Zustellpunkt:   {envelope.office.get('name') or envelope.office.get('id', '')}",
+        f"Eingegangen am: {_local_time(envelope.received_at)}",
+        f"Zahlung:        {payment_text(envelope.payment)}",
+        f"Zustellungs-ID: {envelope.delivery_id}",
+        "",
+        "Angaben:",
+        *data_lines(jsonable(envelope.data)),
+    ]
+    set_flags = [str(k) for k, v in envelope.flags.items() if v]
+    if set_flags:
+        lines += ["", "Hinweise:", *(f"  - {flag}" for flag in set_flags)]
+    attached = len(envelope.attachments) - len(links)
+    lines += ["", f"Anhänge: {attached} beigefügt" if attached else "Anhänge: keine beigefügt"]
+    if links:
+        lines.append("Anhänge zum Abruf (zu groß für die E-Mail):")
+        for a in links:
+            lines.append(f"  - {_filename(a)} ({a.size} Bytes)")
+            lines.append(f"    Abruf: {a.fetch_url or 'nicht verfügbar'}")
+            lines.append(f"    SHA-256: {a.sha256}")
+    lines += [
+        "",
+        "Diese Nachricht wurde automatisch erstellt. Wird sie erneut zugestellt, trägt sie",
+        "dieselbe Message-ID und kann als Dublette verworfen werden.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _filename(attachment: EnvelopeAttachment) -> str:
+    return CONTROL.sub("_", attachment.filename) or "anhang"
+
+
+def build_message(
+    envelope: Envelope, sender: str, to: str, inline_limit_bytes: int | None = None
+) -> EmailMessage:
+    """The case mail: German subject and summary, attachments attached or listed as links."""
+    attach = [a for a in envelope.attachments if inline(a, inline_limit_bytes)]
+    links = [a for a in envelope.attachments if not inline(a, inline_limit_bytes)]
+    msg = EmailMessage(policy=email.policy.SMTP)
+    msg["Subject"] = f"Neuer Antrag {envelope.reference}: {envelope.service_title}"
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Date"] = email.utils.format_datetime(dt.datetime.now(dt.UTC))
+    msg["Message-ID"] = message_id(envelope.delivery_id)
+    # Machine-readable copies for mail rules and the back office's own import.
+    msg["X-Bridge-Reference"] = envelope.reference
+    msg["X-Bridge-Delivery-Id"] = envelope.delivery_id
+    msg["X-Bridge-Service"] = envelope.service
+    msg["X-Bridge-LeiKa"] = envelope.leika
+    # Quoted-printable keeps the mail 7-bit clean for servers without 8BITMIME.
+    msg.set_content(summary(envelope, links), cte="quoted-printable")
+    for a in attach:
+        assert a.content is not None  # inline() is only true with content
+        match = MEDIA_TYPE.match(a.content_type.split(";", 1)[0].strip().lower())
+        maintype, subtype = match.groups() if match else ("application", "octet-stream")
+        msg.add_attachment(a.content, maintype=maintype, subtype=subtype, filename=_filename(a))
+    return msg
+
+
+def _smtp_error(code: int) -> DeliveryError:
+    if 400 <= code < 500:
+        return DeliveryError(
+            f"SMTP {code}: Der Mailserver hat die Nachricht vorübergehend abgewiesen."
+        )
+    if 500 <= code < 600:
+        return PermanentDeliveryError(f"SMTP {code}: Der Mailserver hat die Nachricht abgelehnt.")
+    return DeliveryError(f"SMTP {code}: unerwartete Antwort des Mailservers.")
+
+
+@channels.register("email")
+class EmailChannel(Channel):
+    """Send the case to the office's mailbox; `Message-ID` derives from the delivery id."""
+
+    options_schema = EmailOptions
+
+    def deliver(self, envelope: Envelope, http: requests.Session) -> Receipt:
+        """Send one mail; SMTP 4xx and connection problems retry, 5xx is permanent."""
+        self.check_options()
+        username = self.secret("username_env")
+        password = self.secret("password_env")
+        o = self.options
+        msg = build_message(envelope, o["sender"], o["to"], o["inline_limit_bytes"])
+        try:
+            with smtplib.SMTP(o["host"], o["port"], timeout=o["timeout_s"]) as smtp:
+                smtp.ehlo()
+                if o["starttls"]:
+                    smtp.starttls(context=ssl.create_default_context())
+                    smtp.ehlo()
+                if username is not None and password is not None:
+                    smtp.login(username, password)
+                smtp.send_message(msg, from_addr=o["sender"], to_addrs=[o["to"]])
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            raise _smtp_error(max(codes) if codes else 550) from None
+        except smtplib.SMTPNotSupportedError:
+            raise PermanentDeliveryError(
+                "Der Mailserver unterstützt STARTTLS oder die Anmeldung nicht."
+            ) from None
+        except smtplib.SMTPResponseException as exc:
+            raise _smtp_error(exc.smtp_code) from None
+        except ssl.SSLCertVerificationError:
+            raise PermanentDeliveryError(
+                "Das TLS-Zertifikat des Mailservers ist nicht vertrauenswürdig."
+            ) from None
+        except (smtplib.SMTPException, OSError) as exc:
+            # Refused connections, timeouts, resets and disconnects: try again later.
+            raise DeliveryError(
+                f"Der Mailserver ist nicht erreichbar ({type(exc).__name__})."
+            ) from None
+        return Receipt()

@@ -1,0 +1,73 @@
+"""The envelope of a delivery: what every channel sends, built from the database."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from domain.crypto import Vault
+from domain.settings import Settings
+from domain.store import Delivery, DeliveryStatus, Store, Submission
+from worker.channels import Envelope, EnvelopeAttachment
+
+
+def build_envelopes(
+    settings: Settings, store: Store, vault: Vault, delivery_ids: list[str]
+) -> list[Envelope]:
+    """Build the envelopes of pending deliveries (decrypting data and attachments)."""
+    config = settings.config
+    out: list[Envelope] = []
+    with store.read() as session:
+        deliveries = session.scalars(
+            select(Delivery)
+            .where(Delivery.id.in_(delivery_ids), Delivery.status == DeliveryStatus.PENDING)
+            .options(
+                selectinload(Delivery.submission).selectinload(Submission.attachments),
+            )
+        ).all()
+        for d in deliveries:
+            s = d.submission
+            service = config.services.get(s.service)
+            municipality = config.municipality_by_ags(s.municipality_ags)
+            office = config.offices.get(d.office_id)
+            out.append(
+                Envelope(
+                    delivery_id=d.id,
+                    reference=s.reference,
+                    service=s.service,
+                    service_title=service.title if service else s.service,
+                    leika=service.leika if service else "",
+                    schema=s.schema,
+                    municipality={
+                        "ags": s.municipality_ags,
+                        "ars": municipality.ars if municipality else "",
+                        "name": municipality.name if municipality else "",
+                    },
+                    office={
+                        "id": d.office_id,
+                        "name": office.name if office else d.office_id,
+                        "task_area": d.task_area,
+                    },
+                    received_at=s.received_at,
+                    data=vault.decrypt_json(s.data) if s.data is not None else {},
+                    flags=dict(s.flags),
+                    attachments=[
+                        EnvelopeAttachment(
+                            field=a.field,
+                            filename=vault.decrypt(a.filename).decode(),
+                            content_type=a.content_type,
+                            size=a.size,
+                            sha256=a.sha256,
+                            content=vault.decrypt(a.content) if a.content is not None else None,
+                            fetch_url=(
+                                f"{settings.public_url}/api/v1/submissions/"
+                                f"{s.reference}/attachments/{a.sha256}"
+                            ),
+                        )
+                        for a in s.attachments
+                    ],
+                    payment=None,
+                    attempt=d.attempts + 1,
+                )
+            )
+    return out

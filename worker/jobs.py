@@ -1,0 +1,172 @@
+"""RQ jobs: plain typed functions that take ids and read everything else from the database."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from functools import cache
+
+import requests
+from redis import Redis
+
+from domain import telemetry
+from domain.config import Office
+from domain.crypto import Vault
+from domain.deliveries import AttemptOutcome, claim_due, record_outcomes
+from domain.logs import log_event
+from domain.settings import Settings
+from domain.store import Store
+from worker.channels import (
+    Channel,
+    DeliveryError,
+    Envelope,
+    PermanentDeliveryError,
+    channels,
+)
+from worker.envelopes import build_envelopes
+from worker.queue import queued_key
+
+log = logging.getLogger(__name__)
+
+
+class WorkerContext:
+    """What a worker process needs, built once per process on first use (never at import)."""
+
+    def __init__(self, settings: Settings) -> None:
+        """Open the store, keys and Redis for these settings."""
+        self.settings = settings
+        self.store = Store.from_url(settings.database_url)
+        self.vault = Vault(settings.encryption_keys)
+        self.redis = Redis.from_url(settings.redis_url)
+        self.http = requests.Session()
+        self._channels: dict[str, Channel] = {}
+
+    def channel(self, office: Office) -> Channel:
+        """The channel instance of an office (kept, so connections are reused)."""
+        found = self._channels.get(office.id)
+        if found is None:
+            found = channels[office.channel](office.id, office.options, self.settings.secrets)
+            self._channels[office.id] = found
+        return found
+
+
+@cache
+def context() -> WorkerContext:
+    """The process's worker context (settings from the environment)."""
+    return WorkerContext(Settings.from_env())
+
+
+def drain_office(office_id: str) -> int:
+    """Deliver every due delivery of one office; returns how many attempts were made."""
+    ctx = context()
+    ctx.redis.delete(queued_key(office_id))
+    office = ctx.settings.config.offices.get(office_id)
+    if office is None:
+        log_event(log, "delivery.unknown_office", level=logging.ERROR, office=office_id)
+        return 0
+    channel = ctx.channel(office)
+    if channel.pull:
+        return 0
+    attempts = 0
+    # Leased for longer than any attempt may take, so a lease only lapses on a crash.
+    lease_s = channel_timeout(office) + ctx.settings.lease_margin_s
+    while True:
+        ids, lease_until = claim_due(ctx.store, office_id, ctx.settings.delivery_batch, lease_s)
+        if not ids:
+            return attempts
+        outcomes = [
+            attempt(ctx, channel, office, d, lease_until)
+            for d in build_envelopes(ctx.settings, ctx.store, ctx.vault, ids)
+        ]
+        recorded = record_outcomes(
+            ctx.store, outcomes, ctx.settings.retry_schedule, ctx.settings.retry_jitter
+        )
+        attempts += len(recorded)
+        telemetry.count_attempts(
+            ctx.redis,
+            ((office_id, _outcome_label(o), o.duration_ms / 1000) for o in recorded),
+        )
+
+
+def _outcome_label(outcome: AttemptOutcome) -> str:
+    if outcome.ok:
+        return "delivered"
+    return "permanent_error" if outcome.permanent else "error"
+
+
+def channel_timeout(office: Office) -> float:
+    """The longest an attempt through this office's channel can take."""
+    options = office.options
+    return float(options.get("connect_timeout_s", 5)) + float(
+        options.get("read_timeout_s", options.get("timeout_s", 30))
+    )
+
+
+def attempt(
+    ctx: WorkerContext,
+    channel: Channel,
+    office: Office,
+    envelope: Envelope,
+    lease_until: dt.datetime,
+) -> AttemptOutcome:
+    """One attempt to deliver one envelope; never raises for the office's failures."""
+    started = time.perf_counter()
+    try:
+        receipt = channel.deliver(envelope, ctx.http)
+    except PermanentDeliveryError as exc:
+        return _failed(envelope, lease_until, exc, started, permanent=True)
+    except DeliveryError as exc:
+        return _failed(envelope, lease_until, exc, started, permanent=False)
+    duration = (time.perf_counter() - started) * 1000
+    log_event(
+        log,
+        "delivery.attempt",
+        delivery=envelope.delivery_id,
+        reference=envelope.reference,
+        office=office.id,
+        outcome="delivered",
+        status_code=receipt.status_code,
+        duration_ms=round(duration, 1),
+    )
+    return AttemptOutcome(
+        delivery_id=envelope.delivery_id,
+        lease_until=lease_until,
+        ok=True,
+        status_code=receipt.status_code,
+        case_number=receipt.case_number,
+        duration_ms=duration,
+    )
+
+
+def _failed(
+    envelope: Envelope,
+    lease_until: dt.datetime,
+    exc: DeliveryError,
+    started: float,
+    *,
+    permanent: bool,
+) -> AttemptOutcome:
+    duration = (time.perf_counter() - started) * 1000
+    log_event(
+        log,
+        "delivery.attempt",
+        level=logging.WARNING,
+        delivery=envelope.delivery_id,
+        reference=envelope.reference,
+        office=envelope.office["id"],
+        outcome="permanent_error" if permanent else "error",
+        status_code=exc.status_code,
+        error=exc.message,
+        duration_ms=round(duration, 1),
+    )
+    return AttemptOutcome(
+        delivery_id=envelope.delivery_id,
+        lease_until=lease_until,
+        ok=False,
+        permanent=permanent,
+        status_code=exc.status_code,
+        error=exc.message,
+        retry_after_s=exc.retry_after,
+        duration_ms=duration,
+    )

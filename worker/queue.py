@@ -1,0 +1,55 @@
+"""The delivery queue: an RQ job per office drains that office's due deliveries.
+
+Jobs carry only an office id; the database says what is due and leases each delivery to one
+job at a time. Waking an office enqueues a drain job unless one is already waiting to start,
+so a burst of submissions costs one job, and a new delivery is never left without a job: the
+waiting job, once it starts, will see it. The sweeper wakes offices again after any crash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from redis import Redis
+from rq import Queue
+from rq.serializers import JSONSerializer
+
+QUEUE_NAME = "deliveries"
+# A drain job ends when nothing is due; a long one is a back office that is slow, not a hang.
+JOB_TIMEOUT_S = 900
+# A waiting mark older than this is presumed lost (e.g. Redis flushed, worker killed).
+QUEUED_MARK_TTL_S = 60
+
+
+def delivery_queue(redis: Redis) -> Queue:
+    """The queue the delivery workers listen on (JSON-serialised jobs)."""
+    return Queue(QUEUE_NAME, connection=redis, serializer=JSONSerializer)
+
+
+def queued_key(office_id: str) -> str:
+    """The Redis key saying a drain job for this office is waiting to start."""
+    return f"bridge:drain-queued:{office_id}"
+
+
+def wake_offices(redis: Redis, office_ids: Iterable[str]) -> int:
+    """Make sure a drain job is waiting for each office; returns how many jobs were enqueued."""
+    from worker.jobs import drain_office
+
+    queue = delivery_queue(redis)
+    enqueued = 0
+    for office_id in office_ids:
+        if not redis.set(queued_key(office_id), "1", nx=True, ex=QUEUED_MARK_TTL_S):
+            continue
+        # Deterministic per office and wake: readable in RQ's registries, never reused.
+        wake = redis.incr(f"bridge:drain-seq:{office_id}")
+        queue.enqueue_call(
+            drain_office,
+            args=(office_id,),
+            job_id=f"drain-{office_id}-{wake}",
+            timeout=JOB_TIMEOUT_S,
+            result_ttl=60,
+            failure_ttl=7 * 24 * 3600,
+            description=f"deliver due cases to office {office_id}",
+        )
+        enqueued += 1
+    return enqueued

@@ -1,0 +1,62 @@
+"""The sweeper: wakes offices whose deliveries are due and not in flight.
+
+This one loop covers a crash between commit and enqueue, a Redis restart or flush, a lost RQ
+job and a worker killed mid-delivery (its lease runs out and the delivery is due again).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+from redis import Redis
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
+
+from domain.deliveries import offices_with_due
+from domain.logs import log_event
+from domain.settings import Settings
+from domain.store import Store
+from worker.channels import channels
+from worker.queue import wake_offices
+
+log = logging.getLogger(__name__)
+
+
+def sweep_once(settings: Settings, store: Store, redis: Redis) -> int:
+    """Wake every push office with due deliveries; returns how many drain jobs were enqueued."""
+    offices = [
+        o
+        for o in offices_with_due(store)
+        if o in settings.config.offices and not channels[settings.config.offices[o].channel].pull
+    ]
+    woken = wake_offices(redis, offices) if offices else 0
+    if woken:
+        log_event(log, "sweeper.woke", offices=len(offices), jobs=woken)
+    return woken
+
+
+def run(settings: Settings, stop: threading.Event | None = None) -> None:
+    """Sweep every `sweep_interval_s` until SIGTERM/SIGINT (or `stop` is set)."""
+    stop = stop or threading.Event()
+
+    def _stop(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+    store = Store.from_url(settings.database_url)
+    redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+    log_event(log, "sweeper.started", interval_s=settings.sweep_interval_s)
+    while not stop.is_set():
+        try:
+            sweep_once(settings, store, redis)
+        except (RedisError, SQLAlchemyError) as exc:
+            # Keep sweeping: the store or Redis may be back at the next round.
+            log_event(log, "sweeper.error", level=logging.WARNING, error=type(exc).__name__)
+        stop.wait(settings.sweep_interval_s)
+    store.dispose()
+    log_event(log, "sweeper.stopped")
