@@ -1,0 +1,157 @@
+"""Fixtures for end-to-end delivery: a real back office, real worker and sweeper processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from demo_backoffice import DemoBackOffice
+from domain.store import Delivery, Store
+from tests.conftest import OFFICE_SIGNING_SECRET, ROOT
+
+SHIPPED_CONFIG = (ROOT / "config" / "routing.toml").read_text(encoding="utf-8")
+FAST = {
+    "BRIDGE_RETRY_SCHEDULE": "0.3s,0.3s,0.3s,0.3s,0.3s",
+    "BRIDGE_RETRY_JITTER": "0",
+    "BRIDGE_SWEEP_INTERVAL_S": "0.2",
+    "BRIDGE_LEASE_MARGIN_S": "1",
+    "BRIDGE_LOG_FORMAT": "json",
+}
+
+
+def routing_config(backoffice_url: str, extra: str = "") -> str:
+    """The shipped configuration, pointed at a test back office with short timeouts."""
+    text = SHIPPED_CONFIG.replace("http://127.0.0.1:8090", backoffice_url)
+    text = text.replace(
+        'signing_secret_env = "BRIDGE_SECRET_OFFICE_SIGNING" }',
+        'signing_secret_env = "BRIDGE_SECRET_OFFICE_SIGNING", connect_timeout_s = 1, '
+        "read_timeout_s = 1 }",
+    )
+    return text + "\n" + extra
+
+
+@pytest.fixture
+def backoffice() -> Iterator[DemoBackOffice]:
+    """A demo back office on free loopback ports, checking our signatures."""
+    office = DemoBackOffice(signing_secret=OFFICE_SIGNING_SECRET, hang_s=5).start()
+    yield office
+    office.stop()
+
+
+@pytest.fixture
+def config_extra() -> str:
+    """TOML appended to the routing configuration (tests override this fixture)."""
+    return ""
+
+
+@pytest.fixture
+def environ(
+    environ: dict[str, str], backoffice: DemoBackOffice, tmp_path: Path, config_extra: str
+) -> dict[str, str]:
+    """The test environment with a routing configuration pointing at the demo back office."""
+    path = tmp_path / "routing.toml"
+    path.write_text(routing_config(backoffice.url, config_extra), encoding="utf-8")
+    environ.update(FAST, BRIDGE_CONFIG=str(path))
+    return environ
+
+
+class Processes:
+    """Worker and sweeper processes started for a test, killed at its end."""
+
+    def __init__(self, environ: dict[str, str], log_dir: Path) -> None:
+        """Remember the environment the processes get."""
+        self.env = {**os.environ, **environ, "PYTHONPATH": str(ROOT)}
+        self.log_dir = log_dir
+        self.running: list[subprocess.Popen[bytes]] = []
+
+    def start(self, *args: str) -> subprocess.Popen[bytes]:
+        """Start `python -m <args>` (e.g. "worker", "work")."""
+        log = (self.log_dir / f"{'-'.join(args)}-{len(self.running)}.log").open("wb")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", *args], env=self.env, cwd=ROOT, stdout=log, stderr=log
+        )
+        self.running.append(proc)
+        return proc
+
+    def worker(self) -> subprocess.Popen[bytes]:
+        """Start a delivery worker."""
+        return self.start("worker", "work")
+
+    def sweeper(self) -> subprocess.Popen[bytes]:
+        """Start the sweeper."""
+        return self.start("worker", "sweep")
+
+    def kill(self, proc: subprocess.Popen[bytes]) -> None:
+        """SIGKILL a process (a crash, not a shutdown)."""
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+
+    def stop_all(self) -> None:
+        """Stop everything still running."""
+        for proc in self.running:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.running:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+    def logs(self) -> str:
+        """Everything the processes wrote (shown when a test fails)."""
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("*.log")))
+
+
+@pytest.fixture
+def processes(environ: dict[str, str], tmp_path: Path) -> Iterator[Processes]:
+    """Start worker/sweeper processes in a test; they are stopped afterwards."""
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+    procs = Processes(environ, log_dir)
+    yield procs
+    procs.stop_all()
+
+
+def wait_for(
+    condition: Callable[[], Any], timeout: float = 20.0, what: str = "condition"
+) -> Any:
+    """Poll until `condition()` is truthy; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def deliveries(store: Store, reference_number: int | None = None) -> list[Delivery]:
+    """All deliveries (of one submission), in creation order."""
+    with store.read() as session:
+        query = select(Delivery).order_by(Delivery.created_at, Delivery.office_id)
+        if reference_number is not None:
+            query = query.where(Delivery.submission_id == reference_number)
+        return list(session.scalars(query))
+
+
+def submit(client: FlaskClient, service: str, body: dict[str, Any], key: str | None = None) -> Any:
+    """Post a JSON submission with the sender secret; returns the 202 answer's JSON."""
+    from tests.conftest import FORMCYCLE_SECRET
+
+    headers = {"X-Bridge-Secret": FORMCYCLE_SECRET}
+    if key:
+        headers["Idempotency-Key"] = key
+    response = client.post(f"/webhooks/formcycle/{service}", json=body, headers=headers)
+    assert response.status_code == 202, response.get_data(as_text=True)
+    return response.get_json()
