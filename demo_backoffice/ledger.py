@@ -110,6 +110,7 @@ class Ledger:
         self._counters: dict[str, int] = {}
         self._received: dict[str, list[str]] = {}
         self._requests: list[tuple[str, str]] = []
+        self._peers: set[tuple[str, int]] = set()
         self._faults: dict[str | None, Fault] = {}
 
     def reset(self) -> None:
@@ -120,12 +121,20 @@ class Ledger:
             self._counters.clear()
             self._received.clear()
             self._requests.clear()
+            self._peers.clear()
             self._faults.clear()
 
-    def log_request(self, method: str, path: str) -> None:
-        """Remember that a request arrived (method and path only)."""
+    def log_request(self, method: str, path: str, peer: tuple[str, int] | None = None) -> None:
+        """Remember that a request arrived: method, path, and the connection it came on."""
         with self._lock:
             self._requests.append((method, path))
+            if peer is not None:
+                self._peers.add(peer)
+
+    def connection_count(self) -> int:
+        """How many distinct client connections requests arrived on."""
+        with self._lock:
+            return len(self._peers)
 
     def requests(self) -> list[tuple[str, str]]:
         """Every request so far as (method, path), in arrival order."""

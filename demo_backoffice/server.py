@@ -9,7 +9,7 @@ from typing import Any
 
 from demo_backoffice.ledger import Ledger, make_fault
 from demo_backoffice.mail import DemoSMTPController, MailHandler
-from demo_backoffice.web import DemoHTTPServer
+from demo_backoffice.web import OFFICE, DemoHTTPServer
 
 
 class DemoBackOffice:
@@ -138,6 +138,10 @@ class DemoBackOffice:
         """Every HTTP request as (method, path), in arrival order."""
         return self.ledger.requests()
 
+    def connection_count(self) -> int:
+        """How many distinct HTTP connections requests arrived on (keep-alive reuses one)."""
+        return self.ledger.connection_count()
+
     def set_fault(
         self,
         office: str | None,
@@ -153,6 +157,8 @@ class DemoBackOffice:
         Without `count` the fault stays until reset with mode "ok"; `set_fault(None, "ok")`
         clears every fault. SMTP deliveries see the same faults as SMTP replies.
         """
+        if office is not None and not (isinstance(office, str) and OFFICE.match(office)):
+            raise ValueError("office must be an office id or null")
         self.ledger.set_fault(office, make_fault(mode, count, retry_after, status))
 
     def reset(self) -> None:

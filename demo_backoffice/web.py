@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import json
 import re
@@ -11,6 +12,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo
 
 from demo_backoffice.documents import DocumentError, read_json, read_xml, verify_signature
 from demo_backoffice.ledger import Case, Fault, Ledger, make_fault, now_iso
@@ -18,6 +20,7 @@ from demo_backoffice.ledger import Case, Fault, Ledger, make_fault, now_iso
 OFFICE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 MAX_BODY = 64 * 1024 * 1024
 FORMAT_DE = {"json": "JSON", "xml": "XML", "email": "E-Mail"}
+LOCAL_TZ = ZoneInfo("Europe/Berlin")
 
 
 class DemoHTTPServer(ThreadingHTTPServer):
@@ -115,13 +118,17 @@ class DemoHandler(BaseHTTPRequestHandler):
 
     # --- routing ----------------------------------------------------------------------------
 
+    def _peer(self) -> tuple[str, int]:
+        host, port = self.client_address[:2]
+        return str(host), int(port)
+
     def _parts(self) -> list[str]:
         path = urlsplit(self.path).path
         return [unquote(p) for p in path.split("/") if p]
 
     def do_GET(self) -> None:
         """Listings, the overview page and test hooks."""
-        self.demo.ledger.log_request("GET", urlsplit(self.path).path)
+        self.demo.ledger.log_request("GET", urlsplit(self.path).path, self._peer())
         parts = self._parts()
         ledger = self.demo.ledger
         if not parts:
@@ -152,7 +159,7 @@ class DemoHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         """Case intake and the test hooks."""
-        self.demo.ledger.log_request("POST", urlsplit(self.path).path)
+        self.demo.ledger.log_request("POST", urlsplit(self.path).path, self._peer())
         body = self._read_body()
         if body is None:
             return
@@ -264,6 +271,15 @@ class DemoHandler(BaseHTTPRequestHandler):
         return True
 
 
+def local_time(iso: str) -> str:
+    """An RFC 3339 UTC time as clerks in Hesse read it, e.g. 02.03.2026, 10:30:05."""
+    try:
+        moment = dt.datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return iso
+    return moment.astimezone(LOCAL_TZ).strftime("%d.%m.%Y, %H:%M:%S")
+
+
 def overview_page(cases: list[Case]) -> str:
     """The German overview: received cases per office (reference, service, time, format only)."""
     offices: dict[str, list[Case]] = {}
@@ -276,7 +292,7 @@ def overview_page(cases: list[Case]) -> str:
             f"<td>{html.escape(c.case_number)}</td>"
             f"<td>{html.escape(c.reference)}</td>"
             f"<td>{html.escape(c.service)}</td>"
-            f"<td>{html.escape(c.received_at)}</td>"
+            f"<td>{html.escape(local_time(c.received_at))}</td>"
             f"<td>{FORMAT_DE.get(c.format, html.escape(c.format))}</td>"
             f"<td>{c.duplicate_count}</td>"
             "</tr>"
@@ -284,7 +300,7 @@ def overview_page(cases: list[Case]) -> str:
         )
         sections.append(
             f"<h2>{html.escape(office)} ({len(items)})</h2>\n<table>\n"
-            "<tr><th>Aktenzeichen</th><th>Referenz</th><th>Leistung</th><th>Eingang (UTC)</th>"
+            "<tr><th>Aktenzeichen</th><th>Referenz</th><th>Leistung</th><th>Eingang</th>"
             "<th>Format</th><th>Wiederholungen</th></tr>\n"
             f"{rows}\n</table>"
         )

@@ -42,19 +42,23 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[str]:
-    """A reachable Redis: REDIS_URL or 127.0.0.1:6379, else a redis-server started for the run."""
-    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    try:
-        Redis.from_url(url, socket_connect_timeout=1).ping()
-        yield url.rsplit("/", 1)[0]
-        return
-    except RedisError:
-        pass
+    """A Redis for this test process: a private redis-server when installed, else REDIS_URL.
+
+    A private server keeps parallel test runs (and anything else on the machine) from
+    flushing each other's queues; without the binary the reachable Redis is shared.
+    """
     binary = shutil.which("redis-server")
     if binary is None:
-        pytest.fail(
-            "no Redis reachable and redis-server is not installed (apt-get install redis-server)"
-        )
+        url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+        try:
+            Redis.from_url(url, socket_connect_timeout=1).ping()
+        except RedisError:
+            pytest.fail(
+                "no Redis reachable and redis-server is not installed "
+                "(sudo apt-get install -y redis-server)"
+            )
+        yield url.rsplit("/", 1)[0]
+        return
     port = _free_port()
     proc = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],

@@ -66,6 +66,20 @@ def test_repeated_delivery_id_files_one_case_and_answers_the_same_number(
     assert backoffice.received_ids(OFFICE) == [env.delivery_id, env.delivery_id]
 
 
+def test_one_session_reuses_one_connection_also_after_an_error(
+    backoffice: DemoBackOffice, make_channel: ChannelFactory, http: requests.Session
+) -> None:
+    channel = http_json(backoffice, make_channel)
+    channel.deliver(envelope(), http)
+    backoffice.set_fault(OFFICE, "status", status=503, count=1)
+    with pytest.raises(DeliveryError):
+        channel.deliver(envelope(), http)
+    channel.deliver(envelope(), http)
+
+    assert len(backoffice.cases(OFFICE)) == 2
+    assert backoffice.connection_count() == 1
+
+
 def test_retry_after_a_failure_sends_the_same_delivery_id(
     backoffice: DemoBackOffice, make_channel: ChannelFactory, http: requests.Session
 ) -> None:

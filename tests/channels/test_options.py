@@ -96,6 +96,23 @@ def test_bad_options_are_reported(channel: str, options: dict[str, Any], expecte
     assert expected in problems
 
 
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"username_env": "SMTP_USER"}, "password_env: username_env and password_env must be"),
+        (
+            {"username_env": "SMTP_USER", "password_env": "SMTP_PASSWORD"},
+            "username_env: needs starttls = true",
+        ),
+    ],
+)
+def test_email_credentials_come_in_pairs_and_need_tls(extra: dict[str, str], expected: str) -> None:
+    options = {"host": "m.test", "sender": "a@b.test", "to": "c@d.test", **extra}
+    _, problems = validate_options("email", options)
+
+    assert any(p.startswith(expected) for p in problems), problems
+
+
 def test_every_problem_is_reported_at_once() -> None:
     _, problems = validate_options("email", {"port": "x", "starttls": "vielleicht"})
 

@@ -13,12 +13,10 @@ from worker.channels.base import ChannelOptions
 
 def test_register_and_look_up() -> None:
     registry = Registry[str]()
-
-    @registry.register("a-1")
-    def _unused() -> None:
-        pass
-
+    returned = registry.register("a-1")("first")
     registry.register("plain")("value")
+
+    assert returned == "first"  # the decorator hands its argument back
     assert "plain" in registry
     assert registry["plain"] == "value"
     assert "missing" not in registry

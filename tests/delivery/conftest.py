@@ -121,11 +121,11 @@ def processes(environ: dict[str, str], tmp_path: Path) -> Iterator[Processes]:
     procs = Processes(environ, log_dir)
     yield procs
     procs.stop_all()
+    # Shown by pytest only when the test failed.
+    print(procs.logs())
 
 
-def wait_for(
-    condition: Callable[[], Any], timeout: float = 20.0, what: str = "condition"
-) -> Any:
+def wait_for(condition: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
     """Poll until `condition()` is truthy; fail with `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -66,7 +66,10 @@ def test_worker_killed_mid_delivery(
     [delivery] = deliveries(store)
     # The killed attempt could not be recorded; the one that succeeded is.
     assert delivery.attempts == 1
-    assert [e.kind for e in _events(store, delivery_id)] == ["delivery.routed", "delivery.delivered"]
+    assert [e.kind for e in _events(store, delivery_id)] == [
+        "delivery.routed",
+        "delivery.delivered",
+    ]
 
 
 def test_redis_flushed_after_commit(

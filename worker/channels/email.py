@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import requests
-from marshmallow import fields, validate
+from marshmallow import ValidationError, fields, validate, validates_schema
 
 from worker.channels.base import (
     Channel,
@@ -63,6 +63,19 @@ class EmailOptions(ChannelOptions):
     inline_limit_bytes = fields.Integer(
         load_default=DEFAULT_INLINE_LIMIT, validate=validate.Range(min=0, max=1024**3)
     )
+
+    @validates_schema
+    def _credentials(self, data: dict[str, Any], **kwargs: Any) -> None:
+        """Credentials come in pairs and never travel in clear text."""
+        user, password = data.get("username_env"), data.get("password_env")
+        if bool(user) != bool(password):
+            raise ValidationError(
+                "username_env and password_env must be given together", "password_env"
+            )
+        if user and not data.get("starttls"):
+            raise ValidationError(
+                "needs starttls = true: credentials are never sent unencrypted", "username_env"
+            )
 
 
 def message_id(delivery_id: str) -> str:

@@ -180,14 +180,16 @@ def post_signed(
 
 def _interpret(response: requests.Response, case_number_field: str) -> Receipt:
     status = response.status_code
+    # Read (at most MAX_ANSWER_BYTES) even of error answers: a fully read answer lets the
+    # session reuse the connection for the next delivery.
+    body = _read_answer(response)
     if 200 <= status < 300:
-        body = _read_answer(response)
         content_type = response.headers.get("Content-Type", "")
         return Receipt(
             status_code=status,
             case_number=case_number_from(body, content_type, case_number_field),
         )
-    # Errors: the body is never read into the message (it may echo the citizen's data).
+    # Errors: the body never goes into the message (it may echo the citizen's data).
     if 300 <= status < 400:
         raise DeliveryError(
             f"{status_text(status)}: Der Zustellpunkt leitet um; Weiterleitungen werden nicht "
