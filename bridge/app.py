@@ -10,11 +10,12 @@ from bridge.respond import problem_response
 from bridge.state import Bridge
 from domain.problems import Problem, msg
 from domain.settings import Settings
+from worker.checks import checked
 
 
 def build_app(settings: Settings | None = None, bridge: Bridge | None = None) -> Flask:
     """Create the Flask app for `settings` (read from the environment when omitted)."""
-    settings = settings or Settings.from_env()
+    settings = checked(settings or Settings.from_env())
     app = Flask(__name__)
     # Werkzeug refuses larger bodies itself; our own checks give the German problem answer.
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_SORT_KEYS=False)

@@ -11,8 +11,10 @@ from domain.settings import Settings, SettingsError
 
 
 def _settings() -> Settings:
+    from worker.checks import checked
+
     try:
-        return Settings.from_env()
+        return checked(Settings.from_env())
     except SettingsError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)

@@ -74,3 +74,28 @@ def test_rottweiler_reaches_tax_and_public_order_offices(
     ).get_json()
     assert status["status"] == "delivered"
     assert status["flags"]["dangerous_dog"] is True
+
+
+def test_metrics_count_submissions_deliveries_and_attempts(
+    client: FlaskClient, store: Store, processes: Processes
+) -> None:
+    """/metrics shows webhook outcomes, deliveries by office and status, and attempt durations."""
+    processes.worker()
+    submit(client, "dog-registration", dog())
+    rejected = client.post(
+        "/webhooks/formcycle/dog-registration",
+        json=dog({"dog.microchip_number": "123"}),
+        headers={"X-Bridge-Secret": "formcycle-test-secret-0123456789abcdef"},
+    )
+    assert rejected.status_code == 422
+    wait_for(lambda: _delivered(store, 1), what="the delivery")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'bridge_submissions_total{outcome="accepted",service="dog-registration"} 1.0' in text
+    assert 'bridge_submissions_total{outcome="422",service="dog-registration"} 1.0' in text
+    assert 'bridge_deliveries{office="usingen-steueramt",status="delivered"} 1.0' in text
+    assert (
+        'bridge_delivery_attempts_total{office="usingen-steueramt",outcome="delivered"} 1.0' in text
+    )
+    assert 'bridge_delivery_attempt_duration_seconds_count{office="usingen-steueramt"} 1.0' in text
+    assert "bridge_failed_deliveries 0.0" in text
+    assert "bridge_queue_depth " in text

@@ -1,0 +1,24 @@
+"""Start-up checks of the routing configuration that need the channel plugins."""
+
+from __future__ import annotations
+
+from domain.config import Config
+from domain.settings import Settings, SettingsError
+from worker.channels import validate_options
+
+
+def office_problems(config: Config) -> list[str]:
+    """Every office whose channel is unknown or whose options its channel refuses."""
+    problems: list[str] = []
+    for office in config.offices.values():
+        _, found = validate_options(office.channel, office.options)
+        problems.extend(f"offices.{office.id}.options.{p}" for p in found)
+    return problems
+
+
+def checked(settings: Settings) -> Settings:
+    """The settings, if every office's channel options are valid; SettingsError otherwise."""
+    problems = office_problems(settings.config)
+    if problems:
+        raise SettingsError(problems)
+    return settings
