@@ -1,0 +1,55 @@
+"""The sample submissions in examples/ (used by the README's curl lines) are accepted."""
+
+from __future__ import annotations
+
+import io
+
+from flask.testing import FlaskClient
+
+from tests.conftest import FORMCYCLE_SECRET, ROOT
+
+EXAMPLES = ROOT / "examples"
+HEADERS = {"X-Bridge-Secret": FORMCYCLE_SECRET}
+
+
+def test_dog_registration_form_example(client: FlaskClient) -> None:
+    """examples/dog-registration.form, posted urlencoded as Formcycle does."""
+    response = client.post(
+        "/webhooks/formcycle/dog-registration",
+        data=(EXAMPLES / "dog-registration.form").read_bytes().strip(),
+        headers=HEADERS,
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert response.status_code == 202, response.get_data(as_text=True)
+    assert response.get_json()["reference"].startswith("NA-")
+
+
+def test_traffic_order_json_example(client: FlaskClient) -> None:
+    """examples/traffic-order.json, posted as JSON."""
+    response = client.post(
+        "/webhooks/formcycle/traffic-order",
+        data=(EXAMPLES / "traffic-order.json").read_bytes(),
+        headers=HEADERS,
+        content_type="application/json",
+    )
+    assert response.status_code == 202, response.get_data(as_text=True)
+    assert response.get_json()["municipality"]["name"] == "Usingen"
+
+
+def test_construction_multipart_example(client: FlaskClient) -> None:
+    """examples/traffic-order-construction.fields with the site plan PDF, as multipart."""
+    lines = (EXAMPLES / "traffic-order-construction.fields").read_text(encoding="utf-8")
+    data: dict[str, object] = dict(line.split("=", 1) for line in lines.splitlines() if line)
+    data["site_plan"] = (
+        io.BytesIO((EXAMPLES / "lageplan.pdf").read_bytes()),
+        "lageplan.pdf",
+        "application/pdf",
+    )
+    response = client.post(
+        "/webhooks/formcycle/traffic-order",
+        data=data,
+        headers=HEADERS,
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 202, response.get_data(as_text=True)
+    assert [d["office"] for d in response.get_json()["deliveries"]] == ["neu-anspach-ordnungsamt"]
