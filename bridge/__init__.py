@@ -15,7 +15,17 @@ if TYPE_CHECKING:
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    """Build the Flask application; without `settings` they are read from the environment."""
+    """Build the Flask application; without `settings` they are read from the environment.
+
+    Called without settings (gunicorn's `bridge:create_app()`), this is the process's entry
+    point and also sets up the structured logs; tests pass settings and keep pytest's logging.
+    """
     from bridge.app import build_app
 
+    if settings is None:
+        from domain.logs import configure_logging
+        from domain.settings import Settings
+
+        settings = Settings.from_env()
+        configure_logging(settings.log_level, settings.log_format)
     return build_app(settings)
