@@ -14,6 +14,7 @@ from typing import Protocol
 from domain.config import Config, Sender
 from domain.problems import Problem, msg
 
+
 class HeaderLookup(Protocol):
     """Request headers, as werkzeug's Headers or a plain dict."""
 

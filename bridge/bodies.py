@@ -161,8 +161,12 @@ def _parse_multipart(body: bytes, boundary: str, max_fields: int) -> RawSubmissi
     return RawSubmission(fields=fields, uploads=uploads)
 
 
+class _ConstantError(ValueError):
+    """NaN or Infinity in a JSON body (not JSON, though Python's parser would take it)."""
+
+
 def _reject_constant(name: str) -> NoReturn:
-    raise ValueError(name)
+    raise _ConstantError(name)
 
 
 def _depth_ok(value: Any, max_depth: int) -> bool:
@@ -193,10 +197,11 @@ def _parse_json(body: bytes, max_depth: int) -> RawSubmission:
             f"Das JSON ist ungültig (Zeile {exc.lineno}, Spalte {exc.colno}).",
             f"The JSON is invalid (line {exc.lineno}, column {exc.colno}).",
         )
+    except _ConstantError:
+        _malformed("Das JSON enthält NaN oder Infinity.", "The JSON contains NaN or Infinity.")
     except ValueError:
-        _malformed(
-            "Das JSON enthält NaN oder Infinity.", "The JSON contains NaN or Infinity."
-        )
+        # e.g. an integer literal longer than Python converts (4300 digits)
+        _malformed("Das JSON enthält einen ungültigen Wert.", "The JSON contains an invalid value.")
     if not isinstance(value, dict):
         _malformed("Das JSON muss ein Objekt sein.", "The JSON must be an object.")
     if not _depth_ok(value, max_depth):

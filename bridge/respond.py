@@ -11,9 +11,13 @@ from domain.problems import Lang, Problem
 
 
 def language() -> Lang:
-    """German unless the caller prefers English."""
-    best = request.accept_languages.best_match(["de", "en"], default="de")
-    return "en" if best == "en" else "de"
+    """German unless the caller prefers English (regional tags such as de-AT count as German)."""
+    quality: dict[str, float] = {"de": 0.0, "en": 0.0}
+    for tag, q in request.accept_languages:
+        primary = tag.split("-", 1)[0].split("_", 1)[0].lower()
+        if primary in quality:
+            quality[primary] = max(quality[primary], q)
+    return "en" if quality["en"] > quality["de"] else "de"
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -5,26 +5,25 @@ from __future__ import annotations
 import html
 
 from flask import Blueprint, Response, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from bridge import auth, views
 from bridge.bodies import SUPPORTED, media_type_of, parse_body, unsupported_media_type
 from bridge.respond import json_response, wants_html
 from bridge.state import current
 from domain import telemetry
-from domain.problems import Problem, msg
+from domain.problems import Problem, msg, size_text
 
 blueprint = Blueprint("webhooks", __name__)
 
 
 def _too_large(limit: int) -> Problem:
+    size = size_text(limit)
     return Problem(
         413,
         "body-too-large",
         msg("Die Anfrage ist zu groß.", "The request is too large."),
-        msg(
-            f"Höchstens {limit // (1024 * 1024)} MB sind erlaubt.",
-            f"At most {limit // (1024 * 1024)} MB are allowed.",
-        ),
+        msg(f"Höchstens {size.de} sind erlaubt.", f"At most {size.en} are allowed."),
     )
 
 
@@ -32,7 +31,14 @@ def _read_body(limit: int) -> bytes:
     """Read at most `limit` bytes; a larger body is refused without reading it all."""
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(limit)
-    body = request.stream.read(limit + 1)
+    # A body without Content-Length (chunked) is cut off by werkzeug at the request's maximum
+    # without an error; one byte of headroom lets a longer body show as too large here
+    # instead of being parsed truncated.
+    request.max_content_length = limit + 1
+    try:
+        body = request.stream.read(limit + 1)
+    except RequestEntityTooLarge:
+        raise _too_large(limit) from None
     if len(body) > limit:
         raise _too_large(limit)
     return body

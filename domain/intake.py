@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from marshmallow import ValidationError
+from marshmallow import ValidationError, fields
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import SQLAlchemyError as StoreError
@@ -26,7 +26,7 @@ from domain.config import Municipality, Sender, Service
 from domain.crypto import Vault
 from domain.filetypes import ALLOWED_LABEL, normalise_declared, sniff
 from domain.logs import log_event
-from domain.problems import FieldError, Problem, msg
+from domain.problems import FieldError, Problem, msg, size_text
 from domain.settings import Settings
 from domain.store import (
     Attachment,
@@ -89,12 +89,37 @@ def problem_422(errors: list[FieldError]) -> Problem:
     )
 
 
+def _store_unavailable(service_id: str, exc: Exception) -> Problem:
+    """The 503 answer when the store cannot be read or written (the sender should retry)."""
+    log_event(
+        log,
+        "submission.store_failed",
+        level=logging.ERROR,
+        service=service_id,
+        error=type(exc).__name__,
+    )
+    return Problem(
+        503,
+        "store-unavailable",
+        msg("Der Antrag konnte nicht gespeichert werden.", "The submission could not be stored."),
+        msg(
+            "Bitte senden Sie ihn später noch einmal; es wurde nichts gespeichert.",
+            "Please send it again later; nothing was stored.",
+        ),
+        headers={"Retry-After": "30"},
+    )
+
+
 def field_errors(messages: Any, prefix: str = "") -> list[FieldError]:
     """Flatten marshmallow's nested error messages into dotted-path field errors."""
     out: list[FieldError] = []
     if isinstance(messages, dict):
         for key, value in messages.items():
-            out.extend(field_errors(value, f"{prefix}.{key}" if prefix else str(key)))
+            if key == "_schema":
+                # An error about a block as a whole (e.g. "not an object") belongs to the block.
+                out.extend(field_errors(value, prefix))
+            else:
+                out.extend(field_errors(value, f"{prefix}.{key}" if prefix else str(key)))
     elif isinstance(messages, list):
         for item in messages:
             out.extend(field_errors(item, prefix))
@@ -109,28 +134,31 @@ def _set_path(root: dict[str, Any], path: list[str], value: Any, key: str) -> No
     for part in path[:-1]:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise Problem(*_conflict(key))
+            raise _conflict(key)
         node = child
     last = path[-1]
     if last in node:
         existing = node[last]
         if isinstance(existing, dict) or isinstance(value, dict):
-            raise Problem(*_conflict(key))
+            raise _conflict(key)
         # A repeated form key is a multi-value element (e.g. several main breeds).
         node[last] = [*existing, value] if isinstance(existing, list) else [existing, value]
     else:
         node[last] = value
 
 
-def _conflict(key: str) -> tuple[int, str, Any, Any]:
-    return (
-        422,
-        "validation",
-        msg("Die Angaben sind widersprüchlich.", "The submission is contradictory."),
-        msg(
-            f"Das Feld {key!r} ist zugleich Wert und Gruppe.",
-            f"Field {key!r} is used both as a value and as a group.",
-        ),
+def _conflict(key: str) -> Problem:
+    """A form key used both as a value and as a group: a 422 naming the field."""
+    return problem_422(
+        [
+            FieldError(
+                key,
+                msg(
+                    f"Das Feld {key!r} ist zugleich Wert und Gruppe.",
+                    f"Field {key!r} is used both as a value and as a group.",
+                ),
+            )
+        ]
     )
 
 
@@ -156,9 +184,29 @@ def build_data(service: Service, raw: RawSubmission) -> dict[str, Any]:
         target = service.aliases.get(key, key)
         parts = target.split(".")
         if any(not p for p in parts):
-            raise Problem(*_conflict(key))
+            raise _conflict(key)
         _set_path(root, parts, value, key)
     return root
+
+
+def _expects_list(service: Service, path: str) -> bool:
+    """Whether the service's schema has a list at this dotted path (e.g. `attachments`)."""
+    node: Any = SCHEMAS.get(service.schema).schema_class()
+    found: Any = None
+    for part in path.split("."):
+        known = getattr(node, "fields", None)
+        if not isinstance(known, Mapping) or part not in known:
+            return False
+        found = known[part]
+        node = found.schema if isinstance(found, fields.Nested) else None
+    return isinstance(found, fields.List)
+
+
+def _given(value: Any) -> Any:
+    """A raw value as the schema reads it: text trimmed, and blank text meaning "not given"."""
+    if isinstance(value, str):
+        return value.strip() or None
+    return value
 
 
 def _get_path(data: Mapping[str, Any], path: str) -> Any:
@@ -205,10 +253,12 @@ class Intake:
                 ]
             )
         if idempotency_key is not None:
-            existing = self._existing(sender, idempotency_key)
+            existing = self._existing(sender, idempotency_key, service)
             if existing is not None:
                 return IntakeResult(existing, created=False)
-        uploads = self._attachments(data, raw.uploads)
+        uploads = self._attachments(service, data, raw.uploads)
+        # Attachment lists arrive as `attachments.0`, `attachments.1`, ...: make them lists.
+        data = _lists_from_indexes(data)
         validated, municipality = self._validate(service, data, now)
         content_hash = hashlib.sha256(
             json.dumps(validated.data, sort_keys=True, ensure_ascii=False).encode()
@@ -285,31 +335,12 @@ class Intake:
         except IntegrityError:
             # The same submission arrived concurrently and the other request stored it first.
             if idempotency_key is not None:
-                existing = self._existing(sender, idempotency_key)
+                existing = self._existing(sender, idempotency_key, service)
                 if existing is not None:
                     return IntakeResult(existing, created=False)
             raise
         except (OperationalError, StoreError) as exc:
-            log_event(
-                log,
-                "submission.store_failed",
-                level=logging.ERROR,
-                service=service.id,
-                error=type(exc).__name__,
-            )
-            raise Problem(
-                503,
-                "store-unavailable",
-                msg(
-                    "Der Antrag konnte nicht gespeichert werden.",
-                    "The submission could not be stored.",
-                ),
-                msg(
-                    "Bitte senden Sie ihn später noch einmal; es wurde nichts gespeichert.",
-                    "Please send it again later; nothing was stored.",
-                ),
-                headers={"Retry-After": "30"},
-            ) from None
+            raise _store_unavailable(service.id, exc) from None
         log_event(
             log,
             "submission.accepted",
@@ -322,24 +353,34 @@ class Intake:
         )
         return IntakeResult(submission, created=True, delivery_ids=[d.id for d in deliveries])
 
-    def _existing(self, sender: Sender, key: str) -> Submission | None:
-        with self.store.read() as session:
-            found = session.scalars(
-                select(Submission).where(
-                    Submission.sender == sender.id, Submission.idempotency_key == key
-                )
-            ).one_or_none()
-            if found is not None:
-                _ = list(found.deliveries)  # load before the session closes
-            return found
+    def _existing(self, sender: Sender, key: str, service: Service) -> Submission | None:
+        try:
+            with self.store.read() as session:
+                found = session.scalars(
+                    select(Submission).where(
+                        Submission.sender == sender.id, Submission.idempotency_key == key
+                    )
+                ).one_or_none()
+                if found is not None:
+                    _ = list(found.deliveries)  # load before the session closes
+                return found
+        except StoreError as exc:
+            # An unreachable store is a 503 (send again later), not an internal error.
+            raise _store_unavailable(service.id, exc) from None
 
     def _attachments(
-        self, data: dict[str, Any], uploads: Sequence[Upload]
+        self, service: Service, data: dict[str, Any], uploads: Sequence[Upload]
     ) -> list[tuple[str, Upload, str]]:
         """Check every attachment and put its metadata into the data where the schema expects it."""
         found: list[tuple[str, Upload]] = []
+        numbered: dict[str, int] = {}
         for upload in uploads:
-            found.append((upload.field, upload))
+            # File elements are Formcycle elements too: the alias table applies to their names.
+            path = service.aliases.get(upload.field, upload.field)
+            if _expects_list(service, path):
+                numbered[path] = numbered.get(path, -1) + 1
+                path = f"{path}.{numbered[path]}"
+            found.append((path, upload))
         found.extend(self._json_attachments(data, ""))
         errors: list[FieldError] = []
         limit = self.settings.max_file_bytes
@@ -361,8 +402,8 @@ class Intake:
                     "file-too-large",
                     msg("Eine Anlage ist zu groß.", "An attachment is too large."),
                     msg(
-                        f"Jede Datei darf höchstens {limit // (1024 * 1024)} MB groß sein.",
-                        f"Each file may be at most {limit // (1024 * 1024)} MB.",
+                        f"Jede Datei darf höchstens {size_text(limit).de} groß sein.",
+                        f"Each file may be at most {size_text(limit).en}.",
                     ),
                     errors=[
                         FieldError(path, msg("Die Datei ist zu groß.", "The file is too large."))
@@ -430,7 +471,8 @@ class Intake:
                     rest = []
                     for i, item in enumerate(value):
                         if isinstance(item, dict) and ATTACHMENT_KEY in item:
-                            found.append((sub, self._decode_json_attachment(f"{sub}.{i}", item)))
+                            item_path = f"{sub}.{i}"
+                            found.append((item_path, self._decode_json_attachment(item_path, item)))
                         else:
                             rest.append(item)
                     if rest:
@@ -500,7 +542,7 @@ class Intake:
         self, service: Service, data: Mapping[str, Any], failing: set[str]
     ) -> tuple[Municipality | None, FieldError | None]:
         """The citizen's municipality, from an explicit AGS or from the postal code."""
-        ags = data.get("municipality_ags")
+        ags = _given(data.get("municipality_ags"))
         if ags is not None and "municipality_ags" not in failing:
             found = self.config.municipality_by_ags(str(ags))
             if found is None:
@@ -515,7 +557,7 @@ class Intake:
         if ags is not None:
             return None, None
         path = service.municipality_field
-        postal_code = _get_path(data, path)
+        postal_code = _given(_get_path(data, path))
         if postal_code is None or path in failing:
             return None, None
         candidates = self.config.municipalities_by_postal_code(str(postal_code))

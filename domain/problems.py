@@ -57,3 +57,13 @@ class Problem(Exception):
 def msg(de: str, en: str) -> Msg:
     """A bilingual message."""
     return Msg(de, en=en)
+
+
+def size_text(n_bytes: int) -> Msg:
+    """A byte limit for people: "2 MB", "0,5 MB" in German, "512 KB" below half a megabyte."""
+    mib = n_bytes / (1024 * 1024)
+    if mib >= 0.5:
+        number = f"{mib:.1f}".removesuffix(".0")
+        return msg(f"{number.replace('.', ',')} MB", f"{number} MB")
+    kib = f"{n_bytes / 1024:.0f}"
+    return msg(f"{kib} KB", f"{kib} KB")

@@ -10,7 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
+from marshmallow import (
+    EXCLUDE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    validate,
+    validates_schema,
+)
 
 from domain.config import Config, ConfigError, load_config
 
@@ -75,6 +83,10 @@ class Settings:
             for name, msgs in sorted(messages.items()):
                 problems.append(f"{name}: {' '.join(str(m) for m in _as_list(msgs))}")
             values = {}
+            # The configuration file is still checked, so that every problem is reported at once.
+            valid = exc.valid_data if isinstance(exc.valid_data, dict) else {}
+            if "BRIDGE_CONFIG" not in messages and valid.get("config_path"):
+                values = {"config_path": Path(valid["config_path"])}
         config: Config | None = None
         config_path = values.get("config_path")
         if config_path is not None:
@@ -201,37 +213,59 @@ class _EnvSchema(Schema):
         data_key="BRIDGE_DELIVERY_BATCH", load_default=20, validate=validate.Range(1, 500)
     )
 
-    @post_load
-    def _parse_lists(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+    # The list-valued variables are checked in a schema validator that also runs when other
+    # fields failed (a post_load hook would not run then, hiding these problems).
+    @validates_schema(skip_on_field_errors=False)
+    def _check_lists(self, data: dict[str, Any], **_: Any) -> None:
         errors: dict[str, list[str]] = {}
-        keys = tuple(k.strip() for k in data["encryption_keys"].split(",") if k.strip())
-        if not keys:
-            errors["BRIDGE_ENCRYPTION_KEYS"] = ["at least one Fernet key is required"]
-        bad = [i for i, k in enumerate(keys, 1) if not _valid_fernet_key(k)]
-        if bad:
-            errors["BRIDGE_ENCRYPTION_KEYS"] = [
-                f"key number {', '.join(map(str, bad))} is not a valid Fernet key "
-                "(32 url-safe base64 bytes; make one with `python -m bridge generate-key`)"
-            ]
-        tokens: list[ApiToken] = []
-        for i, item in enumerate(x.strip() for x in data["api_tokens"].split(",")):
-            if not item:
-                continue
-            parts = item.split(":", 2)
-            if len(parts) != 3 or parts[1] not in ROLES or len(parts[2]) < 32:
-                errors.setdefault("BRIDGE_API_TOKENS", []).append(
-                    f"entry {i + 1} must be name:role:token with role in {ROLES} "
-                    "and a token of at least 32 characters"
-                )
-                continue
-            tokens.append(ApiToken(name=parts[0], role=parts[1], token=parts[2]))
-        try:
-            data["retry_schedule"] = parse_durations(data["retry_schedule"])
-        except ValueError as exc:
-            errors["BRIDGE_RETRY_SCHEDULE"] = [str(exc)]
+        if "encryption_keys" in data:
+            keys = _split(data["encryption_keys"])
+            if not keys:
+                errors["BRIDGE_ENCRYPTION_KEYS"] = ["at least one Fernet key is required"]
+            bad = [i for i, k in enumerate(keys, 1) if not _valid_fernet_key(k)]
+            if bad:
+                errors["BRIDGE_ENCRYPTION_KEYS"] = [
+                    f"key number {', '.join(map(str, bad))} is not a valid Fernet key "
+                    "(32 url-safe base64 bytes; make one with `python -m bridge generate-key`)"
+                ]
+        if "api_tokens" in data:
+            token_errors = _parse_tokens(data["api_tokens"])[1]
+            if token_errors:
+                errors["BRIDGE_API_TOKENS"] = token_errors
+        if "retry_schedule" in data:
+            try:
+                parse_durations(data["retry_schedule"])
+            except ValueError as exc:
+                errors["BRIDGE_RETRY_SCHEDULE"] = [str(exc)]
         if errors:
             raise ValidationError(errors)
-        data["encryption_keys"] = keys
-        data["api_tokens"] = tuple(tokens)
+
+    @post_load
+    def _parse_lists(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        data["encryption_keys"] = _split(data["encryption_keys"])
+        data["api_tokens"] = tuple(_parse_tokens(data["api_tokens"])[0])
+        data["retry_schedule"] = parse_durations(data["retry_schedule"])
         data["config_path"] = Path(data["config_path"])
         return data
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(k.strip() for k in text.split(",") if k.strip())
+
+
+def _parse_tokens(text: str) -> tuple[list[ApiToken], list[str]]:
+    """The API tokens of `name:role:token,...` and a problem for each malformed entry."""
+    tokens: list[ApiToken] = []
+    errors: list[str] = []
+    for i, item in enumerate(x.strip() for x in text.split(",")):
+        if not item:
+            continue
+        parts = item.split(":", 2)
+        if len(parts) != 3 or parts[1] not in ROLES or len(parts[2]) < 32:
+            errors.append(
+                f"entry {i + 1} must be name:role:token with role in {ROLES} "
+                "and a token of at least 32 characters"
+            )
+            continue
+        tokens.append(ApiToken(name=parts[0], role=parts[1], token=parts[2]))
+    return tokens, errors

@@ -238,7 +238,8 @@ def make_engine(url: str, *, sqlite_busy_timeout_ms: int = 10_000, pool_size: in
             cur = dbapi_conn.cursor()
             cur.execute(f"PRAGMA busy_timeout = {int(sqlite_busy_timeout_ms)}")
             cur.execute("PRAGMA journal_mode = WAL")
-            cur.execute("PRAGMA synchronous = NORMAL")
+            # FULL: a commit survives a power cut, which is what our 202 promises.
+            cur.execute("PRAGMA synchronous = FULL")
             cur.execute("PRAGMA foreign_keys = ON")
             cur.close()
 

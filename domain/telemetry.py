@@ -44,8 +44,7 @@ def count_attempts(redis: Redis, attempts: Iterable[tuple[str, str, float]]) -> 
 def read_hash(redis: Redis, key: str) -> dict[str, float]:
     """A metrics hash as {field: value}."""
     return {
-        (k.decode() if isinstance(k, bytes) else k): float(v)
-        for k, v in redis.hgetall(key).items()
+        (k.decode() if isinstance(k, bytes) else k): float(v) for k, v in redis.hgetall(key).items()
     }
 
 
