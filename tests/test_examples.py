@@ -39,7 +39,10 @@ def test_traffic_order_json_example(client: FlaskClient) -> None:
 def test_construction_multipart_example(client: FlaskClient) -> None:
     """examples/traffic-order-construction.fields with the site plan PDF, as multipart."""
     lines = (EXAMPLES / "traffic-order-construction.fields").read_text(encoding="utf-8")
-    data: dict[str, object] = dict(line.split("=", 1) for line in lines.splitlines() if line)
+    data: dict[str, object] = {}
+    for line in filter(None, lines.splitlines()):
+        key, value = line.split("=", 1)
+        data[key] = value
     data["site_plan"] = (
         io.BytesIO((EXAMPLES / "lageplan.pdf").read_bytes()),
         "lageplan.pdf",

@@ -1,0 +1,93 @@
+"""Liveness and readiness: /healthz answers while alive, /readyz names what is unreachable."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from bridge.app import build_app
+from domain.settings import Settings
+
+
+def _closed_port() -> int:
+    """A local port nobody listens on (bound and released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def app_with() -> Iterator[list[Flask]]:
+    """Apps built from changed environments; their stores are closed afterwards."""
+    apps: list[Flask] = []
+    yield apps
+    for app in apps:
+        app.extensions["bridge"].store.dispose()
+
+
+def _build(environ: dict[str, str], apps: list[Flask], **changes: str) -> FlaskClient:
+    app = build_app(Settings.from_env({**environ, **changes}))
+    apps.append(app)
+    return app.test_client()
+
+
+def test_healthz(client: FlaskClient) -> None:
+    """The process answers that it is alive."""
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    assert response.get_json() == {"status": "ok"}
+
+
+def test_readyz_when_everything_is_reachable(client: FlaskClient) -> None:
+    """Store and Redis reachable: ready."""
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok", "checks": {"database": "ok", "redis": "ok"}}
+
+
+def test_readyz_503_when_redis_is_unreachable(
+    environ: dict[str, str], app_with: list[Flask]
+) -> None:
+    """Redis on a closed port: not ready, and the answer says it is Redis."""
+    client = _build(environ, app_with, REDIS_URL=f"redis://127.0.0.1:{_closed_port()}/0")
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["status"] == "unavailable"
+    assert body["checks"]["database"] == "ok"
+    assert body["checks"]["redis"].startswith("unreachable")
+    # Alive is not ready: liveness does not depend on Redis.
+    assert client.get("/healthz").status_code == 200
+
+
+def test_readyz_503_when_the_database_is_unreachable(
+    environ: dict[str, str], app_with: list[Flask]
+) -> None:
+    """The store on a closed port: not ready, and the answer says it is the database."""
+    client = _build(
+        environ,
+        app_with,
+        DATABASE_URL=f"postgresql://postgres@127.0.0.1:{_closed_port()}/test",
+    )
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["status"] == "unavailable"
+    assert body["checks"]["database"].startswith("unreachable")
+    assert body["checks"]["redis"] == "ok"
+
+
+def test_readyz_does_not_leak_connection_details(
+    environ: dict[str, str], app_with: list[Flask]
+) -> None:
+    """A failing check names the error type only, not URLs or credentials."""
+    port = _closed_port()
+    client = _build(environ, app_with, REDIS_URL=f"redis://:s3cret@127.0.0.1:{port}/0")
+    text = client.get("/readyz").get_data(as_text=True)
+    assert "s3cret" not in text
+    assert str(port) not in text
