@@ -37,6 +37,15 @@ class LinksView(Schema):
     status = fields.String(required=True)
 
 
+class PaymentView(Schema):
+    """The fee due for the submission (the online payment itself follows with E-Payment)."""
+
+    amount = fields.String(required=True, metadata={"example": "35.00"})
+    currency = fields.String(required=True)
+    purpose = fields.String(required=True)
+    status = fields.String(required=True, metadata={"description": "due until paid"})
+
+
 class SubmissionAnswer(Schema):
     """The answer to an accepted submission (202)."""
 
@@ -47,6 +56,7 @@ class SubmissionAnswer(Schema):
     municipality = fields.Nested(MunicipalityView, required=True)
     deliveries = fields.List(fields.Nested(DeliveryView), required=True)
     links = fields.Nested(LinksView, required=True)
+    payment = fields.Nested(PaymentView, metadata={"description": "only when a fee is due"})
 
 
 class AttachmentView(Schema):
@@ -106,7 +116,19 @@ def status_path(submission: Submission) -> str:
 
 def _base(submission: Submission, config: Config) -> dict[str, Any]:
     municipality = config.municipality_by_ags(submission.municipality_ags)
-    return {
+    service = config.services.get(submission.service)
+    fee = service.fee if service is not None else None
+    payment = (
+        {
+            "amount": str(fee.amount),
+            "currency": fee.currency,
+            "purpose": fee.purpose,
+            "status": "due",
+        }
+        if fee is not None
+        else None
+    )
+    body: dict[str, Any] = {
         "reference": submission.reference,
         "status": submission.status,
         "service": submission.service,
@@ -133,6 +155,9 @@ def _base(submission: Submission, config: Config) -> dict[str, Any]:
         ],
         "links": {"status": status_path(submission)},
     }
+    if payment is not None:
+        body["payment"] = payment
+    return body
 
 
 def answer(submission: Submission, config: Config) -> dict[str, Any]:

@@ -56,3 +56,26 @@ def test_construction_multipart_example(client: FlaskClient) -> None:
     )
     assert response.status_code == 202, response.get_data(as_text=True)
     assert [d["office"] for d in response.get_json()["deliveries"]] == ["neu-anspach-ordnungsamt"]
+
+
+def test_fee_is_announced_in_the_answer(client: FlaskClient) -> None:
+    """A traffic order carries a fee: the 202 says how much and what for; a dog has none."""
+    response = client.post(
+        "/webhooks/formcycle/traffic-order",
+        data=(EXAMPLES / "traffic-order.json").read_bytes(),
+        headers=HEADERS,
+        content_type="application/json",
+    )
+    assert response.get_json()["payment"] == {
+        "amount": "35.00",
+        "currency": "EUR",
+        "purpose": "Verkehrsrechtliche Anordnung (Halteverbotszone)",
+        "status": "due",
+    }
+    dog = client.post(
+        "/webhooks/formcycle/dog-registration",
+        data=(EXAMPLES / "dog-registration.form").read_bytes().strip(),
+        headers=HEADERS,
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert "payment" not in dog.get_json()
