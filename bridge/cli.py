@@ -7,17 +7,7 @@ import sys
 import click
 
 from domain.crypto import generate_key
-from domain.settings import Settings, SettingsError
-
-
-def _settings() -> Settings:
-    from worker.checks import checked
-
-    try:
-        return checked(Settings.from_env())
-    except SettingsError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(2)
+from worker.checks import settings_or_exit
 
 
 @click.group()
@@ -37,7 +27,7 @@ def migrate() -> None:
     from domain.migrations import upgrade
     from domain.store import make_engine
 
-    settings = _settings()
+    settings = settings_or_exit()
     engine = make_engine(settings.database_url)
     upgrade(engine)
     engine.dispose()
@@ -47,7 +37,7 @@ def migrate() -> None:
 @main.command("check-config")
 def check_config() -> None:
     """Validate the routing configuration and print who handles what for every town."""
-    settings = _settings()
+    settings = settings_or_exit()
     config = settings.config
     click.echo(f"configuration {settings.config_path}: valid")
     for service in config.services.values():
@@ -70,7 +60,7 @@ def failed(office: str | None) -> None:
     from domain.deliveries import failed_deliveries
     from domain.store import Store, format_reference
 
-    settings = _settings()
+    settings = settings_or_exit()
     store = Store.from_url(settings.database_url)
     rows = failed_deliveries(store, office)
     if not rows:
@@ -106,7 +96,7 @@ def replay(
 
     if not delivery_ids and not office:
         raise click.UsageError("name --delivery ID (repeatable) or --office OFFICE")
-    settings = _settings()
+    settings = settings_or_exit()
     if office and office not in settings.config.offices:
         raise click.UsageError(f"unknown office {office!r}")
     store = Store.from_url(settings.database_url)
@@ -142,7 +132,7 @@ def rotate_keys() -> None:
     from domain.crypto import Vault
     from domain.store import Attachment, Store, Submission
 
-    settings = _settings()
+    settings = settings_or_exit()
     vault = Vault(settings.encryption_keys)
     store = Store.from_url(settings.database_url)
     count = 0

@@ -247,17 +247,18 @@ class _ConfigSchema(Schema):
     )
 
 
-def _flatten(messages: Any, prefix: str = "") -> list[str]:
-    if isinstance(messages, dict):
+def flatten_problems(messages: Any, prefix: str = "", root: str = "") -> list[str]:
+    """Marshmallow's nested error messages as "dotted.path: message" lines for operators."""
+    if isinstance(messages, Mapping):
         out: list[str] = []
         for key, value in messages.items():
-            out.extend(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+            out.extend(flatten_problems(value, f"{prefix}.{key}" if prefix else str(key), root))
         return out
     if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
-        return [f"{prefix}: {' '.join(messages)}"]
+        return [f"{prefix or root}: {' '.join(messages)}"]
     if isinstance(messages, list):
-        return [p for m in messages for p in _flatten(m, prefix)]
-    return [f"{prefix}: {messages}"]
+        return [p for m in messages for p in flatten_problems(m, prefix, root)]
+    return [f"{prefix or root}: {messages}"]
 
 
 def load_config(path: Path | str, environ: Mapping[str, str]) -> Config:
@@ -278,7 +279,7 @@ def parse_config(raw: Mapping[str, Any], environ: Mapping[str, str], source: str
     try:
         data = _ConfigSchema().load(raw)
     except ValidationError as exc:
-        raise ConfigError([where + p for p in _flatten(exc.messages)]) from None
+        raise ConfigError([where + p for p in flatten_problems(exc.messages)]) from None
     problems: list[str] = []
     config = _build(data, problems)
     _cross_check(config, environ, problems)

@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from domain.logs import configure_logging
-from domain.settings import Settings, SettingsError
-
-
-def _settings() -> Settings:
-    from worker.checks import checked
-
-    try:
-        return checked(Settings.from_env())
-    except SettingsError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(2)
+from worker.checks import settings_or_exit
 
 
 @click.group()
@@ -40,7 +28,7 @@ def work(burst: bool, fork: bool) -> None:
     import worker.jobs  # noqa: F401 - load the job code before forking
     from worker.queue import delivery_queue
 
-    settings = _settings()
+    settings = settings_or_exit()
     configure_logging(settings.log_level, settings.log_format)
     redis = Redis.from_url(settings.redis_url)
     cls = Worker if fork else SimpleWorker
@@ -53,7 +41,7 @@ def sweep() -> None:
     """Re-enqueue due deliveries that no job is working on, every BRIDGE_SWEEP_INTERVAL_S."""
     from worker.sweeper import run
 
-    settings = _settings()
+    settings = settings_or_exit()
     configure_logging(settings.log_level, settings.log_format)
     run(settings)
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+
+import click
+
 from domain.config import Config
 from domain.settings import Settings, SettingsError
 from worker.channels import validate_options
@@ -22,3 +26,12 @@ def checked(settings: Settings) -> Settings:
     if problems:
         raise SettingsError(problems)
     return settings
+
+
+def settings_or_exit() -> Settings:
+    """Settings for a command-line entry point; on problems print them all and exit 2."""
+    try:
+        return checked(Settings.from_env())
+    except SettingsError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import requests
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
+from domain.config import flatten_problems
 from worker.channels.registry import Registry
 
 #: Environment variable names, as the routing file's `*_env` options must give them.
@@ -277,19 +278,6 @@ def _check_channel(channel_id: str, plugin: type[Channel]) -> None:
 channels = Registry[type[Channel]](check=_check_channel)
 
 
-def _flatten(messages: Any, prefix: str = "") -> list[str]:
-    if isinstance(messages, Mapping):
-        out: list[str] = []
-        for key, value in messages.items():
-            out.extend(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-        return out
-    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
-        return [f"{prefix or 'options'}: {' '.join(messages)}"]
-    if isinstance(messages, list):
-        return [p for m in messages for p in _flatten(m, prefix)]
-    return [f"{prefix or 'options'}: {messages}"]
-
-
 def validate_options(
     channel_name: str, options: Mapping[str, Any], registry: Registry[type[Channel]] | None = None
 ) -> tuple[dict[str, Any], list[str]]:
@@ -313,5 +301,5 @@ def load_options(
     try:
         loaded: dict[str, Any] = schema().load(dict(options))
     except ValidationError as exc:
-        return {}, sorted(_flatten(exc.messages))
+        return {}, sorted(flatten_problems(exc.messages, root="options"))
     return loaded, []
