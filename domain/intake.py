@@ -14,11 +14,11 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from marshmallow import ValidationError, fields
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import SQLAlchemyError as StoreError
 
@@ -108,6 +108,21 @@ def _store_unavailable(service_id: str, exc: Exception) -> Problem:
         ),
         headers={"Retry-After": "30"},
     )
+
+
+_SUBMISSIONS = cast(Table, Submission.__table__)
+_ATTACHMENTS = cast(Table, Attachment.__table__)
+_DELIVERIES = cast(Table, Delivery.__table__)
+_EVENTS = cast(Table, Event.__table__)
+
+
+def _row(obj: object, table: Any) -> dict[str, Any]:
+    """The column values of a new ORM object, leaving auto-increment keys to the database."""
+    return {
+        c.key: getattr(obj, c.key)
+        for c in table.columns
+        if not (c.primary_key and c.autoincrement is True)
+    }
 
 
 def field_errors(messages: Any, prefix: str = "") -> list[FieldError]:
@@ -330,8 +345,7 @@ class Intake:
                 )
             )
         try:
-            with self.store.session() as session:
-                session.add(submission)
+            self._insert(submission)
         except IntegrityError:
             # The same submission arrived concurrently and the other request stored it first.
             if idempotency_key is not None:
@@ -353,14 +367,41 @@ class Intake:
         )
         return IntakeResult(submission, created=True, delivery_ids=[d.id for d in deliveries])
 
+    def _insert(self, submission: Submission) -> None:
+        """Write the submission and everything that belongs to it in one transaction.
+
+        Core inserts of the ORM objects' values: the intake's hot path, where the unit of
+        work's bookkeeping cost more than the inserts themselves (bench/intake).
+        """
+        with self.store.session() as session:
+            conn = session.connection()
+            submission.id = conn.execute(
+                insert(_SUBMISSIONS)
+                .values(_row(submission, _SUBMISSIONS))
+                .returning(_SUBMISSIONS.c.id)
+            ).scalar_one()
+            for table, children in (
+                (_ATTACHMENTS, submission.attachments),
+                (_DELIVERIES, submission.deliveries),
+                (_EVENTS, submission.events),
+            ):
+                if children:
+                    for child in children:
+                        child.submission_id = submission.id
+                    conn.execute(insert(table), [_row(c, table) for c in children])
+
     def _existing(self, sender: Sender, key: str, service: Service) -> Submission | None:
         try:
             with self.store.read() as session:
-                found = session.scalars(
-                    select(Submission).where(
+                # The id alone first: a repeat is rare, and this runs before every intake.
+                found_id = session.scalars(
+                    select(Submission.id).where(
                         Submission.sender == sender.id, Submission.idempotency_key == key
                     )
                 ).one_or_none()
+                if found_id is None:
+                    return None
+                found = session.get(Submission, found_id)
                 if found is not None:
                     _ = list(found.deliveries)  # load before the session closes
                 return found

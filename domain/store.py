@@ -43,6 +43,9 @@ from sqlalchemy.pool import ConnectionPoolEntry
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
+READONLY = "bridge_readonly"
+
+
 def utcnow() -> dt.datetime:
     """The current time, timezone-aware in UTC (the only clock the store uses)."""
     return dt.datetime.now(dt.UTC)
@@ -245,7 +248,9 @@ def make_engine(url: str, *, sqlite_busy_timeout_ms: int = 10_000, pool_size: in
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Readers (Store.read) need no write lock: in WAL mode they never block writers.
+            readonly = conn.get_execution_options().get(READONLY, False)
+            conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
@@ -258,6 +263,9 @@ class Store:
         """Wrap an engine (see `make_engine`)."""
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._readers = sessionmaker(
+            engine.execution_options(**{READONLY: True}), expire_on_commit=False
+        )
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Store:
@@ -272,7 +280,7 @@ class Store:
 
     def read(self) -> Session:
         """A session for reading only (the caller closes it)."""
-        return self._sessions()
+        return self._readers()
 
     def dispose(self) -> None:
         """Close every pooled connection."""

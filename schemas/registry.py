@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,9 +50,12 @@ class ServiceSchema:
             raise ValueError(f"key {self.key!r} must be '{self.service}@{self.version}'")
 
     def make_schema(self, options: ValidationOptions) -> BridgeSchema:
-        """A fresh schema instance for one call (options live on the instance)."""
-        unknown = RAISE if options.unknown == "reject" else EXCLUDE
-        return self.schema_class(options=options, unknown=unknown)
+        """The schema instance for these options (options live on the instance).
+
+        Instances are kept per options: building one copies every declared field, which cost
+        more than validating a submission (bench/intake). Loading keeps no state on it.
+        """
+        return _schema_for(self.schema_class, options)
 
     def validate(self, data: Mapping[str, Any], options: ValidationOptions) -> Validated:
         """Validate ``data``; raises marshmallow.ValidationError listing every failing field.
@@ -61,6 +65,12 @@ class ServiceSchema:
         """
         loaded = self.make_schema(options).load(data)
         return Validated(data=to_jsonable(loaded), flags=self.flagger(loaded))
+
+
+@functools.lru_cache(maxsize=64)
+def _schema_for(schema_class: type[BridgeSchema], options: ValidationOptions) -> BridgeSchema:
+    unknown = RAISE if options.unknown == "reject" else EXCLUDE
+    return schema_class(options=options, unknown=unknown)
 
 
 class SchemaRegistry:
