@@ -88,7 +88,7 @@ def claim_due(
             session.execute(
                 update(Delivery)
                 .where(Delivery.id.in_(ids), _due(now))
-                .values(lease_until=lease_until, enqueued_at=None)
+                .values(lease_until=lease_until)
                 .execution_options(synchronize_session=False)
             )
     return ids, lease_until

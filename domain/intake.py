@@ -10,7 +10,6 @@ import base64
 import binascii
 import datetime as dt
 import hashlib
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -275,9 +274,6 @@ class Intake:
         # Attachment lists arrive as `attachments.0`, `attachments.1`, ...: make them lists.
         data = _lists_from_indexes(data)
         validated, municipality = self._validate(service, data, now)
-        content_hash = hashlib.sha256(
-            json.dumps(validated.data, sort_keys=True, ensure_ascii=False).encode()
-        ).hexdigest()
         offices = self.config.route(service, municipality, validated.flags)
         submission = Submission(
             reference_prefix=municipality.reference_prefix,
@@ -286,7 +282,6 @@ class Intake:
             schema=service.schema,
             sender=sender.id,
             idempotency_key=idempotency_key,
-            content_hash=content_hash,
             municipality_ags=municipality.ags,
             status=SubmissionStatus.ROUTED if offices else SubmissionStatus.RECEIVED,
             flags=dict(validated.flags),
