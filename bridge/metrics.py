@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from bridge.state import Bridge, current
 from domain import telemetry
-from domain.store import Delivery, DeliveryStatus
+from domain.store import Delivery, DeliveryStatus, Submission
 from worker.queue import delivery_queue
 
 blueprint = Blueprint("metrics", __name__)
@@ -51,6 +51,12 @@ class BridgeCollector(Collector):
             "Webhook calls by service and outcome",
             labels=["service", "outcome"],
         )
+        with self.bridge.store.read() as session:
+            accepted = session.execute(
+                select(Submission.service, func.count()).group_by(Submission.service)
+            ).all()
+        for service, count in sorted(accepted):
+            c.add_metric([service, "accepted"], count)
         for key, value in sorted(submissions.items()):
             service, outcome = key.split("|", 1)
             c.add_metric([service, outcome], value)

@@ -56,8 +56,9 @@ def receive(service_id: str) -> Response:
             bridge.redis, service_id if known else "unknown", str(problem.status)
         )
         raise
-    outcome = "repeated" if response.headers.get("Idempotent-Replayed") else "accepted"
-    telemetry.count_submission(bridge.redis, service_id, outcome)
+    # Accepted submissions are counted from the store itself (bridge/metrics.py).
+    if response.headers.get("Idempotent-Replayed"):
+        telemetry.count_submission(bridge.redis, service_id, "repeated")
     return response
 
 

@@ -266,10 +266,27 @@ class Intake:
                     )
                 ]
             )
-        if idempotency_key is not None:
-            existing = self._existing(sender, idempotency_key, service)
-            if existing is not None:
-                return IntakeResult(existing, created=False)
+        try:
+            return self._accept(service, sender, raw, data, idempotency_key, now)
+        except Problem as problem:
+            # A repeat gets the original answer even when today's rules or limits would refuse
+            # it (e.g. a lead time that has run out since); only the error path pays the look-up.
+            if idempotency_key is not None and problem.status in (413, 422):
+                existing = self._existing(sender, idempotency_key, service)
+                if existing is not None:
+                    return IntakeResult(existing, created=False)
+            raise
+
+    def _accept(
+        self,
+        service: Service,
+        sender: Sender,
+        raw: RawSubmission,
+        data: dict[str, Any],
+        idempotency_key: str | None,
+        now: dt.datetime,
+    ) -> IntakeResult:
+        """Validate, route and insert; a duplicate key is caught by the unique constraint."""
         uploads = self._attachments(service, data, raw.uploads)
         # Attachment lists arrive as `attachments.0`, `attachments.1`, ...: make them lists.
         data = _lists_from_indexes(data)
@@ -342,7 +359,7 @@ class Intake:
         try:
             self._insert(submission)
         except IntegrityError:
-            # The same submission arrived concurrently and the other request stored it first.
+            # A repeat, or the same submission arriving concurrently: the first one stored wins.
             if idempotency_key is not None:
                 existing = self._existing(sender, idempotency_key, service)
                 if existing is not None:
@@ -388,15 +405,11 @@ class Intake:
     def _existing(self, sender: Sender, key: str, service: Service) -> Submission | None:
         try:
             with self.store.read() as session:
-                # The id alone first: a repeat is rare, and this runs before every intake.
-                found_id = session.scalars(
-                    select(Submission.id).where(
+                found = session.scalars(
+                    select(Submission).where(
                         Submission.sender == sender.id, Submission.idempotency_key == key
                     )
                 ).one_or_none()
-                if found_id is None:
-                    return None
-                found = session.get(Submission, found_id)
                 if found is not None:
                     _ = list(found.deliveries)  # load before the session closes
                 return found

@@ -20,7 +20,8 @@ DURATION_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
 
 
 def count_submission(redis: Redis, service: str, outcome: str) -> None:
-    """Count one webhook call by service and outcome (accepted, repeated, or the HTTP status)."""
+    """Count one webhook call that stored nothing new, by service and outcome (repeated, or
+    the HTTP status of a refusal); accepted ones are counted in the store."""
     with contextlib.suppress(RedisError):  # metrics never fail a submission
         redis.hincrby(SUBMISSIONS, f"{service}|{outcome}", 1)
 

@@ -176,3 +176,22 @@ def test_different_submissions_concurrently_get_distinct_references(
     # The sequence is shared by all towns: numbers are unique across prefixes too.
     numbers = [int(r.rsplit("-", 1)[1]) for r in references]
     assert len(set(numbers)) == n
+
+
+def test_repeat_is_answered_even_if_today_it_would_be_refused(
+    client: FlaskClient, store: Store
+) -> None:
+    """A resend of a stored submission that today's rules refuse still gets the original 202.
+
+    (Say the traffic order's lead time ran out between the first try and Formcycle's retry.)
+    """
+    first = post(client, DOG, form_body(dog(), [("process_id", "fc-late")]))
+    after_first = snapshot(store)
+    refused_now = dog({"dog.microchip_number": "12"})
+    second = post(client, DOG, form_body(refused_now, [("process_id", "fc-late")]))
+    assert _reference(second) == _reference(first)
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert snapshot(store) == after_first
+    fresh = post(client, DOG, form_body(refused_now, [("process_id", "fc-new")]))
+    assert fresh.status_code == 422
+    assert snapshot(store) == after_first
