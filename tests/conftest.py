@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -199,6 +200,19 @@ def store(app: Flask) -> Store:
     """The app's store, for reading what a request left behind."""
     result: Store = app.extensions["bridge"].store
     return result
+
+
+def bridge_cli(environ: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `python -m bridge ARGS` as an operator would, with exactly this environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "bridge", *args],
+        env={"PATH": "/usr/bin:/bin", **environ},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def snapshot(store: Store) -> dict[str, Any]:

@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.conftest import ROOT
-
-
-def _run(environ: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bridge", *args],
-        env={"PATH": "/usr/bin:/bin", **environ},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+from tests.conftest import ROOT, bridge_cli
 
 
 def test_check_config_prints_the_routing_table(environ: dict[str, str]) -> None:
     """Every service and member town with the office of each task area."""
-    result = _run(environ, "check-config")
+    result = bridge_cli(environ, "check-config")
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "Hund anmelden (dog-registration, dog-registration@1, LeiKa 99102013104000)" in out
@@ -40,14 +26,14 @@ def test_check_config_lists_every_problem(environ: dict[str, str], tmp_path: Pat
     path = tmp_path / "broken.toml"
     path.write_text(text, encoding="utf-8")
     env = {k: v for k, v in environ.items() if k != "BRIDGE_SECRET_FORMCYCLE"}
-    result = _run({**env, "BRIDGE_CONFIG": str(path)}, "check-config")
+    result = bridge_cli({**env, "BRIDGE_CONFIG": str(path)}, "check-config")
     assert result.returncode == 2
     assert "responsibilities.tax.neu-anspach: unknown office 'steueramt-xyz'" in result.stderr
     assert "BRIDGE_SECRET_FORMCYCLE (a secret named in the file) is not set" in result.stderr
     # Channel options are checked once the file itself is consistent.
     fixed = text.replace('neu-anspach = "steueramt-xyz"', 'neu-anspach = "usingen-steueramt"')
     path.write_text(fixed, encoding="utf-8")
-    result = _run({**environ, "BRIDGE_CONFIG": str(path)}, "check-config")
+    result = bridge_cli({**environ, "BRIDGE_CONFIG": str(path)}, "check-config")
     assert result.returncode == 2
     assert "offices.usingen-steueramt.options.url" in result.stderr
 
@@ -56,7 +42,7 @@ def test_generate_key_makes_a_usable_key(environ: dict[str, str]) -> None:
     """generate-key prints a key the settings accept."""
     from domain.settings import Settings
 
-    result = _run(environ, "generate-key")
+    result = bridge_cli(environ, "generate-key")
     assert result.returncode == 0
     key = result.stdout.strip()
     settings = Settings.from_env({**environ, "BRIDGE_ENCRYPTION_KEYS": key})

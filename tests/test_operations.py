@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
 
 import pytest
 from flask.testing import FlaskClient
@@ -12,22 +10,10 @@ from sqlalchemy import select, update
 
 from domain.crypto import DecryptionError, Vault, generate_key
 from domain.store import Attachment, Delivery, Event, Store, Submission
-from tests.conftest import FORMCYCLE_SECRET, READER_TOKEN, ROOT
+from tests.conftest import FORMCYCLE_SECRET, READER_TOKEN, bridge_cli
 from tests.factories import PDF, dog, flatten, traffic
 
 HEADERS = {"X-Bridge-Secret": FORMCYCLE_SECRET}
-
-
-def _cli(environ: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bridge", *args],
-        env={"PATH": "/usr/bin:/bin", **environ},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def _post_construction(client: FlaskClient) -> dict[str, object]:
@@ -56,7 +42,9 @@ def test_rotate_keys_reencrypts_everything(
     assert before is not None
     with pytest.raises(DecryptionError):
         new_only.decrypt(before)
-    result = _cli({**environ, "BRIDGE_ENCRYPTION_KEYS": f"{new_key},{old_key}"}, "rotate-keys")
+    result = bridge_cli(
+        {**environ, "BRIDGE_ENCRYPTION_KEYS": f"{new_key},{old_key}"}, "rotate-keys"
+    )
     assert result.returncode == 0, result.stderr
     assert "re-encrypted 2 values" in result.stdout
     with store.read() as session:
@@ -111,11 +99,11 @@ def test_failed_list_and_replay_by_office(
     with store.session() as session:
         session.execute(update(Delivery).values(status="failed", attempts=8, last_error="HTTP 503"))
         session.execute(update(Submission).values(status="failed"))
-    listed = _cli(environ, "failed")
+    listed = bridge_cli(environ, "failed")
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.count("last error: HTTP 503") == 3
     assert traffic_answer["reference"] in listed.stdout
-    result = _cli(environ, "replay", "--office", "usingen-steueramt", "--by", "erika")
+    result = bridge_cli(environ, "replay", "--office", "usingen-steueramt", "--by", "erika")
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("replayed ") == 2
     with store.read() as session:
