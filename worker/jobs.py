@@ -25,7 +25,7 @@ from worker.channels import (
     channels,
 )
 from worker.envelopes import build_envelopes
-from worker.queue import queued_key
+from worker.queue import queued_key, wake_offices
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,9 @@ def drain_office(office_id: str) -> int:
         ids, lease_until = claim_due(ctx.store, office_id, ctx.settings.delivery_batch, lease_s)
         if not ids:
             return attempts
+        if len(ids) == ctx.settings.delivery_batch:
+            # A backlog: let another worker help (at most one more job waits at a time).
+            wake_offices(ctx.redis, [office_id])
         outcomes = [
             attempt(ctx, channel, office, d, lease_until)
             for d in build_envelopes(ctx.settings, ctx.store, ctx.vault, ids)
