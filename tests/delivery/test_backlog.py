@@ -36,7 +36,10 @@ def test_two_workers_share_a_backlog(
     redis.flushdb()
     processes.worker()
     processes.worker()
-    wait_for(lambda: len(Worker.all(connection=redis)) == 2, what="two workers")
+    wait_for(
+        lambda: [w.get_state() for w in Worker.all(connection=redis)] == ["idle", "idle"],
+        what="two idle workers",
+    )
     assert wake_offices(redis, ["usingen-steueramt"]) == 1
     wait_for(
         lambda: all(d.status == DeliveryStatus.DELIVERED for d in deliveries(store)),
