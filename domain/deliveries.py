@@ -293,10 +293,12 @@ def replay(
     delivery_ids: Sequence[str],
     actor: str,
     reason: str = "",
-    reroute_to: str | None = None,
     now: dt.datetime | None = None,
 ) -> ReplayResult:
-    """Reset failed deliveries (attempts to zero, due now) and record who did it and why."""
+    """Reset failed deliveries (attempts to zero, due now) and record who did it and why.
+
+    The delivery goes to the office it was routed to; re-routing is a separate admin action.
+    """
     now = now or utcnow()
     replayed: list[str] = []
     skipped: dict[str, str] = {}
@@ -315,10 +317,6 @@ def replay(
                 "last_error": delivery.last_error,
                 "reason": reason,
             }
-            if reroute_to is not None and reroute_to != delivery.office_id:
-                detail["rerouted_from"] = delivery.office_id
-                detail["office"] = reroute_to
-                delivery.office_id = reroute_to
             delivery.status = DeliveryStatus.PENDING
             delivery.attempts = 0
             delivery.next_attempt_at = now
