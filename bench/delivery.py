@@ -135,6 +135,7 @@ class Options:
     e2e: bool
     throughput: bool
     profile: bool
+    variants: bool
     postgres_url: str
     idle_wait: float
     idle_threshold: float
@@ -1273,6 +1274,29 @@ class PhaseRun:
         }
 
 
+#: In-process drains that show what batch size and requests' environment look-ups cost:
+#: (label, BRIDGE_DELIVERY_BATCH or None for the default, requests Session.trust_env).
+VARIANTS: tuple[tuple[str, int | None, bool], ...] = (
+    ("batch 1 (a drain job at a low submission rate)", 1, True),
+    ("batch 100", 100, True),
+    ("default batch, Session.trust_env = False", None, False),
+)
+
+
+def measure_variants(bench: Bench, store: str, template: str) -> list[tuple[str, PhaseRun]]:
+    """The in-process drain under each of VARIANTS (next to the default in `phases`)."""
+    saved = bench.opts.batch
+    out = []
+    try:
+        for label, batch, trust_env in VARIANTS:
+            bench.opts.batch = batch
+            out.append((label, measure_phases(bench, store, template, trust_env)))
+            print(f"{label}: {out[-1][1].per_s:,.0f}/s; ", end="", flush=True)
+    finally:
+        bench.opts.batch = saved
+    return out
+
+
 class Timers:
     """Wraps module attributes with timing wrappers and puts the originals back afterwards."""
 
@@ -1306,12 +1330,15 @@ class Timers:
 
 
 @contextmanager
-def in_process_worker(bench: Bench, url: str, log_path: Path) -> Iterator[Any]:
+def in_process_worker(
+    bench: Bench, url: str, log_path: Path, trust_env: bool = True
+) -> Iterator[Any]:
     """A WorkerContext for `url` that `worker.jobs.drain_office` uses, logging to a file."""
     import worker.jobs as jobs
 
     settings = Settings.from_env(bench.environ(url))
     ctx = jobs.WorkerContext(settings)
+    ctx.http.trust_env = trust_env
     original = jobs.context
     setattr(jobs, "context", lambda: ctx)  # noqa: B010 - the module attribute drain_office reads
     root = logging.getLogger()
@@ -1332,7 +1359,7 @@ def in_process_worker(bench: Bench, url: str, log_path: Path) -> Iterator[Any]:
         ctx.http.close()
 
 
-def measure_phases(bench: Bench, store: str, template: str, n: int) -> PhaseRun:
+def measure_phases(bench: Bench, store: str, template: str, trust_env: bool = True) -> PhaseRun:
     """Drain the one-office copy in this process with the drain path's steps timed."""
     import domain.telemetry
     import worker.channels.http_json
@@ -1345,9 +1372,8 @@ def measure_phases(bench: Bench, store: str, template: str, n: int) -> PhaseRun:
     bench.office.reset()
     timers = Timers()
     try:
-        with in_process_worker(
-            bench, url, bench.workdir / "logs" / f"in-process-{store}.log"
-        ) as ctx:
+        log = bench.workdir / "logs" / f"in-process-{store}.log"
+        with in_process_worker(bench, url, log, trust_env) as ctx:
             timers.wrap(jobs, "claim_due", "claim")
             timers.wrap(jobs, "build_envelopes", "build")
             timers.wrap(Vault, "decrypt_json", "decrypt")
@@ -1381,7 +1407,7 @@ def measure_phases(bench: Bench, store: str, template: str, n: int) -> PhaseRun:
     phases["other"] = max(seconds - counted, 0.0)
     run = PhaseRun(store, done, seconds, phases, dict(timers.calls))
     bench.code_note(run.notes)
-    if bench.opts.profile:
+    if bench.opts.profile and trust_env and bench.opts.batch is None:
         run.profile = profile_drain(bench, store, template)
     return run
 
@@ -1698,6 +1724,7 @@ class StoreResults:
     render_seconds: float = 0.0
     throughput: list[ThroughputRun] = dataclasses.field(default_factory=list)
     phases: PhaseRun | None = None
+    variants: list[tuple[str, PhaseRun]] = dataclasses.field(default_factory=list)
     e2e: E2ERun | None = None
 
     def plain(self) -> LoopRun | None:
@@ -1742,8 +1769,12 @@ def run_throughput(bench: Bench, store: str, out: StoreResults) -> None:
                 flush=True,
             )
     print(f"[{store}] drain path in this process … ", end="", flush=True)
-    out.phases = measure_phases(bench, store, templates["one"], n)
+    out.phases = measure_phases(bench, store, templates["one"])
     print(f"{out.phases.per_s:,.0f}/s", flush=True)
+    if opts.variants:
+        print(f"[{store}] variants of the drain path in this process … ", end="", flush=True)
+        out.variants = measure_variants(bench, store, templates["one"])
+        print(flush=True)
     for kind in kinds:
         drop_database(bench, store, f"tpl_{kind}")
 
@@ -1848,6 +1879,28 @@ def phase_table(results: Sequence[StoreResults]) -> str:
     return head + "\n".join(lines) + "\n"
 
 
+def variants_table(results: Sequence[StoreResults]) -> str:
+    """The in-process drain under the variants, per delivery, next to the default."""
+    head = (
+        "| store | variant | deliveries/s | µs/delivery | claim | build | render | HTTP post "
+        "| record | log | metrics |\n|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n"
+    )
+    lines = []
+    for res in results:
+        rows = [("default (batch 20)", res.phases)] if res.phases else []
+        for label, run in rows + res.variants:
+            if run is None:
+                continue
+            per = {k: 1e6 * v / max(run.deliveries, 1) for k, v in run.phases.items()}
+            lines.append(
+                f"| {res.store} | {label} | {run.per_s:,.0f} "
+                f"| {1e6 * run.seconds / max(run.deliveries, 1):,.0f} | {per['claim']:,.0f} "
+                f"| {per['build']:,.0f} | {per['render']:,.0f} | {per['post']:,.0f} "
+                f"| {per['record']:,.0f} | {per['log']:,.0f} | {per['metrics']:,.0f} |"
+            )
+    return head + "\n".join(lines) + "\n"
+
+
 def e2e_table(results: Sequence[StoreResults]) -> str:
     """Latency from the webhook request to the arrival at the back office."""
     head = (
@@ -1944,6 +1997,7 @@ def report(
                 "loops": [x.as_json() for x in r.loops],
                 "throughput": [x.as_json() for x in r.throughput],
                 "phases": r.phases.as_json() if r.phases else None,
+                "variants": [{"variant": label, **v.as_json()} for label, v in r.variants],
                 "e2e": r.e2e.as_json() if r.e2e else None,
             }
             for r in results
@@ -1966,6 +2020,12 @@ def report(
             "## The drain path, step by step (`drain_office` in the benchmark's process)",
             "",
             phase_table(results),
+        ]
+    if any(r.variants for r in results):
+        tables += [
+            "## Variants of the drain path (in this process; µs per delivery)",
+            "",
+            variants_table(results),
         ]
     if any(r.e2e for r in results):
         tables += [
@@ -2106,6 +2166,11 @@ def parse_args(argv: Sequence[str]) -> Options:
     p.add_argument("--no-e2e", action="store_true", help="skip the end-to-end latency")
     p.add_argument("--no-throughput", action="store_true", help="skip throughput and phases")
     p.add_argument("--profile", action="store_true", help="add a cProfile of the drain path")
+    p.add_argument(
+        "--variants",
+        action="store_true",
+        help="also drain in-process with batch 1 and 100 and with requests' trust_env off",
+    )
     p.add_argument("--postgres-url", default=DEFAULT_POSTGRES, help="administrative URL")
     p.add_argument(
         "--idle-wait",
@@ -2147,6 +2212,7 @@ def parse_args(argv: Sequence[str]) -> Options:
         e2e=not a.no_e2e,
         throughput=not a.no_throughput,
         profile=a.profile,
+        variants=a.variants,
         postgres_url=a.postgres_url,
         idle_wait=a.idle_wait,
         idle_threshold=a.idle_threshold,
