@@ -17,8 +17,8 @@ from worker.queue import delivery_queue, wake_offices
 
 @pytest.fixture
 def environ(environ: dict[str, str]) -> dict[str, str]:
-    """Small batches, so that twelve deliveries are a backlog."""
-    environ["BRIDGE_DELIVERY_BATCH"] = "3"
+    """Small batches, so that forty deliveries are a long backlog (twenty batches)."""
+    environ["BRIDGE_DELIVERY_BATCH"] = "2"
     return environ
 
 
@@ -30,7 +30,7 @@ def test_two_workers_share_a_backlog(
     redis_url: str,
 ) -> None:
     """A drain job that finds a full batch wakes a second job, which the idle worker takes."""
-    ids = [submit(client, "dog-registration", dog())["deliveries"][0]["id"] for _ in range(12)]
+    ids = [submit(client, "dog-registration", dog())["deliveries"][0]["id"] for _ in range(40)]
     redis = Redis.from_url(redis_url)
     # Start from one wake-up with both workers idle: drop the job the submissions queued.
     redis.flushdb()
