@@ -52,7 +52,6 @@ import secrets
 import shlex
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -71,6 +70,17 @@ import requests
 from redis import Redis
 from sqlalchemy import Engine, create_engine, text
 
+from bench.common import (
+    CLK_TCK,
+    ROOT,
+    Snapshot,
+    busy_cpu_s,
+    code_state,
+    descendants,
+    free_port,
+    read_text,
+    version_of,
+)
 from domain.crypto import Vault, generate_key
 from domain.logs import JsonFormatter
 from domain.migrations import upgrade
@@ -78,7 +88,6 @@ from domain.settings import Settings
 from domain.store import Store, make_engine, normalise_database_url
 from tests.factories import dog, flatten, traffic
 
-ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 DOG_OFFICE = "usingen-steueramt"  # a dog registration from Neu-Anspach goes to the tax office
 TRAFFIC_OFFICE = "neu-anspach-ordnungsamt"  # a traffic order in Usingen goes to public order
@@ -90,7 +99,6 @@ AIM_RATIO = 0.65
 AIM_P50_MS = 20.0
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 PG_PREFIX = "bench_delivery_"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 OWN_ENV = ("BRIDGE_", "DATABASE_URL", "REDIS_URL", "GUNICORN")
 
 
@@ -147,56 +155,19 @@ class Options:
 # --- machine and processes ----------------------------------------------------------------
 
 
-def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _read(path: str) -> str:
-    try:
-        return Path(path).read_text()
-    except OSError:
-        return ""
-
-
-Snapshot = dict[int, tuple[str, int, float]]
-
-
 def processes() -> Snapshot:
     """Every process as pid -> (command name, parent pid, CPU seconds used so far)."""
     out: Snapshot = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
-        stat = _read(f"/proc/{entry}/stat")
+        stat = read_text(f"/proc/{entry}/stat")
         if not stat:
             continue
         comm = stat[stat.find("(") + 1 : stat.rfind(")")]
         fields = stat[stat.rfind(")") + 2 :].split()
         out[int(entry)] = (comm, int(fields[1]), (int(fields[11]) + int(fields[12])) / CLK_TCK)
     return out
-
-
-def busy_cpu_s() -> float:
-    """CPU seconds the whole machine has spent not idle since boot (all cores)."""
-    values = [int(v) for v in _read("/proc/stat").split("\n", 1)[0].split()[1:]]
-    idle = values[3] + (values[4] if len(values) > 4 else 0)
-    return (sum(values[:8]) - idle) / CLK_TCK
-
-
-def descendants(procs: Snapshot, root: int) -> set[int]:
-    """`root` and every process below it."""
-    found = {root}
-    changed = True
-    while changed:
-        changed = False
-        for pid, (_, ppid, _) in procs.items():
-            if ppid in found and pid not in found:
-                found.add(pid)
-                changed = True
-    return found
 
 
 def ancestors(procs: Snapshot, pid: int) -> set[int]:
@@ -322,16 +293,6 @@ def wait_until_alone(max_wait_s: float, threshold: float) -> tuple[float, list[s
             print("[waiting: ", end="", flush=True)
             said = True
         print(f"{'other benchmark, ' if others else ''}{share:.0%} ", end="", flush=True)
-
-
-def version_of(command: Sequence[str]) -> str:
-    """The first line a tool prints about its version, or `?`."""
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return "?"
-    lines = (done.stdout + done.stderr).strip().splitlines()
-    return lines[0].strip() if lines else "?"
 
 
 class Procs:
@@ -1930,25 +1891,12 @@ def e2e_table(results: Sequence[StoreResults]) -> str:
     return head + "\n".join(lines) + "\n"
 
 
-def code_state() -> str:
-    """The commit measured, and which files differed from it (others may be editing)."""
-    head = version_of(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
-    changed = subprocess.run(
-        ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.split("\n")
-    files = sorted(line[3:] for line in changed if line.strip())
-    return head + (f" + uncommitted changes in {', '.join(files)}" if files else "")
-
-
 def machine() -> dict[str, str]:
     """What the figures were measured on."""
     cpu_model = next(
         (
             line.split(":", 1)[1].strip()
-            for line in _read("/proc/cpuinfo").splitlines()
+            for line in read_text("/proc/cpuinfo").splitlines()
             if line.startswith("model name")
         ),
         platform.processor() or "?",
@@ -1963,7 +1911,7 @@ def machine() -> dict[str, str]:
         "rq": str(rq.__version__),
         "requests": str(requests.__version__),
         "redis_server": version_of(["redis-server", "--version"]),
-        "load_average_at_start": " ".join(_read("/proc/loadavg").split()[:3]),
+        "load_average_at_start": " ".join(read_text("/proc/loadavg").split()[:3]),
         "code": code_state(),
     }
 

@@ -36,7 +36,6 @@ import secrets
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -51,12 +50,21 @@ from urllib.parse import urlencode
 from redis import Redis
 from sqlalchemy import create_engine, text
 
+from bench.common import (
+    CLK_TCK,
+    ROOT,
+    busy_cpu_s,
+    code_state,
+    descendants,
+    free_port,
+    read_text,
+    version_of,
+)
 from domain.crypto import generate_key
 from domain.migrations import upgrade
 from domain.store import make_engine, normalise_database_url
 from tests.factories import dog, flatten
 
-ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 SERVICE = "dog-registration"
 PATH = f"/webhooks/formcycle/{SERVICE}"
@@ -67,7 +75,6 @@ AIM_RPS = 1000.0
 AIM_P99_MS = 50.0
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/15"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 # gunicorn.conf.py's production formula, so that a plain run measures the production setting.
 DEFAULT_WORKERS = (os.cpu_count() or 1) * 2 + 1
 WRK_INSTALL = (
@@ -302,27 +309,13 @@ def meets_aim(w: WrkResult) -> bool:
 # --- machine and processes ----------------------------------------------------------------
 
 
-def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _read(path: str) -> str:
-    try:
-        return Path(path).read_text()
-    except OSError:
-        return ""
-
-
 def processes() -> dict[int, tuple[str, int, float]]:
     """Every process as pid -> (command name, parent pid, CPU seconds used so far)."""
     out: dict[int, tuple[str, int, float]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
-        stat = _read(f"/proc/{entry}/stat")
+        stat = read_text(f"/proc/{entry}/stat")
         if not stat:
             continue
         comm = stat[stat.find("(") + 1 : stat.rfind(")")]
@@ -330,27 +323,6 @@ def processes() -> dict[int, tuple[str, int, float]]:
         # fields[0] is the state: ppid is field 4 of stat, utime and stime fields 14 and 15.
         out[int(entry)] = (comm, int(fields[1]), (int(fields[11]) + int(fields[12])) / CLK_TCK)
     return out
-
-
-def busy_cpu_s() -> float:
-    """CPU seconds the whole machine has spent not idle since boot (all cores)."""
-    values = [int(v) for v in _read("/proc/stat").split("\n", 1)[0].split()[1:]]
-    idle = values[3] + (values[4] if len(values) > 4 else 0)
-    # guest time is already part of user time
-    return (sum(values[:8]) - idle) / CLK_TCK
-
-
-def descendants(procs: dict[int, tuple[str, int, float]], root: int) -> set[int]:
-    """`root` and every process below it."""
-    found = {root}
-    changed = True
-    while changed:
-        changed = False
-        for pid, (_, ppid, _) in procs.items():
-            if ppid in found and pid not in found:
-                found.add(pid)
-                changed = True
-    return found
 
 
 def cpu_split(
@@ -402,16 +374,6 @@ def children_cpu_s() -> float:
     """CPU seconds of this process's finished, waited-for children (here: wrk runs)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-
-def version_of(command: Sequence[str]) -> str:
-    """The first line a tool prints about its version, or `?`."""
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return "?"
-    lines = (done.stdout + done.stderr).strip().splitlines()
-    return lines[0].strip() if lines else "?"
 
 
 # --- gunicorn -----------------------------------------------------------------------------
@@ -480,7 +442,7 @@ def wait_until_serving(port: int, proc: subprocess.Popen[bytes], errorlog: Path)
             return
         except OSError:
             time.sleep(0.2)
-    tail = _read(str(errorlog))[-3000:]
+    tail = read_text(str(errorlog))[-3000:]
     raise SystemExit(f"gunicorn did not start on port {port}:\n{tail}")
 
 
@@ -706,7 +668,9 @@ def measure(
     with gunicorn(app, env, setting, workdir, opts.access_log) as (port, pid):
         warm = run_wrk(load, port, opts.warmup)
         if warm.created == 0:
-            tail = _read(str(workdir / f"gunicorn-{'bare' if app == BARE_APP else 'bridge'}.log"))
+            tail = read_text(
+                str(workdir / f"gunicorn-{'bare' if app == BARE_APP else 'bridge'}.log")
+            )
             raise SystemExit(
                 f"no 202 during warm-up (statuses {warm.other_statuses or '-'}, "
                 f"socket errors {warm.socket_errors}):\n{tail[-3000:]}"
@@ -855,25 +819,12 @@ def table(runs: Sequence[Run]) -> str:
     return head + "\n".join(lines) + "\n"
 
 
-def code_state() -> str:
-    """The commit measured, and which files differed from it (others may be editing)."""
-    head = version_of(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
-    changed = subprocess.run(
-        ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.split("\n")
-    files = sorted(line[3:] for line in changed if line.strip())
-    return head + (f" + uncommitted changes in {', '.join(files)}" if files else "")
-
-
 def machine() -> dict[str, str]:
     """What the figures were measured on."""
     cpu_model = next(
         (
             line.split(":", 1)[1].strip()
-            for line in _read("/proc/cpuinfo").splitlines()
+            for line in read_text("/proc/cpuinfo").splitlines()
             if line.startswith("model name")
         ),
         platform.processor() or "?",
@@ -885,7 +836,7 @@ def machine() -> dict[str, str]:
         "python": platform.python_version(),
         "gunicorn": version_of([sys.executable, "-m", "gunicorn", "--version"]),
         "wrk": version_of(["wrk", "--version"]).split(" Copyright")[0],
-        "load_average_at_start": " ".join(_read("/proc/loadavg").split()[:3]),
+        "load_average_at_start": " ".join(read_text("/proc/loadavg").split()[:3]),
         "code": code_state(),
     }
 
