@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import socket
 import subprocess
 from collections.abc import Sequence
@@ -71,3 +72,25 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def machine(**tools: str) -> dict[str, str]:
+    """What the figures were measured on: CPUs, kernel, Python, the given tool versions, the
+    load when the run started and the code measured."""
+    cpu_model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in read_text("/proc/cpuinfo").splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "?",
+    )
+    return {
+        "cpus": str(os.cpu_count()),
+        "cpu_model": cpu_model,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        **tools,
+        "load_average_at_start": " ".join(read_text("/proc/loadavg").split()[:3]),
+        "code": code_state(),
+    }

@@ -45,7 +45,6 @@ import json
 import logging
 import math
 import os
-import platform
 import pstats
 import re
 import secrets
@@ -75,11 +74,13 @@ from bench.common import (
     ROOT,
     Snapshot,
     busy_cpu_s,
-    code_state,
     descendants,
     free_port,
     read_text,
     version_of,
+)
+from bench.common import (
+    machine as machine_basics,
 )
 from domain.crypto import Vault, generate_key
 from domain.logs import JsonFormatter
@@ -1892,28 +1893,14 @@ def e2e_table(results: Sequence[StoreResults]) -> str:
 
 
 def machine() -> dict[str, str]:
-    """What the figures were measured on."""
-    cpu_model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in read_text("/proc/cpuinfo").splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor() or "?",
-    )
+    """What the figures were measured on, with RQ's, requests' and Redis' versions."""
     import rq
 
-    return {
-        "cpus": str(os.cpu_count()),
-        "cpu_model": cpu_model,
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "rq": str(rq.__version__),
-        "requests": str(requests.__version__),
-        "redis_server": version_of(["redis-server", "--version"]),
-        "load_average_at_start": " ".join(read_text("/proc/loadavg").split()[:3]),
-        "code": code_state(),
-    }
+    return machine_basics(
+        rq=str(rq.__version__),
+        requests=str(requests.__version__),
+        redis_server=version_of(["redis-server", "--version"]),
+    )
 
 
 def report(

@@ -29,7 +29,6 @@ import http.client
 import itertools
 import json
 import os
-import platform
 import re
 import resource
 import secrets
@@ -54,11 +53,13 @@ from bench.common import (
     CLK_TCK,
     ROOT,
     busy_cpu_s,
-    code_state,
     descendants,
     free_port,
     read_text,
     version_of,
+)
+from bench.common import (
+    machine as machine_basics,
 )
 from domain.crypto import generate_key
 from domain.migrations import upgrade
@@ -820,25 +821,11 @@ def table(runs: Sequence[Run]) -> str:
 
 
 def machine() -> dict[str, str]:
-    """What the figures were measured on."""
-    cpu_model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in read_text("/proc/cpuinfo").splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor() or "?",
+    """What the figures were measured on, with gunicorn's and wrk's versions."""
+    return machine_basics(
+        gunicorn=version_of([sys.executable, "-m", "gunicorn", "--version"]),
+        wrk=version_of(["wrk", "--version"]).split(" Copyright")[0],
     )
-    return {
-        "cpus": str(os.cpu_count()),
-        "cpu_model": cpu_model,
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "gunicorn": version_of([sys.executable, "-m", "gunicorn", "--version"]),
-        "wrk": version_of(["wrk", "--version"]).split(" Copyright")[0],
-        "load_average_at_start": " ".join(read_text("/proc/loadavg").split()[:3]),
-        "code": code_state(),
-    }
 
 
 def report(opts: Options, runs: Sequence[Run], meta: dict[str, Any]) -> tuple[Path, Path]:
