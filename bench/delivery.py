@@ -63,7 +63,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 from redis import Redis
@@ -82,12 +82,12 @@ from bench.common import (
 from bench.common import (
     machine as machine_basics,
 )
+from bench.samples import form_body
 from domain.crypto import Vault, generate_key
 from domain.logs import JsonFormatter
 from domain.migrations import upgrade
 from domain.settings import Settings
 from domain.store import Store, make_engine, normalise_database_url
-from tests.factories import dog, flatten, traffic
 
 RESULTS = ROOT / "bench" / "results"
 DOG_OFFICE = "usingen-steueramt"  # a dog registration from Neu-Anspach goes to the tax office
@@ -712,11 +712,6 @@ def postgres_notes(url: str) -> dict[str, str]:
 
 
 # --- preparation ----------------------------------------------------------------------------
-
-
-def form_body(service: str) -> str:
-    """A valid submission as Formcycle posts it (urlencoded dotted fields)."""
-    return urlencode(flatten(dog() if service == "dog-registration" else traffic()))
 
 
 def prepare_template(bench: Bench, store: str, kind: str, n: int) -> tuple[str, float]:

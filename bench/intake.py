@@ -44,7 +44,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 from redis import Redis
 from sqlalchemy import create_engine, text
@@ -61,10 +60,10 @@ from bench.common import (
 from bench.common import (
     machine as machine_basics,
 )
+from bench.samples import form_body
 from domain.crypto import generate_key
 from domain.migrations import upgrade
 from domain.store import make_engine, normalise_database_url
-from tests.factories import dog, flatten
 
 RESULTS = ROOT / "bench" / "results"
 SERVICE = "dog-registration"
@@ -713,7 +712,7 @@ def run_all(opts: Options) -> tuple[list[Run], dict[str, Any]]:
     meta: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-intake-") as tmp:
         workdir = Path(tmp)
-        body = urlencode(flatten(dog()))
+        body = form_body("dog-registration")
         (workdir / "body.txt").write_text(body)
         (workdir / "post.lua").write_text(LUA)
         load = Load(

@@ -79,3 +79,15 @@ def test_fee_is_announced_in_the_answer(client: FlaskClient) -> None:
         content_type="application/x-www-form-urlencoded",
     )
     assert "payment" not in dog.get_json()
+
+
+def test_traffic_order_form_example(client: FlaskClient) -> None:
+    """examples/traffic-order.form, the JSON example as Formcycle's urlencoded form posts it."""
+    response = client.post(
+        "/webhooks/formcycle/traffic-order",
+        data=(EXAMPLES / "traffic-order.form").read_bytes().strip(),
+        headers=HEADERS,
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert response.status_code == 202, response.get_data(as_text=True)
+    assert response.get_json()["municipality"]["name"] == "Usingen"
