@@ -29,9 +29,9 @@ def migrate() -> None:
 
     settings = settings_or_exit()
     engine = make_engine(settings.database_url)
-    upgrade(engine)
+    done = upgrade(engine)
     engine.dispose()
-    click.echo("database schema is up to date")
+    click.echo(done.describe())
 
 
 @main.command("check-config")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection, Engine
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -18,12 +20,34 @@ def alembic_config() -> AlembicConfig:
     return cfg
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the database schema up to `revision` (idempotent)."""
+@dataclass(frozen=True)
+class Upgrade:
+    """What an upgrade did: the schema revision before (None: no schema yet) and after."""
+
+    before: str | None
+    after: str | None
+
+    def describe(self) -> str:
+        """One line for the operator: created, upgraded from X to Y, or already up to date."""
+        if self.before == self.after:
+            return f"database schema is up to date (revision {self.after})"
+        if self.before is None:
+            return f"created the database schema at revision {self.after}"
+        return f"upgraded the database schema from revision {self.before} to {self.after}"
+
+
+def _current(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> Upgrade:
+    """Bring the database schema up to `revision` (idempotent) and say what changed."""
     cfg = alembic_config()
     with engine.begin() as connection:
+        before = _current(connection)
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
+        return Upgrade(before, _current(connection))
 
 
 def revision(engine: Engine, message: str) -> None:

@@ -47,3 +47,25 @@ def test_generate_key_makes_a_usable_key(environ: dict[str, str]) -> None:
     key = result.stdout.strip()
     settings = Settings.from_env({**environ, "BRIDGE_ENCRYPTION_KEYS": key})
     assert settings.encryption_keys == (key,)
+
+
+def _head() -> str:
+    from alembic.script import ScriptDirectory
+
+    from domain.migrations import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def test_migrate_says_what_it_did(environ: dict[str, str], tmp_path: Path) -> None:
+    """A new database is created at the head revision; a second run says it is up to date."""
+    env = {**environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'new.db'}"}
+    head = _head()
+    first = bridge_cli(env, "migrate")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == f"created the database schema at revision {head}"
+    again = bridge_cli(env, "migrate")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == f"database schema is up to date (revision {head})"
