@@ -56,33 +56,32 @@ def shape(service: Service, raw: RawSubmission, limits: BodyLimits) -> dict[str,
         if len(parts) > 1 and len(parts) + nesting_depth(value) > limits.max_depth:
             raise limits.too_deep("Ein Feldname mit Punkten", "A dotted field name")
         if any(not p for p in parts):
-            raise conflict(key)
-        set_path(root, parts, value, key)
-    shaped = lists_from_indexes(root)
-    assert isinstance(shaped, dict)
-    return shaped
+            raise _conflict(key)
+        _set_path(root, parts, value, key)
+    # The top level is always an object: numbered keys there (`0=x`) are fields, not a list.
+    return {k: _lists_from_indexes(v) for k, v in root.items()}
 
 
-def set_path(root: dict[str, Any], path: list[str], value: Any, key: str) -> None:
+def _set_path(root: dict[str, Any], path: list[str], value: Any, key: str) -> None:
     """Put `value` at `path`; a second value at the same place makes a list (a repeated key)."""
     node = root
     for part in path[:-1]:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise conflict(key)
+            raise _conflict(key)
         node = child
     last = path[-1]
     if last in node:
         existing = node[last]
         if isinstance(existing, dict) or isinstance(value, dict):
-            raise conflict(key)
+            raise _conflict(key)
         # A repeated form key is a multi-value element (e.g. several main breeds).
         node[last] = [*existing, value] if isinstance(existing, list) else [existing, value]
     else:
         node[last] = value
 
 
-def conflict(key: str) -> Problem:
+def _conflict(key: str) -> Problem:
     """A form key used both as a value and as a group: a 422 naming the field."""
     return invalid_field(
         key,
@@ -91,15 +90,15 @@ def conflict(key: str) -> Problem:
     )
 
 
-def lists_from_indexes(node: Any) -> Any:
+def _lists_from_indexes(node: Any) -> Any:
     """Turn dicts keyed "0", "1", ... (from keys like `attachments.0.name`) into lists."""
     if isinstance(node, dict):
-        converted = {k: lists_from_indexes(v) for k, v in node.items()}
+        converted = {k: _lists_from_indexes(v) for k, v in node.items()}
         if converted and all(k.isdigit() and len(k) <= 4 for k in converted):
             return [converted[k] for k in sorted(converted, key=int)]
         return converted
     if isinstance(node, list):
-        return [lists_from_indexes(v) for v in node]
+        return [_lists_from_indexes(v) for v in node]
     return node
 
 

@@ -366,6 +366,18 @@ CASES: dict[str, Bad] = {
         V,
         (("keeper", "Das Feld 'keeper' ist zugleich Wert und Gruppe."),),
     ),
+    "only-numbered-keys": Bad(
+        DOG,
+        _raw(b"0=Bello&1=Rex", FORM),
+        422,
+        V,
+        (
+            ("keeper", REQUIRED),
+            ("dog", REQUIRED),
+            ("dogs_in_household", REQUIRED),
+            ("privacy_consent", CONSENT),
+        ),
+    ),
     "process-id-too-long": Bad(
         DOG,
         lambda: (form_body(dog(), [("process_id", "p" * 201)]), FORM),
