@@ -84,7 +84,6 @@ def by_signature(
     body: bytes,
     secrets: Mapping[str, str],
     tolerance_s: int,
-    now: float | None = None,
 ) -> Sender:
     """The sender whose signing secret produced one of the presented v1 signatures."""
     webhook_id = headers.get("webhook-id") or ""
@@ -97,7 +96,7 @@ def by_signature(
         )
     if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
         raise unauthorized("Der Zeitstempel ist ungültig.", "The timestamp is invalid.")
-    if not standard_webhooks.within_tolerance(int(timestamp), tolerance_s, now):
+    if not standard_webhooks.within_tolerance(int(timestamp), tolerance_s):
         raise unauthorized(
             "Der Zeitstempel der Signatur ist zu alt oder liegt in der Zukunft.",
             "The signature's timestamp is too old or in the future.",
@@ -126,7 +125,6 @@ def authenticate(
     secrets: Mapping[str, str],
     tolerance_s: int,
     read_body: Callable[[], bytes],
-    now: float | None = None,
 ) -> tuple[Caller, bytes]:
     """The caller and the body: every credential presented (secret, signature) must verify.
 
@@ -144,7 +142,7 @@ def authenticate(
     if not signed:
         assert by_secret is not None
         return Caller(by_secret), body
-    by_key = by_signature(senders, headers, body, secrets, tolerance_s, now)
+    by_key = by_signature(senders, headers, body, secrets, tolerance_s)
     if by_secret is not None and by_secret.id != by_key.id:
         raise unauthorized(
             "Geheimnis und Signatur gehören zu verschiedenen Absendern.",

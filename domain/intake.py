@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -43,7 +43,6 @@ class IntakeResult:
 
     submission: Submission
     created: bool
-    delivery_ids: list[str] = field(default_factory=list)
 
 
 def validation_options(service: Service, now: dt.datetime) -> ValidationOptions:
@@ -148,9 +147,7 @@ class Intake:
             deliveries=len(submission.deliveries),
             attachments=len(screened),
         )
-        return IntakeResult(
-            submission, created=True, delivery_ids=[d.id for d in submission.deliveries]
-        )
+        return IntakeResult(submission, created=True)
 
     def _validate(
         self, service: Service, data: dict[str, Any], now: dt.datetime
