@@ -227,6 +227,8 @@ def _place(data: dict[str, Any], screened: Screened, places: dict[str, bool]) ->
     base, _, last = screened.path.rpartition(".")
     is_item = bool(base) and last.isdigit() and places.get(base, False)
     *parents, key = (base if is_item else screened.path).split(".")
+    if not key or not all(parents):
+        return False  # `a..b` names no place, as for form fields
     node: Any = data
     for part in parents:
         node = node.setdefault(part, {})

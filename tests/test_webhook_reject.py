@@ -576,6 +576,15 @@ CASES: dict[str, Bad] = {
         V,
         (("attachments.0", NOT_A_FILE),),
     ),
+    "multipart-file-for-no-place": Bad(
+        DOG,
+        lambda: multipart_body(
+            flatten(dog()), [FilePart("dog..photo", "hund.png", "image/png", PNG)]
+        ),
+        422,
+        V,
+        (("dog..photo", "Unerwartete Anlage."),),
+    ),
     # --- body size and media type ---------------------------------------------------------------
     "oversized-body": Bad(
         DOG,
