@@ -132,16 +132,14 @@ def authenticate(
     refused without reading a large body; the signature needs the body and is checked after.
     """
     by_secret = by_shared_secret(senders, headers, secrets)
-    signed = has_signature(headers)
-    if by_secret is None and not signed:
-        raise unauthorized(
-            "Es fehlen Zugangsdaten (Geheimnis-Header oder Signatur).",
-            "Credentials are missing (secret header or signature).",
-        )
+    if not has_signature(headers):
+        if by_secret is None:
+            raise unauthorized(
+                "Es fehlen Zugangsdaten (Geheimnis-Header oder Signatur).",
+                "Credentials are missing (secret header or signature).",
+            )
+        return Caller(by_secret), read_body()
     body = read_body()
-    if not signed:
-        assert by_secret is not None
-        return Caller(by_secret), body
     by_key = by_signature(senders, headers, body, secrets, tolerance_s)
     if by_secret is not None and by_secret.id != by_key.id:
         raise unauthorized(
