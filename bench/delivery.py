@@ -1053,9 +1053,10 @@ def build_posts(bench: Bench, url: str, office_id: str) -> Posts:
     """Build every pending envelope of `office_id` and render and sign it like the channel."""
     from sqlalchemy import select
 
+    from domain.standard_webhooks import sign
     from domain.store import Delivery
     from worker.channels import channels
-    from worker.channels.webhook import USER_AGENT, WebhookChannel, sign, signing_key
+    from worker.channels.webhook import USER_AGENT, WebhookChannel, signing_key
     from worker.envelopes import build_envelopes
 
     settings = Settings.from_env(bench.environ(url))

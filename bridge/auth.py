@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import hmac
-import time
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from domain import standard_webhooks
 from domain.config import Config, Sender
+from domain.logs import log_event
 from domain.problems import Problem, msg
+
+log = logging.getLogger(__name__)
 
 
 class HeaderLookup(Protocol):
@@ -56,8 +57,12 @@ def has_signature(headers: HeaderLookup) -> bool:
 
 def by_shared_secret(
     senders: list[Sender], headers: HeaderLookup, secrets: Mapping[str, str]
-) -> Caller:
-    """The sender whose shared-secret header matches; every secret is compared in constant time."""
+) -> Sender | None:
+    """The sender whose shared-secret header matches; None when no such header was presented.
+
+    A presented secret that matches no sender is a 401 even if a signature would verify: every
+    credential presented must be right. Every secret is compared in constant time.
+    """
     found: Sender | None = None
     presented_any = False
     for sender in senders:
@@ -68,29 +73,9 @@ def by_shared_secret(
         expected = secrets.get(sender.secret_env, "")
         if expected and hmac.compare_digest(presented.encode(), expected.encode()):
             found = sender
-    if found is not None:
-        return Caller(found)
-    if presented_any:
+    if presented_any and found is None:
         raise unauthorized("Das gemeinsame Geheimnis ist falsch.", "The shared secret is wrong.")
-    raise unauthorized(
-        "Es fehlen Zugangsdaten (Geheimnis-Header oder Signatur).",
-        "Credentials are missing (secret header or signature).",
-    )
-
-
-def _whsec_key(secret: str) -> bytes:
-    raw = secret.removeprefix("whsec_")
-    try:
-        return base64.b64decode(raw, validate=True)
-    except (binascii.Error, ValueError):
-        return raw.encode()
-
-
-def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
-    """A Standard Webhooks v1 signature (HMAC-SHA256 over id.timestamp.body), base64."""
-    content = f"{webhook_id}.{timestamp}.".encode() + body
-    digest = hmac.new(_whsec_key(secret), content, hashlib.sha256).digest()
-    return base64.b64encode(digest).decode()
+    return found
 
 
 def by_signature(
@@ -99,8 +84,7 @@ def by_signature(
     body: bytes,
     secrets: Mapping[str, str],
     tolerance_s: int,
-    now: float | None = None,
-) -> Caller:
+) -> Sender:
     """The sender whose signing secret produced one of the presented v1 signatures."""
     webhook_id = headers.get("webhook-id") or ""
     timestamp = headers.get("webhook-timestamp") or ""
@@ -110,28 +94,56 @@ def by_signature(
             "Die Signatur ist unvollständig (webhook-id, webhook-timestamp, webhook-signature).",
             "The signature is incomplete (webhook-id, webhook-timestamp, webhook-signature).",
         )
-    if not timestamp.isdigit() or len(timestamp) > 12:
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
         raise unauthorized("Der Zeitstempel ist ungültig.", "The timestamp is invalid.")
-    now = time.time() if now is None else now
-    if abs(now - int(timestamp)) > tolerance_s:
+    if not standard_webhooks.within_tolerance(int(timestamp), tolerance_s):
         raise unauthorized(
             "Der Zeitstempel der Signatur ist zu alt oder liegt in der Zukunft.",
             "The signature's timestamp is too old or in the future.",
         )
-    presented = [
-        part.split(",", 1)[1].encode()
-        for part in signatures.split()
-        if part.startswith("v1,") and "," in part
-    ]
-    found: Sender | None = None
+    signing: list[tuple[Sender, bytes]] = []
     for sender in senders:
         secret = secrets.get(sender.signing_secret_env or "", "")
         if not secret:
             continue
-        expected = sign(secret, webhook_id, int(timestamp), body).encode()
-        for candidate in presented:
-            if hmac.compare_digest(candidate, expected):
-                found = sender
-    if found is None:
+        try:
+            signing.append((sender, standard_webhooks.signing_key(secret)))
+        except standard_webhooks.SigningKeyError:
+            # A malformed secret verifies nothing; the operator sees it in the log, not the caller.
+            log_event(log, "auth.signing_secret_invalid", level=logging.ERROR, sender=sender.id)
+    index = standard_webhooks.verify(
+        [key for _, key in signing], webhook_id, int(timestamp), body, signatures
+    )
+    if index < 0:
         raise unauthorized("Die Signatur ist ungültig.", "The signature is invalid.")
-    return Caller(found, webhook_id=webhook_id)
+    return signing[index][0]
+
+
+def authenticate(
+    senders: list[Sender],
+    headers: HeaderLookup,
+    secrets: Mapping[str, str],
+    tolerance_s: int,
+    read_body: Callable[[], bytes],
+) -> tuple[Caller, bytes]:
+    """The caller and the body: every credential presented (secret, signature) must verify.
+
+    The shared secret is checked before the body is read, so a wrong or missing credential is
+    refused without reading a large body; the signature needs the body and is checked after.
+    """
+    by_secret = by_shared_secret(senders, headers, secrets)
+    if not has_signature(headers):
+        if by_secret is None:
+            raise unauthorized(
+                "Es fehlen Zugangsdaten (Geheimnis-Header oder Signatur).",
+                "Credentials are missing (secret header or signature).",
+            )
+        return Caller(by_secret), read_body()
+    body = read_body()
+    by_key = by_signature(senders, headers, body, secrets, tolerance_s)
+    if by_secret is not None and by_secret.id != by_key.id:
+        raise unauthorized(
+            "Geheimnis und Signatur gehören zu verschiedenen Absendern.",
+            "The shared secret and the signature belong to different senders.",
+        )
+    return Caller(by_key, webhook_id=headers.get("webhook-id")), body

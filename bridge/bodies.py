@@ -11,7 +11,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
-from domain.intake import RawSubmission, Upload
+from domain.forms import RawSubmission, Upload
+from domain.limits import BodyLimits, malformed, nesting_depth
 from domain.problems import Problem, msg
 
 FORM = "application/x-www-form-urlencoded"
@@ -21,12 +22,7 @@ SUPPORTED = (FORM, MULTIPART, *JSON_TYPES)
 
 
 def _malformed(de: str, en: str) -> NoReturn:
-    raise Problem(
-        400,
-        "malformed-body",
-        msg("Die Anfrage ist fehlerhaft aufgebaut.", "The request body is malformed."),
-        msg(de, en),
-    )
+    raise malformed(de, en)
 
 
 def unsupported_media_type(media_type: str) -> Problem:
@@ -48,17 +44,15 @@ def media_type_of(content_type: str | None) -> tuple[str, dict[str, str]]:
     return media_type.lower(), params
 
 
-def parse_body(
-    content_type: str | None, body: bytes, *, max_fields: int, max_depth: int
-) -> RawSubmission:
+def parse_body(content_type: str | None, body: bytes, limits: BodyLimits) -> RawSubmission:
     """Parse a body of a supported media type into a RawSubmission or raise a Problem."""
     media_type, params = media_type_of(content_type)
     if media_type == FORM:
-        return _parse_form(body, params.get("charset", "utf-8"), max_fields)
+        return _parse_form(body, params.get("charset", "utf-8"), limits.max_fields)
     if media_type == MULTIPART:
-        return _parse_multipart(body, params.get("boundary", ""), max_fields)
+        return _parse_multipart(body, params.get("boundary", ""), limits)
     if media_type in JSON_TYPES:
-        return _parse_json(body, max_depth)
+        return _parse_json(body, limits)
     raise unsupported_media_type(media_type)
 
 
@@ -98,12 +92,12 @@ def _parse_form(body: bytes, charset: str, max_fields: int) -> RawSubmission:
     return RawSubmission(fields=pairs)
 
 
-def _parse_multipart(body: bytes, boundary: str, max_fields: int) -> RawSubmission:
+def _parse_multipart(body: bytes, boundary: str, limits: BodyLimits) -> RawSubmission:
     if not boundary:
         _malformed(
             "Der multipart-Grenzwert (boundary) fehlt.", "The multipart boundary is missing."
         )
-    decoder = MultipartDecoder(boundary.encode("latin-1", "replace"), max_parts=max_fields)
+    decoder = MultipartDecoder(boundary.encode("latin-1", "replace"), max_parts=limits.max_fields)
     fields: list[tuple[str, Any]] = []
     uploads: list[Upload] = []
     current: Field | File | None = None
@@ -145,12 +139,7 @@ def _parse_multipart(body: bytes, boundary: str, max_fields: int) -> RawSubmissi
     except Problem:
         raise
     except RequestEntityTooLarge:
-        raise Problem(
-            413,
-            "too-many-parts",
-            msg("Die Anfrage enthält zu viele Teile.", "The request has too many parts."),
-            msg(f"Höchstens {max_fields} Felder sind erlaubt.", f"At most {max_fields} fields."),
-        ) from None
+        raise limits.too_many_parts() from None
     except Exception:
         finished = False
     if not finished:
@@ -169,29 +158,31 @@ def _reject_constant(name: str) -> NoReturn:
     raise _ConstantError(name)
 
 
-def _depth_ok(value: Any, max_depth: int) -> bool:
-    stack: list[tuple[Any, int]] = [(value, 1)]
+def _has_lone_surrogate(value: Any) -> bool:
+    """Whether any text (key or value) holds half of a UTF-16 pair, which no store can encode."""
+    stack: list[Any] = [value]
     while stack:
-        node, depth = stack.pop()
-        if depth > max_depth:
-            return False
-        if isinstance(node, dict):
-            stack.extend((v, depth + 1) for v in node.values())
+        node = stack.pop()
+        if isinstance(node, str):
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
         elif isinstance(node, list):
-            stack.extend((v, depth + 1) for v in node)
-    return True
+            stack.extend(node)
+    return False
 
 
-def _parse_json(body: bytes, max_depth: int) -> RawSubmission:
+def _parse_json(body: bytes, limits: BodyLimits) -> RawSubmission:
     text = _decode(body, "utf-8")
     loader: Callable[[str], Any] = json.JSONDecoder(parse_constant=_reject_constant).decode
     try:
         value = loader(text)
     except RecursionError:
-        _malformed(
-            f"Das JSON ist tiefer als {max_depth} Ebenen verschachtelt.",
-            f"The JSON is nested deeper than {max_depth} levels.",
-        )
+        raise limits.too_deep() from None
     except json.JSONDecodeError as exc:
         _malformed(
             f"Das JSON ist ungültig (Zeile {exc.lineno}, Spalte {exc.colno}).",
@@ -204,9 +195,12 @@ def _parse_json(body: bytes, max_depth: int) -> RawSubmission:
         _malformed("Das JSON enthält einen ungültigen Wert.", "The JSON contains an invalid value.")
     if not isinstance(value, dict):
         _malformed("Das JSON muss ein Objekt sein.", "The JSON must be an object.")
-    if not _depth_ok(value, max_depth):
+    if nesting_depth(value) > limits.max_depth:
+        raise limits.too_deep()
+    # Only an escape (\ud800) can make one; searching the text first spares the walk.
+    if ("\\ud" in text or "\\uD" in text) and _has_lone_surrogate(value):
         _malformed(
-            f"Das JSON ist tiefer als {max_depth} Ebenen verschachtelt.",
-            f"The JSON is nested deeper than {max_depth} levels.",
+            "Das JSON enthält ungültige Unicode-Zeichen (ein halbes Ersatzzeichenpaar).",
+            "The JSON contains invalid Unicode (half of a surrogate pair).",
         )
     return RawSubmission(fields=list(value.items()), from_form=False)

@@ -12,25 +12,20 @@ from bridge.bodies import SUPPORTED, media_type_of, parse_body, unsupported_medi
 from bridge.respond import json_response, wants_html
 from bridge.state import current
 from domain import telemetry
-from domain.problems import Problem, msg, size_text
+from domain.limits import BodyLimits
+from domain.problems import Problem, msg
 
 blueprint = Blueprint("webhooks", __name__)
 
 
-def _too_large(limit: int) -> Problem:
-    size = size_text(limit)
-    return Problem(
-        413,
-        "body-too-large",
-        msg("Die Anfrage ist zu groß.", "The request is too large."),
-        msg(f"Höchstens {size.de} sind erlaubt.", f"At most {size.en} are allowed."),
-    )
-
-
-def _read_body(limit: int) -> bytes:
-    """Read at most `limit` bytes; a larger body is refused without reading it all."""
+def _read_body(limits: BodyLimits) -> bytes:
+    """Read the body if its media type is supported; one over the limit is refused unread."""
+    limit = limits.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
-        raise _too_large(limit)
+        raise limits.body_too_large()
+    media_type, _ = media_type_of(request.content_type)
+    if media_type not in SUPPORTED:
+        raise unsupported_media_type(media_type)
     # A body without Content-Length (chunked) is cut off by werkzeug at the request's maximum
     # without an error; one byte of headroom lets a longer body show as too large here
     # instead of being parsed truncated.
@@ -38,9 +33,9 @@ def _read_body(limit: int) -> bytes:
     try:
         body = request.stream.read(limit + 1)
     except RequestEntityTooLarge:
-        raise _too_large(limit) from None
+        raise limits.body_too_large() from None
     if len(body) > limit:
-        raise _too_large(limit)
+        raise limits.body_too_large()
     return body
 
 
@@ -74,26 +69,22 @@ def _receive(service_id: str) -> Response:
             msg(f"Den Dienst {service_id!r} gibt es hier nicht.", f"No service {service_id!r}."),
         )
     senders = auth.candidates(settings.config, service_id)
-    signed = auth.has_signature(request.headers)
-    caller = None if signed else auth.by_shared_secret(senders, request.headers, settings.secrets)
-    if request.content_length is not None and request.content_length > settings.max_body_bytes:
-        raise _too_large(settings.max_body_bytes)
-    media_type, _ = media_type_of(request.content_type)
-    if media_type not in SUPPORTED:
-        raise unsupported_media_type(media_type)
-    body = _read_body(settings.max_body_bytes)
-    if caller is None:
-        caller = auth.by_signature(
-            senders, request.headers, body, settings.secrets, settings.signature_tolerance_s
-        )
-    raw = parse_body(
-        request.content_type,
-        body,
-        max_fields=settings.max_form_fields,
-        max_depth=settings.max_json_depth,
+    limits = bridge.intake.limits
+    caller, body = auth.authenticate(
+        senders,
+        request.headers,
+        settings.secrets,
+        settings.signature_tolerance_s,
+        lambda: _read_body(limits),
     )
-    key = caller.webhook_id or request.headers.get("Idempotency-Key") or None
-    result = bridge.intake.submit(service, caller.sender, raw, idempotency_key=key)
+    raw = parse_body(request.content_type, body, limits)
+    result = bridge.intake.submit(
+        service,
+        caller.sender,
+        raw,
+        webhook_id=caller.webhook_id,
+        idempotency_header=request.headers.get("Idempotency-Key"),
+    )
     if result.created:
         bridge.dispatch(result.submission)
     submission = result.submission

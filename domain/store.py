@@ -107,7 +107,11 @@ class Submission(Base):
 
     __tablename__ = "submissions"
     __table_args__ = (
-        UniqueConstraint("sender", "idempotency_key", name="uq_submissions_sender_key"),
+        # A key names a submission of one sender for one service: the same Formcycle process
+        # id may come with a dog registration and a traffic order (ADR 6).
+        UniqueConstraint(
+            "sender", "service", "idempotency_key", name="uq_submissions_sender_service_key"
+        ),
         Index("ix_submissions_service_received", "service", "received_at"),
         {"sqlite_autoincrement": True},
     )
@@ -120,6 +124,9 @@ class Submission(Base):
     schema: Mapped[str] = mapped_column(String(64))
     sender: Mapped[str] = mapped_column(String(64))
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    # SHA-256 of what was accepted (domain/idempotency.py); NULL for rows stored before
+    # fingerprints existed, whose repeats are all answered with the original.
+    fingerprint: Mapped[str | None] = mapped_column(String(64))
     municipality_ags: Mapped[str] = mapped_column(String(8))
     status: Mapped[str] = mapped_column(String(32))
     flags: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -354,3 +354,16 @@ def test_blank_or_padded_municipality_keys_are_read_like_the_schema(
     assert _accepted(padded)["municipality"]["name"] == "Usingen"
     postal = post(client, DOG, form_body(dog({"keeper.address.postal_code": " 61267 "})), FORM)
     assert _accepted(postal)["municipality"]["name"] == "Neu-Anspach"
+
+
+def test_secret_and_signature_together(client: FlaskClient, store: Store) -> None:
+    """A request carrying both credentials, both right, is accepted (the signature's id is the key)."""
+    body_bytes = form_body(dog())
+    headers = {**secret_headers(), **signature_headers(body_bytes, "msg_both_right")}
+    body = _accepted(post(client, DOG, body_bytes, FORM, headers))
+    assert _stored(store, body["reference"]).idempotency_key == "msg_both_right"
+
+
+def test_dotted_key_at_the_nesting_limit(client: FlaskClient) -> None:
+    """A dotted key of 31 segments nests exactly 32 levels deep with its value: accepted."""
+    _accepted(post(client, DOG, form_body(dog(), [(".".join(["a"] * 31), "x")]), FORM))

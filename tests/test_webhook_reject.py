@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -52,6 +54,18 @@ BAD_FILE_TYPE = "Dieser Dateityp ist nicht erlaubt; erlaubt sind PDF, PNG, JPEG.
 MALFORMED = "Die Anfrage ist fehlerhaft aufgebaut."
 NOT_UTF8 = "Der Text ist nicht gültig in utf-8 kodiert."
 SUPPORTED = "application/x-www-form-urlencoded, multipart/form-data, application/json"
+NOT_A_FILE = (
+    "Eine Anlage muss als Datei mitgeschickt werden; Angaben zu einer Datei ohne ihren Inhalt "
+    "werden nicht angenommen."
+)
+DOTTED_TOO_DEEP = "Ein Feldname mit Punkten ist tiefer als 32 Ebenen verschachtelt."
+# What a sender could claim about a file it never sent (the PDF's real size and hash).
+FILE_DETAILS = {
+    "filename": "lageplan.pdf",
+    "content_type": "application/pdf",
+    "size": len(PDF),
+    "sha256": hashlib.sha256(PDF).hexdigest(),
+}
 
 
 def _de(day: dt.date) -> str:
@@ -127,6 +141,25 @@ def _start_too_soon() -> Errors:
             f"Frühestmöglicher Beginn: {_de(today() + dt.timedelta(days=3))}.",
         ),
     )
+
+
+def _site_plan_details() -> list[tuple[str, str]]:
+    return [(f"site_plan.{k}", str(v)) for k, v in FILE_DETAILS.items()]
+
+
+def _base64_file(content: bytes) -> dict[str, str]:
+    return {
+        "filename": "vertrag.pdf",
+        "content_type": "application/pdf",
+        "content_base64": base64.b64encode(content).decode(),
+    }
+
+
+def _nested(levels: int) -> dict[str, object]:
+    nested: dict[str, object] = {"leaf": 1}
+    for _ in range(levels - 1):
+        nested = {"level": nested}
+    return nested
 
 
 def _signed(
@@ -333,6 +366,18 @@ CASES: dict[str, Bad] = {
         V,
         (("keeper", "Das Feld 'keeper' ist zugleich Wert und Gruppe."),),
     ),
+    "only-numbered-keys": Bad(
+        DOG,
+        _raw(b"0=Bello&1=Rex", FORM),
+        422,
+        V,
+        (
+            ("keeper", REQUIRED),
+            ("dog", REQUIRED),
+            ("dogs_in_household", REQUIRED),
+            ("privacy_consent", CONSENT),
+        ),
+    ),
     "process-id-too-long": Bad(
         DOG,
         lambda: (form_body(dog(), [("process_id", "p" * 201)]), FORM),
@@ -468,6 +513,78 @@ CASES: dict[str, Bad] = {
         "too-many-files",
         detail="Höchstens 10 Dateien sind erlaubt.",
     ),
+    # --- attachment details written by the sender, without the file -------------------------
+    "form-site-plan-details-without-file": Bad(
+        TRAFFIC,
+        lambda: (form_body(traffic(reason="construction"), _site_plan_details()), FORM),
+        422,
+        V,
+        (("site_plan", NOT_A_FILE),),
+    ),
+    "multipart-site-plan-details-without-file": Bad(
+        TRAFFIC,
+        lambda: multipart_body([*flatten(traffic(reason="construction")), *_site_plan_details()]),
+        422,
+        V,
+        (("site_plan", NOT_A_FILE),),
+    ),
+    "form-site-plan-as-text": Bad(
+        TRAFFIC,
+        lambda: (form_body(traffic(reason="construction"), [("site_plan", "lageplan.pdf")]), FORM),
+        422,
+        V,
+        (("site_plan", NOT_A_FILE),),
+    ),
+    "json-site-plan-details-without-file": Bad(
+        TRAFFIC,
+        lambda: (as_json(traffic({"site_plan": FILE_DETAILS}, reason="construction")), JSON),
+        422,
+        V,
+        (("site_plan", NOT_A_FILE),),
+    ),
+    "form-dog-attachment-details-without-file": Bad(
+        DOG,
+        lambda: (
+            form_body(dog(), [(f"attachments.0.{k}", str(v)) for k, v in FILE_DETAILS.items()]),
+            FORM,
+        ),
+        422,
+        V,
+        (("attachments.0", NOT_A_FILE),),
+    ),
+    "json-dog-attachment-details-without-file": Bad(
+        DOG,
+        _dog_json(attachments=[FILE_DETAILS, FILE_DETAILS]),
+        422,
+        V,
+        (("attachments.0", NOT_A_FILE), ("attachments.1", NOT_A_FILE)),
+    ),
+    "json-dog-file-and-details": Bad(
+        DOG,
+        _dog_json(attachments=[_base64_file(PDF), FILE_DETAILS]),
+        422,
+        V,
+        (("attachments.1", NOT_A_FILE),),
+    ),
+    "multipart-file-and-details-of-another": Bad(
+        DOG,
+        lambda: multipart_body(
+            [*flatten(dog()), ("attachments.0.filename", "zweite.pdf")],
+            [FilePart("attachments", "vertrag.pdf", "application/pdf", PDF)],
+        ),
+        422,
+        V,
+        (("attachments.0", NOT_A_FILE),),
+    ),
+    "multipart-file-for-no-place": Bad(
+        DOG,
+        lambda: multipart_body(
+            flatten(dog()), [FilePart("dog..photo", "hund.png", "image/png", PNG)]
+        ),
+        422,
+        V,
+        (("dog..photo", "Unerwartete Anlage."),),
+    ),
     # --- body size and media type ---------------------------------------------------------------
     "oversized-body": Bad(
         DOG,
@@ -541,6 +658,50 @@ CASES: dict[str, Bad] = {
         400,
         "malformed-body",
         detail="Das JSON ist tiefer als 32 Ebenen verschachtelt.",
+    ),
+    "form-key-of-1000-segments": Bad(
+        DOG,
+        lambda: (form_body(dog(), [(".".join(["a"] * 1000), "x")]), FORM),
+        400,
+        "malformed-body",
+        detail=DOTTED_TOO_DEEP,
+    ),
+    "form-key-one-level-too-deep": Bad(
+        DOG,
+        lambda: (form_body(dog(), [(".".join(["a"] * 32), "x")]), FORM),
+        400,
+        "malformed-body",
+        detail=DOTTED_TOO_DEEP,
+    ),
+    "multipart-key-of-1000-segments": Bad(
+        DOG,
+        lambda: multipart_body([*flatten(dog()), (".".join(["a"] * 1000), "x")]),
+        400,
+        "malformed-body",
+        detail=DOTTED_TOO_DEEP,
+    ),
+    "multipart-file-name-of-1000-segments": Bad(
+        DOG,
+        lambda: multipart_body(
+            flatten(dog()), [FilePart(".".join(["a"] * 1000), "a.pdf", "application/pdf", PDF)]
+        ),
+        400,
+        "malformed-body",
+        detail=DOTTED_TOO_DEEP,
+    ),
+    "json-dotted-key-deeper-than-json-allows": Bad(
+        DOG,
+        lambda: (as_json({**dog(), ".".join(["a"] * 20): _nested(15)}), JSON),
+        400,
+        "malformed-body",
+        detail=DOTTED_TOO_DEEP,
+    ),
+    "json-lone-surrogate": Bad(
+        DOG,
+        _raw(b'{"keeper": {"last_name": "M\\ud800ller"}}', JSON),
+        400,
+        "malformed-body",
+        detail="Das JSON enthält ungültige Unicode-Zeichen (ein halbes Ersatzzeichenpaar).",
     ),
     "json-invalid-utf8": Bad(
         DOG,
@@ -638,6 +799,25 @@ CASES: dict[str, Bad] = {
         "unauthorized",
         detail="Das gemeinsame Geheimnis ist falsch.",
         auth=lambda body: {"X-Bridge-Secret": "formcycle-test-secret-0123456789abcdeF"},
+    ),
+    "wrong-secret-with-valid-signature": Bad(
+        DOG,
+        _dog_form(),
+        401,
+        "unauthorized",
+        detail="Das gemeinsame Geheimnis ist falsch.",
+        auth=lambda body: {
+            **signature_headers(body, "msg_with_wrong_secret"),
+            "X-Bridge-Secret": "formcycle-test-secret-0123456789abcdeF",
+        },
+    ),
+    "right-secret-with-bad-signature": Bad(
+        DOG,
+        _dog_form(),
+        401,
+        "unauthorized",
+        detail="Die Signatur ist ungültig.",
+        auth=lambda body: {**secret_headers(), **_bad_signature(body)},
     ),
     "bad-signature": Bad(
         DOG,
@@ -755,6 +935,22 @@ ENGLISH: dict[str, tuple[Bad, tuple[tuple[str, str], ...], str | None]] = {
         f"Got: text/plain; supported are {SUPPORTED}.",
     ),
     "en-unknown-service": (CASES["unknown-service"], (), "No service 'cat-registration'."),
+    "en-site-plan-details": (
+        CASES["json-site-plan-details-without-file"],
+        (
+            (
+                "site_plan",
+                "An attachment must be sent as a file; details of a file without its content "
+                "are not accepted.",
+            ),
+        ),
+        None,
+    ),
+    "en-dotted-key-too-deep": (
+        CASES["form-key-of-1000-segments"],
+        (),
+        "A dotted field name is nested deeper than 32 levels.",
+    ),
     "en-nested-json": (
         CASES["deeply-nested-json"],
         (),

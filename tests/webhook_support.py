@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import EnvironBuilder, TestResponse, run_wsgi_app
 from werkzeug.wrappers import Request
 
-from bridge.auth import sign
+from domain.standard_webhooks import sign, signing_key
 from tests.conftest import FORMCYCLE_SECRET, SIGNING_SECRET
 from tests.factories import flatten
 
@@ -84,7 +84,7 @@ def signature_headers(
     return {
         "webhook-id": webhook_id,
         "webhook-timestamp": str(ts),
-        "webhook-signature": "v1," + sign(secret, webhook_id, ts, body),
+        "webhook-signature": sign(signing_key(secret), webhook_id, ts, body),
     }
 
 

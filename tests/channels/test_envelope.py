@@ -9,8 +9,9 @@ import json
 
 import pytest
 
+from domain.standard_webhooks import sign
 from worker.channels import envelope_json
-from worker.channels.webhook import MAX_RETRY_AFTER_S, parse_retry_after, render_json, sign
+from worker.channels.webhook import MAX_RETRY_AFTER_S, parse_retry_after, render_json
 
 from .factories import PDF, attachment, envelope
 

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import email.utils
-import hashlib
-import hmac
 import json
 import re
 import time
@@ -17,6 +13,8 @@ from typing import Any, ClassVar
 import requests
 from marshmallow import fields, validate
 
+from domain import standard_webhooks
+from domain.standard_webhooks import sign
 from worker.channels.base import (
     Channel,
     ChannelOptions,
@@ -51,26 +49,11 @@ class WebhookOptions(ChannelOptions):
 
 
 def signing_key(secret: str) -> bytes:
-    """The HMAC key of a Standard Webhooks secret (`whsec_` + base64 of 24-64 random bytes)."""
-    if not secret.startswith("whsec_"):
-        raise PermanentDeliveryError(
-            "Konfigurationsfehler: Der Signaturschlüssel muss mit whsec_ beginnen."
-        )
+    """The HMAC key of the office's signing secret; a malformed one fails the delivery for good."""
     try:
-        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
-    except (binascii.Error, ValueError):
-        raise PermanentDeliveryError(
-            "Konfigurationsfehler: Der Signaturschlüssel ist kein gültiges Base64."
-        ) from None
-    if not key:
-        raise PermanentDeliveryError("Konfigurationsfehler: Der Signaturschlüssel ist leer.")
-    return key
-
-
-def sign(key: bytes, webhook_id: str, timestamp: int, body: bytes) -> str:
-    """The `webhook-signature` value: `v1,` + base64 HMAC-SHA256 over `id.timestamp.body`."""
-    content = f"{webhook_id}.{timestamp}.".encode() + body
-    return "v1," + base64.b64encode(hmac.new(key, content, hashlib.sha256).digest()).decode()
+        return standard_webhooks.signing_key(secret)
+    except standard_webhooks.SigningKeyError as exc:
+        raise PermanentDeliveryError(f"Konfigurationsfehler: {exc}") from None
 
 
 def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> float | None:
