@@ -69,3 +69,17 @@ def test_migrate_says_what_it_did(environ: dict[str, str], tmp_path: Path) -> No
     again = bridge_cli(env, "migrate")
     assert again.returncode == 0, again.stderr
     assert again.stdout.strip() == f"database schema is up to date (revision {head})"
+
+
+def test_migrate_names_the_revisions_it_upgraded(environ: dict[str, str], tmp_path: Path) -> None:
+    """A database at an older revision is upgraded, and the answer names both revisions."""
+    from domain.migrations import upgrade
+    from domain.store import make_engine
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    upgrade(engine, "0001")
+    engine.dispose()
+    result = bridge_cli({**environ, "DATABASE_URL": url}, "migrate")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"upgraded the database schema from revision 0001 to {_head()}"
