@@ -206,3 +206,17 @@ def test_other_permanent_statuses(
     with store.read() as session:
         delivery = session.scalars(select(Delivery)).one()
     assert (delivery.attempts, delivery.last_status_code) == (1, status)
+
+
+def test_redirect_fails_at_once_with_the_location(
+    client: FlaskClient, store: Store, backoffice: DemoBackOffice, processes: Processes
+) -> None:
+    """A 308 is not retried for a day: one attempt, failed, the target in the dead-letter list."""
+    backoffice.set_fault(OFFICE, "status", status=308)
+    processes.worker()
+    submit(client, "dog-registration", dog())
+    wait_for(lambda: _status(store) == DeliveryStatus.FAILED, what="the failure")
+    [delivery] = deliveries(store)
+    assert (delivery.attempts, delivery.last_status_code) == (1, 308)
+    assert delivery.last_error is not None
+    assert f"{backoffice.url}/_moved/{OFFICE}" in delivery.last_error
