@@ -25,7 +25,7 @@ from worker.channels import (
     channels,
 )
 from worker.envelopes import build_envelopes
-from worker.queue import queued_key, wake_offices
+from worker.queue import drain_started, wake_offices
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def context() -> WorkerContext:
 def drain_office(office_id: str) -> int:
     """Deliver every due delivery of one office; returns how many attempts were made."""
     ctx = context()
-    ctx.redis.delete(queued_key(office_id))
+    drain_started(ctx.redis, office_id)
     office = ctx.settings.config.offices.get(office_id)
     if office is None:
         log_event(log, "delivery.unknown_office", level=logging.ERROR, office=office_id)
