@@ -140,6 +140,26 @@ def claim_due(
     return ids, lease_until
 
 
+def release(store: Store, delivery_ids: Sequence[str], lease_until: dt.datetime) -> None:
+    """Give back leased deliveries that were not attempted, so that the next claim takes them.
+
+    Only the lease holder releases: a delivery leased again meanwhile keeps its new lease.
+    """
+    if not delivery_ids:
+        return
+    with store.session() as session:
+        session.execute(
+            update(Delivery)
+            .where(
+                Delivery.id.in_(list(delivery_ids)),
+                Delivery.lease_until == lease_until,
+                Delivery.status == DeliveryStatus.PENDING,
+            )
+            .values(lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+
+
 def offices_with_due(store: Store) -> list[str]:
     """Offices that have deliveries due and not leased (what the sweeper wakes)."""
     with store.read() as session:
