@@ -89,12 +89,14 @@ def _delivery(
         return delivery.id
 
 
+@pytest.mark.postgres
 def test_the_database_clock_is_the_skewed_one(db_ahead: Store) -> None:
     """The premise of the tests below: the bridge reads the shifted clock."""
     skew = _db_now(db_ahead) - dt.datetime.now(dt.UTC)
     assert abs(skew - dt.timedelta(hours=1)) < dt.timedelta(seconds=10)
 
 
+@pytest.mark.postgres
 def test_due_by_the_database_clock_is_claimed_on_a_host_that_runs_behind(
     db_ahead: Store,
 ) -> None:
@@ -114,6 +116,7 @@ def test_due_by_the_database_clock_is_claimed_on_a_host_that_runs_behind(
         assert stored.lease_until == lease_until
 
 
+@pytest.mark.postgres
 def test_a_host_that_runs_ahead_neither_delivers_early_nor_steals_a_lease(
     db_behind: Store,
 ) -> None:
@@ -130,6 +133,7 @@ def test_a_host_that_runs_ahead_neither_delivers_early_nor_steals_a_lease(
     assert claim_due(db_behind, OFFICE, limit=10, lease_s=30)[0] == []
 
 
+@pytest.mark.postgres
 def test_a_retry_is_scheduled_and_recorded_by_the_database_clock(db_ahead: Store) -> None:
     """The next attempt and the event's time are the database's now plus the interval."""
     now = _db_now(db_ahead)
