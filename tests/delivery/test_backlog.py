@@ -13,7 +13,7 @@ import pytest
 from flask.testing import FlaskClient
 from redis import Redis
 from rq import Worker
-from rq.registry import FinishedJobRegistry
+from rq.registry import FinishedJobRegistry, StartedJobRegistry
 
 from domain.store import DeliveryStatus, Store
 from tests.delivery.conftest import Processes, deliveries, replace_office, submit, wait_for
@@ -133,6 +133,11 @@ def test_two_workers_share_a_backlog(
     assert sorted(office.received) == sorted(ids)
     assert not office.gave_up, "no second worker delivered while the first one was held"
     queue = delivery_queue(redis)
+    # The last drain jobs still look for more work after the last delivery: let them end.
+    wait_for(
+        lambda: queue.count == 0 and StartedJobRegistry(queue=queue).count == 0,
+        what="the drain jobs to end",
+    )
     finished = FinishedJobRegistry(queue=queue).get_job_ids()
     jobs = [queue.fetch_job(job_id) for job_id in finished]
     assert len({job.worker_name for job in jobs if job is not None}) == 2
