@@ -2,56 +2,53 @@
 
 from __future__ import annotations
 
-import hmac
-
 from flask import Blueprint, Response, request
 
 from bridge.auth import unauthorized
 from bridge.respond import json_response
 from bridge.state import current
-from domain.config import Office
 from domain.deliveries import acknowledge, pending_for_office
 from domain.problems import Problem, msg
-from worker.channels import envelope_json
+from worker.channels import channels
+from worker.channels.inbox import InboxChannel
 from worker.envelopes import build_envelopes
 
 blueprint = Blueprint("inbox", __name__)
 
 
-def _office(office_id: str) -> Office:
-    """The inbox office named in the path, authenticated by its own bearer token."""
+def _inbox(office_id: str) -> InboxChannel:
+    """The inbox channel of the office named in the path, authenticated by its bearer token."""
     bridge = current()
     office = bridge.settings.config.offices.get(office_id)
-    expected = ""
+    channel = None
     if office is not None and office.channel == "inbox":
-        expected = bridge.settings.secrets.get(str(office.options.get("token_env", "")), "")
+        channel = channels[office.channel](office.id, office.options, bridge.settings.secrets)
     scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
     # Unknown office and wrong token answer alike, so office names cannot be probed.
     if (
-        not expected
+        not isinstance(channel, InboxChannel)
         or scheme.lower() != "bearer"
-        or not hmac.compare_digest(presented.strip().encode(), expected.encode())
+        or not channel.authorize(presented.strip())
     ):
         raise unauthorized("Das Token dieser Stelle ist ungültig.", "The office token is invalid.")
-    assert office is not None
-    return office
+    return channel
 
 
 @blueprint.get("/api/v1/inbox/<office_id>/cases")
 def list_cases(office_id: str) -> Response:
     """The office's pending cases, oldest first, each with its delivery id to acknowledge."""
-    office = _office(office_id)
+    inbox = _inbox(office_id)
     bridge = current()
     limit = min(max(request.args.get("limit", 20, type=int) or 20, 1), 100)
-    ids = pending_for_office(bridge.store, office.id, limit)
+    ids = pending_for_office(bridge.store, inbox.office_id, limit)
     envelopes = build_envelopes(bridge.settings, bridge.store, bridge.vault, ids)
-    return json_response({"cases": [envelope_json(e) for e in envelopes]})
+    return json_response({"cases": [inbox.document(e) for e in envelopes]})
 
 
 @blueprint.post("/api/v1/inbox/<office_id>/cases/<delivery_id>/ack")
 def ack_case(office_id: str, delivery_id: str) -> Response:
     """Confirm that the office took a case; it then leaves the inbox."""
-    office = _office(office_id)
+    inbox = _inbox(office_id)
     body = request.get_json(silent=True) or {}
     case_number = body.get("case_number") if isinstance(body, dict) else None
     if case_number is not None and (not isinstance(case_number, str) or len(case_number) > 200):
@@ -60,7 +57,7 @@ def ack_case(office_id: str, delivery_id: str) -> Response:
             "validation",
             msg("Ungültiges Aktenzeichen der Stelle.", "Invalid case number."),
         )
-    error = acknowledge(current().store, office.id, delivery_id, case_number)
+    error = acknowledge(current().store, inbox.office_id, delivery_id, case_number)
     if error == "unknown":
         raise Problem(404, "unknown-case", msg("Diesen Fall gibt es nicht.", "No such case."))
     if error is not None:

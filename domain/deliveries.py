@@ -1,7 +1,9 @@
 """The delivery state machine in the database: claim, record an attempt, retry, fail, replay.
 
 Every state change happens here, in one transaction with the event that records it, so that the
-worker, the sweeper, the CLI and the admin API all move deliveries the same way.
+worker, the sweeper, the CLI and the admin API all move deliveries the same way. Every time
+compared or stored here is the database's (`domain.clock`): hosts with skewed clocks neither
+take a lease early nor deliver before a delivery is due.
 """
 
 from __future__ import annotations
@@ -12,9 +14,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
-from sqlalchemy import Connection, Table, and_, bindparam, insert, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Table,
+    and_,
+    bindparam,
+    insert,
+    or_,
+    select,
+    update,
+)
 
+from domain.clock import database_now
 from domain.store import (
     Delivery,
     DeliveryStatus,
@@ -22,7 +34,6 @@ from domain.store import (
     Store,
     Submission,
     SubmissionStatus,
-    utcnow,
 )
 
 MAX_RETRY_AFTER_S = 24 * 3600
@@ -88,7 +99,7 @@ def derive_status(statuses: Sequence[str]) -> str:
     return SubmissionStatus.FAILED
 
 
-def _due(now: dt.datetime):  # type: ignore[no-untyped-def]
+def _due(now: dt.datetime) -> ColumnElement[bool]:
     return and_(
         Delivery.status == DeliveryStatus.PENDING,
         Delivery.next_attempt_at <= now,
@@ -97,21 +108,27 @@ def _due(now: dt.datetime):  # type: ignore[no-untyped-def]
 
 
 def claim_due(
-    store: Store, office_id: str, limit: int, lease_s: float, now: dt.datetime | None = None
+    store: Store, office_id: str, limit: int, lease_s: float
 ) -> tuple[list[str], dt.datetime]:
-    """Lease up to `limit` due deliveries of an office; nobody else works them until the lease ends."""
-    now = now or utcnow()
-    lease_until = now + dt.timedelta(seconds=lease_s)
+    """Lease up to `limit` due deliveries of an office; nobody else works them until the lease ends.
+
+    Due and leased are judged by the database's clock, and the lease ends `lease_s` after the
+    database's now, whatever the calling host's clock says.
+    """
     with store.session() as session:
-        query = (
-            select(Delivery.id)
-            .where(Delivery.office_id == office_id, _due(now))
-            .order_by(Delivery.next_attempt_at)
-            .limit(limit)
+        now = database_now(session.connection())
+        lease_until = now + dt.timedelta(seconds=lease_s)
+        # SKIP LOCKED (PostgreSQL): two workers of one office take different rows; SQLite
+        # serialises writers at BEGIN IMMEDIATE and leaves the clause out.
+        ids = list(
+            session.scalars(
+                select(Delivery.id)
+                .where(Delivery.office_id == office_id, _due(now))
+                .order_by(Delivery.next_attempt_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
         )
-        if session.bind is not None and session.bind.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        ids = list(session.scalars(query))
         if ids:
             # The due condition is repeated so that a row leased meanwhile is never taken twice.
             session.execute(
@@ -123,10 +140,30 @@ def claim_due(
     return ids, lease_until
 
 
-def offices_with_due(store: Store, now: dt.datetime | None = None) -> list[str]:
+def release(store: Store, delivery_ids: Sequence[str], lease_until: dt.datetime) -> None:
+    """Give back leased deliveries that were not attempted, so that the next claim takes them.
+
+    Only the lease holder releases: a delivery leased again meanwhile keeps its new lease.
+    """
+    if not delivery_ids:
+        return
+    with store.session() as session:
+        session.execute(
+            update(Delivery)
+            .where(
+                Delivery.id.in_(list(delivery_ids)),
+                Delivery.lease_until == lease_until,
+                Delivery.status == DeliveryStatus.PENDING,
+            )
+            .values(lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def offices_with_due(store: Store) -> list[str]:
     """Offices that have deliveries due and not leased (what the sweeper wakes)."""
-    now = now or utcnow()
     with store.read() as session:
+        now = database_now(session.connection())
         return list(session.scalars(select(Delivery.office_id).where(_due(now)).distinct()))
 
 
@@ -154,7 +191,6 @@ def record_outcomes(
     outcomes: Sequence[AttemptOutcome],
     schedule: Sequence[float],
     jitter: float,
-    now: dt.datetime | None = None,
 ) -> list[AttemptOutcome]:
     """Record a batch of attempts and move the deliveries on; returns the outcomes recorded.
 
@@ -163,7 +199,6 @@ def record_outcomes(
     and a handful of statements per batch, whatever its size: this is the drain loop's
     largest cost after the HTTP call itself (bench/delivery).
     """
-    now = now or utcnow()
     if not outcomes:
         return []
     by_id = {o.delivery_id: o for o in outcomes}
@@ -171,13 +206,13 @@ def record_outcomes(
     changes: list[dict[str, object]] = []
     events: list[dict[str, object]] = []
     with store.engine.begin() as conn:
-        query = select(
-            _D.c.id, _D.c.attempts, _D.c.lease_until, _D.c.submission_id, _D.c.office_id
-        ).where(_D.c.id.in_(list(by_id)), _D.c.status == DeliveryStatus.PENDING)
-        if conn.dialect.name == "postgresql":
-            # Hold the rows until commit, so a replay cannot slip in between read and write.
-            query = query.with_for_update()
-        rows = conn.execute(query).all()
+        now = database_now(conn)
+        # Hold the rows until commit, so a replay cannot slip in between read and write.
+        rows = conn.execute(
+            select(_D.c.id, _D.c.attempts, _D.c.lease_until, _D.c.submission_id, _D.c.office_id)
+            .where(_D.c.id.in_(list(by_id)), _D.c.status == DeliveryStatus.PENDING)
+            .with_for_update()
+        ).all()
         for row in rows:
             outcome = by_id[row.id]
             if row.lease_until != outcome.lease_until:
@@ -253,10 +288,25 @@ def _advance(
 
 
 def _refresh_statuses(conn: Connection, submission_ids: set[int], now: dt.datetime) -> None:
-    """Derive and store the status of these submissions from their deliveries."""
-    statuses: dict[int, list[str]] = {sid: [] for sid in submission_ids}
+    """Derive and store the status of these submissions from their deliveries.
+
+    The submission rows are locked first (in id order, so two callers cannot deadlock): two
+    workers recording the two deliveries of one submission at once would otherwise each read
+    the other's delivery as still pending under READ COMMITTED, and both write
+    `partially_delivered`. Whoever locks second reads after the first one's commit. FOR NO KEY
+    UPDATE does not wait for the key-share locks that inserting events takes on PostgreSQL;
+    SQLite has one writer at a time anyway (BEGIN IMMEDIATE) and leaves the clause out.
+    """
+    ordered = sorted(submission_ids)
+    conn.execute(
+        select(_S.c.id)
+        .where(_S.c.id.in_(ordered))
+        .order_by(_S.c.id)
+        .with_for_update(key_share=True)
+    )
+    statuses: dict[int, list[str]] = {sid: [] for sid in ordered}
     for sid, status in conn.execute(
-        select(_D.c.submission_id, _D.c.status).where(_D.c.submission_id.in_(submission_ids))
+        select(_D.c.submission_id, _D.c.status).where(_D.c.submission_id.in_(ordered))
     ):
         statuses[sid].append(status)
     conn.execute(
@@ -265,18 +315,6 @@ def _refresh_statuses(conn: Connection, submission_ids: set[int], now: dt.dateti
             {"b_id": sid, "v_status": derive_status(found), "v_updated_at": now}
             for sid, found in statuses.items()
         ],
-    )
-
-
-def refresh_submission_status(session: Session, submission_id: int, now: dt.datetime) -> None:
-    """Derive and store a submission's status from its deliveries."""
-    statuses = list(
-        session.scalars(select(Delivery.status).where(Delivery.submission_id == submission_id))
-    )
-    session.execute(
-        update(Submission)
-        .where(Submission.id == submission_id)
-        .values(status=derive_status(statuses), updated_at=now)
     )
 
 
@@ -293,16 +331,15 @@ def replay(
     delivery_ids: Sequence[str],
     actor: str,
     reason: str = "",
-    now: dt.datetime | None = None,
 ) -> ReplayResult:
     """Reset failed deliveries (attempts to zero, due now) and record who did it and why.
 
     The delivery goes to the office it was routed to; re-routing is a separate admin action.
     """
-    now = now or utcnow()
     replayed: list[str] = []
     skipped: dict[str, str] = {}
     with store.session() as session:
+        now = database_now(session.connection())
         for delivery_id in delivery_ids:
             delivery = session.get(Delivery, delivery_id)
             if delivery is None:
@@ -333,7 +370,7 @@ def replay(
                 )
             )
             session.flush()
-            refresh_submission_status(session, delivery.submission_id, now)
+            _refresh_statuses(session.connection(), {delivery.submission_id}, now)
             replayed.append(delivery_id)
     return ReplayResult(replayed, skipped)
 
@@ -352,14 +389,13 @@ def acknowledge(
     office_id: str,
     delivery_id: str,
     case_number: str | None,
-    now: dt.datetime | None = None,
 ) -> str | None:
     """An inbox office confirms it took a case; returns an error text, None when done.
 
     Acknowledging twice is harmless: the second time changes nothing and is not an error.
     """
-    now = now or utcnow()
     with store.session() as session:
+        now = database_now(session.connection())
         delivery = session.get(Delivery, delivery_id)
         if delivery is None or delivery.office_id != office_id:
             return "unknown"
@@ -384,7 +420,7 @@ def acknowledge(
             )
         )
         session.flush()
-        refresh_submission_status(session, delivery.submission_id, now)
+        _refresh_statuses(session.connection(), {delivery.submission_id}, now)
     return None
 
 

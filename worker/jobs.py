@@ -13,7 +13,7 @@ from redis import Redis
 from domain import telemetry
 from domain.config import Office
 from domain.crypto import Vault
-from domain.deliveries import AttemptOutcome, claim_due, record_outcomes
+from domain.deliveries import AttemptOutcome, claim_due, record_outcomes, release
 from domain.logs import log_event
 from domain.settings import Settings
 from domain.store import Store
@@ -25,7 +25,7 @@ from worker.channels import (
     channels,
 )
 from worker.envelopes import build_envelopes
-from worker.queue import queued_key, wake_offices
+from worker.queue import drain_started, wake_offices
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def context() -> WorkerContext:
 def drain_office(office_id: str) -> int:
     """Deliver every due delivery of one office; returns how many attempts were made."""
     ctx = context()
-    ctx.redis.delete(queued_key(office_id))
+    drain_started(ctx.redis, office_id)
     office = ctx.settings.config.offices.get(office_id)
     if office is None:
         log_event(log, "delivery.unknown_office", level=logging.ERROR, office=office_id)
@@ -69,19 +69,27 @@ def drain_office(office_id: str) -> int:
     if channel.pull:
         return 0
     attempts = 0
+    timeout = channel_timeout(office)
     # Leased for longer than any attempt may take, so a lease only lapses on a crash.
-    lease_s = channel_timeout(office) + ctx.settings.lease_margin_s
+    lease_s = timeout + ctx.settings.lease_margin_s
     while True:
+        claimed = time.monotonic()
         ids, lease_until = claim_due(ctx.store, office_id, ctx.settings.delivery_batch, lease_s)
         if not ids:
             return attempts
         if len(ids) == ctx.settings.delivery_batch:
             # A backlog: let another worker help (at most one more job waits at a time).
             wake_offices(ctx.redis, [office_id])
-        outcomes = [
-            attempt(ctx, channel, office, d, lease_until)
-            for d in build_envelopes(ctx.settings, ctx.store, ctx.vault, ids)
-        ]
+        envelopes = build_envelopes(ctx.settings, ctx.store, ctx.vault, ids)
+        outcomes: list[AttemptOutcome] = []
+        for index, envelope in enumerate(envelopes):
+            # One lease covers the batch: an attempt that could end after it is not started
+            # (a slow office would otherwise let another worker take a delivery in flight).
+            # The first always fits; the rest go back and the next claim takes them at once.
+            if outcomes and time.monotonic() - claimed + timeout > lease_s:
+                release(ctx.store, [e.delivery_id for e in envelopes[index:]], lease_until)
+                break
+            outcomes.append(attempt(ctx, channel, office, envelope, lease_until))
         recorded = record_outcomes(
             ctx.store, outcomes, ctx.settings.retry_schedule, ctx.settings.retry_jitter
         )

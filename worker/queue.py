@@ -1,9 +1,13 @@
-"""The delivery queue: an RQ job per office drains that office's due deliveries.
+"""The delivery queue and its wake-mark protocol: an RQ job per office drains its due deliveries.
 
 Jobs carry only an office id; the database says what is due and leases each delivery to one
 job at a time. Waking an office enqueues a drain job unless one is already waiting to start,
 so a burst of submissions costs one job, and a new delivery is never left without a job: the
 waiting job, once it starts, will see it. The sweeper wakes offices again after any crash.
+
+The whole protocol lives here: the waiting mark (SET NX with a TTL), its removal when the job
+starts, and the per-office sequence that names the jobs. The job is enqueued by its dotted
+path, so this module does not import the job code (and the job code may import this one).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 QUEUE_NAME = "deliveries"
+DRAIN_JOB = "worker.jobs.drain_office"
 # A drain job ends when nothing is due; a long one is a back office that is slow, not a hang.
 JOB_TIMEOUT_S = 900
 # A waiting mark older than this is presumed lost (e.g. Redis flushed, worker killed).
@@ -26,24 +31,27 @@ def delivery_queue(redis: Redis) -> Queue:
     return Queue(QUEUE_NAME, connection=redis, serializer=JSONSerializer)
 
 
-def queued_key(office_id: str) -> str:
+def _queued_key(office_id: str) -> str:
     """The Redis key saying a drain job for this office is waiting to start."""
     return f"bridge:drain-queued:{office_id}"
 
 
+def _sequence_key(office_id: str) -> str:
+    """The Redis counter of an office's wake-ups (the number in its job ids)."""
+    return f"bridge:drain-seq:{office_id}"
+
+
 def wake_offices(redis: Redis, office_ids: Iterable[str]) -> int:
     """Make sure a drain job is waiting for each office; returns how many jobs were enqueued."""
-    from worker.jobs import drain_office
-
     queue = delivery_queue(redis)
     enqueued = 0
     for office_id in office_ids:
-        if not redis.set(queued_key(office_id), "1", nx=True, ex=QUEUED_MARK_TTL_S):
+        if not redis.set(_queued_key(office_id), "1", nx=True, ex=QUEUED_MARK_TTL_S):
             continue
         # Deterministic per office and wake: readable in RQ's registries, never reused.
-        wake = redis.incr(f"bridge:drain-seq:{office_id}")
+        wake = redis.incr(_sequence_key(office_id))
         queue.enqueue_call(
-            drain_office,
+            DRAIN_JOB,
             args=(office_id,),
             job_id=f"drain-{office_id}-{wake}",
             timeout=JOB_TIMEOUT_S,
@@ -53,3 +61,12 @@ def wake_offices(redis: Redis, office_ids: Iterable[str]) -> int:
         )
         enqueued += 1
     return enqueued
+
+
+def drain_started(redis: Redis, office_id: str) -> None:
+    """A drain job of this office has started: the next wake-up must enqueue a new job.
+
+    Called before the job looks for due deliveries, so a delivery committed after that look
+    finds no mark and its wake-up enqueues the job that will see it.
+    """
+    redis.delete(_queued_key(office_id))

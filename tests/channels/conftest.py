@@ -44,18 +44,13 @@ def secrets() -> dict[str, str]:
 
 
 @pytest.fixture
-def make_channel(secrets: dict[str, str]) -> Iterator[ChannelFactory]:
-    """Build a registered channel for OFFICE from options; closes what it built."""
-    built: list[Channel] = []
+def make_channel(secrets: dict[str, str]) -> ChannelFactory:
+    """Build a registered channel for OFFICE from options (as the worker builds an office's)."""
 
     def build(name: str, with_secrets: dict[str, str] | None = None, **options: Any) -> Channel:
-        channel = channels[name](OFFICE, options, secrets if with_secrets is None else with_secrets)
-        built.append(channel)
-        return channel
+        return channels[name](OFFICE, options, secrets if with_secrets is None else with_secrets)
 
-    yield build
-    for channel in built:
-        channel.close()
+    return build
 
 
 @pytest.fixture

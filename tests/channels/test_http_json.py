@@ -157,16 +157,26 @@ def test_other_client_errors_are_permanent(
     assert info.value.retry_after is None
 
 
+@pytest.mark.parametrize("channel_name", ["http-json", "xml"])
 @pytest.mark.parametrize("status", [301, 302, 307, 308])
-def test_redirect_is_an_error_and_not_followed(
-    status: int, backoffice: DemoBackOffice, make_channel: ChannelFactory, http: requests.Session
+def test_redirect_fails_at_once_naming_the_location(
+    status: int,
+    channel_name: str,
+    backoffice: DemoBackOffice,
+    make_channel: ChannelFactory,
+    http: requests.Session,
 ) -> None:
+    """A moved endpoint is a configuration error: permanent, with the target for the operator."""
     backoffice.set_fault(OFFICE, "status", status=status)
-    with pytest.raises(DeliveryError) as info:
-        http_json(backoffice, make_channel).deliver(envelope(), http)
+    channel = make_channel(
+        channel_name, url=backoffice.case_url(OFFICE), signing_secret_env=SECRET_ENV
+    )
+    with pytest.raises(PermanentDeliveryError) as info:
+        channel.deliver(envelope(), http)
 
-    assert not isinstance(info.value, PermanentDeliveryError)
     assert info.value.status_code == status
+    assert info.value.retry_after is None
+    assert f"leitet um nach {backoffice.url}/_moved/{OFFICE};" in info.value.message
     paths = [path for _, path in backoffice.requests()]
     assert paths == [f"/cases/{OFFICE}"]  # nothing went to the Location (/_moved/...)
 

@@ -17,22 +17,10 @@ def test_register_and_look_up() -> None:
     registry.register("plain")("value")
 
     assert returned == "first"  # the decorator hands its argument back
-    assert "plain" in registry
     assert registry["plain"] == "value"
-    assert "missing" not in registry
+    assert registry.get("plain") == "value"
     assert list(registry) == ["a-1", "plain"]
-    assert len(registry) == 2
     assert registry.get("missing") is None
-
-
-def test_instance_is_the_decorator_too() -> None:
-    registry = Registry[type[object]]()
-
-    @registry("thing")
-    class Thing:
-        pass
-
-    assert registry["thing"] is Thing
 
 
 def test_unknown_id_names_the_known_ones() -> None:
@@ -67,12 +55,13 @@ def test_a_fresh_registry_does_not_touch_the_global_one() -> None:
     registry = Registry[int]()
     registry.register("http-json")(1)  # the same id as a built-in channel: no clash
     assert channels["http-json"] is not None
-    assert "http-json" in registry
+    assert registry["http-json"] == 1
 
 
 def test_builtin_channels_are_registered_with_their_names() -> None:
     assert set(channels) == {"email", "http-json", "inbox", "xml"}
-    for channel_id, plugin in channels.items():
+    for channel_id in channels:
+        plugin = channels[channel_id]
         assert plugin.name == channel_id
         assert issubclass(plugin, Channel)
     assert channels["inbox"].pull is True
@@ -82,7 +71,7 @@ def test_builtin_channels_are_registered_with_their_names() -> None:
 def test_channel_registry_refuses_what_is_not_a_channel() -> None:
     with pytest.raises(TypeError, match="Channel subclass"):
         channels.register("not-a-channel")(object)  # type: ignore[arg-type]
-    assert "not-a-channel" not in channels
+    assert channels.get("not-a-channel") is None
 
 
 def test_channel_registry_refuses_a_mismatched_name() -> None:
@@ -98,4 +87,4 @@ def test_channel_registry_refuses_a_mismatched_name() -> None:
 
     with pytest.raises(ValueError, match="registers as"):
         channels.register("named-test")(Named)
-    assert "named-test" not in channels
+    assert channels.get("named-test") is None

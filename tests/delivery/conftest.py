@@ -40,6 +40,13 @@ def routing_config(backoffice_url: str, extra: str = "") -> str:
     return text + "\n" + extra
 
 
+def replace_office(text: str, office: str, block: str) -> str:
+    """The routing configuration `text` with the `[offices.<office>]` table replaced by `block`."""
+    start = text.index(f"[offices.{office}]")
+    end = text.index("\n\n", start)
+    return text[:start] + block.strip() + text[end:]
+
+
 @pytest.fixture
 def backoffice() -> Iterator[DemoBackOffice]:
     """A demo back office on free loopback ports, checking our signatures."""

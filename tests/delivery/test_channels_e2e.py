@@ -10,17 +10,11 @@ from flask.testing import FlaskClient
 from demo_backoffice import DemoBackOffice
 from domain.safexml import parse_xml
 from domain.store import DeliveryStatus, Store
-from tests.delivery.conftest import Processes, deliveries, submit, wait_for
+from tests.delivery.conftest import Processes, deliveries, replace_office, submit, wait_for
 from tests.factories import traffic
 
 OFFICE = "neu-anspach-ordnungsamt"
 INBOX_TOKEN = "inbox-token-of-the-ordnungsamt-0123456789"
-
-
-def _office_block(text: str, replacement: str) -> str:
-    start = text.index(f"[offices.{OFFICE}]")
-    end = text.index("\n\n", start)
-    return text[:start] + replacement.strip() + text[end:]
 
 
 @pytest.fixture(params=["xml", "email", "inbox"])
@@ -44,7 +38,9 @@ def environ(environ: dict[str, str], backoffice: DemoBackOffice, channel: str) -
         f'task_area = "public-order"\n{options}\n'
     )
     path = Path(environ["BRIDGE_CONFIG"])
-    path.write_text(_office_block(path.read_text(encoding="utf-8"), block), encoding="utf-8")
+    path.write_text(
+        replace_office(path.read_text(encoding="utf-8"), OFFICE, block), encoding="utf-8"
+    )
     environ["BRIDGE_SECRET_ORDNUNGSAMT_INBOX"] = INBOX_TOKEN
     return environ
 

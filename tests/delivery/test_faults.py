@@ -206,3 +206,42 @@ def test_other_permanent_statuses(
     with store.read() as session:
         delivery = session.scalars(select(Delivery)).one()
     assert (delivery.attempts, delivery.last_status_code) == (1, status)
+
+
+def test_redirect_fails_at_once_with_the_location(
+    client: FlaskClient, store: Store, backoffice: DemoBackOffice, processes: Processes
+) -> None:
+    """A 308 is not retried for a day: one attempt, failed, the target in the dead-letter list."""
+    backoffice.set_fault(OFFICE, "status", status=308)
+    processes.worker()
+    submit(client, "dog-registration", dog())
+    wait_for(lambda: _status(store) == DeliveryStatus.FAILED, what="the failure")
+    [delivery] = deliveries(store)
+    assert (delivery.attempts, delivery.last_status_code) == (1, 308)
+    assert delivery.last_error is not None
+    assert f"{backoffice.url}/_moved/{OFFICE}" in delivery.last_error
+
+
+def test_a_slow_batch_never_outlives_its_lease(
+    client: FlaskClient, store: Store, backoffice: DemoBackOffice, processes: Processes
+) -> None:
+    """Six hanging attempts in one batch take longer than one lease (2 s timeout + 1 s margin).
+
+    Whatever the worker does not attempt within its lease it gives back, so no other worker
+    takes a delivery that is still in flight: every request the office saw is a recorded
+    attempt, and each case is filed once.
+    """
+    processes.env["BRIDGE_DELIVERY_BATCH"] = "6"
+    ids = [submit(client, "dog-registration", dog())["deliveries"][0]["id"] for _ in range(6)]
+    backoffice.set_fault(OFFICE, "hang", count=6)
+    processes.worker()
+    processes.worker()
+    processes.sweeper()
+    wait_for(
+        lambda: all(d.status == DeliveryStatus.DELIVERED for d in deliveries(store)),
+        timeout=60,
+        what="every delivery",
+    )
+    recorded = sum(d.attempts for d in deliveries(store))
+    assert len(backoffice.received_ids(OFFICE)) == recorded
+    assert sorted(c["delivery_id"] for c in backoffice.cases(OFFICE)) == sorted(ids)

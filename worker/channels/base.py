@@ -255,9 +255,6 @@ class Channel(ABC):
     def deliver(self, envelope: Envelope, http: requests.Session) -> Receipt:
         """Deliver one envelope; raise DeliveryError (retry) or PermanentDeliveryError (do not)."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook, deliberately not abstract
-        """Release what the channel holds (nothing by default)."""
-
 
 def _check_channel(channel_id: str, plugin: type[Channel]) -> None:
     """Refuse registrations that are not channels; give each channel class its id as `name`."""
@@ -279,17 +276,16 @@ channels = Registry[type[Channel]](check=_check_channel)
 
 
 def validate_options(
-    channel_name: str, options: Mapping[str, Any], registry: Registry[type[Channel]] | None = None
+    channel_name: str, options: Mapping[str, Any]
 ) -> tuple[dict[str, Any], list[str]]:
     """Load an office's channel options with the channel's schema.
 
     Returns the loaded options (defaults filled in) and every problem as a "key: message"
     string; the options are only usable when the problem list is empty.
     """
-    registry = channels if registry is None else registry
-    plugin = registry.get(channel_name)
+    plugin = channels.get(channel_name)
     if plugin is None:
-        known = ", ".join(sorted(registry)) or "none"
+        known = ", ".join(sorted(channels)) or "none"
         return {}, [f"channel: unknown channel {channel_name!r} (known: {known})"]
     return load_options(plugin.options_schema, options)
 

@@ -1,4 +1,4 @@
-"""A small plugin registry: an instance is also the decorator that registers into it."""
+"""A small plugin registry: `register(id)` is the decorator that puts a plugin in it."""
 
 from __future__ import annotations
 
@@ -42,9 +42,6 @@ class Registry(Generic[T]):
 
         return decorator
 
-    # The instance itself is the decorator too: `@registry("id")` works like `@registry.register`.
-    __call__ = register
-
     def __getitem__(self, plugin_id: str) -> T:
         """The plugin registered under `plugin_id`; KeyError names the known ids."""
         try:
@@ -57,18 +54,6 @@ class Registry(Generic[T]):
         """The plugin registered under `plugin_id`, or None."""
         return self._plugins.get(plugin_id)
 
-    def __contains__(self, plugin_id: object) -> bool:
-        """Whether a plugin is registered under this id."""
-        return plugin_id in self._plugins
-
     def __iter__(self) -> Iterator[str]:
         """The registered ids, in registration order."""
         return iter(list(self._plugins))
-
-    def __len__(self) -> int:
-        """How many plugins are registered."""
-        return len(self._plugins)
-
-    def items(self) -> list[tuple[str, T]]:
-        """(id, plugin) pairs in registration order."""
-        return list(self._plugins.items())

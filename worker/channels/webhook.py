@@ -9,6 +9,7 @@ import re
 import time
 from abc import abstractmethod
 from typing import Any, ClassVar
+from urllib.parse import urljoin
 
 import requests
 from marshmallow import fields, validate
@@ -34,6 +35,8 @@ MAX_ANSWER_BYTES = 64 * 1024
 MAX_RETRY_AFTER_S = 7 * 24 * 3600.0
 # A case number is shown to clerks and stored: short, printable, no markup.
 CASE_NUMBER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ./_:#-]{0,63}$")
+MAX_LOCATION_CHARS = 300
+NOT_PRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class WebhookOptions(ChannelOptions):
@@ -118,9 +121,10 @@ def post_signed(
 ) -> Receipt:
     """POST `body` signed per Standard Webhooks and turn the answer into a Receipt or an error.
 
-    2xx delivers; 3xx is an error (redirects are not followed: a moved endpoint must be
-    reconfigured, not guessed); 408, 429 and 5xx are retried, honouring Retry-After; any
-    other 4xx is permanent. Network failures and timeouts are retried.
+    2xx delivers; 3xx is a permanent error naming the Location (redirects are not followed:
+    a moved endpoint is a configuration error to fix, not to guess or to retry for a day);
+    408, 429 and 5xx are retried, honouring Retry-After; any other 4xx is permanent.
+    Network failures and timeouts are retried.
     """
     timestamp = int(time.time())
     headers = {
@@ -155,13 +159,25 @@ def post_signed(
             f"Der Zustellpunkt ist nicht erreichbar ({type(exc).__name__})."
         ) from None
     try:
-        return _interpret(response, case_number_field)
+        return _interpret(response, url, case_number_field)
     finally:
         # Releases the connection to the pool when the answer was read completely.
         response.close()
 
 
-def _interpret(response: requests.Response, case_number_field: str) -> Receipt:
+def redirect_target(url: str, location: str | None) -> str:
+    """Where a redirect points, as an absolute URL fit for an error text (at most 300 characters).
+
+    The Location is the office's own configuration, not citizen data; control characters are
+    dropped so that the stored error stays one printable line.
+    """
+    if not location:
+        return "(kein Location-Header)"
+    target = urljoin(url, NOT_PRINTABLE.sub("", location.strip()))
+    return target if len(target) <= MAX_LOCATION_CHARS else target[: MAX_LOCATION_CHARS - 1] + "…"
+
+
+def _interpret(response: requests.Response, url: str, case_number_field: str) -> Receipt:
     status = response.status_code
     # Read (at most MAX_ANSWER_BYTES) even of error answers: a fully read answer lets the
     # session reuse the connection for the next delivery.
@@ -174,9 +190,11 @@ def _interpret(response: requests.Response, case_number_field: str) -> Receipt:
         )
     # Errors: the body never goes into the message (it may echo the citizen's data).
     if 300 <= status < 400:
-        raise DeliveryError(
-            f"{status_text(status)}: Der Zustellpunkt leitet um; Weiterleitungen werden nicht "
-            "verfolgt. Bitte die Adresse in der Konfiguration prüfen.",
+        target = redirect_target(url, response.headers.get("Location"))
+        raise PermanentDeliveryError(
+            f"{status_text(status)}: Der Zustellpunkt leitet um nach {target}; Weiterleitungen "
+            "werden nicht verfolgt. Bitte die Adresse (url) in der Konfiguration korrigieren "
+            "und die Zustellung erneut anstoßen (replay).",
             status_code=status,
         )
     if status in (408, 429) or 500 <= status < 600:
