@@ -164,3 +164,31 @@ def test_database_now_on_both_stores(database_url: str) -> None:
         store.dispose()
     assert now.tzinfo is dt.UTC
     assert abs(now - before) < dt.timedelta(seconds=5)
+
+
+@pytest.mark.postgres
+def test_a_new_submission_is_due_by_the_database_clock(
+    db_behind: Store, redis_url: str, auth_headers: dict[str, str]
+) -> None:
+    """A web host an hour ahead of the database: its new delivery is due at once, not in an hour."""
+    from bridge.app import build_app
+    from domain.settings import Settings
+    from tests.conftest import base_environ
+    from tests.factories import as_json, dog
+
+    url = db_behind.engine.url.render_as_string(hide_password=False)
+    app = build_app(Settings.from_env(base_environ(url, redis_url)))
+    try:
+        response = app.test_client().post(
+            "/webhooks/formcycle/dog-registration",
+            data=as_json(dog()),
+            headers=auth_headers,
+            content_type="application/json",
+        )
+        assert response.status_code == 202, response.get_data(as_text=True)
+    finally:
+        app.extensions["bridge"].store.dispose()
+
+    assert offices_with_due(db_behind) == [OFFICE]
+    ids, _ = claim_due(db_behind, OFFICE, limit=10, lease_s=30)
+    assert len(ids) == 1
