@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from domain.deliveries import offices_with_due
 from domain.logs import log_event
+from domain.redis_connection import connect
 from domain.settings import Settings
 from domain.store import Store
 from worker.channels import channels
@@ -49,7 +50,7 @@ def run(settings: Settings, stop: threading.Event | None = None) -> None:
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
     store = Store.from_url(settings.database_url)
-    redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+    redis = connect(settings.redis_url)
     log_event(log, "sweeper.started", interval_s=settings.sweep_interval_s)
     while not stop.is_set():
         try:
