@@ -114,6 +114,8 @@ def test_redis_restarts_empty_while_both_workers_are_mid_delivery(
         assert sorted(backoffice.received_ids(office)) == sorted(sent)
     wait_for(lambda: len(_live(private_redis.url)) == 2, what="both workers registered again")
     assert [p.poll() for p in [*workers, sweeper]] == [None, None, None]
+    # The sweeper met the outage too and carried on.
+    assert '"sweeper.recovered"' in processes.logs()
 
 
 def test_idle_workers_rejoin_the_registry_after_an_empty_restart(
