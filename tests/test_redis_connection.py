@@ -137,7 +137,8 @@ def sentinel_setup(tmp_path: Path) -> Iterator[SentinelSetup]:
     if server is None or sentinel is None:
         pytest.skip("needs redis-server and redis-sentinel (apt-get install -y redis-sentinel)")
     setup = SentinelSetup(_free_port(), _free_port(), _free_port())
-    common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    # A replica writes the primary's snapshot to its directory: a temporary one.
+    common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)]
     auth = ["--requirepass", setup.password, "--masterauth", setup.password]
     procs = setup.procs
     procs += [
