@@ -123,7 +123,9 @@ def test_scripts_run_on_other_ports_survives_a_crashed_worker(checkout: Checkout
     )
     assert ready
 
-    local_env = (checkout.root / "var" / "local.env").read_text()
+    local_env_path = checkout.root / "var" / "local.env"
+    assert local_env_path.stat().st_mode & 0o777 == 0o600
+    local_env = local_env_path.read_text()
     lines = [line for line in local_env.splitlines() if line.strip()]
     assert all(line.startswith("export ") for line in lines), local_env
     assert f"export BRIDGE_PORT={checkout.env['BRIDGE_PORT']}" in lines
