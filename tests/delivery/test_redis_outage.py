@@ -118,6 +118,43 @@ def test_redis_restarts_empty_while_both_workers_are_mid_delivery(
     assert '"sweeper.recovered"' in processes.logs()
 
 
+def test_redis_restarted_empty_before_the_office_answers(
+    client: FlaskClient,
+    store: Store,
+    backoffice: DemoBackOffice,
+    gated_backoffice: tuple[DemoBackOffice, GatedLedger],
+    processes: Processes,
+    private_redis: RedisServer,
+) -> None:
+    """Redis restarts (empty) while both workers wait for the office; the office answers
+    after it is back: RQ's bookkeeping meets a Redis that has never heard of the jobs, and
+    still each case is delivered once and both workers go on to the next."""
+    ledger = gated_backoffice[1]
+    workers = [processes.worker(), processes.worker()]
+    processes.sweeper()
+    wait_for(lambda: len(_live(private_redis.url)) == 2, what="two registered workers")
+    ids = {
+        TAX: [submit(client, "dog-registration", dog())["deliveries"][0]["id"]],
+        ORDER: [submit(client, "traffic-order", traffic())["deliveries"][0]["id"]],
+    }
+    wait_for(
+        lambda: ledger.held(TAX) == 1 and ledger.held(ORDER) == 1,
+        what="one worker mid-delivery at each office",
+    )
+    private_redis.stop()
+    private_redis.start()
+    ledger.gate.set()
+    wait_for(lambda: _all_delivered(store, 2), what="the held attempts to be recorded")
+    ids[TAX].append(submit(client, "dog-registration", dog())["deliveries"][0]["id"])
+    ids[ORDER].append(submit(client, "traffic-order", traffic())["deliveries"][0]["id"])
+    wait_for(lambda: _all_delivered(store, 4), timeout=60, what="every delivery")
+    for office, sent in ids.items():
+        assert sorted(c["delivery_id"] for c in backoffice.cases(office)) == sorted(sent)
+        assert sorted(backoffice.received_ids(office)) == sorted(sent)
+    wait_for(lambda: len(_live(private_redis.url)) == 2, what="both workers registered again")
+    assert [p.poll() for p in workers] == [None, None]
+
+
 def test_idle_workers_rejoin_the_registry_after_an_empty_restart(
     client: FlaskClient,
     store: Store,
