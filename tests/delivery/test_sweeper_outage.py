@@ -42,6 +42,9 @@ def _database_down(database_url: str) -> Iterator[None]:
         admin.dispose()
 
 
+# A database server's outage: PostgreSQL only (SQLite has no server to lose).
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_sweeper_survives_a_database_outage(
     client: FlaskClient,
     store: Store,
@@ -52,8 +55,6 @@ def test_sweeper_survives_a_database_outage(
 ) -> None:
     """While PostgreSQL refuses connections every round fails; the sweeper logs the outage
     once, not every 0.2 s, logs its end, and then wakes an office whose wake-up was lost."""
-    if not database_url.startswith("postgresql"):
-        pytest.skip("a database server outage (SQLite has no server to lose)")
     processes.worker()
     sweeper = processes.sweeper()
     wait_for(lambda: '"sweeper.started"' in processes.logs(), what="the sweeper")
