@@ -87,10 +87,9 @@ def replay(
     """Replay failed deliveries: reset their attempts and send them again to the same office."""
     import getpass
 
-    from redis import Redis
-
     from domain.deliveries import failed_deliveries
     from domain.deliveries import replay as replay_deliveries
+    from domain.redis_connection import connect
     from domain.store import Store
     from worker.queue import wake_offices
 
@@ -117,7 +116,7 @@ def replay(
                 session.scalars(select(Delivery.office_id).where(Delivery.id.in_(result.replayed)))
             )
         try:
-            wake_offices(Redis.from_url(settings.redis_url), sorted(offices))
+            wake_offices(connect(settings.redis_url), sorted(offices))
         except Exception:
             click.echo("Redis not reachable: the sweeper will send them", err=True)
     store.dispose()

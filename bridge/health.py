@@ -1,4 +1,4 @@
-"""Operations endpoints: liveness and readiness."""
+"""Operations endpoints: liveness and readiness (store, Redis and delivery workers)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bridge.respond import json_response
 from bridge.state import current
+from worker.runner import live_workers
 
 blueprint = Blueprint("health", __name__)
 
@@ -21,7 +22,11 @@ def healthz() -> Response:
 
 @blueprint.get("/readyz")
 def readyz() -> Response:
-    """The store and Redis are reachable; 503 names what is not."""
+    """The store and Redis are reachable and a delivery worker is alive; 503 names what is not.
+
+    Accepted cases wait in the database while no worker runs, so this is also the signal that
+    deliveries have stopped (`workers` is the number of live workers).
+    """
     bridge = current()
     checks: dict[str, str] = {}
     try:
@@ -30,12 +35,17 @@ def readyz() -> Response:
         checks["database"] = "ok"
     except SQLAlchemyError as exc:
         checks["database"] = f"unreachable ({type(exc).__name__})"
+    workers: int | None = None
     try:
         bridge.redis.ping()
         checks["redis"] = "ok"
+        workers = live_workers(bridge.redis)
+        checks["workers"] = "ok" if workers else "none alive (no worker heartbeat in Redis)"
     except RedisError as exc:
-        checks["redis"] = f"unreachable ({type(exc).__name__})"
+        checks.setdefault("redis", f"unreachable ({type(exc).__name__})")
+        checks["workers"] = "unknown (Redis unreachable)"
     ok = all(v == "ok" for v in checks.values())
     return json_response(
-        {"status": "ok" if ok else "unavailable", "checks": checks}, 200 if ok else 503
+        {"status": "ok" if ok else "unavailable", "checks": checks, "workers": workers},
+        200 if ok else 503,
     )

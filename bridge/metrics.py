@@ -21,6 +21,7 @@ from bridge.state import Bridge, current
 from domain import telemetry
 from domain.store import Delivery, DeliveryStatus, Submission
 from worker.queue import delivery_queue
+from worker.runner import live_workers
 
 blueprint = Blueprint("metrics", __name__)
 
@@ -41,11 +42,18 @@ class BridgeCollector(Collector):
             attempts = telemetry.read_hash(redis, telemetry.ATTEMPTS)
             durations = telemetry.read_hash(redis, telemetry.DURATIONS)
             queued = float(delivery_queue(redis).count)
+            workers = float(live_workers(redis))
             up.add_metric([], 1)
         except RedisError:
-            submissions, attempts, durations, queued = {}, {}, {}, float("nan")
+            submissions, attempts, durations = {}, {}, {}
+            queued = workers = float("nan")
             up.add_metric([], 0)
         yield up
+        w = GaugeMetricFamily(
+            "bridge_workers", "Delivery workers with a live heartbeat in RQ's registry"
+        )
+        w.add_metric([], workers)
+        yield w
         c = CounterMetricFamily(
             "bridge_submissions",
             "Webhook calls by service and outcome",

@@ -12,6 +12,7 @@ from redis.exceptions import RedisError
 from domain.crypto import Vault
 from domain.intake import Intake
 from domain.logs import log_event
+from domain.redis_connection import connect
 from domain.settings import Settings
 from domain.store import Store, Submission
 from worker.queue import wake_offices
@@ -36,7 +37,7 @@ class Bridge:
             settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms
         )
         vault = Vault(settings.encryption_keys)
-        redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+        redis = connect(settings.redis_url)
         return cls(settings, store, vault, Intake(settings, store, vault), redis)
 
     def dispatch(self, submission: Submission) -> None:

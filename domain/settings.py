@@ -21,6 +21,7 @@ from marshmallow import (
 )
 
 from domain.config import Config, ConfigError, load_config
+from domain.redis_connection import url_problem
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ROLES = ("reader", "admin")
@@ -146,6 +147,12 @@ def _valid_fernet_key(key: str) -> bool:
     return True
 
 
+def _check_redis_url(url: str) -> None:
+    problem = url_problem(url)
+    if problem is not None:
+        raise ValidationError(problem)
+
+
 class _EnvSchema(Schema):
     """Reads and checks the environment variables; every error is reported, not just the first."""
 
@@ -163,7 +170,7 @@ class _EnvSchema(Schema):
     redis_url = fields.String(
         data_key="REDIS_URL",
         load_default="redis://127.0.0.1:6379/0",
-        validate=validate.Regexp(r"^(redis|rediss|unix)://", error="must be redis://host:port/db"),
+        validate=_check_redis_url,
     )
     config_path = fields.String(
         data_key="BRIDGE_CONFIG", load_default=str(PROJECT_ROOT / "config" / "routing.toml")

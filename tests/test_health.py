@@ -1,8 +1,13 @@
-"""Liveness and readiness: /healthz answers while alive, /readyz names what is unreachable."""
+"""Liveness and readiness: /healthz answers while alive, /readyz names what is unreachable or
+missing (the database, Redis, a live delivery worker)."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +16,7 @@ from flask.testing import FlaskClient
 
 from bridge.app import build_app
 from domain.settings import Settings
+from tests.conftest import ROOT
 
 
 def _closed_port() -> int:
@@ -43,11 +49,52 @@ def test_healthz(client: FlaskClient) -> None:
     assert response.get_json() == {"status": "ok"}
 
 
-def test_readyz_when_everything_is_reachable(client: FlaskClient) -> None:
-    """Store and Redis reachable: ready."""
+def test_readyz_503_without_a_live_worker(client: FlaskClient) -> None:
+    """Store and Redis reachable but no worker alive: not ready, naming the workers (accepted
+    cases would wait forever); the metrics say 0."""
     response = client.get("/readyz")
-    assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "checks": {"database": "ok", "redis": "ok"}}
+    assert response.status_code == 503
+    assert response.get_json() == {
+        "status": "unavailable",
+        "checks": {
+            "database": "ok",
+            "redis": "ok",
+            "workers": "none alive (no worker heartbeat in Redis)",
+        },
+        "workers": 0,
+    }
+    assert "bridge_workers 0.0" in client.get("/metrics").get_data(as_text=True)
+
+
+def test_readyz_ready_with_a_live_worker(
+    client: FlaskClient, environ: dict[str, str], redis_url: str
+) -> None:
+    """A real worker process registers with a heartbeat: ready, and counted in the metrics;
+    once it has stopped, not ready again."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "worker", "work"],
+        env={**os.environ, **environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while client.get("/readyz").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        response = client.get("/readyz")
+        assert response.status_code == 200
+        assert response.get_json() == {
+            "status": "ok",
+            "checks": {"database": "ok", "redis": "ok", "workers": "ok"},
+            "workers": 1,
+        }
+        assert "bridge_workers 1.0" in client.get("/metrics").get_data(as_text=True)
+    finally:
+        proc.terminate()
+        assert proc.wait(20) == 0
+    # A worker that stops unregisters at once.
+    assert client.get("/readyz").get_json()["checks"]["workers"].startswith("none alive")
 
 
 def test_readyz_503_when_redis_is_unreachable(
@@ -61,6 +108,7 @@ def test_readyz_503_when_redis_is_unreachable(
     assert body["status"] == "unavailable"
     assert body["checks"]["database"] == "ok"
     assert body["checks"]["redis"].startswith("unreachable")
+    assert body["checks"]["workers"] == "unknown (Redis unreachable)"
     # Alive is not ready: liveness does not depend on Redis.
     assert client.get("/healthz").status_code == 200
 

@@ -21,19 +21,13 @@ def main() -> None:
     help="Run each job in a forked child (isolation) or in the worker process (speed, default).",
 )
 def work(burst: bool, fork: bool) -> None:
-    """Run an RQ worker on the delivery queue."""
-    from redis import Redis
-    from rq import SimpleWorker, Worker
-
+    """Run a delivery worker; it outlives Redis outages (reconnecting with backoff)."""
     import worker.jobs  # noqa: F401 - load the job code before forking
-    from worker.queue import delivery_queue
+    from worker.runner import run
 
     settings = settings_or_exit()
     configure_logging(settings.log_level, settings.log_format)
-    redis = Redis.from_url(settings.redis_url)
-    cls = Worker if fork else SimpleWorker
-    w = cls([delivery_queue(redis)], connection=redis, serializer=delivery_queue(redis).serializer)
-    w.work(burst=burst, with_scheduler=False, logging_level=settings.log_level)
+    run(settings, burst=burst, fork=fork)
 
 
 @main.command()

@@ -8,13 +8,13 @@ import time
 from functools import cache
 
 import requests
-from redis import Redis
 
 from domain import telemetry
 from domain.config import Office
 from domain.crypto import Vault
 from domain.deliveries import AttemptOutcome, claim_due, record_outcomes, release
 from domain.logs import log_event
+from domain.redis_connection import connect
 from domain.settings import Settings
 from domain.store import Store
 from worker.channels import (
@@ -38,7 +38,7 @@ class WorkerContext:
         self.settings = settings
         self.store = Store.from_url(settings.database_url)
         self.vault = Vault(settings.encryption_keys)
-        self.redis = Redis.from_url(settings.redis_url)
+        self.redis = connect(settings.redis_url)
         self.http = requests.Session()
         self._channels: dict[str, Channel] = {}
 

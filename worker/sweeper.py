@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from domain.deliveries import offices_with_due
 from domain.logs import log_event
+from domain.redis_connection import connect
 from domain.settings import Settings
 from domain.store import Store
 from worker.channels import channels
@@ -49,14 +50,28 @@ def run(settings: Settings, stop: threading.Event | None = None) -> None:
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
     store = Store.from_url(settings.database_url)
-    redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+    redis = connect(settings.redis_url)
     log_event(log, "sweeper.started", interval_s=settings.sweep_interval_s)
+    failed_rounds = 0
     while not stop.is_set():
         try:
             sweep_once(settings, store, redis)
         except (RedisError, SQLAlchemyError) as exc:
-            # Keep sweeping: the store or Redis may be back at the next round.
-            log_event(log, "sweeper.error", level=logging.WARNING, error=type(exc).__name__)
+            # Keep sweeping: the store or Redis may be back at the next round. One line when
+            # an outage starts (and one per minute while it lasts), not one per round.
+            if failed_rounds % max(1, round(60 / settings.sweep_interval_s)) == 0:
+                log_event(
+                    log,
+                    "sweeper.error",
+                    level=logging.WARNING,
+                    error=type(exc).__name__,
+                    failed_rounds=failed_rounds + 1,
+                )
+            failed_rounds += 1
+        else:
+            if failed_rounds:
+                log_event(log, "sweeper.recovered", failed_rounds=failed_rounds)
+            failed_rounds = 0
         stop.wait(settings.sweep_interval_s)
     store.dispose()
     log_event(log, "sweeper.stopped")

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from demo_backoffice import DemoBackOffice
+from demo_backoffice.ledger import Ledger
 from domain.store import Delivery, Store
 from tests.conftest import OFFICE_SIGNING_SECRET, ROOT
 
@@ -162,3 +164,108 @@ def submit(client: FlaskClient, service: str, body: dict[str, Any], key: str | N
     response = client.post(f"/webhooks/formcycle/{service}", json=body, headers=headers)
     assert response.status_code == 202, response.get_data(as_text=True)
     return response.get_json()
+
+
+class RedisServer:
+    """A private redis-server on a port of its own that a test can stop and start again.
+
+    Nothing is persisted (no RDB, no append-only file), so a restart comes back empty, as a
+    Redis without persistence (or with a lost disk) does.
+    """
+
+    def __init__(self, binary: str, port: int, workdir: Path) -> None:
+        """Remember where to run; nothing is started here."""
+        self.binary = binary
+        self.port = port
+        self.workdir = workdir
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The URL of database 0 on this server."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        """Start the server and wait until it answers."""
+        from redis import Redis
+        from redis.exceptions import RedisError
+
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = Redis(port=self.port, socket_connect_timeout=0.5)
+
+        def _up() -> bool:
+            try:
+                return bool(client.ping())
+            except RedisError:
+                return False
+
+        wait_for(_up, timeout=10, what=f"redis-server on port {self.port}")
+        client.close()
+
+    def stop(self) -> None:
+        """Stop the server (its data is gone)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server for this test alone, which it may restart (skipped without the binary)."""
+    import shutil
+
+    from tests.conftest import _free_port
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (sudo apt-get install -y redis-server)")
+    workdir = tmp_path / "redis"
+    workdir.mkdir()
+    server = RedisServer(binary, _free_port(), workdir)
+    server.start()
+    yield server
+    server.stop()
+
+
+class GatedLedger(Ledger):
+    """The demo office's memory, holding every case request until the test opens the gate.
+
+    A held request is a slow back office: the worker sending it is mid-delivery for as long as
+    the test wants, and the answer (a filed case) comes when the gate opens.
+    """
+
+    def __init__(self) -> None:
+        """Start empty, with the gate closed."""
+        super().__init__()
+        self.gate = threading.Event()
+        self._held_lock = threading.Lock()
+        self._held: dict[str, int] = {}
+
+    def arrived(self, office: str, delivery_id: str) -> None:
+        """Hold the request until the gate opens, then record it as usual."""
+        with self._held_lock:
+            self._held[office] = self._held.get(office, 0) + 1
+        self.gate.wait(60)
+        super().arrived(office, delivery_id)
+
+    def held(self, office: str) -> int:
+        """How many requests to the office have arrived at the gate so far."""
+        with self._held_lock:
+            return self._held.get(office, 0)
+
+
+@pytest.fixture
+def gated_backoffice() -> Iterator[tuple[DemoBackOffice, GatedLedger]]:
+    """A demo back office whose answers wait for the test (see GatedLedger)."""
+    office = DemoBackOffice(signing_secret=OFFICE_SIGNING_SECRET, hang_s=5)
+    ledger = GatedLedger()
+    office.ledger = ledger
+    office.start()
+    yield office, ledger
+    ledger.gate.set()
+    office.stop()
