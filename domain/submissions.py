@@ -43,8 +43,11 @@ _INSERTS = {t.name: insert(t) for t in (_ATTACHMENTS, _DELIVERIES, _EVENTS)}
 # On PostgreSQL a new delivery is due at the database's now (domain.clock: the one clock every
 # host shares), set in the insert itself so the hot path pays no extra round trip. SQLite's
 # file lives on this host, so this host's clock is the database's there.
-_INSERT_DELIVERIES_DUE_NOW = insert(_DELIVERIES).values(
-    next_attempt_at=func.timezone("UTC", func.now())
+# RETURNING gives the stored time back, so the answer shows what the workers will see.
+_INSERT_DELIVERIES_DUE_NOW = (
+    insert(_DELIVERIES)
+    .values(next_attempt_at=func.timezone("UTC", func.now()))
+    .returning(_DELIVERIES.c.next_attempt_at, sort_by_parameter_order=True)
 )
 
 
@@ -182,12 +185,14 @@ def insert_submission(store: Store, submission: Submission) -> None:
             for child in children:
                 child.submission_id = submission.id
             rows = [_row(c, table) for c in children]
-            statement = _INSERTS[table.name]
             if table is _DELIVERIES and conn.dialect.name == "postgresql":
-                statement = _INSERT_DELIVERIES_DUE_NOW
                 for row in rows:
                     del row["next_attempt_at"]
-            conn.execute(statement, rows)
+                due = conn.execute(_INSERT_DELIVERIES_DUE_NOW, rows).scalars().all()
+                for delivery, due_at in zip(submission.deliveries, due, strict=True):
+                    delivery.next_attempt_at = due_at
+            else:
+                conn.execute(_INSERTS[table.name], rows)
 
 
 def find_existing(store: Store, sender: Sender, service: Service, key: str) -> Submission | None:
