@@ -20,7 +20,7 @@ from marshmallow import Schema, fields
 
 from domain.config import Service
 from domain.filetypes import ALLOWED_LABEL, normalise_declared, sniff
-from domain.forms import Upload, get_path
+from domain.forms import Upload, get_path, is_index
 from domain.limits import BodyLimits
 from domain.problems import FieldError, msg
 from domain.validation import invalid_field, problem_422
@@ -87,7 +87,7 @@ def collect(service: Service, data: dict[str, Any], uploads: Sequence[Upload]) -
         # File elements are Formcycle elements too: the alias table applies to their names.
         path = service.aliases.get(upload.field, upload.field)
         base, _, last = path.rpartition(".")
-        if base and last.isdigit() and places.get(base):
+        if base and is_index(last) and places.get(base):
             path = base  # a part named `attachments.0` is one of the list's files
         found.append((path, upload))
     found.extend(_base64_files(data, "", places))
@@ -225,7 +225,7 @@ def _place(data: dict[str, Any], screened: Screened, places: dict[str, bool]) ->
         "sha256": screened.sha256,
     }
     base, _, last = screened.path.rpartition(".")
-    is_item = bool(base) and last.isdigit() and places.get(base, False)
+    is_item = bool(base) and is_index(last) and places.get(base, False)
     *parents, key = (base if is_item else screened.path).split(".")
     if not key or not all(parents):
         return False  # `a..b` names no place, as for form fields

@@ -90,11 +90,17 @@ def _conflict(key: str) -> Problem:
     )
 
 
+def is_index(key: str) -> bool:
+    """Whether a key segment is a list position ("0", "12"): ASCII digits only, since
+    str.isdigit() also takes "¹" or "٣", which int() then refuses."""
+    return key.isascii() and key.isdigit()
+
+
 def _lists_from_indexes(node: Any) -> Any:
     """Turn dicts keyed "0", "1", ... (from keys like `attachments.0.name`) into lists."""
     if isinstance(node, dict):
         converted = {k: _lists_from_indexes(v) for k, v in node.items()}
-        if converted and all(k.isdigit() and len(k) <= 4 for k in converted):
+        if converted and all(is_index(k) and len(k) <= 4 for k in converted):
             return [converted[k] for k in sorted(converted, key=int)]
         return converted
     if isinstance(node, list):

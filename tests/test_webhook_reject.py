@@ -696,6 +696,34 @@ CASES: dict[str, Bad] = {
         "malformed-body",
         detail=DOTTED_TOO_DEEP,
     ),
+    # str.isdigit() takes "¹" and "²", which int() refuses: they were a 500 (bench.fuzz found it).
+    "json-superscript-digit-as-list-position": Bad(
+        DOG,
+        lambda: (as_json(dog({"dog.main_breeds": {"\u00b9": "Pudel"}})), JSON),
+        422,
+        V,
+        (("dog.main_breeds", "Bitte geben Sie eine Liste an."),),
+    ),
+    "form-superscript-digit-as-list-position": Bad(
+        DOG,
+        lambda: (form_body(dog(), [("dog.main_breeds.\u00b2", "Pudel")]), FORM),
+        422,
+        V,
+        (("dog.main_breeds", "Bitte geben Sie eine Liste an."),),
+    ),
+    "form-superscript-digit-as-attachment-position": Bad(
+        DOG,
+        lambda: (form_body(dog(), [("attachments.\u00b2", "x")]), FORM),
+        422,
+        V,
+        (
+            (
+                "attachments",
+                "Eine Anlage muss als Datei mitgeschickt werden; Angaben zu einer Datei ohne "
+                "ihren Inhalt werden nicht angenommen.",
+            ),
+        ),
+    ),
     "json-lone-surrogate": Bad(
         DOG,
         _raw(b'{"keeper": {"last_name": "M\\ud800ller"}}', JSON),
