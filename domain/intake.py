@@ -293,7 +293,7 @@ class Intake:
         uploads = self._attachments(service, data, raw.uploads)
         # Attachment lists arrive as `attachments.0`, `attachments.1`, ...: make them lists.
         data = _lists_from_indexes(data)
-        validated, municipality = self._validate(service, data, now)
+        validated, municipality = self._validate(service, data, now, raw.from_form)
         offices = self.config.route(service, municipality, validated.flags)
         submission = Submission(
             reference_prefix=municipality.reference_prefix,
@@ -562,16 +562,17 @@ class Intake:
         )
 
     def _validate(
-        self, service: Service, data: dict[str, Any], now: dt.datetime
+        self, service: Service, data: dict[str, Any], now: dt.datetime, form_input: bool
     ) -> tuple[Any, Municipality]:
         """Validate against the service schema and resolve the municipality; all errors at once."""
         schema = SCHEMAS.get(service.schema)
         options = ValidationOptions(
-            today=now.astimezone(LOCAL_TZ).date(),
-            lead_days=service.lead_days,
+            now=now,
+            lead_hours=service.lead_hours,
             min_zone_m=service.min_zone_m,
             max_zone_m=service.max_zone_m,
             unknown="reject" if service.unknown_fields == "reject" else "ignore",
+            form_input=form_input,
         )
         errors: list[FieldError] = []
         validated = None
