@@ -75,10 +75,10 @@ def _document(services: tuple[tuple[str, str, str, Limits], ...]) -> dict[str, A
     spec.components.schema("Problem", schema=views.ProblemView)
     spec.components.schema("SubmissionAnswer", schema=views.SubmissionAnswer)
     spec.components.schema("SubmissionStatus", schema=views.SubmissionStatusView)
+    bodies: dict[str, dict[str, Any]] = {}
     for service_id, schema_key, title, limits in services:
         name = component_name(service_id)
-        # A copy: apispec may annotate components, the cached published schema stays as it is.
-        spec.components.schema(name, component=copy.deepcopy(_json_schema(schema_key, limits)))
+        bodies[name] = _json_schema(schema_key, limits)
         ref = {"$ref": f"#/components/schemas/{name}"}
         form = {
             "type": "object",
@@ -167,4 +167,7 @@ def _document(services: tuple[tuple[str, str, str, Limits], ...]) -> dict[str, A
             operations={"get": {"summary": summary, "responses": {"200": {"description": "ok"}}}},
         )
     result: dict[str, Any] = spec.to_dict()
+    # Added after apispec, which would read a JSON Schema "false" (a property that must be
+    # absent) as a component name; a copy, so the cached published schema stays as it is.
+    result["components"]["schemas"].update(copy.deepcopy(bodies))
     return result

@@ -67,8 +67,11 @@ RFC3339_PATTERN = (
     r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})$"
 )
 #: JSON: a local wall-clock time in Europe/Berlin without offset (what forms mean by "7 Uhr").
+#: (Whether the day exists, e.g. no 31 February, is checked by the validator: no regex.)
 LOCAL_DATETIME_PATTERN = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?$"
+    r"^(?:[1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])"
+    r"-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"T(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]+)?)?$"
 )
 
 _POSTAL_CODE_DE = re.compile(POSTAL_CODE_DE_PATTERN)

@@ -81,9 +81,9 @@ class BridgeConverter(OpenAPIConverter):
             extra["pattern"] = ISO_DATE_PATTERN
         elif isinstance(field, Choice):
             extra["x-labels"] = dict(field.labels)
-        elif isinstance(field, Str) and field.blank_pattern and "pattern" not in ret:
-            extra["pattern"] = NOT_BLANK_PATTERN
-        elif isinstance(field, Email):
+        elif (
+            isinstance(field, Str) and field.blank_pattern and "pattern" not in ret
+        ) or isinstance(field, Email):
             extra["pattern"] = NOT_BLANK_PATTERN
         elif isinstance(field, Int) and field.option_bounds is not None:
             low, high = field.option_bounds

@@ -6,9 +6,11 @@ import json
 from typing import Any
 
 import pytest
+
 from schemas import SCHEMAS, Limits, json_schema
 from tests.schemas.agreement import schema_validator
 from tests.schemas.samples import dog_registration_payload, traffic_order_payload
+
 
 def _walk(node: Any) -> list[Any]:
     """Every dict and list inside ``node``."""
