@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, inspect
 from bridge.app import build_app
 from domain.settings import Settings
 from domain.store import Store
+from schemas.traffic_order import earliest_start
 from tests.conftest import base_environ, snapshot
 from tests.factories import ELF, PDF, PNG, as_json, dog, flatten, today, traffic
 from tests.schemas.samples import DELETE, company
@@ -52,10 +53,6 @@ BAD_FILE_TYPE = "Dieser Dateityp ist nicht erlaubt; erlaubt sind PDF, PNG, JPEG.
 MALFORMED = "Die Anfrage ist fehlerhaft aufgebaut."
 NOT_UTF8 = "Der Text ist nicht gültig in utf-8 kodiert."
 SUPPORTED = "application/x-www-form-urlencoded, multipart/form-data, application/json"
-
-
-def _de(day: dt.date) -> str:
-    return day.strftime("%d.%m.%Y")
 
 
 def _dog_form(changes: dict[str, object] | None = None, **overrides: object) -> Callable[[], Body]:
@@ -108,12 +105,16 @@ def _too_many_multipart_parts() -> Body:
     return multipart_body([(f"field{i}", "x") for i in range(501)])
 
 
+def _earliest_start() -> str:
+    """The earliest start the service names now: 72 hours ahead, up to the full minute."""
+    return earliest_start(dt.datetime.now(dt.UTC), 72).strftime("%d.%m.%Y, %H:%M")
+
+
 def _start_in_past() -> Errors:
     return (
         (
             "period.start",
-            "Der Beginn liegt in der Vergangenheit. "
-            f"Frühestmöglicher Beginn: {_de(today() + dt.timedelta(days=3))}.",
+            f"Der Beginn liegt in der Vergangenheit. Frühestmöglicher Beginn: {_earliest_start()} Uhr.",
         ),
     )
 
@@ -122,9 +123,9 @@ def _start_too_soon() -> Errors:
     return (
         (
             "period.start",
-            "Der Beginn muss mindestens 3 Tage in der Zukunft liegen, damit die Schilder "
-            "72 Stunden vorher stehen. "
-            f"Frühestmöglicher Beginn: {_de(today() + dt.timedelta(days=3))}.",
+            "Der Beginn muss mindestens 72 Stunden nach dem Eingang des Antrags liegen, damit "
+            "die Schilder rechtzeitig stehen. "
+            f"Frühestmöglicher Beginn: {_earliest_start()} Uhr.",
         ),
     )
 
