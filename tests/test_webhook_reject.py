@@ -165,6 +165,8 @@ class Bad:
 
 
 V = "validation"
+YES_OR_NO = "Bitte wählen Sie Ja oder Nein."
+WHOLE_NUMBER = "Bitte geben Sie eine ganze Zahl ein."
 CASES: dict[str, Bad] = {
     # --- missing and malformed fields (422, every failing field named) -----------------------
     "missing-first-name": Bad(
@@ -372,6 +374,26 @@ CASES: dict[str, Bad] = {
         422,
         V,
         (("attachments.0", "Die Anlage ist nicht gültig Base64-kodiert."),),
+    ),
+    # --- JSON is typed as the published schema says (no form leniency) -----------------------
+    "json-consent-one": Bad(
+        DOG, _dog_json(privacy_consent=1), 422, V, (("privacy_consent", YES_OR_NO),)
+    ),
+    "json-consent-true-string": Bad(
+        DOG, _dog_json(privacy_consent="true"), 422, V, (("privacy_consent", YES_OR_NO),)
+    ),
+    "json-integer-as-string": Bad(
+        DOG, _dog_json(dogs_in_household="2"), 422, V, (("dogs_in_household", WHOLE_NUMBER),)
+    ),
+    "json-tax-relief-without-requested": Bad(
+        DOG, _dog_json(tax_relief={}), 422, V, (("tax_relief.requested", REQUIRED),)
+    ),
+    "json-postal-code-with-newline": Bad(
+        DOG,
+        _dog_json({"keeper.address.postal_code": "61267\n"}),
+        422,
+        V,
+        (("keeper.address.postal_code", "Postleitzahl muss aus fünf Ziffern bestehen."),),
     ),
     # --- traffic order: period, zone, applicant, construction --------------------------------
     "period-start-in-past": Bad(
