@@ -39,8 +39,6 @@ from schemas import messages as m
 from schemas.options import LOCAL_TZ, ValidationOptions
 from schemas.text import compact
 
-__all__ = ["LOCAL_TZ"]  # re-exported for the service schemas
-
 MIDNIGHT = dt.time(0, 0)
 #: Largest integer that JSON consumers such as JavaScript represent exactly.
 MAX_SAFE_INTEGER = 2**53 - 1

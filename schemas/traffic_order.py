@@ -14,7 +14,6 @@ from marshmallow import ValidationError, validate, validates_schema
 
 from schemas.blocks import (
     END_OF_DAY,
-    LOCAL_TZ,
     MIDNIGHT,
     AttachmentSchema,
     BridgeSchema,
@@ -32,6 +31,7 @@ from schemas.blocks import (
     title,
 )
 from schemas.messages import Msg
+from schemas.options import LOCAL_TZ
 
 #: The choices with their German labels (what clerks read; forms may send the labels too).
 APPLICANT_KINDS = {"person": "Privatperson", "company": "Firma"}
