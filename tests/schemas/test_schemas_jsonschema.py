@@ -42,13 +42,16 @@ def test_dog_registration_structure() -> None:
     keeper = schema["properties"]["keeper"]
     assert keeper["required"] == ["address", "birth_date", "contact", "first_name", "last_name"]
     assert keeper["properties"]["birth_date"]["format"] == "date"
-    postal_code = keeper["properties"]["address"]["then"]["properties"]["postal_code"]
+    germany = keeper["properties"]["address"]["anyOf"][0]["properties"]
+    assert germany["country"] == {"const": "DE"}
+    postal_code = germany["postal_code"]
     assert postal_code["pattern"] == "^[0-9]{5}$"
     dog = schema["properties"]["dog"]
     assert dog["properties"]["microchip_number"]["pattern"] == "^[0-9]{15}$"
     assert dog["properties"]["sex"]["enum"] == ["male", "female"]
-    assert dog["then"]["required"] == ["main_breeds"]
-    assert dog["else"]["required"] == ["breed"]
+    mixed, pure = dog["anyOf"]
+    assert mixed["required"] == ["is_mixed_breed", "main_breeds"]
+    assert pure == {"properties": {"is_mixed_breed": {"const": False}}, "required": ["breed"]}
     assert schema["properties"]["dogs_in_household"]["minimum"] == 1
     assert schema["properties"]["attachments"]["items"]["properties"]["sha256"]["pattern"] == (
         "^[0-9a-f]{64}$"
@@ -91,14 +94,19 @@ def test_traffic_order_structure() -> None:
     assert location["properties"]["side"]["x-labels"]["even"] == "gerade Hausnummern"
     assert properties["zone_length_m"]["minimum"] == 5
     assert properties["zone_length_m"]["maximum"] == 200
-    assert schema["then"]["required"] == ["construction", "site_plan"]
+    construction, other = schema["anyOf"]
+    assert construction["required"] == ["reason", "construction", "site_plan"]
+    assert other["properties"]["construction"] is False
     assert properties["construction"]["required"] == [
         "closure_type",
         "firm",
         "responsible_person",
     ]
-    applicant_rules = properties["applicant"]["allOf"]
-    assert applicant_rules[0]["then"] == {"required": ["person"], "not": {"required": ["company"]}}
+    person, _company = properties["applicant"]["anyOf"]
+    assert person == {
+        "properties": {"kind": {"const": "person"}, "company": False},
+        "required": ["kind", "person"],
+    }
 
 
 def test_valid_samples_fit_the_json_schema() -> None:
