@@ -12,13 +12,12 @@ from sqlalchemy.orm import selectinload
 
 from bridge import views
 from bridge.auth import unauthorized
-from bridge.openapi import openapi_document
+from bridge.openapi import openapi_document, service_json_schema
 from bridge.respond import json_response
 from bridge.state import current
 from domain.problems import Problem, msg
 from domain.settings import ApiToken
 from domain.store import Event, Submission, parse_reference
-from schemas import json_schema
 
 blueprint = Blueprint("api", __name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -131,7 +130,10 @@ def openapi() -> Response:
 
 @blueprint.get("/schemas/<service_id>")
 def service_schema(service_id: str) -> Response:
-    """A service's submission schema as JSON Schema, for form designers and back offices."""
+    """A service's submission schema as JSON Schema, for form designers and back offices.
+
+    The same document is the service's request body in /openapi.json.
+    """
     service = current().settings.config.services.get(service_id)
     if service is None:
         raise Problem(
@@ -141,5 +143,5 @@ def service_schema(service_id: str) -> Response:
             msg(f"Den Dienst {service_id!r} gibt es hier nicht.", f"No service {service_id!r}."),
         )
     return json_response(
-        json_schema(service.schema), headers={"Cache-Control": "public, max-age=300"}
+        service_json_schema(service), headers={"Cache-Control": "public, max-age=300"}
     )

@@ -1,7 +1,13 @@
-"""The OpenAPI 3.1 document, generated from the marshmallow schemas the code itself uses."""
+"""The OpenAPI 3.1 document, generated from the marshmallow schemas the code itself uses.
+
+The request body of each service is the service's published JSON Schema (`service_json_schema`,
+also served at ``/schemas/<service>``), carried unchanged as a component: one generator
+describes the data in both places.
+"""
 
 from __future__ import annotations
 
+import copy
 from functools import lru_cache
 from typing import Any
 
@@ -9,8 +15,8 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from bridge import views
-from domain.config import Config
-from schemas import SCHEMAS
+from domain.config import Config, Service
+from schemas import Limits, json_schema
 
 _PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 
@@ -19,13 +25,42 @@ def _problem(description: str) -> dict[str, Any]:
     return {"description": description, "content": _PROBLEM}
 
 
+def service_limits(service: Service) -> Limits:
+    """The limits the service is configured with (what intake validates with)."""
+    return Limits(
+        lead_hours=service.lead_hours,
+        min_zone_m=service.min_zone_m,
+        max_zone_m=service.max_zone_m,
+        unknown="reject" if service.unknown_fields == "reject" else "ignore",
+    )
+
+
+def service_json_schema(service: Service) -> dict[str, Any]:
+    """The JSON Schema of a configured service's submissions, with its configured limits."""
+    return _json_schema(service.schema, service_limits(service))
+
+
+@lru_cache(maxsize=16)
+def _json_schema(key: str, limits: Limits) -> dict[str, Any]:
+    return json_schema(key, limits)
+
+
+def component_name(service_id: str) -> str:
+    """The name of a service's request body among the OpenAPI components."""
+    return f"{service_id}-submission"
+
+
 def openapi_document(config: Config) -> dict[str, Any]:
     """The OpenAPI document for the services configured here."""
-    return _document(tuple(sorted((s.id, s.schema, s.title) for s in config.services.values())))
+    return _document(
+        tuple(
+            sorted((s.id, s.schema, s.title, service_limits(s)) for s in config.services.values())
+        )
+    )
 
 
 @lru_cache(maxsize=4)
-def _document(services: tuple[tuple[str, str, str], ...]) -> dict[str, Any]:
+def _document(services: tuple[tuple[str, str, str, Limits], ...]) -> dict[str, Any]:
     spec = APISpec(
         title="Formcycle/Civento-Brücke",
         version="1",
@@ -40,10 +75,19 @@ def _document(services: tuple[tuple[str, str, str], ...]) -> dict[str, Any]:
     spec.components.schema("Problem", schema=views.ProblemView)
     spec.components.schema("SubmissionAnswer", schema=views.SubmissionAnswer)
     spec.components.schema("SubmissionStatus", schema=views.SubmissionStatusView)
-    for service_id, schema_key, title in services:
-        name = schema_key.replace("@", "_v").replace("-", "_")
-        spec.components.schema(name, schema=SCHEMAS.get(schema_key).schema_class)
+    bodies: dict[str, dict[str, Any]] = {}
+    for service_id, schema_key, title, limits in services:
+        name = component_name(service_id)
+        bodies[name] = _json_schema(schema_key, limits)
         ref = {"$ref": f"#/components/schemas/{name}"}
+        form = {
+            "type": "object",
+            "description": (
+                f"Die Felder von {name} als Text, verschachtelte Felder mit Punkt "
+                "(keeper.address.postal_code); Ja/Nein als true/false, on/off, ja/nein, 1/0; "
+                "Daten auch als TT.MM.JJJJ."
+            ),
+        }
         spec.path(
             path=f"/webhooks/formcycle/{service_id}",
             operations={
@@ -60,11 +104,12 @@ def _document(services: tuple[tuple[str, str, str], ...]) -> dict[str, Any]:
                         "required": True,
                         "content": {
                             "application/json": {"schema": ref},
-                            "application/x-www-form-urlencoded": {
-                                "schema": {"type": "object", "description": "dotted keys"}
-                            },
+                            "application/x-www-form-urlencoded": {"schema": form},
                             "multipart/form-data": {
-                                "schema": {"type": "object", "description": "dotted keys, files"}
+                                "schema": {
+                                    **form,
+                                    "description": f"{form['description']} Dateien als Teile.",
+                                }
                             },
                         },
                     },
@@ -122,4 +167,7 @@ def _document(services: tuple[tuple[str, str, str], ...]) -> dict[str, Any]:
             operations={"get": {"summary": summary, "responses": {"200": {"description": "ok"}}}},
         )
     result: dict[str, Any] = spec.to_dict()
+    # Added after apispec, which would read a JSON Schema "false" (a property that must be
+    # absent) as a component name; a copy, so the cached published schema stays as it is.
+    result["components"]["schemas"].update(copy.deepcopy(bodies))
     return result

@@ -85,7 +85,7 @@ class Service:
     idempotency_field: str
     aliases: Mapping[str, str]
     unknown_fields: str
-    lead_days: int
+    lead_hours: int
     min_zone_m: int
     max_zone_m: int
     fee: Fee | None
@@ -201,7 +201,10 @@ class _ServiceSchema(Schema):
     unknown_fields = fields.String(
         load_default="ignore", validate=validate.OneOf(["ignore", "reject"])
     )
-    lead_days = fields.Integer(load_default=3, validate=validate.Range(0, 90))
+    # Hours on the time line (DST included) between arrival and the earliest start.
+    lead_hours = fields.Integer(load_default=None, validate=validate.Range(0, 90 * 24))
+    # The former key in calendar days, still read as days x 24 hours for existing files.
+    lead_days = fields.Integer(load_default=None, validate=validate.Range(0, 90))
     min_zone_m = fields.Integer(load_default=5, validate=validate.Range(1, 1000))
     max_zone_m = fields.Integer(load_default=200, validate=validate.Range(1, 10_000))
     fee = fields.Nested(_FeeSchema, load_default=None)
@@ -288,6 +291,18 @@ def parse_config(raw: Mapping[str, Any], environ: Mapping[str, str], source: str
     return config
 
 
+def _lead_hours(sid: str, service: Mapping[str, Any], problems: list[str]) -> int:
+    """The service's lead time in hours, from ``lead_hours`` or the former ``lead_days``."""
+    from schemas.options import DEFAULT_LEAD_HOURS
+
+    hours, days = service["lead_hours"], service["lead_days"]
+    if hours is not None and days is not None:
+        problems.append(f"services.{sid}.lead_days: give only lead_hours (lead_days is replaced)")
+    if hours is not None:
+        return int(hours)
+    return DEFAULT_LEAD_HOURS if days is None else int(days) * 24
+
+
 def _build(data: dict[str, Any], problems: list[str]) -> Config:
     from schemas import SCHEMAS
 
@@ -332,7 +347,7 @@ def _build(data: dict[str, Any], problems: list[str]) -> Config:
             idempotency_field=s["idempotency_field"],
             aliases=dict(s["aliases"]),
             unknown_fields=s["unknown_fields"],
-            lead_days=s["lead_days"],
+            lead_hours=_lead_hours(sid, s, problems),
             min_zone_m=s["min_zone_m"],
             max_zone_m=s["max_zone_m"],
             fee=fee,

@@ -13,7 +13,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from marshmallow import ValidationError
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -31,10 +30,9 @@ from domain.store import Store, Submission, utcnow
 from domain.submissions import find_existing, insert_submission, new_submission, store_unavailable
 from domain.validation import field_errors, problem_422
 from schemas import SCHEMAS, Validated, ValidationOptions
+from schemas.options import LOCAL_TZ
 
 log = logging.getLogger(__name__)
-# The towns are in Hesse: "today" for date rules is the local date there, not UTC's.
-LOCAL_TZ = ZoneInfo("Europe/Berlin")
 
 
 @dataclass(frozen=True)
@@ -45,14 +43,18 @@ class IntakeResult:
     created: bool
 
 
-def validation_options(service: Service, now: dt.datetime) -> ValidationOptions:
-    """The options of one validation call: the service's rules and the local date of `now`."""
+def validation_options(
+    service: Service, now: dt.datetime, *, form_input: bool
+) -> ValidationOptions:
+    """The options of one validation call: the service's rules, the instant `now`, and whether
+    the body was a form (strings converted by the schema's types) or JSON (typed as published)."""
     return ValidationOptions(
-        today=now.astimezone(LOCAL_TZ).date(),
-        lead_days=service.lead_days,
+        now=now,
+        lead_hours=service.lead_hours,
         min_zone_m=service.min_zone_m,
         max_zone_m=service.max_zone_m,
         unknown="reject" if service.unknown_fields == "reject" else "ignore",
+        form_input=form_input,
     )
 
 
@@ -89,7 +91,9 @@ class Intake:
         files = attachments.collect(service, data, raw.uploads)
         fingerprint = idempotency.fingerprint(data, files)
         try:
-            return self._accept(service, sender, data, files, key, fingerprint, now)
+            return self._accept(
+                service, sender, data, files, key, fingerprint, now, form_input=raw.from_form
+            )
         except Problem as problem:
             # A repeat gets the original answer even when today's rules or limits would refuse
             # it (e.g. a lead time that has run out since); only the error path pays the look-up.
@@ -108,10 +112,12 @@ class Intake:
         key: str | None,
         fingerprint: str,
         now: dt.datetime,
+        *,
+        form_input: bool,
     ) -> IntakeResult:
         """Screen, validate, route and insert; a used key is caught by the unique constraint."""
         screened = attachments.screen(service, data, files, self.limits)
-        validated, municipality = self._validate(service, data, now)
+        validated, municipality = self._validate(service, data, now, form_input)
         offices = self.config.route(service, municipality, validated.flags)
         submission = new_submission(
             service=service,
@@ -150,14 +156,16 @@ class Intake:
         return IntakeResult(submission, created=True)
 
     def _validate(
-        self, service: Service, data: dict[str, Any], now: dt.datetime
+        self, service: Service, data: dict[str, Any], now: dt.datetime, form_input: bool
     ) -> tuple[Validated, Municipality]:
         """Validate against the service schema and resolve the municipality; all errors at once."""
         schema = SCHEMAS.get(service.schema)
         errors: list[FieldError] = []
         validated = None
         try:
-            validated = schema.validate(data, validation_options(service, now))
+            validated = schema.validate(
+                data, validation_options(service, now, form_input=form_input)
+            )
         except ValidationError as exc:
             errors = field_errors(exc.messages)
         failing = {e.field for e in errors}

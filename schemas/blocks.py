@@ -3,6 +3,15 @@
 Every field type here replaces marshmallow's English default messages with German `Msg`
 objects (subclasses, not patches of marshmallow's globals), so nothing a citizen can read
 comes out in English only.
+
+Two kinds of input (`ValidationOptions.form_input`):
+
+* JSON bodies are typed exactly as the published JSON Schema says: booleans are ``true`` /
+  ``false``, integers are numbers, choices are the listed values, dates are ISO 8601; every
+  pattern and length applies to the value as sent (accepted free text is then trimmed).
+* Form bodies carry only strings: they are trimmed and converted by the field's type
+  (`Bool.TRUE_WORDS`, digit strings, German dates ``TT.MM.JJJJ``, German synonyms and
+  labels of choices, spaces in chip numbers), and blank values count as not filled in.
 """
 
 from __future__ import annotations
@@ -10,9 +19,10 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, ClassVar
-from zoneinfo import ZoneInfo
 
 from marshmallow import (
     EXCLUDE,
@@ -26,18 +36,17 @@ from marshmallow import (
 )
 
 from schemas import messages as m
-from schemas.options import ValidationOptions
+from schemas.options import LOCAL_TZ, ValidationOptions
 from schemas.text import compact
 
-#: Wall-clock time of the member municipalities; naive times from forms mean this zone.
-LOCAL_TZ = ZoneInfo("Europe/Berlin")
 MIDNIGHT = dt.time(0, 0)
 #: Largest integer that JSON consumers such as JavaScript represent exactly.
 MAX_SAFE_INTEGER = 2**53 - 1
 END_OF_DAY = dt.time(23, 59)
 
 # Patterns use explicit ASCII classes: Python's \d would also accept e.g. Arabic-Indic digits,
-# and they double as JSON Schema (ECMA-262) patterns.
+# and they double as JSON Schema (ECMA-262) patterns. They are always matched in full
+# (`Pattern`): Python's "$" would also match before a trailing newline.
 POSTAL_CODE_DE_PATTERN = r"^[0-9]{5}$"
 POSTAL_CODE_ANY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 -]{1,8}[A-Za-z0-9]$"
 # 6-20 digits, optionally led by "+", with spaces / - ( ) between them.
@@ -46,6 +55,22 @@ AGS_PATTERN = r"^[0-9]{8}$"
 COUNTRY_PATTERN = r"^[A-Z]{2}$"
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 MIME_PATTERN = r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*(?:\s*;.*)?$"
+#: Free text must contain something other than white space.
+NOT_BLANK_PATTERN = r"\S"
+#: JSON: a calendar date (RFC 3339 full-date).
+ISO_DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+#: JSON: a point in time with its UTC offset (RFC 3339 date-time).
+RFC3339_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+    r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
+#: JSON: a local wall-clock time in Europe/Berlin without offset (what forms mean by "7 Uhr").
+#: (Whether the day exists, e.g. no 31 February, is checked by the validator: no regex.)
+LOCAL_DATETIME_PATTERN = (
+    r"^(?:[1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])"
+    r"-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"T(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]+)?)?$"
+)
 
 _POSTAL_CODE_DE = re.compile(POSTAL_CODE_DE_PATTERN)
 _POSTAL_CODE_ANY = re.compile(POSTAL_CODE_ANY_PATTERN)
@@ -55,6 +80,40 @@ _GERMAN_DATETIME = re.compile(
     r"([0-9]{1,2})\.([0-9]{1,2})\.([0-9]{4}),?\s+([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?(?:\s*Uhr)?"
 )
 _ISO_DATETIME_START = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ]")
+_JSON_DATETIME = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:\.([0-9]+))?)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})?"
+)
+_FORM_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+# The options of the validation call in progress: set by `using_options` around one load,
+# so that cached schema instances can be shared by threads and calls.
+_OPTIONS: ContextVar[ValidationOptions | None] = ContextVar("validation_options", default=None)
+
+
+@contextmanager
+def using_options(options: ValidationOptions) -> Iterator[None]:
+    """Make ``options`` the options of every schema loaded inside the block."""
+    token = _OPTIONS.set(options)
+    try:
+        yield
+    finally:
+        _OPTIONS.reset(token)
+
+
+def current_options() -> ValidationOptions:
+    """The options of the validation call in progress (raises outside of one)."""
+    options = _OPTIONS.get()
+    if options is None:
+        raise RuntimeError(
+            "loading a service schema needs ValidationOptions; use ServiceSchema.validate()"
+        )
+    return options
+
+
+def from_form() -> bool:
+    """Whether the value being loaded comes from a form body (strings only)."""
+    return current_options().form_input
 
 
 def _messages(**specific: m.Msg) -> types.ErrorMessages:
@@ -62,66 +121,130 @@ def _messages(**specific: m.Msg) -> types.ErrorMessages:
     return {"required": m.REQUIRED, "null": m.NULL, "validator_failed": m.INVALID, **specific}
 
 
-def options_of(schema: object) -> ValidationOptions:
-    """The options of the schema a field belongs to (raises if it was built without them)."""
-    if isinstance(schema, BridgeSchema):
-        return schema.options
-    raise RuntimeError("this field needs a BridgeSchema with ValidationOptions")
+class Pattern(validate.Validator):
+    """A regular expression the whole value must match (no trailing newline slips through).
+
+    Like marshmallow's Regexp it exposes ``regex``, which apispec publishes as ``pattern``.
+    """
+
+    def __init__(self, pattern: str, *, error: m.Msg) -> None:
+        """Create the validator for ``pattern`` with the message ``error``."""
+        self.regex = re.compile(pattern)
+        self.error = self.message = error
+
+    def _repr_args(self) -> str:
+        return f"regex={self.regex!r}"
+
+    def __call__(self, value: str) -> str:
+        """Return ``value`` if the pattern matches all of it, else raise."""
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self.message)
+        return value
 
 
 # --------------------------------------------------------------------------- parsing helpers
 
 
-def parse_date(value: object) -> dt.date | None:
-    """Parse ``YYYY-MM-DD`` or the German ``TT.MM.JJJJ``; None if it is not a calendar date."""
-    if isinstance(value, dt.datetime):
-        return None  # a point in time is not a calendar date; refuse rather than truncate
-    if isinstance(value, dt.date):
-        return value
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    if match := _ISO_DATE.fullmatch(text):
-        year, month, day = match.groups()
-    elif match := _GERMAN_DATE.fullmatch(text):
-        # Formcycle's date picker submits the displayed German format.
-        day, month, year = match.groups()
-    else:
-        return None
+def _date(year: str, month: str, day: str) -> dt.date | None:
     try:
         return dt.date(int(year), int(month), int(day))
     except ValueError:
         return None
 
 
-def parse_datetime(value: object, date_only_time: dt.time) -> dt.datetime | None:
-    """Parse an ISO 8601 or German point in time, or a date (at ``date_only_time``).
+def parse_date(value: object, *, form: bool = True) -> dt.date | None:
+    """Parse ``YYYY-MM-DD`` (and, from forms, ``TT.MM.JJJJ``); None if not a calendar date."""
+    if isinstance(value, dt.datetime):
+        return None  # a point in time is not a calendar date; refuse rather than truncate
+    if isinstance(value, dt.date):
+        return value
+    if not isinstance(value, str):
+        return None
+    text = value.strip() if form else value
+    if match := _ISO_DATE.fullmatch(text):
+        return _date(*match.groups())
+    if form and (match := _GERMAN_DATE.fullmatch(text)):
+        # Formcycle's date picker submits the displayed German format.
+        day, month, year = match.groups()
+        return _date(year, month, day)
+    return None
 
-    The result is always aware and in `LOCAL_TZ`: naive input is taken as local wall-clock
-    time, which is what a citizen means by "ab 7 Uhr".
+
+def in_local_time(moment: dt.datetime) -> dt.datetime:
+    """``moment`` in `LOCAL_TZ` (naive means local); kept as given at the ends of the range."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=LOCAL_TZ)
+    try:
+        return moment.astimezone(LOCAL_TZ)
+    except OverflowError:
+        # 9999-12-31T23:00-05:00 has no local time before year 10000; the instant stays valid.
+        return moment
+
+
+def _parse_json_datetime(text: str, date_only_time: dt.time) -> dt.datetime | None:
+    """RFC 3339 date-time, a local date-time without offset, or a full-date (JSON input)."""
+    if (day := parse_date(text, form=False)) is not None:
+        return dt.datetime.combine(day, date_only_time)
+    match = _JSON_DATETIME.fullmatch(text)
+    if match is None:
+        return None
+    year, month, mday, hour, minute, second, fraction, offset = match.groups()
+    if offset is not None and second is None:
+        return None  # RFC 3339 needs the seconds
+    if offset is None and any(ch in text for ch in "tz"):
+        return None  # the local form is written exactly as published (upper-case T)
+    try:
+        tz: dt.tzinfo | None = None
+        if offset is not None and offset not in "Zz":
+            sign = -1 if offset[0] == "-" else 1
+            delta = dt.timedelta(hours=int(offset[1:3]), minutes=int(offset[4:6]))
+            if int(offset[4:6]) > 59:
+                return None
+            tz = dt.timezone(sign * delta)
+        elif offset is not None:
+            tz = dt.UTC
+        # RFC 3339 allows a leap second (:60); Python cannot represent it, so it becomes :59.
+        seconds = min(int(second or 0), 59)
+        micro = int((fraction or "0")[:6].ljust(6, "0"))
+        return dt.datetime(
+            int(year), int(month), int(mday), int(hour), int(minute), seconds, micro, tzinfo=tz
+        )
+    except ValueError:
+        return None
+
+
+def _parse_form_datetime(value: str, date_only_time: dt.time) -> dt.datetime | None:
+    """ISO 8601 (also with a space), German ``TT.MM.JJJJ HH:MM [Uhr]``, or a date (forms)."""
+    if (day := parse_date(value)) is not None:
+        return dt.datetime.combine(day, date_only_time)
+    text = value.strip()
+    try:
+        if match := _GERMAN_DATETIME.fullmatch(text):
+            d, mo, y, h, mi, s = match.groups()
+            return dt.datetime(int(y), int(mo), int(d), int(h), int(mi), int(s or 0))
+        if _ISO_DATETIME_START.match(text):
+            return dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return None
+
+
+def parse_datetime(
+    value: object, date_only_time: dt.time, *, form: bool = True
+) -> dt.datetime | None:
+    """Parse a point in time, or a date (at ``date_only_time``); None if it is none.
+
+    The result is aware and in `LOCAL_TZ`: naive input is taken as local wall-clock time,
+    which is what a citizen means by "ab 7 Uhr".
     """
-    parsed: dt.datetime
+    parsed: dt.datetime | None
     if isinstance(value, dt.datetime):
         parsed = value
-    elif (day := parse_date(value)) is not None:
-        parsed = dt.datetime.combine(day, date_only_time)
     elif isinstance(value, str):
-        text = value.strip()
-        try:
-            if match := _GERMAN_DATETIME.fullmatch(text):
-                d, mo, y, h, mi, s = match.groups()
-                parsed = dt.datetime(int(y), int(mo), int(d), int(h), int(mi), int(s or 0))
-            elif _ISO_DATETIME_START.match(text):
-                parsed = dt.datetime.fromisoformat(text)
-            else:
-                return None
-        except ValueError:
-            return None
+        parsed = (_parse_form_datetime if form else _parse_json_datetime)(value, date_only_time)
     else:
-        return None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=LOCAL_TZ)
-    return parsed.astimezone(LOCAL_TZ)
+        parsed = None
+    return None if parsed is None else in_local_time(parsed)
 
 
 def to_jsonable(value: Any) -> Any:
@@ -135,29 +258,35 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
-def is_given(original: object, key: str) -> bool:
-    """Whether the raw input ``original`` carries a non-blank value for ``key``."""
-    return isinstance(original, Mapping) and not _is_blank(original.get(key))
-
-
-def _is_blank(value: object) -> bool:
+def is_blank(value: object) -> bool:
     """True for None, whitespace, and containers holding nothing else (hidden form sections)."""
     if value is None:
         return True
     if isinstance(value, str):
         return not value.strip()
     if isinstance(value, Mapping):
-        return all(_is_blank(item) for item in value.values())
+        return all(is_blank(item) for item in value.values())
     if isinstance(value, list | tuple):
-        return all(_is_blank(item) for item in value)
+        return all(is_blank(item) for item in value)
     return False
+
+
+def is_given(original: object, key: str) -> bool:
+    """Whether the raw input ``original`` carries a value for ``key``.
+
+    In JSON every key that is present counts (its value is checked by its own field); in a
+    form post a blank value means "not filled in".
+    """
+    if not isinstance(original, Mapping) or key not in original:
+        return False
+    return not (from_form() and is_blank(original[key]))
 
 
 # ------------------------------------------------------------------------------ field types
 
 
 class Str(fields.String):
-    """A trimmed, non-empty string with a length limit and an optional normalisation."""
+    """A non-empty string with a length limit and an optional normalisation."""
 
     default_error_messages = _messages(
         invalid=m.STRING_INVALID, invalid_utf8=m.STRING_UTF8, blank=m.BLANK
@@ -168,11 +297,17 @@ class Str(fields.String):
         *,
         max_length: int | None = 200,
         normalize: Callable[[str], str] | None = None,
+        blank_pattern: bool = True,
         **kwargs: Any,
     ) -> None:
-        """Create the field; ``normalize`` runs on the trimmed text before validators."""
+        """Create the field; ``normalize`` runs on the trimmed text of form input.
+
+        ``blank_pattern=False`` leaves the "not only white space" pattern out of the JSON
+        Schema, for a field whose pattern a condition of its block sets.
+        """
         super().__init__(**kwargs)
         self.normalize = normalize
+        self.blank_pattern = blank_pattern
         if max_length is not None:
             # Appended here so every free text is bounded and JSON Schema shows maxLength.
             self.validators.append(validate.Length(max=max_length, error=m.TOO_LONG))
@@ -180,7 +315,14 @@ class Str(fields.String):
     def _deserialize(
         self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
     ) -> str:
-        text = super()._deserialize(value, attr, data, **kwargs).strip()
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not text.strip():
+            raise self.make_error("blank")
+        if not from_form():
+            # The published constraints hold for the text as sent; only then is it trimmed.
+            self._validate(text)
+            return text.strip()
+        text = text.strip()
         if self.normalize is not None:
             text = self.normalize(text)
         if not text:
@@ -189,61 +331,119 @@ class Str(fields.String):
 
 
 class Choice(Str):
-    """One of fixed values; case, umlauts, punctuation and listed synonyms are tolerated."""
+    """One of fixed values, each with its German label; forms may also send labels or synonyms.
+
+    From forms, case, umlauts and punctuation are tolerated and the German labels and listed
+    ``aliases`` are accepted; JSON must carry one of the values exactly.
+    """
 
     def __init__(
         self,
-        choices: Sequence[str],
+        choices: Mapping[str, str],
         *,
         aliases: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
-        """Create the field; ``aliases`` maps accepted synonyms (e.g. German) to a choice."""
+        """Create the field; ``choices`` maps each value to its German label (for clerks)."""
         super().__init__(max_length=None, **kwargs)  # OneOf bounds it already
-        self.choices = tuple(choices)
-        self._lookup = {compact(choice): choice for choice in self.choices}
-        for alias, choice in (aliases or {}).items():
+        self.labels = dict(choices)
+        self.choices = tuple(self.labels)
+        self._lookup: dict[str, str] = {}
+        spellings = [(choice, choice) for choice in self.choices]
+        spellings += [(label, choice) for choice, label in self.labels.items()]
+        spellings += list((aliases or {}).items())
+        for spelling, choice in spellings:
             if choice not in self.choices:
-                raise ValueError(f"alias {alias!r} points to unknown choice {choice!r}")
-            self._lookup[compact(alias)] = choice
+                raise ValueError(f"alias {spelling!r} points to unknown choice {choice!r}")
+            if self._lookup.setdefault(compact(spelling), choice) != choice:
+                raise ValueError(f"spelling {spelling!r} would mean two choices")
         self.validators.insert(0, validate.OneOf(self.choices, error=m.CHOICE_INVALID))
 
     def _deserialize(
         self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
     ) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
+        if not from_form():
+            return text
         return self._lookup.get(compact(text), text)
 
 
 class Int(fields.Integer):
-    """An integer that also accepts digit strings (form posts) but never truncates floats."""
+    """An integer: a JSON number without fraction, or from forms a string of digits.
+
+    ``option_bounds`` names the `ValidationOptions` attributes holding the inclusive bounds
+    (e.g. the configured zone length), reported with ``bounds_error``.
+    """
 
     default_error_messages = _messages(invalid=m.INTEGER_INVALID, too_large=m.NUMBER_TOO_LARGE)
+
+    def __init__(
+        self,
+        *,
+        option_bounds: tuple[str, str] | None = None,
+        bounds_error: m.Msg | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Create the field."""
+        super().__init__(**kwargs)
+        self.option_bounds = option_bounds
+        self.bounds_error = bounds_error or m.INVALID
+        # Bounded so that JSON consumers can represent it; JSON Schema shows the range.
+        self.validators.append(
+            validate.Range(min=-MAX_SAFE_INTEGER, max=MAX_SAFE_INTEGER, error=m.NUMBER_TOO_LARGE)
+        )
 
     def _deserialize(
         self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
     ) -> int:
-        # marshmallow would turn 2.5 into 2 silently.
-        if isinstance(value, float) and not value.is_integer():
+        number: int
+        if isinstance(value, bool):
+            raise self.make_error("invalid", input=value)  # True is an int to Python, not JSON
+        if isinstance(value, int):
+            number = value
+        elif isinstance(value, float):
+            # JSON Schema counts 2.0 as an integer; marshmallow would turn 2.5 into 2 silently.
+            if not value.is_integer():
+                raise self.make_error("invalid", input=value)
+            number = int(value)
+        elif isinstance(value, str) and from_form() and _FORM_INTEGER.fullmatch(value.strip()):
+            if len(value.strip()) > 20:
+                raise self.make_error("too_large", input=value)
+            number = int(value.strip())
+        else:
             raise self.make_error("invalid", input=value)
-        if isinstance(value, str):
-            value = value.strip()
-        number = super()._deserialize(value, attr, data, **kwargs)
-        if abs(number) > MAX_SAFE_INTEGER:
-            raise self.make_error("too_large", input=value)
+        if self.option_bounds is not None:
+            options = current_options()
+            low, high = (getattr(options, name) for name in self.option_bounds)
+            if not low <= number <= high:
+                raise ValidationError(self.bounds_error.format(min=low, max=high))
         return number
 
 
 class Bool(fields.Boolean):
-    """A yes/no value that also understands German "ja"/"nein" from form posts."""
+    """Yes or no: JSON ``true``/``false``; from forms the words of a checkbox or a choice."""
 
-    truthy = fields.Boolean.truthy | {"ja", "Ja", "JA", "j", "J"}
-    falsy = fields.Boolean.falsy | {"nein", "Nein", "NEIN"}
+    #: Form values (compared case-insensitively, trimmed) that mean yes / no.
+    TRUE_WORDS = frozenset({"true", "on", "yes", "ja", "j", "1"})
+    FALSE_WORDS = frozenset({"false", "off", "no", "nein", "n", "0"})
     default_error_messages = _messages(invalid=m.BOOLEAN_INVALID)
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and from_form():
+            word = value.strip().lower()
+            if word in self.TRUE_WORDS:
+                return True
+            if word in self.FALSE_WORDS:
+                return False
+        raise self.make_error("invalid", input=value)
 
 
 class Date(fields.Date):
-    """A calendar date (ISO or German format), optionally not after the injected today."""
+    """A calendar date (ISO; from forms also German), optionally not after the local today."""
 
     default_error_messages = _messages(
         invalid=m.DATE_INVALID,
@@ -260,10 +460,10 @@ class Date(fields.Date):
     def _deserialize(
         self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
     ) -> dt.date:
-        day = parse_date(value)
+        day = parse_date(value, form=from_form())
         if day is None:
             raise self.make_error("invalid")
-        if self.not_in_future and day > options_of(self.root).today:
+        if self.not_in_future and day > current_options().today:
             raise self.make_error("in_future")
         return day
 
@@ -283,14 +483,14 @@ class DateTime(fields.DateTime):
     def _deserialize(
         self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
     ) -> dt.datetime:
-        parsed = parse_datetime(value, self.date_only_time)
+        parsed = parse_datetime(value, self.date_only_time, form=from_form())
         if parsed is None:
             raise self.make_error("invalid")
         return parsed
 
 
 class Email(fields.Email):
-    """A trimmed e-mail address (at most 254 characters, the SMTP limit)."""
+    """An e-mail address (at most 254 characters, the SMTP limit)."""
 
     default_error_messages = _messages(
         invalid=m.EMAIL_INVALID, invalid_utf8=m.STRING_UTF8, blank=m.BLANK
@@ -304,10 +504,13 @@ class Email(fields.Email):
     def _deserialize(
         self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
     ) -> str:
-        text = super()._deserialize(value, attr, data, **kwargs).strip()
-        if not text:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not text.strip():
             raise self.make_error("blank")
-        return text
+        if from_form():
+            return text.strip()
+        self._validate(text)  # as sent, like every JSON value
+        return text.strip()
 
 
 class List(fields.List[Any]):
@@ -328,13 +531,13 @@ class List(fields.List[Any]):
 
 
 class Nested(fields.Nested):
-    """A nested block that inherits the options and the unknown-key policy of its parent."""
+    """A nested block that inherits the unknown-key policy of its parent."""
 
     default_error_messages = _messages(type=m.OBJECT_TYPE)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Nested:
         # marshmallow copies fields per schema instance but would share a nested schema
-        # instance that was already built; options are set on it per call, so never share.
+        # instance that was already built; the unknown policy is set on it, so never share.
         new = copy.copy(self)
         new._schema = None
         return new
@@ -345,8 +548,6 @@ class Nested(fields.Nested):
         if isinstance(parent, Schema):
             # Set on the instance (not passed to load) so it reaches every deeper level too.
             schema.unknown = parent.unknown
-        if isinstance(schema, BridgeSchema) and isinstance(parent, BridgeSchema):
-            schema.bind_options(parent.bound_options)
         try:
             return schema.load(value, partial=partial)
         except ValidationError as error:
@@ -357,7 +558,11 @@ class Nested(fields.Nested):
 
 
 def title(de: str, description: str | None = None, **extra: Any) -> dict[str, Any]:
-    """Field metadata with a German title (and description) for JSON Schema / OpenAPI."""
+    """Field metadata with a German title (and description) for JSON Schema / OpenAPI.
+
+    A description may name the limits of `schemas.options.Limits` in braces (``{lead_hours}``);
+    the published schema fills in the configured values.
+    """
     meta: dict[str, Any] = {"title": de, **extra}
     if description:
         meta["description"] = description
@@ -368,7 +573,7 @@ def postal_code_field(**kwargs: Any) -> Str:
     """A German postal code: exactly five digits."""
     return Str(
         max_length=10,
-        validate=validate.Regexp(POSTAL_CODE_DE_PATTERN, error=m.POSTAL_CODE_DE),
+        validate=Pattern(POSTAL_CODE_DE_PATTERN, error=m.POSTAL_CODE_DE),
         metadata=title("Postleitzahl"),
         **kwargs,
     )
@@ -379,7 +584,7 @@ def phone_field(*, required: bool = False, label: str = "Telefon") -> Str:
     return Str(
         required=required,
         max_length=40,
-        validate=validate.Regexp(PHONE_PATTERN, error=m.PHONE_INVALID),
+        validate=Pattern(PHONE_PATTERN, error=m.PHONE_INVALID),
         metadata=title(label, examples=["+49 6081 1234-0", "06081/12340"]),
     )
 
@@ -388,11 +593,12 @@ def phone_field(*, required: bool = False, label: str = "Telefon") -> Str:
 
 
 class BridgeSchema(Schema):
-    """Base of all schemas: bilingual object messages, blank-tolerant input, per-call options.
+    """Base of all schemas: bilingual object messages, blank-tolerant forms, per-call options.
 
-    Blank values (None, whitespace, sections whose fields are all blank) of known fields are
-    dropped before loading, because form posts send every field, filled in or not: a blank
-    optional field is simply absent, a blank required one gets "required".
+    From forms, blank values (None, whitespace, sections whose fields are all blank) of known
+    fields are dropped before loading, because form posts send every field, filled in or not:
+    a blank optional field is simply absent, a blank required one gets "required". JSON is
+    taken as sent.
     """
 
     class Meta(Schema.Meta):
@@ -406,42 +612,23 @@ class BridgeSchema(Schema):
     #: Extra JSON Schema keywords (conditional requirements) merged in by `schemas.jsonschema`.
     json_schema_extra: ClassVar[dict[str, Any]] = {}
 
-    def __init__(self, *, options: ValidationOptions | None = None, **kwargs: Any) -> None:
-        """Create the schema; ``options`` is needed to load, not to describe it."""
-        super().__init__(**kwargs)
-        self._options = options
-
     @property
     def options(self) -> ValidationOptions:
         """The options of the current call."""
-        if self._options is None:
-            raise RuntimeError(
-                f"{type(self).__name__} needs ValidationOptions to load data; "
-                "use ServiceSchema.validate() or pass options="
-            )
-        return self._options
-
-    @property
-    def bound_options(self) -> ValidationOptions | None:
-        """The options if set, without raising (used to hand them to nested blocks)."""
-        return self._options
-
-    def bind_options(self, options: ValidationOptions | None) -> None:
-        """Set the options for the next load (nested blocks get their parent's)."""
-        self._options = options
+        return current_options()
 
     @pre_load
     def _drop_blanks(self, data: Any, **kwargs: Any) -> Any:
-        if not isinstance(data, Mapping):
-            return data  # marshmallow reports the wrong type itself
+        if not isinstance(data, Mapping) or not from_form():
+            return data  # marshmallow reports the wrong type itself; JSON is taken as sent
         known = {field.data_key or name for name, field in self.load_fields.items()}
         cleaned: dict[Any, Any] = {}
         for key, value in data.items():
             if key in known:
-                if _is_blank(value):
+                if is_blank(value):
                     continue
                 if isinstance(value, list):
-                    value = [item for item in value if not _is_blank(item)]
+                    value = [item for item in value if not is_blank(item)]
             cleaned[key] = value
         return cleaned
 
@@ -452,12 +639,23 @@ class BridgeSchema(Schema):
 class AddressSchema(BridgeSchema):
     """A postal address; the postal code must have five digits in Germany."""
 
+    # A missing country means Germany (the default). Conditions are written as explicit
+    # alternatives ("anyOf"), which generators and form tools handle better than if/not.
     json_schema_extra: ClassVar[dict[str, Any]] = {
-        "allOf": [
+        "anyOf": [
             {
-                "if": {"properties": {"country": {"const": "DE"}}},
-                "then": {"properties": {"postal_code": {"pattern": POSTAL_CODE_DE_PATTERN}}},
-            }
+                "properties": {
+                    "country": {"const": "DE"},
+                    "postal_code": {"pattern": POSTAL_CODE_DE_PATTERN},
+                }
+            },
+            {
+                "required": ["country"],
+                "properties": {
+                    "country": {"not": {"const": "DE"}},
+                    "postal_code": {"pattern": POSTAL_CODE_ANY_PATTERN},
+                },
+            },
         ]
     }
 
@@ -467,29 +665,32 @@ class AddressSchema(BridgeSchema):
     postal_code = Str(
         required=True,
         max_length=10,
-        metadata=title(
-            "Postleitzahl", "In Deutschland fünf Ziffern.", pattern=POSTAL_CODE_ANY_PATTERN
-        ),
+        blank_pattern=False,  # the pattern depends on the country (json_schema_extra)
+        metadata=title("Postleitzahl", "In Deutschland fünf Ziffern."),
     )
     town = Str(required=True, max_length=100, metadata=title("Ort"))
     country = Str(
         load_default="DE",
         max_length=10,
         normalize=str.upper,
-        validate=validate.Regexp(COUNTRY_PATTERN, error=m.COUNTRY_INVALID),
+        validate=Pattern(COUNTRY_PATTERN, error=m.COUNTRY_INVALID),
         metadata=title("Land", "Ländercode nach ISO 3166-1 (zwei Buchstaben)."),
     )
 
-    @validates_schema(skip_on_field_errors=False)
-    def _check_postal_code(self, data: dict[str, Any], **kwargs: Any) -> None:
+    @validates_schema(pass_original=True, skip_on_field_errors=False)
+    def _check_postal_code(
+        self, data: dict[str, Any], original_data: Mapping[str, Any], **kwargs: Any
+    ) -> None:
         code = data.get("postal_code")
         # A missing country means it was given but invalid: its own error says enough.
         if code is None or "country" not in data:
             return
+        if not from_form():
+            code = original_data["postal_code"]  # JSON: the code as sent, not trimmed
         if data["country"] == "DE":
-            if not _POSTAL_CODE_DE.match(code):
+            if not _POSTAL_CODE_DE.fullmatch(code):
                 raise ValidationError(m.POSTAL_CODE_DE, "postal_code")
-        elif not _POSTAL_CODE_ANY.match(code):
+        elif not _POSTAL_CODE_ANY.fullmatch(code):
             raise ValidationError(m.POSTAL_CODE_ANY, "postal_code")
 
 
@@ -527,7 +728,7 @@ class AttachmentSchema(BridgeSchema):
         required=True,
         max_length=255,
         normalize=str.lower,
-        validate=validate.Regexp(MIME_PATTERN, error=m.CONTENT_TYPE_INVALID),
+        validate=Pattern(MIME_PATTERN, error=m.CONTENT_TYPE_INVALID),
         metadata=title("Dateityp (MIME)"),
     )
     size = Int(
@@ -539,7 +740,7 @@ class AttachmentSchema(BridgeSchema):
         required=True,
         max_length=200,
         normalize=str.lower,
-        validate=validate.Regexp(SHA256_PATTERN, error=m.SHA256_INVALID),
+        validate=Pattern(SHA256_PATTERN, error=m.SHA256_INVALID),
         metadata=title("SHA-256-Prüfsumme (hexadezimal)"),
     )
 
@@ -549,7 +750,7 @@ class ServiceBaseSchema(BridgeSchema):
 
     municipality_ags = Str(
         max_length=20,
-        validate=validate.Regexp(AGS_PATTERN, error=m.AGS_INVALID),
+        validate=Pattern(AGS_PATTERN, error=m.AGS_INVALID),
         metadata=title(
             "Amtlicher Gemeindeschlüssel",
             "Gemeinde, an die der Antrag geht (8 Ziffern), falls ausdrücklich gewählt.",

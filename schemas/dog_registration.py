@@ -16,6 +16,7 @@ from schemas.blocks import (
     Int,
     List,
     Nested,
+    Pattern,
     PersonSchema,
     ServiceBaseSchema,
     Str,
@@ -68,7 +69,16 @@ SEX_ALIASES = {
     "Hündin": "female",
     "Hundin": "female",
 }
-ACQUISITION_REASONS = ("purchase", "own_litter", "moved_in", "foster", "gift", "other")
+#: The choices with their German labels (what clerks read; forms may send the labels too).
+SEXES = {"male": "männlich (Rüde)", "female": "weiblich (Hündin)"}
+ACQUISITION_REASONS = {
+    "purchase": "Kauf",
+    "own_litter": "eigener Wurf",
+    "moved_in": "Zuzug mit dem Hund",
+    "foster": "Pflegehund",
+    "gift": "Geschenk",
+    "other": "Sonstiges",
+}
 ACQUISITION_ALIASES = {
     "Kauf": "purchase",
     "gekauft": "purchase",
@@ -76,22 +86,24 @@ ACQUISITION_ALIASES = {
     "Zuzug": "moved_in",
     "zugezogen": "moved_in",
     "Pflege": "foster",
-    "Pflegehund": "foster",
     "Geschenk": "gift",
     "Schenkung": "gift",
     "Sonstiges": "other",
     "sonstige": "other",
 }
-TAX_RELIEF_KINDS = ("exemption", "reduction")
+TAX_RELIEF_KINDS = {"exemption": "Steuerbefreiung", "reduction": "Steuerermäßigung"}
 TAX_RELIEF_KIND_ALIASES = {"Befreiung": "exemption", "Ermäßigung": "reduction"}
-TAX_RELIEF_REASONS = ("guide_dog", "assistance_dog", "shelter", "service_dog", "other")
+TAX_RELIEF_REASONS = {
+    "guide_dog": "Blindenführhund",
+    "assistance_dog": "Assistenzhund",
+    "shelter": "Hund aus dem Tierheim",
+    "service_dog": "Diensthund",
+    "other": "sonstiger Grund",
+}
 TAX_RELIEF_REASON_ALIASES = {
-    "Blindenführhund": "guide_dog",
     "Blindenhund": "guide_dog",
-    "Assistenzhund": "assistance_dog",
     "Tierheim": "shelter",
     "Tierheimhund": "shelter",
-    "Diensthund": "service_dog",
     "Sonstiges": "other",
 }
 
@@ -110,10 +122,15 @@ class KeeperSchema(PersonSchema):
 class DogSchema(BridgeSchema):
     """The dog being registered."""
 
+    # A missing is_mixed_breed means False (the default), as in the second alternative.
     json_schema_extra: ClassVar[dict[str, Any]] = {
-        "if": {"properties": {"is_mixed_breed": {"const": True}}, "required": ["is_mixed_breed"]},
-        "then": {"required": ["main_breeds"], "properties": {"main_breeds": {"minItems": 1}}},
-        "else": {"required": ["breed"]},
+        "anyOf": [
+            {
+                "properties": {"is_mixed_breed": {"const": True}, "main_breeds": {"minItems": 1}},
+                "required": ["is_mixed_breed", "main_breeds"],
+            },
+            {"properties": {"is_mixed_breed": {"const": False}}, "required": ["breed"]},
+        ]
     }
 
     name = Str(required=True, max_length=100, metadata=title("Name des Hundes"))
@@ -124,7 +141,7 @@ class DogSchema(BridgeSchema):
         Str(max_length=100), max_items=5, metadata=title("Hauptrassen (bei Mischlingen)")
     )
     sex = Choice(
-        ("male", "female"),
+        SEXES,
         aliases=SEX_ALIASES,
         required=True,
         error_messages={"required": SEX_INVALID},
@@ -136,7 +153,7 @@ class DogSchema(BridgeSchema):
         required=True,
         max_length=40,
         normalize=_remove_spaces,
-        validate=validate.Regexp(MICROCHIP_PATTERN, error=MICROCHIP_INVALID),
+        validate=Pattern(MICROCHIP_PATTERN, error=MICROCHIP_INVALID),
         metadata=title("Transpondernummer (Chip)", "15 Ziffern", examples=["276098100123456"]),
     )
     acquisition_date = Date(
@@ -157,7 +174,9 @@ class DogSchema(BridgeSchema):
         # A value that was sent but is invalid already has its own error; do not add
         # "required" on top, hence the checks against the original input.
         mixed = data.get("is_mixed_breed")  # absent only if sent but invalid
-        if mixed is True and not is_given(original_data, "main_breeds"):
+        if mixed is True and (
+            not is_given(original_data, "main_breeds") or data.get("main_breeds") == []
+        ):
             errors["main_breeds"] = [MAIN_BREEDS_REQUIRED]
         if mixed is False and not is_given(original_data, "breed"):
             errors["breed"] = [BREED_REQUIRED]
@@ -187,13 +206,18 @@ class TaxReliefSchema(BridgeSchema):
 
     json_schema_extra: ClassVar[dict[str, Any]] = {
         "allOf": [
+            # A requested relief needs a reason ...
+            {"anyOf": [{"properties": {"requested": {"const": False}}}, {"required": ["reason"]}]},
+            # ... and the reason "other" a text.
             {
-                "if": {"properties": {"requested": {"const": True}}, "required": ["requested"]},
-                "then": {"required": ["reason"]},
-            },
-            {
-                "if": {"properties": {"reason": {"const": "other"}}, "required": ["reason"]},
-                "then": {"required": ["reason_text"]},
+                "anyOf": [
+                    {
+                        "properties": {
+                            "reason": {"enum": [r for r in TAX_RELIEF_REASONS if r != "other"]}
+                        }
+                    },
+                    {"required": ["reason_text"]},
+                ]
             },
         ]
     }
@@ -232,6 +256,17 @@ class DogRegistrationSchema(ServiceBaseSchema):
         LiabilityInsuranceSchema, metadata=title("Haftpflichtversicherung")
     )
     tax_relief = Nested(TaxReliefSchema, metadata=title("Steuerbefreiung oder -ermäßigung"))
+
+
+def dog_flag_notes(flags: Mapping[str, Any]) -> list[str]:
+    """The flags in German, as a clerk reads them."""
+    if not flags.get("dangerous_dog"):
+        return []
+    breeds = ", ".join(str(breed) for breed in flags.get("dangerous_breeds") or [])
+    return [
+        f"Rasse nach § 2 HundeVO gelistet ({breeds}): "
+        "Erlaubnis zum Halten eines gefährlichen Hundes nötig (Ordnungsamt)."
+    ]
 
 
 def dog_flags(data: Mapping[str, Any]) -> dict[str, Any]:

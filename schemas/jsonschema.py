@@ -1,16 +1,17 @@
 """JSON Schema (draft 2020-12) of the service schemas, made by apispec's marshmallow converter.
 
-The OpenAPI document should register `marshmallow_plugin()` in its APISpec (OpenAPI 3.1, whose
-schema objects are JSON Schema 2020-12), so both describe the data with one conversion.
-Nested blocks are inlined rather than referenced as components.
-
-The JSON Schema describes the canonical form of the data; the service is more lenient on
-input (German synonyms for choices, German date formats, spaces in chip numbers, blanks).
+This is the one description of a service's data: ``/schemas/<service>`` publishes it and the
+OpenAPI document carries it unchanged as the component of the request body. It describes a
+JSON body exactly: what it accepts, the validator accepts, apart from the rules JSON Schema
+cannot express (dates not in the future, the lead time of a start, an end after the start,
+an acquisition not before the birth). Form bodies carry the same fields as strings, which the
+validator converts by the field's type (see `schemas.blocks`). Nested blocks are inlined.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 from apispec import APISpec
@@ -18,7 +19,19 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from apispec.ext.marshmallow.openapi import OpenAPIConverter
 from marshmallow import Schema, fields
 
-from schemas.blocks import DateTime
+from schemas.blocks import (
+    ISO_DATE_PATTERN,
+    LOCAL_DATETIME_PATTERN,
+    NOT_BLANK_PATTERN,
+    RFC3339_PATTERN,
+    Choice,
+    Date,
+    DateTime,
+    Email,
+    Int,
+    Str,
+)
+from schemas.options import Limits
 from schemas.registry import SCHEMAS
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -37,7 +50,9 @@ def inline_nested(schema: type[Schema] | Schema | str) -> str:
 
 
 class BridgeConverter(OpenAPIConverter):
-    """apispec's converter plus our custom fields and conditional requirements."""
+    """apispec's converter plus our field types, the configured limits and the conditions."""
+
+    limits = Limits()
 
     def init_attribute_functions(self) -> None:
         """Register the extra field conversion after apispec's own."""
@@ -47,15 +62,40 @@ class BridgeConverter(OpenAPIConverter):
     def bridge_field2properties(
         self, field: fields.Field[Any], ret: dict[str, Any], **kwargs: Any
     ) -> dict[str, Any]:
-        """Describe our DateTime, which also accepts a bare date."""
+        """Describe what our field types accept from JSON, with the configured limits."""
+        extra: dict[str, Any] = {}
+        description = ret.get("description")
+        if isinstance(description, str) and "{" in description:
+            extra["description"] = description.format(**dataclasses.asdict(self.limits))
         if isinstance(field, DateTime):
             ret.pop("format", None)
-            return {"anyOf": [{"format": "date-time"}, {"format": "date"}]}
-        return {}
+            extra["anyOf"] = [
+                {"format": "date-time", "pattern": RFC3339_PATTERN},
+                {"format": "date", "pattern": ISO_DATE_PATTERN},
+                {
+                    "pattern": LOCAL_DATETIME_PATTERN,
+                    "description": "Ortszeit (Europe/Berlin) ohne Zeitzone",
+                },
+            ]
+        elif isinstance(field, Date):
+            extra["pattern"] = ISO_DATE_PATTERN
+        elif isinstance(field, Choice):
+            extra["x-labels"] = dict(field.labels)
+        elif (
+            isinstance(field, Str) and field.blank_pattern and "pattern" not in ret
+        ) or isinstance(field, Email):
+            extra["pattern"] = NOT_BLANK_PATTERN
+        elif isinstance(field, Int) and field.option_bounds is not None:
+            low, high = field.option_bounds
+            extra["minimum"] = getattr(self.limits, low)
+            extra["maximum"] = getattr(self.limits, high)
+        return extra
 
     def schema2jsonschema(self, schema: Any) -> dict[str, Any]:
-        """Convert like apispec, then add the schema's ``json_schema_extra`` keywords."""
+        """Convert like apispec, then add the unknown-key policy and ``json_schema_extra``."""
         result: dict[str, Any] = super().schema2jsonschema(schema)  # type: ignore[no-untyped-call]
+        if self.limits.unknown == "reject":
+            result["additionalProperties"] = False
         extra = getattr(schema, "json_schema_extra", None)
         if isinstance(extra, dict) and extra:
             result.update(copy.deepcopy(extra))
@@ -63,20 +103,30 @@ class BridgeConverter(OpenAPIConverter):
 
 
 class BridgeMarshmallowPlugin(MarshmallowPlugin):
-    """MarshmallowPlugin using `BridgeConverter`."""
+    """MarshmallowPlugin using `BridgeConverter` with the given limits."""
 
     Converter = BridgeConverter
 
+    def __init__(self, limits: Limits, **kwargs: Any) -> None:
+        """Create the plugin for a service configured with ``limits``."""
+        super().__init__(**kwargs)
+        self.limits = limits
 
-def marshmallow_plugin() -> MarshmallowPlugin:
-    """A fresh apispec plugin that converts our schemas (register it in one APISpec)."""
-    return BridgeMarshmallowPlugin(schema_name_resolver=inline_nested)
+    def init_spec(self, spec: APISpec) -> None:
+        """Initialise like apispec and hand the limits to the converter."""
+        super().init_spec(spec)
+        if isinstance(self.converter, BridgeConverter):
+            self.converter.limits = self.limits
 
 
-def json_schema(key: str) -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of the service schema ``key``; KeyError if unknown."""
+def json_schema(key: str, limits: Limits | None = None) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of the service schema ``key``; KeyError if unknown.
+
+    ``limits`` are the service's configured limits (lead time, zone length, unknown keys);
+    the defaults when omitted.
+    """
     service = SCHEMAS.get(key)
-    plugin = marshmallow_plugin()
+    plugin = BridgeMarshmallowPlugin(limits or Limits(), schema_name_resolver=inline_nested)
     # The spec only initialises the plugin's converter; nothing is added to it.
     APISpec(
         title=service.title_de,

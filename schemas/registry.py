@@ -9,8 +9,8 @@ from typing import Any
 
 from marshmallow import EXCLUDE, RAISE
 
-from schemas.blocks import BridgeSchema, to_jsonable
-from schemas.dog_registration import DogRegistrationSchema, dog_flags
+from schemas.blocks import BridgeSchema, to_jsonable, using_options
+from schemas.dog_registration import DogRegistrationSchema, dog_flag_notes, dog_flags
 from schemas.options import ValidationOptions
 from schemas.traffic_order import TrafficOrderSchema
 
@@ -30,6 +30,11 @@ def no_flags(data: Mapping[str, Any]) -> dict[str, Any]:
     return {}
 
 
+def no_flag_notes(flags: Mapping[str, Any]) -> list[str]:
+    """Services without flags have nothing to tell a clerk about them."""
+    return []
+
+
 @dataclass(frozen=True)
 class ServiceSchema:
     """One version of one service's schema, with the keys that identify the service."""
@@ -43,19 +48,15 @@ class ServiceSchema:
     flagger: Callable[[Mapping[str, Any]], dict[str, Any]] = field(
         default=no_flags, compare=False, repr=False
     )
+    flag_notes: Callable[[Mapping[str, Any]], list[str]] = field(
+        default=no_flag_notes, compare=False, repr=False
+    )
+    """The flags as German sentences for clerks."""
 
     def __post_init__(self) -> None:
         """Keep the key consistent with service and version, so lookups cannot drift."""
         if self.key != f"{self.service}@{self.version}":
             raise ValueError(f"key {self.key!r} must be '{self.service}@{self.version}'")
-
-    def make_schema(self, options: ValidationOptions) -> BridgeSchema:
-        """The schema instance for these options (options live on the instance).
-
-        Instances are kept per options: building one copies every declared field, which cost
-        more than validating a submission (bench/intake). Loading keeps no state on it.
-        """
-        return _schema_for(self.schema_class, options)
 
     def validate(self, data: Mapping[str, Any], options: ValidationOptions) -> Validated:
         """Validate ``data``; raises marshmallow.ValidationError listing every failing field.
@@ -63,14 +64,19 @@ class ServiceSchema:
         The error's ``messages`` is a dict shaped like the input whose leaves are lists of
         `schemas.Msg` (German text, English in ``.en``).
         """
-        loaded = self.make_schema(options).load(data)
+        with using_options(options):
+            loaded = _schema_for(self.schema_class, options.unknown).load(data)
         return Validated(data=to_jsonable(loaded), flags=self.flagger(loaded))
 
 
-@functools.lru_cache(maxsize=64)
-def _schema_for(schema_class: type[BridgeSchema], options: ValidationOptions) -> BridgeSchema:
-    unknown = RAISE if options.unknown == "reject" else EXCLUDE
-    return schema_class(options=options, unknown=unknown)
+@functools.lru_cache(maxsize=16)
+def _schema_for(schema_class: type[BridgeSchema], unknown: str) -> BridgeSchema:
+    """The shared schema instance per unknown-key policy.
+
+    Building one copies every declared field, which costs more than validating a submission
+    (bench/intake); loading keeps no state on it (the options travel in a context variable).
+    """
+    return schema_class(unknown=RAISE if unknown == "reject" else EXCLUDE)
 
 
 class SchemaRegistry:
@@ -134,6 +140,7 @@ SCHEMAS = SchemaRegistry(
             title_de="Hund anmelden",
             schema_class=DogRegistrationSchema,
             flagger=dog_flags,
+            flag_notes=dog_flag_notes,
         ),
         ServiceSchema(
             key="traffic-order@1",

@@ -10,11 +10,10 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from marshmallow import ValidationError, validate, validates, validates_schema
+from marshmallow import ValidationError, validate, validates_schema
 
 from schemas.blocks import (
     END_OF_DAY,
-    LOCAL_TZ,
     MIDNIGHT,
     AttachmentSchema,
     BridgeSchema,
@@ -32,12 +31,32 @@ from schemas.blocks import (
     title,
 )
 from schemas.messages import Msg
-from schemas.options import DEFAULT_MAX_ZONE_M, DEFAULT_MIN_ZONE_M
+from schemas.options import LOCAL_TZ
 
-APPLICANT_KINDS = ("person", "company")
-REASONS = ("move", "delivery", "construction", "container", "crane", "scaffold", "event")
-SIDES = ("left", "right", "both", "even", "odd")
-CLOSURE_TYPES = ("carriageway", "footpath", "cycle_path", "partial")
+#: The choices with their German labels (what clerks read; forms may send the labels too).
+APPLICANT_KINDS = {"person": "Privatperson", "company": "Firma"}
+REASONS = {
+    "move": "Umzug",
+    "delivery": "Lieferung",
+    "construction": "Baustelle",
+    "container": "Container",
+    "crane": "Kran",
+    "scaffold": "Gerüst",
+    "event": "Veranstaltung",
+}
+SIDES = {
+    "left": "links",
+    "right": "rechts",
+    "both": "beide Straßenseiten",
+    "even": "gerade Hausnummern",
+    "odd": "ungerade Hausnummern",
+}
+CLOSURE_TYPES = {
+    "carriageway": "Fahrbahn",
+    "footpath": "Gehweg",
+    "cycle_path": "Radweg",
+    "partial": "Teilsperrung",
+}
 
 APPLICANT_KIND_ALIASES = {
     "Privatperson": "person",
@@ -63,16 +82,13 @@ SIDE_ALIASES = {
     "beide": "both",
     "beidseitig": "both",
     "gerade": "even",
-    "gerade Hausnummern": "even",
     "ungerade": "odd",
-    "ungerade Hausnummern": "odd",
 }
 CLOSURE_ALIASES = {
     "Fahrbahn": "carriageway",
     "Gehweg": "footpath",
     "Radweg": "cycle_path",
     "teilweise": "partial",
-    "Teilsperrung": "partial",
 }
 
 PERSON_REQUIRED = Msg(
@@ -91,15 +107,19 @@ COMPANY_NOT_ALLOWED = Msg(
     "Wenn eine Privatperson den Antrag stellt, bitte keine Firmenangaben machen.",
     "When a private person applies, please leave out the company details.",
 )
+# The earliest start is local time in Hesse; the English text says so.
 START_IN_PAST = Msg(
-    "Der Beginn liegt in der Vergangenheit. Frühestmöglicher Beginn: {earliest:%d.%m.%Y}.",
-    "The start lies in the past. Earliest possible start: {earliest:%Y-%m-%d}.",
+    "Der Beginn liegt in der Vergangenheit. "
+    "Frühestmöglicher Beginn: {earliest:%d.%m.%Y, %H:%M} Uhr.",
+    "The start lies in the past. "
+    "Earliest possible start: {earliest:%d.%m.%Y, %H:%M} (German time).",
 )
 START_TOO_SOON = Msg(
-    "Der Beginn muss mindestens {days} Tage in der Zukunft liegen, damit die Schilder "
-    "72 Stunden vorher stehen. Frühestmöglicher Beginn: {earliest:%d.%m.%Y}.",
-    "The start must be at least {days} days in the future, so that the signs can stand "
-    "72 hours beforehand. Earliest possible start: {earliest:%Y-%m-%d}.",
+    "Der Beginn muss mindestens {hours} Stunden nach dem Eingang des Antrags liegen, damit "
+    "die Schilder rechtzeitig stehen. Frühestmöglicher Beginn: {earliest:%d.%m.%Y, %H:%M} Uhr.",
+    "The start must be at least {hours} hours after the application arrives, so that the "
+    "signs can be put up in time. "
+    "Earliest possible start: {earliest:%d.%m.%Y, %H:%M} (German time).",
 )
 END_NOT_AFTER_START = Msg(
     "Das Ende muss nach dem Beginn liegen.", "The end must be after the start."
@@ -138,8 +158,8 @@ _APPLICANT_BLOCKS = {
 def _only_with(kind: str, other: str) -> dict[str, Any]:
     """JSON Schema: when ``kind`` is chosen, its block is required and the other one absent."""
     return {
-        "if": {"properties": {"kind": {"const": kind}}, "required": ["kind"]},
-        "then": {"required": [kind], "not": {"required": [other]}},
+        "properties": {"kind": {"const": kind}, other: False},
+        "required": ["kind", kind],
     }
 
 
@@ -147,7 +167,7 @@ class ApplicantSchema(BridgeSchema):
     """Who applies: a private person or a company, with exactly the matching block."""
 
     json_schema_extra: ClassVar[dict[str, Any]] = {
-        "allOf": [_only_with("person", "company"), _only_with("company", "person")]
+        "anyOf": [_only_with("person", "company"), _only_with("company", "person")]
     }
 
     kind = Choice(
@@ -186,11 +206,39 @@ class LocationSchema(BridgeSchema):
     side = Choice(SIDES, aliases=SIDE_ALIASES, required=True, metadata=title("Straßenseite"))
 
 
+def earliest_start(now: dt.datetime, lead_hours: int) -> dt.datetime:
+    """The earliest allowed start: ``lead_hours`` real hours after ``now``, in local time.
+
+    Counted on the time line (UTC), so a DST change in between does not gain or lose an
+    hour, and rounded up to the full minute, the precision the message shows.
+    """
+    instant = now.astimezone(dt.UTC) + dt.timedelta(hours=lead_hours)
+    if instant.second or instant.microsecond:
+        instant = instant.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
+    return instant.astimezone(LOCAL_TZ)
+
+
 class PeriodSchema(BridgeSchema):
     """When the zone applies; a bare date means from 00:00 / until 23:59 local time."""
 
-    start = DateTime(required=True, date_only_time=MIDNIGHT, metadata=title("Beginn"))
-    end = DateTime(required=True, date_only_time=END_OF_DAY, metadata=title("Ende"))
+    start = DateTime(
+        required=True,
+        date_only_time=MIDNIGHT,
+        metadata=title(
+            "Beginn",
+            "Frühestens {lead_hours} Stunden nach dem Eingang des Antrags; ein Datum allein "
+            "bedeutet 00:00 Uhr, eine Zeit ohne Zeitzone Ortszeit (Europe/Berlin).",
+        ),
+    )
+    end = DateTime(
+        required=True,
+        date_only_time=END_OF_DAY,
+        metadata=title(
+            "Ende",
+            "Nach dem Beginn; ein Datum allein bedeutet 23:59 Uhr, eine Zeit ohne Zeitzone "
+            "Ortszeit (Europe/Berlin).",
+        ),
+    )
 
     @validates_schema(skip_on_field_errors=False)
     def _check_period(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -200,12 +248,13 @@ class PeriodSchema(BridgeSchema):
         start, end = data.get("start"), data.get("end")
         if start is not None:
             options = self.options
-            start_day = start.astimezone(LOCAL_TZ).date()
-            earliest = options.today + dt.timedelta(days=options.lead_days)
-            if start_day < options.today:
+            earliest = earliest_start(options.now, options.lead_hours)
+            if start < options.now:
                 errors["start"] = [START_IN_PAST.format(earliest=earliest)]
-            elif start_day < earliest:
-                errors["start"] = [START_TOO_SOON.format(days=options.lead_days, earliest=earliest)]
+            elif start < earliest:
+                errors["start"] = [
+                    START_TOO_SOON.format(hours=options.lead_hours, earliest=earliest)
+                ]
         if start is not None and end is not None and end <= start:
             errors["end"] = [END_NOT_AFTER_START]
         if errors:
@@ -235,24 +284,30 @@ class TrafficOrderSchema(ServiceBaseSchema):
     """Version 1 of "Verkehrsrechtliche Anordnung"."""
 
     json_schema_extra: ClassVar[dict[str, Any]] = {
-        "if": {"properties": {"reason": {"const": "construction"}}, "required": ["reason"]},
-        "then": {"required": ["construction", "site_plan"]},
-        "else": {"not": {"required": ["construction"]}},
+        "anyOf": [
+            {
+                "properties": {"reason": {"const": "construction"}},
+                "required": ["reason", "construction", "site_plan"],
+            },
+            {
+                "properties": {
+                    "reason": {"enum": [r for r in REASONS if r != "construction"]},
+                    "construction": False,
+                }
+            },
+        ]
     }
 
     applicant = Nested(ApplicantSchema, required=True, metadata=title("Antragsteller"))
     reason = Choice(REASONS, aliases=REASON_ALIASES, required=True, metadata=title("Anlass"))
     location = Nested(LocationSchema, required=True, metadata=title("Ort der Zone"))
     period = Nested(PeriodSchema, required=True, metadata=title("Zeitraum"))
-    # The bounds come from ValidationOptions; the JSON Schema shows the defaults.
+    # The bounds are configured per service; the JSON Schema shows the configured ones.
     zone_length_m = Int(
         required=True,
-        metadata=title(
-            "Länge der Zone in Metern",
-            f"Standard: {DEFAULT_MIN_ZONE_M} bis {DEFAULT_MAX_ZONE_M} m.",
-            minimum=DEFAULT_MIN_ZONE_M,
-            maximum=DEFAULT_MAX_ZONE_M,
-        ),
+        option_bounds=("min_zone_m", "max_zone_m"),
+        bounds_error=ZONE_LENGTH_INVALID,
+        metadata=title("Länge der Zone in Metern", "{min_zone_m} bis {max_zone_m} m."),
     )
     vehicles = Int(
         validate=validate.Range(min=1, error=VEHICLES_INVALID),
@@ -262,14 +317,6 @@ class TrafficOrderSchema(ServiceBaseSchema):
     site_plan = Nested(
         AttachmentSchema, metadata=title("Lageplan / Verkehrszeichenplan (bei Baustellen)")
     )
-
-    @validates("zone_length_m")
-    def _check_zone_length(self, value: int, data_key: str, **kwargs: Any) -> None:
-        options = self.options
-        if not options.min_zone_m <= value <= options.max_zone_m:
-            raise ValidationError(
-                ZONE_LENGTH_INVALID.format(min=options.min_zone_m, max=options.max_zone_m)
-            )
 
     @validates_schema(pass_original=True, skip_on_field_errors=False)
     def _check_construction(

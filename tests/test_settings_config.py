@@ -343,3 +343,18 @@ def test_schema_errors_of_the_file_are_reported_with_their_path() -> None:
         for p in problems
     )
     assert len(problems) == 2
+
+
+def test_lead_time_is_configured_in_hours() -> None:
+    """lead_hours sets the lead time; a former lead_days still counts as days x 24 hours."""
+    raw = _raw_config()
+    assert parse_config(raw, SECRETS).services["traffic-order"].lead_hours == 72
+    raw["services"]["traffic-order"]["lead_hours"] = 96
+    assert parse_config(raw, SECRETS).services["traffic-order"].lead_hours == 96
+    del raw["services"]["traffic-order"]["lead_hours"]
+    raw["services"]["traffic-order"]["lead_days"] = 2
+    assert parse_config(raw, SECRETS).services["traffic-order"].lead_hours == 48
+    raw["services"]["traffic-order"]["lead_hours"] = 96
+    assert _config_problems(raw) == [
+        "services.traffic-order.lead_days: give only lead_hours (lead_days is replaced)"
+    ]

@@ -202,3 +202,20 @@ def test_unknown_schema_is_404(client: FlaskClient) -> None:
         title="Unbekannter Online-Dienst.",
         detail="Den Dienst 'cat-registration' gibt es hier nicht.",
     )
+
+
+def test_openapi_request_bodies_are_the_published_json_schemas(client: FlaskClient) -> None:
+    """For every service, /openapi.json carries exactly what /schemas/<service> publishes."""
+    doc = client.get("/openapi.json").get_json()
+    services = client.application.extensions["bridge"].settings.config.services
+    assert set(services) == {"dog-registration", "traffic-order"}
+    for service in services:
+        published = client.get(f"/schemas/{service}").get_json()
+        operation = doc["paths"][f"/webhooks/formcycle/{service}"]["post"]
+        ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        component = doc["components"]["schemas"][ref.removeprefix("#/components/schemas/")]
+        assert component == published
+    # e.g. the start of a traffic order: date-time, date or local time, and its lead time.
+    start = published["properties"]["period"]["properties"]["start"]
+    assert len(start["anyOf"]) == 3
+    assert "72 Stunden" in start["description"]

@@ -15,6 +15,7 @@ from werkzeug.test import TestResponse
 
 from domain.crypto import Vault
 from domain.store import Attachment, Delivery, Event, Store, Submission
+from tests.conftest import snapshot
 from tests.factories import PDF, PNG, as_json, dog, flatten, today, traffic
 from tests.schemas.samples import DELETE
 from tests.webhook_support import (
@@ -347,9 +348,15 @@ def test_json_attachment_list_of_two(client: FlaskClient, store: Store) -> None:
 def test_blank_or_padded_municipality_keys_are_read_like_the_schema(
     client: FlaskClient, store: Store
 ) -> None:
-    """A blank AGS means "not chosen"; padded AGS and postal codes are trimmed, not refused."""
-    blank = post(client, DOG, as_json(dog(municipality_ags="")), JSON)
+    """In a form, a blank AGS means "not chosen"; padded AGS and postal codes are trimmed."""
+    blank = post(client, DOG, form_body(dog(municipality_ags="")), FORM)
     assert _accepted(blank)["municipality"]["ags"] == "06434007"
+    # JSON is typed as the published schema says: an empty string is not an AGS.
+    before = snapshot(store)
+    refused = post(client, DOG, as_json(dog(municipality_ags="")), JSON)
+    assert refused.status_code == 422
+    assert [e["field"] for e in refused.get_json()["errors"]] == ["municipality_ags"]
+    assert snapshot(store) == before
     padded = post(client, DOG, form_body(dog(municipality_ags=" 06434011 ")), FORM)
     assert _accepted(padded)["municipality"]["name"] == "Usingen"
     postal = post(client, DOG, form_body(dog({"keeper.address.postal_code": " 61267 "})), FORM)

@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, inspect
 from bridge.app import build_app
 from domain.settings import Settings
 from domain.store import Store
+from schemas.traffic_order import earliest_start
 from tests.conftest import base_environ, snapshot
 from tests.factories import ELF, PDF, PNG, as_json, dog, flatten, today, traffic
 from tests.schemas.samples import DELETE, company
@@ -66,10 +67,6 @@ FILE_DETAILS = {
     "size": len(PDF),
     "sha256": hashlib.sha256(PDF).hexdigest(),
 }
-
-
-def _de(day: dt.date) -> str:
-    return day.strftime("%d.%m.%Y")
 
 
 def _dog_form(changes: dict[str, object] | None = None, **overrides: object) -> Callable[[], Body]:
@@ -122,12 +119,16 @@ def _too_many_multipart_parts() -> Body:
     return multipart_body([(f"field{i}", "x") for i in range(501)])
 
 
+def _earliest_start() -> str:
+    """The earliest start the service names now: 72 hours ahead, up to the full minute."""
+    return earliest_start(dt.datetime.now(dt.UTC), 72).strftime("%d.%m.%Y, %H:%M")
+
+
 def _start_in_past() -> Errors:
     return (
         (
             "period.start",
-            "Der Beginn liegt in der Vergangenheit. "
-            f"Frühestmöglicher Beginn: {_de(today() + dt.timedelta(days=3))}.",
+            f"Der Beginn liegt in der Vergangenheit. Frühestmöglicher Beginn: {_earliest_start()} Uhr.",
         ),
     )
 
@@ -136,9 +137,9 @@ def _start_too_soon() -> Errors:
     return (
         (
             "period.start",
-            "Der Beginn muss mindestens 3 Tage in der Zukunft liegen, damit die Schilder "
-            "72 Stunden vorher stehen. "
-            f"Frühestmöglicher Beginn: {_de(today() + dt.timedelta(days=3))}.",
+            "Der Beginn muss mindestens 72 Stunden nach dem Eingang des Antrags liegen, damit "
+            "die Schilder rechtzeitig stehen. "
+            f"Frühestmöglicher Beginn: {_earliest_start()} Uhr.",
         ),
     )
 
@@ -197,6 +198,8 @@ class Bad:
 
 
 V = "validation"
+YES_OR_NO = "Bitte wählen Sie Ja oder Nein."
+WHOLE_NUMBER = "Bitte geben Sie eine ganze Zahl ein."
 CASES: dict[str, Bad] = {
     # --- missing and malformed fields (422, every failing field named) -----------------------
     "missing-first-name": Bad(
@@ -416,6 +419,26 @@ CASES: dict[str, Bad] = {
         422,
         V,
         (("attachments.0", "Die Anlage ist nicht gültig Base64-kodiert."),),
+    ),
+    # --- JSON is typed as the published schema says (no form leniency) -----------------------
+    "json-consent-one": Bad(
+        DOG, _dog_json(privacy_consent=1), 422, V, (("privacy_consent", YES_OR_NO),)
+    ),
+    "json-consent-true-string": Bad(
+        DOG, _dog_json(privacy_consent="true"), 422, V, (("privacy_consent", YES_OR_NO),)
+    ),
+    "json-integer-as-string": Bad(
+        DOG, _dog_json(dogs_in_household="2"), 422, V, (("dogs_in_household", WHOLE_NUMBER),)
+    ),
+    "json-tax-relief-without-requested": Bad(
+        DOG, _dog_json(tax_relief={}), 422, V, (("tax_relief.requested", REQUIRED),)
+    ),
+    "json-postal-code-with-newline": Bad(
+        DOG,
+        _dog_json({"keeper.address.postal_code": "61267\n"}),
+        422,
+        V,
+        (("keeper.address.postal_code", "Postleitzahl muss aus fünf Ziffern bestehen."),),
     ),
     # --- traffic order: period, zone, applicant, construction --------------------------------
     "period-start-in-past": Bad(

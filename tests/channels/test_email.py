@@ -10,6 +10,8 @@ import pytest
 import requests
 
 from demo_backoffice import DemoBackOffice
+from schemas import SCHEMAS
+from tests.schemas.samples import SAMPLE_OPTIONS, dog_registration_payload, traffic_order_payload
 from worker.channels import Channel, DeliveryError, PermanentDeliveryError
 from worker.channels.email import build_message, message_id
 
@@ -37,7 +39,10 @@ def email_channel(
 def test_sends_german_case_mail_with_attachment(
     backoffice: DemoBackOffice, make_channel: ChannelFactory, http: requests.Session
 ) -> None:
-    env = envelope(payment={"status": "PAYED", "amount": "35.00", "currency": "EUR"})
+    data = SCHEMAS.get("dog-registration@1").validate(dog_registration_payload(), SAMPLE_OPTIONS)
+    env = envelope(
+        payment={"status": "PAYED", "amount": "35.00", "currency": "EUR"}, data=data.data
+    )
     receipt = email_channel(backoffice, make_channel).deliver(env, http)
 
     assert receipt.case_number is None
@@ -59,11 +64,50 @@ def test_sends_german_case_mail_with_attachment(
     assert "Eingegangen am: 02.03.2026, 10:30 Uhr" in text  # 09:30 UTC is 10:30 in Hesse
     assert "Zahlung:        bezahlt (35,00 EUR)" in text
     assert f"Zustellungs-ID: {env.delivery_id}" in text
-    assert "  keeper:\n    first_name: Erika\n" in text
-    assert "      postal_code: 61250" in text
-    assert "    birth_date: 01.04.1980" in text
-    assert "    main_breeds:\n      - Labrador\n      - Pudel" in text
-    assert "  tax_reduction_requested: nein" in text
+    # Clerks read the schema's German titles and values, never the data's keys.
+    assert "  Halterin oder Halter:\n    Vorname: Erika\n" in text
+    assert "      Postleitzahl: 61267\n" in text
+    assert "    Geburtsdatum: 15.03.1986\n" in text
+    assert "    Geschlecht: männlich (Rüde)\n" in text
+    assert "    Mischling: Nein\n" in text
+    assert "  Einwilligung in die Datenverarbeitung: Ja\n" in text
+    for key in ("first_name", "keeper", "postal_code", "male", "privacy_consent", "True"):
+        assert key not in text
+
+
+def test_traffic_order_mail_names_choices_and_times_in_german(
+    backoffice: DemoBackOffice, make_channel: ChannelFactory, http: requests.Session
+) -> None:
+    payload = traffic_order_payload(reason="construction")
+    data = SCHEMAS.get("traffic-order@1").validate(payload, SAMPLE_OPTIONS).data
+    env = envelope(
+        service="traffic-order",
+        service_title="Verkehrsrechtliche Anordnung",
+        schema="traffic-order@1",
+        data=data,
+        flags={},
+    )
+    email_channel(backoffice, make_channel).deliver(env, http)
+
+    text = backoffice.document(OFFICE, env.delivery_id)["text"]
+    assert "  Anlass: Baustelle\n" in text
+    assert "  Ort der Zone:\n" in text
+    assert "    Straßenseite: gerade Hausnummern\n" in text
+    assert "  Zeitraum:\n    Beginn: 15.06.2026 00:00\n    Ende: 29.06.2026 23:59\n" in text
+    assert "    Art der Sperrung: Gehweg\n" in text
+    for key in ("construction", "even", "side", "reason", "footpath", "2026-06-15"):
+        assert key not in text
+
+
+def test_dangerous_dog_note_is_german(
+    backoffice: DemoBackOffice, make_channel: ChannelFactory, http: requests.Session
+) -> None:
+    env = envelope(flags={"dangerous_dog": True, "dangerous_breeds": ["Rottweiler"]})
+    email_channel(backoffice, make_channel).deliver(env, http)
+
+    text = backoffice.document(OFFICE, env.delivery_id)["text"]
+    assert "Hinweise:\n  - Rasse nach § 2 HundeVO gelistet (Rottweiler)" in text
+    assert "dangerous_dog" not in text
 
 
 def test_same_delivery_twice_is_one_case(

@@ -1,7 +1,7 @@
 """Valid sample payloads for the service schemas, as plain JSON-like dicts, for any test.
 
 Dates are ISO strings relative to ``today`` (default `SAMPLE_TODAY`), so a payload stays
-valid for ``ValidationOptions(today=today)``. Changes are applied last: a mapping of dotted
+valid for ``ValidationOptions(now=...)`` on that day. The payloads are typed as JSON bodies. Changes are applied last: a mapping of dotted
 paths as the first argument, and/or keyword overrides of top-level keys; the value `DELETE`
 removes a key::
 
@@ -22,6 +22,7 @@ from typing import Any, Final
 from marshmallow import ValidationError
 
 from schemas import SCHEMAS, Msg, ValidationOptions
+from schemas.options import LOCAL_TZ
 
 
 class _Delete:
@@ -35,8 +36,11 @@ class _Delete:
 #: Use as an override value to remove the key from the payload.
 DELETE: Final = _Delete()
 
-#: The default "today" of the samples (a Monday).
-SAMPLE_TODAY: Final = dt.date(2026, 6, 1)
+#: The default "now" of the samples: a Monday at noon in Hesse.
+SAMPLE_NOW: Final = dt.datetime(2026, 6, 1, 12, 0, tzinfo=LOCAL_TZ)
+SAMPLE_TODAY: Final = SAMPLE_NOW.date()
+#: The options the samples are valid with (JSON input).
+SAMPLE_OPTIONS: Final = ValidationOptions(now=SAMPLE_NOW)
 
 
 def apply_overrides(payload: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -201,11 +205,11 @@ def traffic_order_payload(
 def validation_errors(key: str, payload: Mapping[str, Any], **options: Any) -> dict[str, list[Msg]]:
     """Validate ``payload`` with schema ``key``; the errors by dotted path ({} if valid).
 
-    ``options`` are `ValidationOptions` fields (``today`` defaults to `SAMPLE_TODAY`). Fails
+    ``options`` are `ValidationOptions` fields (``now`` defaults to `SAMPLE_NOW`). Fails
     if any message is not a bilingual `Msg`.
     """
     try:
-        SCHEMAS.get(key).validate(payload, ValidationOptions(**{"today": SAMPLE_TODAY, **options}))
+        SCHEMAS.get(key).validate(payload, ValidationOptions(**{"now": SAMPLE_NOW, **options}))
     except ValidationError as error:
         found: dict[str, list[Msg]] = {}
         _collect(error.messages, (), found)

@@ -11,26 +11,35 @@ import pytest
 from schemas import SCHEMAS, ValidationOptions
 from tests.schemas.samples import (
     DELETE,
+    SAMPLE_NOW,
     SAMPLE_TODAY,
     dog_registration_payload,
     validation_errors,
 )
 
 KEY = "dog-registration@1"
-OPTIONS = ValidationOptions(today=SAMPLE_TODAY)
+OPTIONS = ValidationOptions(now=SAMPLE_NOW)
+FORM = ValidationOptions(now=SAMPLE_NOW, form_input=True)
 
 
 def validate(changes: dict[str, Any] | None = None, /, **overrides: Any) -> dict[str, Any]:
-    """Validate the changed sample and return the data (must be valid)."""
+    """Validate the changed sample as a JSON body and return the data (must be valid)."""
     payload = dog_registration_payload(changes, **overrides)
     return SCHEMAS.get(KEY).validate(payload, OPTIONS).data
 
 
+def validate_form(changes: dict[str, Any] | None = None, /, **overrides: Any) -> dict[str, Any]:
+    """Validate the changed sample as a form body and return the data (must be valid)."""
+    payload = dog_registration_payload(changes, **overrides)
+    return SCHEMAS.get(KEY).validate(payload, FORM).data
+
+
 def errors(
-    changes: dict[str, Any] | None = None, /, **overrides: Any
+    changes: dict[str, Any] | None = None, /, form: bool = False, **overrides: Any
 ) -> dict[str, list[tuple[str, str]]]:
     """The errors for the changed sample, as {path: [(German, English)]}."""
-    found = validation_errors(KEY, dog_registration_payload(changes, **overrides))
+    payload = dog_registration_payload(changes, **overrides)
+    found = validation_errors(KEY, payload, form_input=form)
     return {path: [(m.de, m.en) for m in messages] for path, messages in found.items()}
 
 
@@ -44,9 +53,9 @@ def test_valid_registration_passes_and_is_json_serialisable() -> None:
     assert result.data["attachments"][0]["size"] == len(b"%PDF-1.7 sample")
 
 
-def test_input_is_normalised() -> None:
-    """German spellings, spaced chip numbers and form strings are normalised."""
-    data = validate(
+def test_form_input_is_converted_and_normalised() -> None:
+    """From forms: German spellings, spaced chip numbers and strings of every type."""
+    data = validate_form(
         {
             "dog.sex": "Hündin",
             "dog.microchip_number": "276 09 8100 123456",
@@ -67,19 +76,48 @@ def test_input_is_normalised() -> None:
 
 
 @pytest.mark.parametrize(
+    ("changes", "path"),
+    [
+        ({"privacy_consent": 1}, "privacy_consent"),
+        ({"privacy_consent": "true"}, "privacy_consent"),
+        ({"privacy_consent": "ja"}, "privacy_consent"),
+        ({"dogs_in_household": "2"}, "dogs_in_household"),
+        ({"dogs_in_household": True}, "dogs_in_household"),
+        ({"keeper.address.postal_code": "61267\n"}, "keeper.address.postal_code"),
+        ({"keeper.address.postal_code": " 61267"}, "keeper.address.postal_code"),
+        ({"keeper.address.country": "de"}, "keeper.address.country"),
+        ({"dog.sex": "Hündin"}, "dog.sex"),
+        ({"dog.sex": "Male"}, "dog.sex"),
+        ({"dog.microchip_number": "276 09 8100 123456"}, "dog.microchip_number"),
+        ({"dog.birth_date": "01.02.2025"}, "dog.birth_date"),
+        ({"dog.is_mixed_breed": "nein"}, "dog.is_mixed_breed"),
+        ({"dog.name": ""}, "dog.name"),
+        ({"dog.name": None}, "dog.name"),
+        ({"liability_insurance": None}, "liability_insurance"),
+        ({"tax_relief": {}}, "tax_relief.requested"),
+        ({"tax_relief.kind": "Befreiung"}, "tax_relief.kind"),
+        ({"attachments.0.sha256": "A" * 64}, "attachments.0.sha256"),
+    ],
+)
+def test_json_is_typed_exactly_as_the_published_schema(changes: dict[str, Any], path: str) -> None:
+    """JSON bodies get no form leniency: the JSON Schema refuses these, so does the validator."""
+    assert set(errors(changes)) == {path}
+
+
+@pytest.mark.parametrize(
     ("spelling", "sex"),
     [("male", "male"), ("MÄNNLICH", "male"), ("ruede", "male"), ("Rüde", "male"),
      ("female", "female"), ("Weiblich", "female"), ("hündin", "female"), ("Huendin", "female")],
 )  # fmt: skip
-def test_sex_accepts_german_spellings(spelling: str, sex: str) -> None:
-    """Rüde/Hündin and männlich/weiblich map to male/female."""
-    assert validate({"dog.sex": spelling})["dog"]["sex"] == sex
+def test_sex_accepts_german_spellings_from_forms(spelling: str, sex: str) -> None:
+    """Rüde/Hündin and männlich/weiblich map to male/female in form posts."""
+    assert validate_form({"dog.sex": spelling})["dog"]["sex"] == sex
 
 
 def test_blank_optional_sections_are_ignored() -> None:
     """Blank optional sections from form posts are treated as absent."""
     # Form posts send every field; untouched optional sections arrive blank.
-    data = validate(
+    data = validate_form(
         previous_keeper={"name": "", "address": {"street": " ", "postal_code": ""}},
         liability_insurance=None,
         tax_relief={"requested": "", "reason": ""},
@@ -193,7 +231,10 @@ def test_keeper_birth_date_is_required() -> None:
 
 def test_breed_required_unless_mixed_and_main_breeds_when_mixed() -> None:
     """A breed, or for a mixed breed at least one main breed."""
-    assert errors({"dog.breed": ""}) == {
+    assert errors({"dog.breed": ""}, form=True) == {
+        "dog.breed": [("Bitte geben Sie die Rasse an.", "Please state the breed.")]
+    }
+    assert errors({"dog.breed": DELETE}) == {
         "dog.breed": [("Bitte geben Sie die Rasse an.", "Please state the breed.")]
     }
     assert errors({"dog.breed": DELETE, "dog.is_mixed_breed": True, "dog.main_breeds": []}) == {
@@ -239,7 +280,7 @@ def test_tax_relief_needs_a_reason_when_requested() -> None:
             ("Bitte beschreiben Sie den sonstigen Grund.", "Please describe the other reason.")
         ]
     }
-    data = validate(tax_relief={"requested": "ja", "kind": "Ermäßigung", "reason": "Tierheim"})
+    data = validate_form(tax_relief={"requested": "ja", "kind": "Ermäßigung", "reason": "Tierheim"})
     assert data["tax_relief"] == {"requested": True, "kind": "reduction", "reason": "shelter"}
 
 

@@ -6,19 +6,10 @@ import json
 from typing import Any
 
 import pytest
-from apispec import APISpec
 
-from schemas import SCHEMAS, json_schema
-from schemas.jsonschema import marshmallow_plugin
+from schemas import SCHEMAS, Limits, json_schema
+from tests.schemas.agreement import schema_validator
 from tests.schemas.samples import dog_registration_payload, traffic_order_payload
-
-TYPES: dict[str, type | tuple[type, ...]] = {
-    "object": dict,
-    "array": list,
-    "string": str,
-    "integer": int,
-    "boolean": bool,
-}
 
 
 def _walk(node: Any) -> list[Any]:
@@ -28,29 +19,6 @@ def _walk(node: Any) -> list[Any]:
     for child in children:
         found.extend(_walk(child))
     return found
-
-
-def _check(schema: dict[str, Any], value: Any, path: str = "") -> None:
-    """Check ``value`` against the structural keywords of ``schema`` (type/required/properties).
-
-    A small stand-in for a JSON Schema validator (none is installed): enough to show that
-    the valid samples fit the generated schema.
-    """
-    expected = schema.get("type")
-    if expected is not None:
-        assert isinstance(value, TYPES[expected]), f"{path}: not {expected}"
-    if isinstance(value, dict):
-        for name in schema.get("required", []):
-            assert name in value, f"{path}.{name}: required"
-        properties = schema.get("properties", {})
-        for name, item in value.items():
-            assert name in properties, f"{path}.{name}: not in the schema"
-            _check(properties[name], item, f"{path}.{name}")
-    if isinstance(value, list) and "items" in schema:
-        for index, item in enumerate(value):
-            _check(schema["items"], item, f"{path}.{index}")
-    if "enum" in schema:
-        assert value in schema["enum"], f"{path}: {value!r} not in enum"
 
 
 @pytest.mark.parametrize("key", ["dog-registration@1", "traffic-order@1"])
@@ -74,13 +42,16 @@ def test_dog_registration_structure() -> None:
     keeper = schema["properties"]["keeper"]
     assert keeper["required"] == ["address", "birth_date", "contact", "first_name", "last_name"]
     assert keeper["properties"]["birth_date"]["format"] == "date"
-    postal_code = keeper["properties"]["address"]["allOf"][0]["then"]["properties"]["postal_code"]
+    germany = keeper["properties"]["address"]["anyOf"][0]["properties"]
+    assert germany["country"] == {"const": "DE"}
+    postal_code = germany["postal_code"]
     assert postal_code["pattern"] == "^[0-9]{5}$"
     dog = schema["properties"]["dog"]
     assert dog["properties"]["microchip_number"]["pattern"] == "^[0-9]{15}$"
     assert dog["properties"]["sex"]["enum"] == ["male", "female"]
-    assert dog["then"]["required"] == ["main_breeds"]
-    assert dog["else"]["required"] == ["breed"]
+    mixed, pure = dog["anyOf"]
+    assert mixed["required"] == ["is_mixed_breed", "main_breeds"]
+    assert pure == {"properties": {"is_mixed_breed": {"const": False}}, "required": ["breed"]}
     assert schema["properties"]["dogs_in_household"]["minimum"] == 1
     assert schema["properties"]["attachments"]["items"]["properties"]["sha256"]["pattern"] == (
         "^[0-9a-f]{64}$"
@@ -112,41 +83,61 @@ def test_traffic_order_structure() -> None:
     assert location["properties"]["postal_code"]["pattern"] == "^[0-9]{5}$"
     assert location["required"] == ["house_number", "postal_code", "side", "street", "town"]
     start = properties["period"]["properties"]["start"]
-    assert start["anyOf"] == [{"format": "date-time"}, {"format": "date"}]
+    assert start["type"] == "string"
+    assert [alternative.get("format") for alternative in start["anyOf"]] == [
+        "date-time",
+        "date",
+        None,  # local time without offset, described by its pattern
+    ]
+    assert "72 Stunden" in start["description"]
+    assert properties["reason"]["x-labels"]["construction"] == "Baustelle"
+    assert location["properties"]["side"]["x-labels"]["even"] == "gerade Hausnummern"
     assert properties["zone_length_m"]["minimum"] == 5
     assert properties["zone_length_m"]["maximum"] == 200
-    assert schema["then"]["required"] == ["construction", "site_plan"]
+    construction, other = schema["anyOf"]
+    assert construction["required"] == ["reason", "construction", "site_plan"]
+    assert other["properties"]["construction"] is False
     assert properties["construction"]["required"] == [
         "closure_type",
         "firm",
         "responsible_person",
     ]
-    applicant_rules = properties["applicant"]["allOf"]
-    assert applicant_rules[0]["then"] == {"required": ["person"], "not": {"required": ["company"]}}
+    person, _company = properties["applicant"]["anyOf"]
+    assert person == {
+        "properties": {"kind": {"const": "person"}, "company": False},
+        "required": ["kind", "person"],
+    }
 
 
 def test_valid_samples_fit_the_json_schema() -> None:
     """Marshmallow and the JSON Schema agree on the valid samples."""
-    _check(json_schema("dog-registration@1"), dog_registration_payload())
+    dog = schema_validator(json_schema("dog-registration@1"))
+    dog.validate(dog_registration_payload())
+    traffic = schema_validator(json_schema("traffic-order@1"))
     for kind in ("person", "company"):
-        _check(json_schema("traffic-order@1"), traffic_order_payload(applicant_kind=kind))
-    _check(json_schema("traffic-order@1"), traffic_order_payload(reason="construction"))
+        traffic.validate(traffic_order_payload(applicant_kind=kind))
+    traffic.validate(traffic_order_payload(reason="construction"))
+
+
+def test_configured_limits_are_published() -> None:
+    """Zone bounds, lead time and the unknown-key policy of the service appear in the schema."""
+    limits = Limits(lead_hours=96, min_zone_m=10, max_zone_m=30, unknown="reject")
+    schema = json_schema("traffic-order@1", limits)
+    zone = schema["properties"]["zone_length_m"]
+    assert (zone["minimum"], zone["maximum"], zone["description"]) == (10, 30, "10 bis 30 m.")
+    assert "96 Stunden" in schema["properties"]["period"]["properties"]["start"]["description"]
+    objects = [
+        node for node in _walk(schema) if isinstance(node, dict) and node.get("type") == "object"
+    ]
+    assert len(objects) > 5
+    assert all(node["additionalProperties"] is False for node in objects)
+    assert not any(
+        isinstance(node, dict) and "additionalProperties" in node
+        for node in _walk(json_schema("traffic-order@1"))
+    )
 
 
 def test_unknown_key() -> None:
     """An unknown schema key raises KeyError."""
     with pytest.raises(KeyError):
         json_schema("cat-registration@1")
-
-
-def test_plugin_shares_the_conversion_with_an_openapi_document() -> None:
-    """An OpenAPI document built with the plugin gets the same schema."""
-    spec = APISpec(
-        title="Bridge", version="1", openapi_version="3.1.0", plugins=[marshmallow_plugin()]
-    )
-    spec.components.schema("traffic-order@1", schema=SCHEMAS.get("traffic-order@1").schema_class)
-    document = spec.to_dict()
-    component = document["components"]["schemas"]["traffic-order@1"]
-    body = json_schema("traffic-order@1")
-    assert component["properties"] == body["properties"]
-    assert list(document["components"]["schemas"]) == ["traffic-order@1"]

@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 
 from schemas import SCHEMAS, ValidationOptions
+from schemas.options import LOCAL_TZ
 from tests.schemas.samples import (
     DELETE,
+    SAMPLE_NOW,
     SAMPLE_TODAY,
     attachment,
     company,
@@ -19,7 +21,8 @@ from tests.schemas.samples import (
 )
 
 KEY = "traffic-order@1"
-OPTIONS = ValidationOptions(today=SAMPLE_TODAY)
+OPTIONS = ValidationOptions(now=SAMPLE_NOW)
+FORM = ValidationOptions(now=SAMPLE_NOW, form_input=True)
 REQUIRED = [("Dieses Feld ist erforderlich.", "This field is required.")]
 
 
@@ -61,8 +64,8 @@ def test_valid_construction_site_with_site_plan_passes() -> None:
     }
 
 
-def test_german_input_is_normalised() -> None:
-    """German choices, German times and UTC times are normalised."""
+def test_german_form_input_is_normalised() -> None:
+    """From forms: German choices, German times and UTC times are normalised."""
     payload = traffic_order_payload(
         {
             "location.side": "gerade Hausnummern",
@@ -72,7 +75,7 @@ def test_german_input_is_normalised() -> None:
         },
         reason="Umzug",
     )
-    data = SCHEMAS.get(KEY).validate(payload, OPTIONS).data
+    data = SCHEMAS.get(KEY).validate(payload, FORM).data
     assert data["reason"] == "move"
     assert data["location"]["side"] == "even"
     assert data["applicant"]["kind"] == "person"
@@ -111,9 +114,10 @@ def test_applicant_block_must_match_kind() -> None:
     }
     payload = traffic_order_payload({"applicant.person": DELETE})
     assert list(errors(payload)) == ["applicant.person"]
-    # A hidden, blank block of the other kind is no problem.
+    # In a form, a hidden, blank block of the other kind is no problem; JSON must leave it out.
     payload = traffic_order_payload({"applicant.company": {"name": "", "address": {}}})
-    assert errors(payload) == {}
+    assert errors(payload, form_input=True) == {}
+    assert "applicant.company" in errors(payload)
 
 
 def test_reason_and_side_must_be_known() -> None:
@@ -139,40 +143,93 @@ def test_location_postal_code_has_five_digits() -> None:
 
 
 def test_start_in_the_past_has_its_own_message() -> None:
-    """A start in the past is told as such."""
+    """A start in the past is told as such, with the earliest possible start."""
     payload = traffic_order_payload({"period.start": day(-1), "period.end": day(1)})
     assert errors(payload) == {
         "period.start": [
             (
-                "Der Beginn liegt in der Vergangenheit. Frühestmöglicher Beginn: 04.06.2026.",
-                "The start lies in the past. Earliest possible start: 2026-06-04.",
+                "Der Beginn liegt in der Vergangenheit. "
+                "Frühestmöglicher Beginn: 04.06.2026, 12:00 Uhr.",
+                "The start lies in the past. "
+                "Earliest possible start: 04.06.2026, 12:00 (German time).",
             )
         ]
     }
 
 
-@pytest.mark.parametrize("offset", [0, 1, 2])
-def test_start_needs_the_lead_time_for_the_signs(offset: int) -> None:
-    """Signs must stand 72 hours ahead: start at least three days out."""
-    payload = traffic_order_payload({"period.start": day(offset), "period.end": day(10)})
-    assert errors(payload) == {
-        "period.start": [
-            (
-                "Der Beginn muss mindestens 3 Tage in der Zukunft liegen, damit die Schilder "
-                "72 Stunden vorher stehen. Frühestmöglicher Beginn: 04.06.2026.",
-                "The start must be at least 3 days in the future, so that the signs can stand "
-                "72 hours beforehand. Earliest possible start: 2026-06-04.",
-            )
-        ]
-    }
+def too_soon(hours: int, earliest: str) -> list[tuple[str, str]]:
+    """The lead-time message for ``hours`` naming the ``earliest`` start (TT.MM.JJJJ, HH:MM)."""
+    return [
+        (
+            f"Der Beginn muss mindestens {hours} Stunden nach dem Eingang des Antrags liegen, "
+            f"damit die Schilder rechtzeitig stehen. Frühestmöglicher Beginn: {earliest} Uhr.",
+            f"The start must be at least {hours} hours after the application arrives, so that "
+            f"the signs can be put up in time. Earliest possible start: {earliest} (German time).",
+        )
+    ]
 
 
-def test_lead_time_boundary_and_option() -> None:
-    """The earliest allowed day passes; lead_days is configurable."""
-    payload = traffic_order_payload({"period.start": day(3), "period.end": day(3)})
-    assert errors(payload) == {}
-    assert set(errors(payload, lead_days=4)) == {"period.start"}
-    assert "mindestens 4 Tage" in errors(payload, lead_days=4)["period.start"][0][0]
+@pytest.mark.parametrize(
+    "start",
+    [
+        "2026-06-04T06:00",  # 66 hours ahead: the same calendar day as the earliest start
+        "2026-06-04T11:59",
+        "2026-06-04T09:59:59Z",
+        "2026-06-04",  # a bare date means 00:00 local time
+        "2026-06-01T18:00",
+    ],
+)
+def test_start_needs_72_hours_of_lead_time(start: str) -> None:
+    """Signs must stand 72 hours ahead: the start is compared as an instant, not a day."""
+    payload = traffic_order_payload({"period.start": start, "period.end": day(10)})
+    assert errors(payload) == {"period.start": too_soon(72, "04.06.2026, 12:00")}
+
+
+@pytest.mark.parametrize(
+    "start", ["2026-06-04T12:00", "2026-06-04T10:00:00Z", "2026-06-04T12:00:00+02:00", day(4)]
+)
+def test_start_exactly_72_hours_ahead_or_later_passes(start: str) -> None:
+    """The earliest instant itself is allowed, in any notation."""
+    assert errors(traffic_order_payload({"period.start": start, "period.end": day(10)})) == {}
+
+
+def test_lead_time_comes_from_the_options_and_rounds_up_to_the_minute() -> None:
+    """lead_hours is configurable; the earliest start is the next full minute."""
+    payload = traffic_order_payload({"period.start": "2026-06-04T12:00", "period.end": day(10)})
+    assert errors(payload, lead_hours=96) == {"period.start": too_soon(96, "05.06.2026, 12:00")}
+    late = dt.datetime(2026, 6, 1, 12, 0, 30, tzinfo=LOCAL_TZ)
+    assert errors(payload, now=late) == {"period.start": too_soon(72, "04.06.2026, 12:01")}
+    later = traffic_order_payload({"period.start": "2026-06-04T12:01", "period.end": day(10)})
+    assert errors(later, now=late) == {}
+
+
+def test_bare_date_means_the_start_of_that_day_in_hesse() -> None:
+    """At 23:00 on 1 June, the 4th (00:00) is only 49 hours away; the 5th is fine."""
+    late_evening = dt.datetime(2026, 6, 1, 23, 0, tzinfo=LOCAL_TZ)
+    payload = traffic_order_payload({"period.start": "2026-06-04", "period.end": day(10)})
+    assert errors(payload, now=late_evening) == {"period.start": too_soon(72, "04.06.2026, 23:00")}
+    payload = traffic_order_payload({"period.start": "2026-06-05", "period.end": day(10)})
+    assert errors(payload, now=late_evening) == {}
+
+
+def test_lead_time_across_the_switch_to_summer_time() -> None:
+    """28 March 2027 has 23 hours: 72 hours after Friday 12:00 CET is Monday 13:00 CEST."""
+    now = dt.datetime(2027, 3, 26, 12, 0, tzinfo=LOCAL_TZ)
+    end = "2027-04-10"
+    refused = traffic_order_payload({"period.start": "2027-03-29T12:30", "period.end": end})
+    assert errors(refused, now=now) == {"period.start": too_soon(72, "29.03.2027, 13:00")}
+    allowed = traffic_order_payload({"period.start": "2027-03-29T13:00", "period.end": end})
+    assert errors(allowed, now=now) == {}
+
+
+def test_lead_time_across_the_switch_to_winter_time() -> None:
+    """25 October 2026 has 25 hours: 72 hours after Friday 12:00 CEST is Monday 11:00 CET."""
+    now = dt.datetime(2026, 10, 23, 12, 0, tzinfo=LOCAL_TZ)
+    end = "2026-11-10"
+    allowed = traffic_order_payload({"period.start": "2026-10-26T11:00", "period.end": end})
+    assert errors(allowed, now=now) == {}
+    refused = traffic_order_payload({"period.start": "2026-10-26T10:59", "period.end": end})
+    assert errors(refused, now=now) == {"period.start": too_soon(72, "26.10.2026, 11:00")}
 
 
 def test_end_must_be_after_start() -> None:

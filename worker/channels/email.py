@@ -1,4 +1,8 @@
-"""The email channel: a German case summary with the attachments, to the office's mailbox (SMTP)."""
+"""The email channel: a German case summary with the attachments, to the office's mailbox (SMTP).
+
+Clerks read the summary, so the data appear under the schema's German titles with German
+values (`schemas.labels.describe`), never under the keys the machine channels send.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from zoneinfo import ZoneInfo
 import requests
 from marshmallow import ValidationError, fields, validate, validates_schema
 
+from schemas.labels import describe, flag_notes
 from worker.channels.base import (
     Channel,
     ChannelOptions,
@@ -36,7 +41,6 @@ from worker.channels.base import (
 LOCAL_TZ = ZoneInfo("Europe/Berlin")
 MESSAGE_ID_DOMAIN = "formcycle-bridge"
 DEFAULT_INLINE_LIMIT = 10 * 1024 * 1024
-ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 # Control characters would break header encoding of a citizen's file name.
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MEDIA_TYPE = re.compile(r"^([A-Za-z0-9!#$&^_.+-]+)/([A-Za-z0-9!#$&^_.+-]+)$")
@@ -88,39 +92,22 @@ def _local_time(moment: dt.datetime) -> str:
     return utc(moment).astimezone(LOCAL_TZ).strftime("%d.%m.%Y, %H:%M Uhr")
 
 
-def _text(value: Any) -> str:
-    if value is None or value == "":
-        return "(leer)"
-    if isinstance(value, bool):
-        return "ja" if value else "nein"
-    text = str(value)
-    match = ISO_DATE.match(text)
-    if match:
-        return f"{match.group(3)}.{match.group(2)}.{match.group(1)}"
-    # A value spanning lines stays inside its indented block.
-    return text.replace("\r\n", "\n").replace("\n", "\n      ")
-
-
-def data_lines(value: Any, depth: int = 1) -> list[str]:
-    """The application data as indented "Feld: Wert" lines (lists as "- " items)."""
-    pad = "  " * depth
+def data_lines(schema_key: str, data: Mapping[str, Any]) -> list[str]:
+    """The application data as indented "Feld: Wert" lines under their German section titles."""
     lines: list[str] = []
-    if isinstance(value, Mapping):
-        for key, child in value.items():
-            if isinstance(child, Mapping | list) and child:
-                lines.append(f"{pad}{key}:")
-                lines.extend(data_lines(child, depth + 1))
-            else:
-                lines.append(f"{pad}{key}: {_text(child)}")
-    elif isinstance(value, list):
-        for child in value:
-            if isinstance(child, Mapping | list) and child:
-                lines.append(f"{pad}-")
-                lines.extend(data_lines(child, depth + 1))
-            else:
-                lines.append(f"{pad}- {_text(child)}")
-    else:
-        lines.append(f"{pad}{_text(value)}")
+    sections: tuple[str, ...] = ()
+    for path, value in describe(schema_key, data):
+        *parents, label = path
+        common = 0
+        while common < min(len(parents), len(sections)) and parents[common] == sections[common]:
+            common += 1
+        for depth in range(common, len(parents)):
+            lines.append(f"{'  ' * (depth + 1)}{parents[depth]}:")
+        pad = "  " * (len(parents) + 1)
+        # A value spanning lines stays inside its indented block.
+        text = value.replace("\r\n", "\n").replace("\n", "\n" + pad + "  ")
+        lines.append(f"{pad}{label}: {text}")
+        sections = tuple(parents)
     return lines
 
 
@@ -157,11 +144,11 @@ def summary(envelope: Envelope, links: list[EnvelopeAttachment]) -> str:
         f"Zustellungs-ID: {envelope.delivery_id}",
         "",
         "Angaben:",
-        *data_lines(jsonable(envelope.data)),
+        *data_lines(envelope.schema, jsonable(envelope.data)),
     ]
-    set_flags = [str(k) for k, v in envelope.flags.items() if v]
-    if set_flags:
-        lines += ["", "Hinweise:", *(f"  - {flag}" for flag in set_flags)]
+    notes = flag_notes(envelope.schema, envelope.flags)
+    if notes:
+        lines += ["", "Hinweise:", *(f"  - {note}" for note in notes)]
     attached = len(envelope.attachments) - len(links)
     lines += ["", f"Anhänge: {attached} beigefügt" if attached else "Anhänge: keine beigefügt"]
     if links:
