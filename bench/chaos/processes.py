@@ -97,7 +97,7 @@ class Managed:
                 return time.monotonic() - started
             if not restarting and self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(
-                    f"{self.name} exited with {self.proc.returncode}: {tail(self.log)}"
+                    f"{self.name} exited with {self.proc.returncode}: {explain(self.log)}"
                 )
             time.sleep(0.05)
         raise RuntimeError(f"{self.name} not ready after {timeout_s} s: {tail(self.log)}")
@@ -170,3 +170,10 @@ def tail(path: Path, lines: int = 12) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
+
+
+def explain(path: Path) -> str:
+    """Why a process would not start: the settings problems it listed, else its log's end."""
+    lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+    problems = list(dict.fromkeys(line for line in lines if line.startswith("- ")))
+    return "; ".join(problems) if problems else tail(path)

@@ -39,6 +39,8 @@ def redis_argv(binary: str, port: int, data: Path, *extra: str) -> list[str]:
         "",
         "--maxmemory-policy",
         "noeviction",
+        "--repl-diskless-sync-delay",
+        "0",
         *extra,
     ]
 
@@ -49,6 +51,18 @@ def pings(port: int) -> bool:
         client = Redis(port=port, socket_connect_timeout=0.5, socket_timeout=0.5)
         try:
             return bool(client.ping())
+        finally:
+            client.close()
+    except RedisError:
+        return False
+
+
+def _synced(port: int) -> bool:
+    """True when the replica on `port` has its link to the primary up."""
+    try:
+        client = Redis(port=port, socket_connect_timeout=0.5, socket_timeout=0.5)
+        try:
+            return client.info("replication").get("master_link_status") == "up"
         finally:
             client.close()
     except RedisError:
@@ -100,6 +114,8 @@ class RedisSetup:
         replica = _node(
             sup, run_dir, "redis-replica", env, ["--replicaof", "127.0.0.1", str(primary.port)]
         )
+        replica.managed.ready = lambda: _synced(replica.port)
+        replica.managed.wait_ready()
         ports = []
         for n in range(3):
             port = free_port()
@@ -127,17 +143,19 @@ class RedisSetup:
         return cls(f"redis+sentinel://{hosts}/{MASTER_NAME}/0", [primary, replica], ports)
 
     def primary(self) -> Node:
-        """The node that is primary now (by asking it)."""
-        for node in self.nodes:
+        """The node the sentinels name as primary now."""
+        for port in self.sentinel_ports:
             try:
-                client = Redis(port=node.port, socket_connect_timeout=0.5, socket_timeout=0.5)
-                role = client.info("replication").get("role")
+                client = Redis(port=port, socket_connect_timeout=0.5, socket_timeout=0.5)
+                address = client.execute_command("SENTINEL", "get-master-addr-by-name", MASTER_NAME)
                 client.close()
             except RedisError:
                 continue
-            if role == "master":
-                return node
-        raise RuntimeError("no Redis primary")
+            if address:
+                node = next((n for n in self.nodes if n.port == int(address[1])), None)
+                if node is not None:
+                    return node
+        raise RuntimeError("no sentinel names a primary")
 
 
 def _node(sup: Supervisor, run_dir: Path, name: str, env: dict[str, str], extra: list[str]) -> Node:
