@@ -147,11 +147,11 @@ class RedisSetup:
         for port in self.sentinel_ports:
             try:
                 client = Redis(port=port, socket_connect_timeout=0.5, socket_timeout=0.5)
-                address = client.execute_command("SENTINEL", "get-master-addr-by-name", MASTER_NAME)
+                address = client.sentinel_get_master_addr_by_name(MASTER_NAME)
                 client.close()
             except RedisError:
                 continue
-            if address:
+            if isinstance(address, tuple | list) and address:
                 node = next((n for n in self.nodes if n.port == int(address[1])), None)
                 if node is not None:
                     return node
