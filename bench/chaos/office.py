@@ -83,8 +83,8 @@ class Office:
                     return
                 writer.write(self.answer(mode))
                 await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError, ValueError):
-            return
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError, ValueError):
+            return  # a dropped connection (also the ones `refuse` aborts) ends the conversation
         finally:
             self.open.discard(writer)
             writer.close()
