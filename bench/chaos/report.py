@@ -50,7 +50,7 @@ def summary(
     for f in ev.faults:
         kinds[f.kind] += 1
     recovery = {
-        k: {"n": len(v), "median_s": statistics.median(v), "max_s": max(v)}
+        k: {"n": len(v), "median_s": round(statistics.median(v), 2), "max_s": max(v)}
         for k, v in sorted(recovery_times(ev).items())
     }
     return {
@@ -128,9 +128,18 @@ def markdown(runs: list[dict[str, Any]], machine: dict[str, str], command: str) 
             lines += [f"- {n} × {reason}" for reason, n in r["failed_reasons"].items()]
         if r["violations"]:
             lines += ["", f"Violations on {r['store']} (first {len(r['violations'])}):", ""]
-            lines += [f"- {line}" for line in r["violations"][:40]]
+            lines += [f"- {_one_line(line)}" for line in r["violations"][:40]]
     lines += ["", "Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()), ""]
     return "\n".join(lines)
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    """A violation on one line: a log tail keeps its last line (the exception)."""
+    head, _, rest = text.partition(": ")
+    lines = [line.strip() for line in rest.splitlines() if line.strip()]
+    if len(lines) > 1:
+        text = f"{head}: … {lines[-1]}"
+    return text.replace("\n", " ")[:limit]
 
 
 def write(runs: list[dict[str, Any]], machine: dict[str, str], command: str, path: Path) -> str:
