@@ -12,7 +12,9 @@ without valid credentials (the sender secret, a reader token, the office's inbox
 Checks on every case: `not_a_server_error` (no 5xx), and nothing stored by a rejected request
 (the row counts of submissions, attachments, deliveries, events and the delivered deliveries
 are the same before and after any answer >= 400). The store is SQLite with its own private
-Redis; the public-order office is an inbox office so that the inbox has cases to list.
+Redis; the public-order office is an inbox office. Twenty traffic orders (the README's JSON
+example) are stored first, and the status API's `reference` and the inbox's `delivery_id`
+are drawn from them, so that positive cases find a case to read or acknowledge.
 Results: bench/results/fuzz-<date>[-quick][-live].md and .json.
 """
 
@@ -45,8 +47,10 @@ from bench.chaos.redis_nodes import RedisSetup
 from bench.chaos.run import bridge_env, http_ok
 from bench.chaos.stores import RunStore
 from bench.common import ROOT, free_port, machine
+from bench.samples import EXAMPLES
 from bridge.app import build_app
 from domain.settings import Settings
+from domain.store import format_reference
 
 RESULTS = ROOT / "bench" / "results"
 INBOX_OFFICE = "neu-anspach-ordnungsamt"
@@ -81,6 +85,45 @@ def fuzz_config(run_dir: Path) -> Path:
     path = run_dir / "routing.toml"
     path.write_text(text_[:start] + block + text_[end:], encoding="utf-8")
     return path
+
+
+SEEDED = 20  # traffic orders stored before fuzzing, so the status API and the inbox find cases
+
+
+def seed_cases(post: Callable[[str, dict[str, Any], dict[str, str]], int], secret: str) -> None:
+    """Store SEEDED traffic orders (the README's JSON example) through the webhook."""
+    body = json.loads((EXAMPLES / "traffic-order.json").read_text(encoding="utf-8"))
+    body.pop("process_id", None)
+    for n in range(SEEDED):
+        status = post(
+            "/webhooks/formcycle/traffic-order",
+            body,
+            {"X-Bridge-Secret": secret, "Idempotency-Key": f"fuzz-seed-{n}"},
+        )
+        if status != 202:
+            raise RuntimeError(f"seeding the store failed: {status}")
+
+
+def steer(spec: dict[str, Any], engine: Engine) -> None:
+    """Draw the status API's reference and the inbox's delivery id from the seeded cases, so
+    that positive cases find something (negative cases still try anything)."""
+    with engine.connect() as conn:
+        refs = [
+            format_reference(p, y, i)
+            for i, p, y in conn.execute(
+                text("SELECT id, reference_prefix, reference_year FROM submissions")
+            )
+        ]
+        ids = [r[0] for r in conn.execute(text("SELECT id FROM deliveries"))]
+    for path, ops in spec["paths"].items():
+        for op in ops.values():
+            for param in op.get("parameters", []):
+                if param.get("in") != "path":
+                    continue
+                if param["name"] == "reference" and refs:
+                    param["schema"] = {"type": "string", "enum": refs}
+                elif param["name"] == "delivery_id" and ids and "/inbox/" in path:
+                    param["schema"] = {"type": "string", "enum": ids}
 
 
 def with_inbox(spec: dict[str, Any]) -> tuple[dict[str, Any], bool]:
@@ -232,6 +275,15 @@ class Fuzzer:
                 )
 
 
+def with_inputs(schema: Any) -> int:
+    """How many operations take parameters or a body (the others have a single case)."""
+    found = 0
+    for result in schema.get_all_operations():
+        op = result.ok()
+        found += bool(op.definition.raw.get("parameters") or op.definition.raw.get("requestBody"))
+    return max(1, found)
+
+
 def _text(response: Any) -> str:
     value = getattr(response, "text", "")
     return value if isinstance(value, str) else str(value)
@@ -291,7 +343,14 @@ def main(argv: list[str] | None = None) -> int:
             )
             web.wait_ready(90)
             base = f"http://127.0.0.1:{port}"
+            seed_cases(
+                lambda path, body, headers: (
+                    requests.post(base + path, json=body, headers=headers, timeout=30).status_code
+                ),
+                env["BRIDGE_SECRET_FORMCYCLE"],
+            )
             spec, added = with_inbox(requests.get(f"{base}/openapi.json", timeout=30).json())
+            steer(spec, engine)
             schema = schemathesis.openapi.from_dict(spec)
             session = requests.Session()
 
@@ -299,15 +358,29 @@ def main(argv: list[str] | None = None) -> int:
                 return case.call(base_url=base, session=session, headers=headers, timeout=30)
         else:
             app = build_app(Settings.from_env(env))
-            spec, added = with_inbox(app.test_client().get("/openapi.json").get_json())
+            client = app.test_client()
+            seed_cases(
+                lambda path, body, headers: (
+                    client.post(path, json=body, headers=headers).status_code
+                ),
+                env["BRIDGE_SECRET_FORMCYCLE"],
+            )
+            spec, added = with_inbox(client.get("/openapi.json").get_json())
+            steer(spec, engine)
             schema = schemathesis.openapi.from_dict(spec)
             schema.app = app
 
             def call(case: Any, headers: dict[str, str]) -> Any:
                 return case.call(headers=headers)
 
-        operations = sum(1 for _ in schema.get_all_operations())
-        fuzzer.run(schema, max(1, total // (2 * operations)), call)
+        # Operations without inputs (/healthz) have one case; rounds with further seeds go on
+        # until the others have made up the total.
+        rounds = 0
+        while sum(fuzzer.tally.cases.values()) < total and rounds < 20:
+            left = total - sum(fuzzer.tally.cases.values())
+            fuzzer.seed = seed + rounds
+            fuzzer.run(schema, max(1, left // (2 * with_inputs(schema))), call)
+            rounds += 1
         engine.dispose()
     finally:
         sup.shutdown()
