@@ -2,8 +2,9 @@
 
 1. Every submission answered 2xx is delivered to each responsible office exactly once after
    dropping duplicates by delivery id, or is `failed` with a reason, and that reason is the
-   one permanent answer the offices give (the injected redirect); repeats got the same
-   reference; it was routed to exactly the offices the plan says.
+   one permanent answer the offices give (the injected redirect; the run replays those with
+   `python -m bridge replay` before checking, so they must have arrived by then); repeats got
+   the same reference; it was routed to exactly the offices the plan says.
 2. No 5xx on valid input except 503 while the store was down; no other refusal of valid input.
 3. Nothing delivered that was not accepted, and nothing stored that was refused.
 4. Every submission's status agrees with its deliveries.
@@ -63,6 +64,7 @@ class Evidence:
     not_ready: list[str]
     settled: bool
     kinds: tuple[str, ...] = ()  # the fault kinds the run had to inject at least once
+    harness_problems: list[str] = field(default_factory=list)  # e.g. a replay that failed
 
 
 @dataclass
@@ -114,6 +116,8 @@ def check(ev: Evidence) -> Verdict:
     missing = sorted(set(ev.kinds) - {f.kind for f in ev.faults if not f.error})
     if missing:
         v.fail(f"fault kinds never injected: {', '.join(missing)}")
+    for problem in ev.harness_problems:
+        v.fail(problem)
     if not ev.settled:
         v.fail("deliveries still pending when the drain time ran out")
     return v

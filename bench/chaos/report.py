@@ -80,7 +80,7 @@ ROWS = (
     ("stored, answer lost with a killed host", "stored_answer_lost"),
     ("deliveries expected", "deliveries"),
     ("delivered", "delivered"),
-    ("failed (with a reason)", "failed"),
+    ("failed (with a reason) at the end", "failed"),
     ("duplicates received (same delivery id)", "duplicates_received"),
     ("failed, but an earlier try had arrived", "failed_but_received"),
 )
@@ -122,6 +122,11 @@ def markdown(runs: list[dict[str, Any]], machine: dict[str, str], command: str) 
         + " |"
     )
     lines.append("| violations | " + " | ".join(str(r["violation_count"]) for r in runs) + " |")
+    lines.append(
+        "| failed by the redirects, then replayed | "
+        + " | ".join(str(sum(r.get("failed_before_replay", {}).values())) for r in runs)
+        + " |"
+    )
     for r in runs:
         if r["failed_reasons"]:
             lines += ["", f"Failed deliveries on {r['store']} by reason:", ""]
