@@ -54,13 +54,11 @@ class Load:
 
     def run(self) -> None:
         """Send everything (blocking): first each submission once, then the later repeats."""
-        work: queue.Queue[tuple[float, Planned, bool] | None] = queue.Queue()
+        work: queue.Queue[tuple[float, Planned] | None] = queue.Queue()
         self.started = time.time()
-        order = [(p, False) for p in self.plan] + [
-            (p, True) for p in self.plan if p.repeat == "later"
-        ]
-        for n, (p, again) in enumerate(order):
-            work.put((self.started + n / self.rate, p, again))
+        order = self.plan + [p for p in self.plan if p.repeat == "later"]
+        for n, p in enumerate(order):
+            work.put((self.started + n / self.rate, p))
         for _ in range(self.threads):
             work.put(None)
         workers = [threading.Thread(target=self._worker, args=(work,)) for _ in range(self.threads)]
@@ -71,11 +69,11 @@ class Load:
         self.finished = time.time()
         self.done.set()
 
-    def _worker(self, work: queue.Queue[tuple[float, Planned, bool] | None]) -> None:
+    def _worker(self, work: queue.Queue[tuple[float, Planned] | None]) -> None:
         session = requests.Session()
         rng = random.Random()
         while (item := work.get()) is not None:
-            at, p, _again = item
+            at, p = item
             time.sleep(max(0.0, at - time.time()))
             if p.repeat == "concurrent":
                 twin = threading.Thread(
