@@ -109,7 +109,7 @@ def check(ev: Evidence) -> Verdict:
     for name in ev.dead:
         v.fail(f"{name} is not running at the end")
     for name in ev.not_ready:
-        v.fail(f"{name} is not ready at the end (/readyz)")
+        v.fail(f"not ready at the end (/readyz): {name}")
     for f in ev.faults:
         if f.error:
             v.fail(f"fault {f.kind} on {f.target or '?'} could not be injected: {f.error}")

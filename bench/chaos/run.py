@@ -116,6 +116,29 @@ def http_ok(url: str) -> bool:
         return False
 
 
+READY_WAIT_S = 60.0  # after the last fault, e.g. for workers to register with an emptied Redis
+
+
+def not_ready(webs: list[Managed]) -> list[str]:
+    """The hosts whose /readyz is not 200 within READY_WAIT_S, each with its last answer."""
+    deadline = time.monotonic() + READY_WAIT_S
+    answers: dict[str, str] = {}
+    for m in webs:
+        while True:
+            try:
+                r = requests.get(f"http://127.0.0.1:{m.port}/readyz", timeout=5)
+                answers[m.name] = f"{r.status_code} {r.text[:300]}"
+                if r.status_code == 200:
+                    del answers[m.name]
+                    break
+            except requests.RequestException as exc:
+                answers[m.name] = type(exc).__name__
+            if time.monotonic() > deadline:
+                break
+            time.sleep(1)
+    return [f"{name}: {answer}" for name, answer in answers.items()]
+
+
 def _probe(url: str) -> Callable[[], bool]:
     """A readiness probe: `url` answers 200."""
     return lambda: http_ok(url)
@@ -271,7 +294,7 @@ class Run:
             self._submissions(),
             list(self.sup.exits),
             self.sup.dead(),
-            [m.name for m in webs if not http_ok(f"http://127.0.0.1:{m.port}/readyz")],
+            not_ready(webs),
             settled,
             injector.kinds,
             self.problems,
