@@ -12,6 +12,7 @@ import json
 import shlex
 import sys
 import time
+from pathlib import Path
 
 from bench.chaos.report import write
 from bench.chaos.run import FULL, QUICK, Run
@@ -39,7 +40,11 @@ def main(argv: list[str] | None = None) -> int:
         help="Redis under Sentinel (primary, replica, 3 sentinels); PostgreSQL only",
     )
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES, help="administrative URL")
-    parser.add_argument("--output", default=None, help="results path without suffix")
+    parser.add_argument(
+        "--output",
+        default=None,
+        help="results path without suffix (default bench/results/chaos-<date>[-quick|-sentinel])",
+    )
     args = parser.parse_args(argv)
     profile = QUICK if args.quick else FULL
     if args.submissions:
@@ -74,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         runs.append(result)
     tag = "-sentinel" if args.sentinel else ("-quick" if args.quick else "")
-    path = RESULTS / (args.output or f"chaos-{dt.date.today().isoformat()}{tag}")
-    print(write(runs, about, command, path.with_suffix("") if args.output else path))
+    path = Path(args.output) if args.output else RESULTS / f"chaos-{dt.date.today()}{tag}"
+    print(write(runs, about, command, path))
     failed = [r for r in runs if not r["passed"]]
     for r in failed:
         print(
