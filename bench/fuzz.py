@@ -12,7 +12,8 @@ without valid credentials (the sender secret, a reader token, the office's inbox
 Checks on every case: `not_a_server_error` (no 5xx), and nothing stored by a rejected request
 (the row counts of submissions, attachments, deliveries, events and the delivered deliveries
 are the same before and after any answer >= 400). The store is SQLite with its own private
-Redis; the public-order office is an inbox office. Twenty traffic orders (the README's JSON
+Redis and one worker (so that /readyz is ready); both offices are inbox offices, so nothing
+is pushed and only requests change the store. Twenty traffic orders (the README's JSON
 example) are stored first, and the status API's `reference` and the inbox's `delivery_id`
 are drawn from them, so that positive cases find a case to read or acknowledge.
 Results: bench/results/fuzz-<date>[-quick][-live].md and .json.
@@ -24,6 +25,7 @@ import argparse
 import datetime as dt
 import json
 import random
+import re
 import shutil
 import sys
 import tempfile
@@ -56,6 +58,7 @@ from domain.store import format_reference
 RESULTS = ROOT / "bench" / "results"
 INBOX_OFFICE = "neu-anspach-ordnungsamt"
 INBOX_TOKEN_ENV = "BRIDGE_INBOX_TOKEN_ORDNUNGSAMT"  # noqa: S105 - a variable name
+INBOX_OFFICES = {INBOX_OFFICE: INBOX_TOKEN_ENV, "usingen-steueramt": "BRIDGE_INBOX_TOKEN_STEUERAMT"}
 COUNTS = (
     "SELECT (SELECT count(*) FROM submissions), (SELECT count(*) FROM attachments), "
     "(SELECT count(*) FROM deliveries), (SELECT count(*) FROM events), "
@@ -75,16 +78,18 @@ class Tally:
 
 
 def fuzz_config(run_dir: Path) -> Path:
-    """The shipped routing with the public-order office as an inbox office."""
+    """The shipped routing with both offices as inbox offices: nothing is pushed, so the
+    worker that keeps /readyz ready never writes to the store while a case is checked."""
     text_ = (ROOT / "config" / "routing.toml").read_text(encoding="utf-8")
-    start = text_.index(f"[offices.{INBOX_OFFICE}]")
-    end = text_.index("\n\n", start)
-    block = (
-        f'[offices.{INBOX_OFFICE}]\nname = "Ordnungsamt Neu-Anspach"\nmunicipality = "neu-anspach"\n'
-        f'task_area = "public-order"\nchannel = "inbox"\noptions = {{ token_env = "{INBOX_TOKEN_ENV}" }}'
-    )
+    for office, token_env in INBOX_OFFICES.items():
+        start = text_.index(f"[offices.{office}]")
+        end = text_.index("\n\n", start)
+        block = text_[start:end]
+        block = re.sub(r'channel = "[^"]+"', 'channel = "inbox"', block)
+        block = re.sub(r"options = \{[^}]*\}", f'options = {{ token_env = "{token_env}" }}', block)
+        text_ = text_[:start] + block + text_[end:]
     path = run_dir / "routing.toml"
-    path.write_text(text_[:start] + block + text_[end:], encoding="utf-8")
+    path.write_text(text_, encoding="utf-8")
     return path
 
 
@@ -314,7 +319,19 @@ def main(argv: list[str] | None = None) -> int:
         redis = RedisSetup.single(sup, run_dir, {})
         store = RunStore.create("sqlite", run_dir, "")
         env = bridge_env(store, redis.url, fuzz_config(run_dir), "formcycle-" + "x" * 32)
-        env[INBOX_TOKEN_ENV] = "inbox-token-" + "y" * 32
+        for n, token_env in enumerate(INBOX_OFFICES.values()):
+            env[token_env] = f"inbox-token-{n}-" + "y" * 32
+        # A worker, as in production: /readyz is 503 without one (the documented answer).
+        worker = sup.add(
+            Managed(
+                "worker",
+                [sys.executable, "-m", "worker", "work"],
+                env,
+                run_dir / "worker.log",
+                ROOT,
+            )
+        )
+        worker.wait_ready()
         engine = store.engine()
         fuzzer = Fuzzer(env, engine, seed)
         if args.live:
