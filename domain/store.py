@@ -215,6 +215,9 @@ def format_reference(prefix: str, year: int, number: int) -> str:
 
 def parse_reference(reference: str) -> tuple[str, int, int] | None:
     """Split a public reference into (prefix, year, number), or None when it is not one."""
+    # ASCII only: str.isdigit() also takes "¹" (which int() refuses) and "٠١" (read as 01).
+    if not reference.isascii():
+        return None
     parts = reference.split("-")
     if len(parts) != 3 or not parts[0].isalpha() or not parts[0].isupper():
         return None

@@ -69,6 +69,10 @@ def test_status_unauthorized_in_english(client: FlaskClient) -> None:
         pytest.param("NA-26-000001", id="short-year"),
         pytest.param("NA-2026-", id="no-number"),
         pytest.param("NA-2026-0000000000000000001", id="number-too-long"),
+        # str.isdigit() takes these, int() refuses the first and reads the second as 1.
+        pytest.param("NA-2026-00000\u00b9", id="superscript-digit"),
+        pytest.param("NA-2026-\u0660\u0660\u0660\u0660\u0660\u0661", id="arabic-indic-digits"),
+        pytest.param("N\u00c4-2026-000001", id="non-ascii-prefix"),
     ],
 )
 def test_unknown_or_malformed_reference_is_404(client: FlaskClient, reference: str) -> None:
