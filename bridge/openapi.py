@@ -158,6 +158,64 @@ def _document(services: tuple[tuple[str, str, str, Limits], ...]) -> dict[str, A
             }
         },
     )
+    office = {"name": "office_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    spec.path(
+        path="/api/v1/inbox/{office_id}/cases",
+        operations={
+            "get": {
+                "summary": "Offene Fälle einer Stelle mit Abholung (älteste zuerst)",
+                "security": [{"bearer": []}],
+                "parameters": [
+                    office,
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 100},
+                    },
+                ],
+                "responses": {
+                    "200": {"description": "Die offenen Fälle, je mit ihrer Zustellungs-ID"},
+                    "401": _problem("Unbekannte Stelle oder falsches Token der Stelle"),
+                },
+            }
+        },
+    )
+    spec.path(
+        path="/api/v1/inbox/{office_id}/cases/{delivery_id}/ack",
+        operations={
+            "post": {
+                "summary": "Abholung eines Falls bestätigen",
+                "security": [{"bearer": []}],
+                "parameters": [
+                    office,
+                    {
+                        "name": "delivery_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    },
+                ],
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"case_number": {"type": "string", "maxLength": 200}},
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {"description": "Bestätigt; der Fall ist zugestellt"},
+                    "401": _problem("Unbekannte Stelle oder falsches Token der Stelle"),
+                    "404": _problem("Unbekannter Fall"),
+                    "409": _problem("Der Fall ist nicht offen"),
+                    "422": _problem("Ungültiges Aktenzeichen der Stelle"),
+                },
+            }
+        },
+    )
     for path, summary in (
         ("/healthz", "Lebt der Dienst?"),
         ("/readyz", "Datenbank und Redis erreichbar?"),
