@@ -27,6 +27,7 @@ pytestmark = [
 
 
 def test_quick_chaos_run_loses_nothing(tmp_path: Path) -> None:
+    """Every answered submission reaches each of its offices once, whatever the faults."""
     postgres = os.environ.get("TEST_POSTGRES_URL")
     store = ["--store", "both", "--postgres-url", postgres] if postgres else ["--store", "sqlite"]
     output = tmp_path / "chaos"
