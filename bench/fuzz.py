@@ -46,9 +46,9 @@ from sqlalchemy import Engine, text
 
 from bench.chaos.processes import Managed, Supervisor
 from bench.chaos.redis_nodes import RedisSetup
-from bench.chaos.run import bridge_env, http_ok
+from bench.chaos.run import bridge_env, gunicorn_host
 from bench.chaos.stores import RunStore
-from bench.common import ROOT, free_port, machine
+from bench.common import ROOT, machine
 from bench.samples import EXAMPLES
 from bridge.app import build_app
 from domain.settings import Settings
@@ -292,32 +292,9 @@ def main(argv: list[str] | None = None) -> int:
         engine = store.engine()
         fuzzer = Fuzzer(env, engine, seed)
         if args.live:
-            port = free_port()
-            web = sup.add(
-                Managed(
-                    "web",
-                    [
-                        sys.executable,
-                        "-m",
-                        "gunicorn",
-                        "--config",
-                        str(ROOT / "gunicorn.conf.py"),
-                        "--bind",
-                        f"127.0.0.1:{port}",
-                        "--workers",
-                        "2",
-                        "--access-logfile",
-                        "/dev/null",
-                        "bridge:create_app()",
-                    ],
-                    env,
-                    run_dir / "web.log",
-                    ROOT,
-                    ready=lambda: http_ok(f"http://127.0.0.1:{port}/healthz"),
-                )
-            )
+            web = sup.add(gunicorn_host("web", env, run_dir / "web.log"))
             web.wait_ready(90)
-            base = f"http://127.0.0.1:{port}"
+            base = f"http://127.0.0.1:{web.port}"
             seed_cases(
                 lambda path, body, headers: (
                     requests.post(base + path, json=body, headers=headers, timeout=30).status_code

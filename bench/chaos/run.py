@@ -116,6 +116,34 @@ def http_ok(url: str) -> bool:
         return False
 
 
+def gunicorn_host(name: str, env: dict[str, str], log: Path) -> Managed:
+    """The web process of one "host": gunicorn with the project's config, 2 workers, a free
+    port and no access log; ready when /healthz answers."""
+    port = free_port()
+    return Managed(
+        name,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--config",
+            str(ROOT / "gunicorn.conf.py"),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--access-logfile",
+            "/dev/null",
+            "bridge:create_app()",
+        ],
+        env,
+        log,
+        ROOT,
+        ready=lambda: http_ok(f"http://127.0.0.1:{port}/healthz"),
+        port=port,
+    )
+
+
 READY_WAIT_S = 60.0  # after the last fault, e.g. for workers to register with an emptied Redis
 
 
@@ -346,30 +374,7 @@ class Run:
             )
 
     def _web(self, n: int, env: dict[str, str]) -> Managed:
-        port = free_port()
-        m = Managed(
-            f"web-{n}",
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--config",
-                str(ROOT / "gunicorn.conf.py"),
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "2",
-                "--access-logfile",
-                "/dev/null",
-                "bridge:create_app()",
-            ],
-            env,
-            self.dir / f"web-{n}.log",
-            ROOT,
-            ready=lambda: http_ok(f"http://127.0.0.1:{port}/healthz"),
-            port=port,
-        )
-        return self.sup.add(m)
+        return self.sup.add(gunicorn_host(f"web-{n}", env, self.dir / f"web-{n}.log"))
 
     def _refused(self, why: str) -> dict[str, Any]:
         """The bridge did not start (e.g. a Redis URL it does not support)."""
