@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from redis import Redis
+from rq import Worker
 from sqlalchemy import select
 
 from demo_backoffice import DemoBackOffice
@@ -95,6 +97,17 @@ class Processes:
     def worker(self) -> subprocess.Popen[bytes]:
         """Start a delivery worker."""
         return self.start("worker", "work")
+
+    def idle_workers(self, redis: Redis) -> None:
+        """Two delivery workers, both idle, on an empty queue (a wake-up then decides)."""
+        # Drop the jobs earlier submissions queued, so the test's own wake-up is the only one.
+        redis.flushdb()
+        self.worker()
+        self.worker()
+        wait_for(
+            lambda: [w.get_state() for w in Worker.all(connection=redis)] == ["idle", "idle"],
+            what="two idle workers",
+        )
 
     def sweeper(self) -> subprocess.Popen[bytes]:
         """Start the sweeper."""

@@ -12,7 +12,6 @@ from typing import cast
 import pytest
 from flask.testing import FlaskClient
 from redis import Redis
-from rq import Worker
 from rq.registry import FinishedJobRegistry, StartedJobRegistry
 
 from domain.store import DeliveryStatus, Store
@@ -116,14 +115,8 @@ def test_two_workers_share_a_backlog(
     """A drain job that finds a full batch wakes a second job, which the idle worker takes."""
     ids = [submit(client, "dog-registration", dog())["deliveries"][0]["id"] for _ in range(40)]
     redis = Redis.from_url(redis_url)
-    # Start from one wake-up with both workers idle: drop the job the submissions queued.
-    redis.flushdb()
-    processes.worker()
-    processes.worker()
-    wait_for(
-        lambda: [w.get_state() for w in Worker.all(connection=redis)] == ["idle", "idle"],
-        what="two idle workers",
-    )
+    # Start from one wake-up with both workers idle.
+    processes.idle_workers(redis)
     assert wake_offices(redis, [OFFICE]) == 1
     wait_for(
         lambda: all(d.status == DeliveryStatus.DELIVERED for d in deliveries(store)),

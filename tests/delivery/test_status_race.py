@@ -13,7 +13,6 @@ from contextlib import contextmanager
 import pytest
 from flask.testing import FlaskClient
 from redis import Redis
-from rq import Worker
 from sqlalchemy import select, text
 
 from domain.store import DeliveryStatus, Store, Submission, SubmissionStatus
@@ -71,13 +70,7 @@ def test_sibling_deliveries_recorded_concurrently_leave_the_submission_delivered
         assert sorted(d["office"] for d in answer["deliveries"]) == sorted(OFFICES)
     redis = Redis.from_url(redis_url)
     # Both workers idle first, then both offices woken at once: the drains run side by side.
-    redis.flushdb()
-    processes.worker()
-    processes.worker()
-    wait_for(
-        lambda: [w.get_state() for w in Worker.all(connection=redis)] == ["idle", "idle"],
-        what="two idle workers",
-    )
+    processes.idle_workers(redis)
     with _both_recordings_meet(store):
         assert wake_offices(redis, OFFICES) == 2
     wait_for(
