@@ -126,7 +126,7 @@ def test_wrong_types_are_reported_where_they_occur() -> None:
         "dog.name": [("Bitte geben Sie einen Text ein.", "Please enter a text.")]
     }
     with pytest.raises(ValidationError) as caught:
-        SCHEMAS.get(DOG).validate([], ValidationOptions(now=SAMPLE_NOW))  # type: ignore[arg-type]
+        SCHEMAS.get(DOG).validate([], ValidationOptions(now=SAMPLE_NOW))  # type: ignore[arg-type]  # a list on purpose
     assert flatten_messages(caught.value.messages, "en") == [
         ("_schema", "Invalid input: an object with fields is expected.")
     ]
