@@ -1,0 +1,1 @@
+"""E-Payment provider plugins; importing this package registers the built-in providers."""
