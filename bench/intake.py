@@ -71,6 +71,9 @@ PATH = f"/webhooks/formcycle/{SERVICE}"
 SENDER_HEADER = "X-Bridge-Secret"
 BRIDGE_APP = "bridge:create_app()"
 BARE_APP = "bench.bare_app:create_app()"
+DURABLE_APP = "bench.durable_app:create_app()"
+#: The least a durable intake does (issue 10: the bridge must keep at least this share of it).
+AIM_DURABLE_RATIO = 0.8
 AIM_RPS = 1000.0
 AIM_P99_MS = 50.0
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
@@ -265,7 +268,7 @@ class Run:
             return None
         return self.rows_of_run == self.rows_expected and self.rows_added == self.rows_of_run
 
-    def as_json(self, bare: Run | None) -> dict[str, Any]:
+    def as_json(self, bare: Run | None, durable: Run | None = None) -> dict[str, Any]:
         """A JSON-ready record of the run."""
         w = self.wrk
         return {
@@ -284,6 +287,9 @@ class Run:
             "latency_ms": {k: round(v / 1000.0, 3) for k, v in w.latency_us.items()},
             "ratio_to_bare": round(w.accepted_per_s / bare.wrk.accepted_per_s, 3)
             if bare and bare is not self and bare.wrk.accepted_per_s
+            else None,
+            "ratio_to_durable": round(w.accepted_per_s / durable.wrk.accepted_per_s, 3)
+            if durable and durable is not self and durable.wrk.accepted_per_s
             else None,
             "rows_before": self.rows_before,
             "rows_after": self.rows_after,
@@ -395,13 +401,18 @@ loglevel = "warning"
     return base + overrides
 
 
+def app_name(app: str) -> str:
+    """The short name of a benchmarked app (for its log files)."""
+    return {BARE_APP: "bare", DURABLE_APP: "durable"}.get(app, "bridge")
+
+
 @contextmanager
 def gunicorn(
     app: str, env: dict[str, str], setting: Setting, workdir: Path, access_log: bool
 ) -> Iterator[tuple[int, int]]:
     """Run gunicorn with `app` on a free loopback port; yields (port, master pid)."""
     port = free_port()
-    name = "bare" if app == BARE_APP else "bridge"
+    name = app_name(app)
     errorlog = workdir / f"gunicorn-{name}.log"
     config = workdir / f"gunicorn-{name}.conf.py"
     config.write_text(gunicorn_config(setting, port, access_log, errorlog))
@@ -611,6 +622,7 @@ class Options:
     wrk_threads: int
     timeout_s: int
     bare: bool
+    durable: bool
     access_log: bool
     postgres_url: str
     postgres_db: str
@@ -668,9 +680,7 @@ def measure(
     with gunicorn(app, env, setting, workdir, opts.access_log) as (port, pid):
         warm = run_wrk(load, port, opts.warmup)
         if warm.created == 0:
-            tail = read_text(
-                str(workdir / f"gunicorn-{'bare' if app == BARE_APP else 'bridge'}.log")
-            )
+            tail = read_text(str(workdir / f"gunicorn-{app_name(app)}.log"))
             raise SystemExit(
                 f"no 202 during warm-up (statuses {warm.other_statuses or '-'}, "
                 f"socket errors {warm.socket_errors}):\n{tail[-3000:]}"
@@ -755,6 +765,23 @@ def run_all(opts: Options) -> tuple[list[Run], dict[str, Any]]:
                     url = recreate_postgres(opts.postgres_url, opts.postgres_db)
                 flush_redis(opts.redis_url)
                 env = bridge_environ(url, opts.redis_url, secret)
+                if opts.durable:
+                    try:
+                        runs.append(
+                            measure(
+                                opts,
+                                load,
+                                "durable",
+                                store,
+                                setting,
+                                DURABLE_APP,
+                                env,
+                                workdir,
+                                url,
+                            )
+                        )
+                    finally:
+                        flush_redis(opts.redis_url)
                 try:
                     runs.append(
                         measure(opts, load, "bridge", store, setting, BRIDGE_APP, env, workdir, url)
@@ -771,13 +798,25 @@ def bare_for(runs: Sequence[Run], run: Run) -> Run | None:
     return next((r for r in runs if r.target == "bare" and r.setting == run.setting), None)
 
 
+def durable_for(runs: Sequence[Run], run: Run) -> Run | None:
+    """The durable-baseline run on the same store under the same gunicorn setting."""
+    return next(
+        (
+            r
+            for r in runs
+            if r.target == "durable" and r.store == run.store and r.setting == run.setting
+        ),
+        None,
+    )
+
+
 def table(runs: Sequence[Run]) -> str:
     """The Markdown results table."""
     head = (
         "| gunicorn | target | store | accepted/s | errors | p50 ms | p90 ms | p99 ms | max ms "
-        "| ÷ bare | rows = 202s | aim met | app CPU ms/req "
+        "| ÷ bare | ÷ durable | rows = 202s | aim met | app CPU ms/req "
         "| CPU s: gunicorn / wrk / pg / redis / other |\n"
-        "|---|---|---|--:|--:|--:|--:|--:|--:|--:|---|---|--:|---|\n"
+        "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|---|--:|---|\n"
     )
     lines = []
     for run in runs:
@@ -786,6 +825,12 @@ def table(runs: Sequence[Run]) -> str:
         ratio = (
             f"{w.accepted_per_s / bare.wrk.accepted_per_s:.2f}"
             if bare and bare is not run and bare.wrk.accepted_per_s
+            else "–"
+        )
+        durable = durable_for(runs, run)
+        of_durable = (
+            f"{w.accepted_per_s / durable.wrk.accepted_per_s:.2f}"
+            if durable and durable is not run and durable.wrk.accepted_per_s
             else "–"
         )
         errors = str(w.errors)
@@ -813,7 +858,7 @@ def table(runs: Sequence[Run]) -> str:
         lines.append(
             f"| {run.setting.label} | {run.target} | {run.store} | {w.accepted_per_s:,.0f} "
             f"| {errors} | {w.ms('p50'):.1f} | {w.ms('p90'):.1f} | {w.ms('p99'):.1f} "
-            f"| {w.ms('max'):.1f} | {ratio} | {rows} | {'yes' if meets_aim(w) else 'no'} "
+            f"| {w.ms('max'):.1f} | {ratio} | {of_durable} | {rows} | {'yes' if meets_aim(w) else 'no'} "
             f"| {run.app_cpu_ms:.2f} | {cpu} |"
         )
     return head + "\n".join(lines) + "\n"
@@ -847,7 +892,7 @@ def report(opts: Options, runs: Sequence[Run], meta: dict[str, Any]) -> tuple[Pa
         "postgres": meta.get("postgres"),
         "body_bytes": meta.get("body_bytes"),
         "aim": {"accepted_per_s": AIM_RPS, "p99_ms": AIM_P99_MS},
-        "runs": [r.as_json(bare_for(runs, r)) for r in runs],
+        "runs": [r.as_json(bare_for(runs, r), durable_for(runs, r)) for r in runs],
     }
     json_path.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
     m = meta["machine"]
@@ -921,6 +966,9 @@ def parse_args(argv: Sequence[str]) -> Options:
     p.add_argument("--timeout", type=int, default=10, help="wrk request timeout, seconds")
     p.add_argument("--no-bare", action="store_true", help="skip the bare Flask endpoint")
     p.add_argument(
+        "--no-durable", action="store_true", help="skip the minimal durable intake (baseline)"
+    )
+    p.add_argument(
         "--access-log", action="store_true", help="keep gunicorn's access log (to /dev/null)"
     )
     p.add_argument(
@@ -969,6 +1017,7 @@ def parse_args(argv: Sequence[str]) -> Options:
         wrk_threads=a.wrk_threads,
         timeout_s=a.timeout,
         bare=not a.no_bare,
+        durable=not a.no_durable,
         access_log=a.access_log,
         postgres_url=a.postgres_url,
         postgres_db=a.postgres_db,
