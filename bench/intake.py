@@ -48,6 +48,7 @@ from typing import Any
 from redis import Redis
 from sqlalchemy import create_engine, text
 
+from bench import history
 from bench.common import (
     CLK_TCK,
     ROOT,
@@ -623,6 +624,7 @@ class Options:
     timeout_s: int
     bare: bool
     durable: bool
+    history: int
     access_log: bool
     postgres_url: str
     postgres_db: str
@@ -783,9 +785,28 @@ def run_all(opts: Options) -> tuple[list[Run], dict[str, Any]]:
                     finally:
                         flush_redis(opts.redis_url)
                 try:
+                    if opts.history:
+                        history.seed(url, 1)
+                        empty = history.query_timings(url)
                     runs.append(
                         measure(opts, load, "bridge", store, setting, BRIDGE_APP, env, workdir, url)
                     )
+                    if opts.history:
+                        flush_redis(opts.redis_url)
+                        print(f"  adding {opts.history:,} delivered cases ...", flush=True)
+                        took = history.seed(url, opts.history)
+                        full = history.query_timings(url)
+                        meta.setdefault("history", {})[store] = {
+                            "rows": opts.history,
+                            "seed_s": round(took, 1),
+                            "queries": history.compare(empty, full),
+                        }
+                        target = f"bridge + {opts.history:,} history"
+                        runs.append(
+                            measure(
+                                opts, load, target, store, setting, BRIDGE_APP, env, workdir, url
+                            )
+                        )
                 finally:
                     flush_redis(opts.redis_url)
                     if store == "postgres":
@@ -893,6 +914,7 @@ def report(opts: Options, runs: Sequence[Run], meta: dict[str, Any]) -> tuple[Pa
         "body_bytes": meta.get("body_bytes"),
         "aim": {"accepted_per_s": AIM_RPS, "p99_ms": AIM_P99_MS},
         "runs": [r.as_json(bare_for(runs, r), durable_for(runs, r)) for r in runs],
+        "history": meta.get("history"),
     }
     json_path.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
     m = meta["machine"]
@@ -925,7 +947,7 @@ def report(opts: Options, runs: Sequence[Run], meta: dict[str, Any]) -> tuple[Pa
         f"measured {opts.seconds:g} s (the machine has {m['cpus']} × {opts.seconds:g} s); "
         "`other` is whatever else ran on the machine.",
         "",
-        "Stores: SQLite is a file in a temporary directory (WAL, synchronous=NORMAL, "
+        "Stores: SQLite is a file in a temporary directory (WAL, synchronous=FULL, "
         "BEGIN IMMEDIATE); "
         + (
             f"PostgreSQL {pg.get('server_version', '?')} on 127.0.0.1 "
@@ -939,6 +961,19 @@ def report(opts: Options, runs: Sequence[Run], meta: dict[str, Any]) -> tuple[Pa
         " flushed before and after each bridge run; each accepted submission costs two "
         "Redis round trips (metrics HINCRBY, the office's wake-up SET NX).",
     ]
+    if meta.get("history"):
+        md += [
+            "",
+            "Hot queries on the empty store and after the history was added (ms, "
+            "`bench.history.query_timings`: the production functions, 300 calls each; "
+            "issue 10 asks for a ratio of at most 1.2):",
+            "",
+            history.TABLE_HEAD
+            + "\n".join(
+                history.table(store, h["rows"], h["queries"])
+                for store, h in meta["history"].items()
+            ),
+        ]
     if notes:
         md += ["", "Notes:", *(f"- {n}" for n in notes)]
     md_path.write_text("\n".join(md) + "\n")
@@ -967,6 +1002,12 @@ def parse_args(argv: Sequence[str]) -> Options:
     p.add_argument("--no-bare", action="store_true", help="skip the bare Flask endpoint")
     p.add_argument(
         "--no-durable", action="store_true", help="skip the minimal durable intake (baseline)"
+    )
+    p.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        help="then add this many delivered cases to each store and measure the bridge again",
     )
     p.add_argument(
         "--access-log", action="store_true", help="keep gunicorn's access log (to /dev/null)"
@@ -1018,6 +1059,7 @@ def parse_args(argv: Sequence[str]) -> Options:
         timeout_s=a.timeout,
         bare=not a.no_bare,
         durable=not a.no_durable,
+        history=a.history,
         access_log=a.access_log,
         postgres_url=a.postgres_url,
         postgres_db=a.postgres_db,
@@ -1043,6 +1085,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     json_path, md_path = report(opts, runs, meta)
     print()
     print(table(runs))
+    for store, h in (meta.get("history") or {}).items():
+        print(history.TABLE_HEAD + history.table(store, h["rows"], h["queries"]))
     print(f"written: {md_path}, {json_path}")
     return 0
 
