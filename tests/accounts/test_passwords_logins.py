@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import statistics
 import time
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import select
@@ -254,10 +255,11 @@ def test_last_admin_is_kept(store: Store) -> None:
     """The last active admin can be neither demoted nor deactivated; nothing changes."""
     create_account(store, "chef", PASSWORD, "admin", actor=TEST_ADMIN, kdf=KDF)
     before = snapshot(store)
-    for action in (
+    actions: list[Callable[[], Account]] = [
         lambda: set_role(store, "chef", "operator", actor=TEST_ADMIN),
         lambda: deactivate(store, "chef", actor=TEST_ADMIN),
-    ):
+    ]
+    for action in actions:
         with pytest.raises(AccountError) as caught:
             action()
         assert caught.value.kind == "last-admin"
