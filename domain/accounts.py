@@ -402,10 +402,14 @@ def authenticate_password(
     """
     now = now or utcnow()
     address = _address_key(remote_addr)
-    name = username.strip().lower()[:64]
+    name = username.strip().lower()
     with store.read() as session:
         throttle = session.get(LoginThrottle, address)
-        account = session.scalars(select(Account).where(Account.username == name)).one_or_none()
+        account = (
+            session.scalars(select(Account).where(Account.username == name)).one_or_none()
+            if len(name) <= 64
+            else None
+        )
     address_wait = _remaining(throttle.locked_until if throttle else None, now)
     if address_wait:
         log_event(log, "login.refused", reason="address-locked")
@@ -421,6 +425,34 @@ def authenticate_password(
         good = False
     if good and account is not None:
         return _login_succeeded(store, account, password, now, kdf)
+    lock = _login_failed(store, account, address, now)
+    log_event(
+        log,
+        "login.refused",
+        reason="locked" if lock else "invalid",
+        account_id=account.id if account is not None else None,
+    )
+    if lock:
+        raise LoginRefused(LoginRefused.LOCKED, lock)
+    raise LoginRefused(LoginRefused.INVALID)
+
+
+def _login_failed(store: Store, account: Account | None, address: str, now: dt.datetime) -> int:
+    """Count a failed login on the address and the account; the seconds now locked (0: none).
+
+    Two first failures from one address at once may both insert its row: the loser of that
+    race counts again on the row the winner made.
+    """
+    for attempt in range(2):
+        try:
+            return _count_failure(store, account, address, now)
+        except IntegrityError:
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _count_failure(store: Store, account: Account | None, address: str, now: dt.datetime) -> int:
     lock = 0
     with store.session() as session:
         lock = _address_failure(session, address, now)
@@ -443,15 +475,7 @@ def authenticate_password(
                     },
                 )
             )
-    log_event(
-        log,
-        "login.refused",
-        reason="locked" if lock else "invalid",
-        account_id=account.id if account is not None else None,
-    )
-    if lock:
-        raise LoginRefused(LoginRefused.LOCKED, lock)
-    raise LoginRefused(LoginRefused.INVALID)
+    return lock
 
 
 def _login_succeeded(

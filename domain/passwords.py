@@ -59,8 +59,10 @@ def _derive(password: str, salt: bytes, params: ScryptParams) -> bytes:
 
 def hash_password(password: str, params: ScryptParams = DEFAULT) -> str:
     """The storable hash of `password` with a fresh random salt."""
+    if len(password) > MAX_LENGTH:
+        raise ValueError("password longer than MAX_LENGTH (policy_problem says so first)")
     salt = secrets.token_bytes(16)
-    digest = _derive(password[:MAX_LENGTH], salt, params)
+    digest = _derive(password, salt, params)
     return f"scrypt${params.n}${params.r}${params.p}${_b64(salt)}${_b64(digest)}"
 
 
@@ -81,7 +83,9 @@ def verify_password(password: str, stored: str) -> bool:
     if parsed is None:
         return False
     params, salt, digest = parsed
-    return hmac.compare_digest(_derive(password[:MAX_LENGTH], salt, params), digest)
+    # An over-long input is hashed only in part (for the same time) and never matches.
+    same = hmac.compare_digest(_derive(password[:MAX_LENGTH], salt, params), digest)
+    return same and len(password) <= MAX_LENGTH
 
 
 def needs_rehash(stored: str, params: ScryptParams = DEFAULT) -> bool:
