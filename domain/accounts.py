@@ -523,6 +523,7 @@ def start_session(
     now = now or utcnow()
     value = secrets.token_urlsafe(32)
     with store.session() as session:
+        _forget_stale(session, now)
         session.add(
             AdminSession(
                 id=_digest(value),
@@ -534,6 +535,22 @@ def start_session(
             )
         )
     return value
+
+
+def _forget_stale(session: Session, now: dt.datetime) -> None:
+    """Drop sessions past their absolute expiry and addresses whose failures are forgotten.
+
+    Run at each login (rare), so neither table grows with abandoned rows; idle sessions are
+    dropped when their cookie comes back, or at the latest when they expire.
+    """
+    session.execute(delete(AdminSession).where(AdminSession.expires_at <= now))
+    forgotten = now - dt.timedelta(seconds=ADDRESS_WINDOW_S)
+    session.execute(
+        delete(LoginThrottle).where(
+            LoginThrottle.last_failure_at < forgotten,
+            (LoginThrottle.locked_until.is_(None)) | (LoginThrottle.locked_until <= now),
+        )
+    )
 
 
 def resolve_session(

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+import threading
 from dataclasses import dataclass
 
 from domain.problems import msg
@@ -45,7 +46,17 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+# Each hash holds 128 * n * r bytes (128 MiB by default) while it runs: at most two at once per
+# process, so a burst of logins waits instead of exhausting the host's memory.
+_AT_ONCE = threading.BoundedSemaphore(2)
+
+
 def _derive(password: str, salt: bytes, params: ScryptParams) -> bytes:
+    with _AT_ONCE:
+        return _scrypt(password, salt, params)
+
+
+def _scrypt(password: str, salt: bytes, params: ScryptParams) -> bytes:
     return hashlib.scrypt(
         password.encode("utf-8"),
         salt=salt,
