@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -53,7 +56,7 @@ def test_refusals_change_nothing(client: FlaskClient, store: Store, settings: Se
     reference = post(client)
     (delivery_id,) = fail_all(store)
     before = snapshot(store)
-    cases = [
+    cases: list[tuple[Callable[[], Any], int]] = [
         (lambda: replay_delivery(store, "0" * 32, OPERATOR), 404),
         (lambda: replay_delivery(store, delivery_id, VIEWER), 403),
         (lambda: cancel_delivery(store, delivery_id, OPERATOR, "  "), 422),
