@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from bridge.cli_accounts import accounts, tokens
 from bridge.cli_operations import COMMANDS
 from domain.crypto import generate_key
 from worker.checks import settings_or_exit
@@ -80,3 +81,5 @@ def rotate_keys() -> None:
 
 for _command in COMMANDS:  # submissions, failed, replay, cancel, reroute, purge, digest (issue 8)
     main.add_command(_command)
+main.add_command(accounts)
+main.add_command(tokens)

@@ -55,23 +55,25 @@ def overview(
     day_list = [today - dt.timedelta(days=i) for i in range(days - 1, -1, -1)]
     start = dt.datetime.combine(day_list[0], dt.time(), tzinfo=BERLIN).astimezone(dt.UTC)
     with store.read() as session:
-        by_submission = dict(
-            session.execute(
+        by_submission = {
+            status: count
+            for status, count in session.execute(
                 select(Submission.status, func.count()).group_by(Submission.status)
-            ).tuples()
-        )
-        by_delivery = dict(
-            session.execute(
+            )
+        }
+        by_delivery = {
+            status: count
+            for status, count in session.execute(
                 select(Delivery.status, func.count()).group_by(Delivery.status)
-            ).tuples()
-        )
+            )
+        }
         failures: dict[str, list[int]] = {}
         index = {d: i for i, d in enumerate(day_list)}
         for office_id, at in session.execute(
             select(Delivery.office_id, Event.at)
             .join(Delivery, Delivery.id == Event.delivery_id)
             .where(Event.kind == "delivery.failed", Event.at >= start)
-        ).tuples():
+        ):
             day = at.astimezone(BERLIN).date()
             if day in index:
                 failures.setdefault(office_id, [0] * days)[index[day]] += 1
