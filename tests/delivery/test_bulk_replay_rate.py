@@ -26,7 +26,7 @@ from tests.conftest import OFFICE_SIGNING_SECRET, MakeToken, bridge_cli
 from tests.delivery.conftest import Processes, submit, wait_for
 from tests.factories import dog, traffic
 
-RATE = 40.0
+RATE = 50.0
 PER_OFFICE = 500
 OFFICES = ("usingen-steueramt", "neu-anspach-ordnungsamt")
 
