@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,14 +15,14 @@ from tests.conftest import bridge_cli, snapshot
 
 
 @pytest.fixture
-def database_url(tmp_path: Path) -> Iterator[str]:
+def database_url(tmp_path: Path) -> str:
     """SQLite only: each command starts a process (about a second each); the operations
     themselves run on both stores in test_operations_domain and test_admin_api."""
     url = f"sqlite:///{tmp_path / 'bridge.db'}"
     engine = make_engine(url)
     upgrade(engine)
     engine.dispose()
-    yield url
+    return url
 
 
 def test_list_and_bad_usage(client: FlaskClient, store: Store, environ: dict[str, str]) -> None:
