@@ -35,7 +35,15 @@ def purgeable_clause(config: Config, now: dt.datetime) -> ColumnElement[bool]:
                 Delivery.submission_id == Submission.id,
                 or_(
                     Delivery.status.not_in([DeliveryStatus.DELIVERED, DeliveryStatus.CANCELLED]),
-                    Delivery.delivered_at >= now - dt.timedelta(days=service.retention_days),
+                    # A delivered one without its time is not known to be old: it is kept.
+                    and_(
+                        Delivery.status == DeliveryStatus.DELIVERED,
+                        or_(
+                            Delivery.delivered_at.is_(None),
+                            Delivery.delivered_at
+                            >= now - dt.timedelta(days=service.retention_days),
+                        ),
+                    ),
                 ),
             ),
         )
