@@ -232,7 +232,8 @@ class _EnvSchema(Schema):
     replay_rate_per_office = fields.Float(
         data_key="BRIDGE_REPLAY_RATE_PER_OFFICE",
         load_default=5.0,
-        validate=validate.Range(0.01, 1000),
+        # At least one per 10 s: a paced send then always fits in a drain's lease.
+        validate=validate.Range(0.1, 1000),
     )
     digest_recipients = fields.String(data_key="BRIDGE_DIGEST_RECIPIENTS", load_default="")
     digest_hour = fields.Integer(

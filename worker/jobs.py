@@ -103,15 +103,19 @@ def drain_office(office_id: str) -> int:
         rates = bulk_replay.paced(ctx.store, ids)
         outcomes: list[AttemptOutcome] = []
         for index, envelope in enumerate(envelopes):
-            if envelope.delivery_id in rates:
-                # A bulk replay: never faster than its rate at this office (worker.pacing).
-                time.sleep(next_slot(ctx.redis, office_id, rates[envelope.delivery_id]))
+            # A bulk replay: never faster than its rate at this office (worker.pacing).
+            wait = (
+                next_slot(ctx.redis, office_id, rates[envelope.delivery_id])
+                if envelope.delivery_id in rates
+                else 0.0
+            )
             # One lease covers the batch: an attempt that could end after it is not started
             # (a slow office would otherwise let another worker take a delivery in flight).
             # The first always fits; the rest go back and the next claim takes them at once.
-            if outcomes and time.monotonic() - claimed + timeout > lease_s:
+            if outcomes and time.monotonic() - claimed + wait + timeout > lease_s:
                 release(ctx.store, [e.delivery_id for e in envelopes[index:]], lease_until)
                 break
+            time.sleep(wait)
             outcomes.append(attempt(ctx, channel, office, envelope, lease_until))
         recorded = record_outcomes(
             ctx.store, outcomes, ctx.settings.retry_schedule, ctx.settings.retry_jitter

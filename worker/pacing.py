@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from redis import Redis
 
-# Slots are a little wider than 1/rate, so the jitter between sending and arriving cannot
+# Slots are 10 % wider than 1/rate, so the jitter between sending and arriving does not
 # put one delivery more than the rate into any one-second window at the office.
-SLOT_MARGIN = 1.05
+SLOT_MARGIN = 1.1
 _NEXT_SLOT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
