@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 
 from bridge.access import require_role
 from bridge.bodies import media_type_of
-from bridge.respond import json_response
+from bridge.respond import json_response, language
 from bridge.state import current
 from domain import bulk_replay
 from domain.accounts import Actor, Role
@@ -143,8 +143,6 @@ def _wake(offices: Iterable[str]) -> None:
 
 
 def _outcome(outcome: Outcome) -> Response:
-    from bridge.respond import language
-
     _wake(outcome.wake)
     message = outcome.message.en if language() == "en" else str(outcome.message)
     return json_response(
