@@ -32,7 +32,16 @@ SIGNING_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 OFFICE_SIGNING_SECRET = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
 READER_TOKEN = "reader-token-0123456789abcdef0123456789"
 ADMIN_TOKEN = "admin-token-0123456789abcdef0123456789ab"
-TABLES = ("events", "attachments", "deliveries", "submissions")
+TABLES = (
+    "events",
+    "attachments",
+    "deliveries",
+    "submissions",
+    "api_tokens",
+    "admin_sessions",
+    "login_throttles",
+    "accounts",
+)
 
 
 def _free_port() -> int:
