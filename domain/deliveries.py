@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -25,7 +25,9 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.orm import Session
 
+from domain.accounts import Actor, record_action
 from domain.clock import database_now
 from domain.store import (
     Delivery,
@@ -245,7 +247,7 @@ def record_outcomes(
             return []
         conn.execute(_RECORD, changes)
         conn.execute(insert(_E), events)
-        _refresh_statuses(conn, {int(str(e["submission_id"])) for e in events}, now)
+        refresh_statuses(conn, {int(str(e["submission_id"])) for e in events}, now)
     return recorded
 
 
@@ -287,7 +289,7 @@ def _advance(
     )
 
 
-def _refresh_statuses(conn: Connection, submission_ids: set[int], now: dt.datetime) -> None:
+def refresh_statuses(conn: Connection, submission_ids: set[int], now: dt.datetime) -> None:
     """Derive and store the status of these submissions from their deliveries.
 
     The submission rows are locked first (in id order, so two callers cannot deadlock): two
@@ -329,36 +331,66 @@ class ReplayResult:
 def replay(
     store: Store,
     delivery_ids: Sequence[str],
-    actor: str,
+    actor: str | Actor,
     reason: str = "",
 ) -> ReplayResult:
     """Reset failed deliveries (attempts to zero, due now) and record who did it and why.
 
     The delivery goes to the office it was routed to; re-routing is a separate admin action.
     """
+    with store.session() as session:
+        return replay_in(session, delivery_ids, actor, reason)
+
+
+def replay_in(
+    session: Session,
+    delivery_ids: Sequence[str],
+    actor: str | Actor,
+    reason: str = "",
+    *,
+    due: Mapping[str, dt.datetime] | None = None,
+    detail: Mapping[str, object] | None = None,
+) -> ReplayResult:
+    """`replay` inside the caller's transaction; `due` staggers when each delivery is sent.
+
+    An `Actor` leaves its audit event through `record_action` (kind ``delivery.replayed``);
+    a plain name (the CLI's ``cli:erika``) a plain event. Deliveries not failed are skipped
+    with the reason, so replaying twice is harmless.
+    """
     replayed: list[str] = []
     skipped: dict[str, str] = {}
-    with store.session() as session:
-        now = database_now(session.connection())
-        for delivery_id in delivery_ids:
-            delivery = session.get(Delivery, delivery_id)
-            if delivery is None:
-                skipped[delivery_id] = "unknown delivery"
-                continue
-            if delivery.status != DeliveryStatus.FAILED:
-                skipped[delivery_id] = f"status is {delivery.status}, only failed ones are replayed"
-                continue
-            detail: dict[str, object] = {
-                "office": delivery.office_id,
-                "previous_attempts": delivery.attempts,
-                "last_error": delivery.last_error,
-                "reason": reason,
-            }
-            delivery.status = DeliveryStatus.PENDING
-            delivery.attempts = 0
-            delivery.next_attempt_at = now
-            delivery.lease_until = None
-            delivery.updated_at = now
+    now = database_now(session.connection())
+    touched: set[int] = set()
+    for delivery_id in delivery_ids:
+        delivery = session.get(Delivery, delivery_id, with_for_update=True)
+        if delivery is None:
+            skipped[delivery_id] = "unknown delivery"
+            continue
+        if delivery.status != DeliveryStatus.FAILED:
+            skipped[delivery_id] = f"status is {delivery.status}, only failed ones are replayed"
+            continue
+        body: dict[str, object] = {
+            "office": delivery.office_id,
+            "previous_attempts": delivery.attempts,
+            "last_error": delivery.last_error,
+            **(detail or {}),
+        }
+        delivery.status = DeliveryStatus.PENDING
+        delivery.attempts = 0
+        delivery.next_attempt_at = max(now, due[delivery_id]) if due and delivery_id in due else now
+        delivery.lease_until = None
+        delivery.updated_at = now
+        if isinstance(actor, Actor):
+            record_action(
+                session,
+                actor,
+                "delivery.replayed",
+                submission_id=delivery.submission_id,
+                delivery_id=delivery.id,
+                reason=reason,
+                detail=body,
+            ).at = now
+        else:
             session.add(
                 Event(
                     submission_id=delivery.submission_id,
@@ -366,12 +398,14 @@ def replay(
                     kind="delivery.replayed",
                     actor=actor,
                     at=now,
-                    detail=detail,
+                    detail={**body, "reason": reason},
                 )
             )
-            session.flush()
-            _refresh_statuses(session.connection(), {delivery.submission_id}, now)
-            replayed.append(delivery_id)
+        touched.add(delivery.submission_id)
+        replayed.append(delivery_id)
+    if touched:
+        session.flush()
+        refresh_statuses(session.connection(), touched, now)
     return ReplayResult(replayed, skipped)
 
 
@@ -420,7 +454,7 @@ def acknowledge(
             )
         )
         session.flush()
-        _refresh_statuses(session.connection(), {delivery.submission_id}, now)
+        refresh_statuses(session.connection(), {delivery.submission_id}, now)
     return None
 
 
