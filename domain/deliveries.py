@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    func,
     insert,
     or_,
     select,
@@ -160,6 +161,29 @@ def release(store: Store, delivery_ids: Sequence[str], lease_until: dt.datetime)
             .values(lease_until=None)
             .execution_options(synchronize_session=False)
         )
+
+
+def seconds_until_due(store: Store, office_id: str, horizon_s: float) -> float | None:
+    """Seconds until the office's next pending delivery is due, if that is within `horizon_s`.
+
+    A bulk replay staggers due times by the office's rate; a drain job that waits for the next
+    one, instead of ending and being woken by the next sweep, sends them at that pace rather
+    than in bursts of a sweep interval's worth.
+    """
+    with store.read() as session:
+        now = database_now(session.connection())
+        soonest = session.scalar(
+            select(func.min(Delivery.next_attempt_at)).where(
+                Delivery.office_id == office_id,
+                Delivery.status == DeliveryStatus.PENDING,
+                Delivery.next_attempt_at > now,
+                Delivery.next_attempt_at <= now + dt.timedelta(seconds=horizon_s),
+                or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
+            )
+        )
+    if soonest is None:
+        return None
+    return max(0.0, (soonest - now).total_seconds())
 
 
 def offices_with_due(store: Store) -> list[str]:

@@ -71,6 +71,13 @@ class Settings:
     sweep_interval_s: float = 2.0
     delivery_batch: int = 20
     lease_margin_s: float = 60.0
+    # Administration (issue 8): bulk replay pace, daily digest, retention.
+    replay_rate_per_office: float = 5.0
+    digest_recipients: tuple[str, ...] = ()
+    digest_hour: int = 7
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_from: str = "bridge@localhost"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -219,6 +226,20 @@ class _EnvSchema(Schema):
     delivery_batch = fields.Integer(
         data_key="BRIDGE_DELIVERY_BATCH", load_default=20, validate=validate.Range(1, 500)
     )
+    replay_rate_per_office = fields.Float(
+        data_key="BRIDGE_REPLAY_RATE_PER_OFFICE",
+        load_default=5.0,
+        validate=validate.Range(0.01, 1000),
+    )
+    digest_recipients = fields.String(data_key="BRIDGE_DIGEST_RECIPIENTS", load_default="")
+    digest_hour = fields.Integer(
+        data_key="BRIDGE_DIGEST_HOUR", load_default=7, validate=validate.Range(0, 23)
+    )
+    smtp_host = fields.String(data_key="BRIDGE_SMTP_HOST", load_default="127.0.0.1")
+    smtp_port = fields.Integer(
+        data_key="BRIDGE_SMTP_PORT", load_default=25, validate=validate.Range(1, 65535)
+    )
+    smtp_from = fields.String(data_key="BRIDGE_SMTP_FROM", load_default="bridge@localhost")
 
     # The list-valued variables are checked in a schema validator that also runs when other
     # fields failed (a post_load hook would not run then, hiding these problems).
@@ -252,6 +273,7 @@ class _EnvSchema(Schema):
         data["encryption_keys"] = _split(data["encryption_keys"])
         data["api_tokens"] = tuple(_parse_tokens(data["api_tokens"])[0])
         data["retry_schedule"] = parse_durations(data["retry_schedule"])
+        data["digest_recipients"] = _split(data["digest_recipients"])
         data["config_path"] = Path(data["config_path"])
         return data
 

@@ -33,6 +33,9 @@ OFFICE_SIGNING_SECRET = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
 READER_TOKEN = "reader-token-0123456789abcdef0123456789"
 ADMIN_TOKEN = "admin-token-0123456789abcdef0123456789ab"
 TABLES = (
+    "bulk_replay_items",
+    "bulk_replays",
+    "digests_sent",
     "events",
     "attachments",
     "deliveries",

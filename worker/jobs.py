@@ -12,7 +12,13 @@ import requests
 from domain import telemetry
 from domain.config import Office
 from domain.crypto import Vault
-from domain.deliveries import AttemptOutcome, claim_due, record_outcomes, release
+from domain.deliveries import (
+    AttemptOutcome,
+    claim_due,
+    record_outcomes,
+    release,
+    seconds_until_due,
+)
 from domain.logs import log_event
 from domain.redis_connection import connect
 from domain.settings import Settings
@@ -28,6 +34,8 @@ from worker.envelopes import build_envelopes
 from worker.queue import drain_started, wake_offices
 
 log = logging.getLogger(__name__)
+# A drain job that waits for paced deliveries ends after this and wakes its successor.
+MAX_DRAIN_S = 300.0
 
 
 class WorkerContext:
@@ -69,6 +77,7 @@ def drain_office(office_id: str) -> int:
     if channel.pull:
         return 0
     attempts = 0
+    began = time.monotonic()
     timeout = channel_timeout(office)
     # Leased for longer than any attempt may take, so a lease only lapses on a crash.
     lease_s = timeout + ctx.settings.lease_margin_s
@@ -76,7 +85,16 @@ def drain_office(office_id: str) -> int:
         claimed = time.monotonic()
         ids, lease_until = claim_due(ctx.store, office_id, ctx.settings.delivery_batch, lease_s)
         if not ids:
-            return attempts
+            # Due within a sweep interval (a bulk replay's paced release): wait for it here.
+            wait = seconds_until_due(ctx.store, office_id, ctx.settings.sweep_interval_s)
+            if wait is None:
+                return attempts
+            if time.monotonic() - began > MAX_DRAIN_S:
+                # A long paced release: hand over to a fresh job well before RQ's timeout.
+                wake_offices(ctx.redis, [office_id])
+                return attempts
+            time.sleep(min(wait, ctx.settings.sweep_interval_s) + 0.001)
+            continue
         if len(ids) == ctx.settings.delivery_batch:
             # A backlog: let another worker help (at most one more job waits at a time).
             wake_offices(ctx.redis, [office_id])

@@ -1,0 +1,301 @@
+"""The admin page through the Flask client: login, sessions, CSRF, roles and what pages show."""
+
+from __future__ import annotations
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from domain.store import Delivery, Event, Store
+from tests.admin.support import fail_all, post
+from tests.admin_web.conftest import csrf_of, login
+from tests.conftest import snapshot
+
+
+def test_pages_need_a_session(client: FlaskClient) -> None:
+    """Without a session every page redirects to the login, keeping where the clerk wanted to go."""
+    for path in ("/admin/", "/admin/antraege", "/admin/fehler", "/admin/antraege/NA-2026-000001"):
+        response = client.get(path)
+        assert response.status_code == 303
+        assert response.headers["Location"].startswith("/admin/login?next=")
+
+
+def test_login_page_is_german_with_headers(client: FlaskClient) -> None:
+    """The login page: German, labelled fields, security headers, a login cookie for its token."""
+    response = client.get("/admin/login")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert '<html lang="de">' in page
+    assert '<label for="username">Benutzername</label>' in page
+    assert '<label for="password">Passwort</label>' in page
+    assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["Referrer-Policy"] == "same-origin"
+    assert response.headers["Cache-Control"] == "no-store"
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie
+
+
+def test_login_sets_a_session_cookie_and_logout_ends_it(
+    client: FlaskClient, accounts: dict[str, str]
+) -> None:
+    """A good login sets an HttpOnly session cookie on /admin; logout (POST) ends the session."""
+    response = login(client, "olga", accounts["olga"])
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/admin/"
+    cookie = next(c for c in response.headers.getlist("Set-Cookie") if c.startswith("bridge_admin="))
+    assert "HttpOnly" in cookie
+    assert "Path=/admin" in cookie
+    assert "SameSite=Lax" in cookie
+    # The test client talks from 127.0.0.1 over http: loopback, so not Secure.
+    assert "Secure" not in cookie
+    page = client.get("/admin/")
+    assert page.status_code == 200
+    assert "Angemeldet als <strong>olga</strong>" in page.get_data(as_text=True)
+    out = client.post("/admin/logout", data={"csrf_token": csrf_of(page)})
+    assert out.status_code == 303
+    assert client.get("/admin/").status_code == 303
+
+
+def test_session_cookie_is_secure_off_loopback(
+    client: FlaskClient, accounts: dict[str, str]
+) -> None:
+    """A browser on another machine gets a Secure cookie (so it only travels over https)."""
+    remote = {"REMOTE_ADDR": "192.0.2.10"}
+    token = csrf_of(client.get("/admin/login", environ_base=remote))
+    response = client.post(
+        "/admin/login",
+        data={"username": "olga", "password": accounts["olga"], "csrf_token": token},
+        environ_base=remote,
+    )
+    cookie = next(c for c in response.headers.getlist("Set-Cookie") if c.startswith("bridge_admin="))
+    assert "Secure" in cookie
+
+
+@pytest.mark.parametrize("username", ["olga", "niemand"])
+def test_wrong_login_is_one_generic_message(
+    client: FlaskClient, accounts: dict[str, str], username: str
+) -> None:
+    """Unknown user and wrong password get the same German message and no session."""
+    response = login(client, username, "falsch-falsch-falsch")
+    assert response.status_code == 401
+    assert "Benutzername oder Passwort falsch." in response.get_data(as_text=True)
+    assert not any(c.startswith("bridge_admin=") for c in response.headers.getlist("Set-Cookie"))
+    assert client.get("/admin/").status_code == 303
+
+
+def test_repeated_failures_lock_the_login_with_a_german_message(
+    client: FlaskClient, accounts: dict[str, str]
+) -> None:
+    """After five wrong passwords the account is locked: the page says when to try again."""
+    for _ in range(4):
+        assert login(client, "olga", "falsch-falsch-falsch").status_code == 401
+    response = login(client, "olga", "falsch-falsch-falsch")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 429
+    assert "Zu viele Fehlversuche. Bitte in" in page
+    assert "Minuten erneut versuchen." in page
+    # Even the right password is refused while locked.
+    again = login(client, "olga", accounts["olga"])
+    assert again.status_code == 429
+    assert client.get("/admin/").status_code == 303
+
+
+def test_login_without_csrf_token_is_refused(client: FlaskClient, accounts: dict[str, str], store: Store) -> None:
+    """A login form posted without the login cookie's token is refused and opens no session."""
+    client.get("/admin/login")
+    before = snapshot(store)
+    response = client.post("/admin/login", data={"username": "olga", "password": accounts["olga"]})
+    assert response.status_code == 403
+    assert "Sicherheitsprüfung" in response.get_data(as_text=True)
+    assert snapshot(store) == before
+    assert client.get("/admin/").status_code == 303
+
+
+def _failed_case(client: FlaskClient, store: Store) -> tuple[str, str]:
+    reference = post(client)
+    delivery_id = fail_all(store)[0]
+    return reference, delivery_id
+
+
+@pytest.mark.parametrize("token", [None, "", "0" * 64, "nicht-hex"])
+def test_post_without_or_with_wrong_csrf_token_changes_nothing(
+    operator: FlaskClient, store: Store, token: str | None
+) -> None:
+    """An operator's replay without the right CSRF token: 403 with a German message, DB unchanged."""
+    reference, delivery_id = _failed_case(operator, store)
+    before = snapshot(store)
+    data = {} if token is None else {"csrf_token": token}
+    response = operator.post(
+        f"/admin/antraege/{reference}/zustellungen/{delivery_id}/erneut-senden", data=data
+    )
+    assert response.status_code == 403
+    page = response.get_data(as_text=True)
+    assert "Sicherheitsprüfung" in page
+    assert "Es wurde nichts geändert" in page
+    assert snapshot(store) == before
+
+
+def test_post_from_a_foreign_origin_changes_nothing(operator: FlaskClient, store: Store) -> None:
+    """The right token from another site's page (Origin header) is refused too."""
+    reference, delivery_id = _failed_case(operator, store)
+    token = csrf_of(operator.get(f"/admin/antraege/{reference}"))
+    before = snapshot(store)
+    response = operator.post(
+        f"/admin/antraege/{reference}/zustellungen/{delivery_id}/erneut-senden",
+        data={"csrf_token": token},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert response.status_code == 403
+    assert "nicht von dieser Seite" in response.get_data(as_text=True)
+    assert snapshot(store) == before
+
+
+def test_post_without_session_changes_nothing(client: FlaskClient, store: Store) -> None:
+    """A POST with no session at all is refused with a German page; nothing changes."""
+    reference, delivery_id = _failed_case(client, store)
+    before = snapshot(store)
+    response = client.post(
+        f"/admin/antraege/{reference}/zustellungen/{delivery_id}/erneut-senden",
+        data={"csrf_token": "0" * 64},
+    )
+    assert response.status_code == 403
+    assert "Nicht angemeldet" in response.get_data(as_text=True)
+    assert snapshot(store) == before
+
+
+def test_viewer_sees_no_buttons_and_a_viewer_post_is_refused(
+    viewer: FlaskClient, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A viewer reads the case without action buttons; a forged replay POST is 403 and logged."""
+    reference, delivery_id = _failed_case(viewer, store)
+    page = viewer.get(f"/admin/antraege/{reference}")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "Fehlgeschlagen" in html
+    assert "Erneut senden" not in html
+    assert "erneut senden" not in viewer.get("/admin/fehler").get_data(as_text=True).lower().split("</h1>")[1].split("<h2>")[0]
+    before = snapshot(store)
+    with caplog.at_level("INFO", logger="bridge.admin_web"):
+        response = viewer.post(
+            f"/admin/antraege/{reference}/zustellungen/{delivery_id}/erneut-senden",
+            data={"csrf_token": csrf_of(page)},
+        )
+    assert response.status_code == 403
+    assert "Keine Berechtigung" in response.get_data(as_text=True)
+    assert snapshot(store) == before
+    refusals = [r for r in caplog.records if r.getMessage() == "admin.refused"]
+    assert refusals
+    assert refusals[-1].bridge_fields["reason"] == "role"  # type: ignore[attr-defined]  # set by log_event
+    assert refusals[-1].bridge_fields["account_id"] is not None  # type: ignore[attr-defined]  # set by log_event
+
+
+def test_operator_replays_from_the_case_page_on_the_record(
+    operator: FlaskClient, store: Store
+) -> None:
+    """The operator's replay makes the delivery due again and leaves an event naming her."""
+    reference, delivery_id = _failed_case(operator, store)
+    page = operator.get(f"/admin/antraege/{reference}")
+    html = page.get_data(as_text=True)
+    assert "Erneut senden" in html
+    assert "Wartet" not in html.split("Zustellungen</h2>")[1].split("</table>")[0]
+    response = operator.post(
+        f"/admin/antraege/{reference}/zustellungen/{delivery_id}/erneut-senden",
+        data={"csrf_token": csrf_of(page)},
+    )
+    assert response.status_code == 303
+    assert response.headers["Location"].startswith(f"/admin/antraege/{reference}?hinweis=replayed")
+    with store.read() as session:
+        delivery = session.get(Delivery, delivery_id)
+        assert delivery is not None
+        assert delivery.status == "pending"
+        actors = [e.actor for e in session.scalars(select(Event).where(Event.delivery_id == delivery_id))]
+    assert "account:olga" in actors
+    after = operator.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Die Zustellung wird erneut gesendet." in after
+    assert "Wartet auf Zustellung" in after
+    assert "olga" in after.split("Verlauf</h2>")[1]
+
+
+def test_cancel_needs_a_reason(operator: FlaskClient, store: Store) -> None:
+    """Cancelling without a reason is refused with the German message; nothing changes."""
+    reference, delivery_id = _failed_case(operator, store)
+    token = csrf_of(operator.get(f"/admin/antraege/{reference}"))
+    before = snapshot(store)
+    response = operator.post(
+        f"/admin/antraege/{reference}/zustellungen/{delivery_id}/abbrechen",
+        data={"csrf_token": token, "reason": "  "},
+    )
+    assert response.status_code == 422
+    assert "Bitte einen Grund angeben." in response.get_data(as_text=True)
+    assert snapshot(store) == before
+
+
+def test_a_delivery_of_another_case_is_not_found(operator: FlaskClient, store: Store) -> None:
+    """The URL's reference and delivery must belong together; else 404 and nothing changes."""
+    reference, _ = _failed_case(operator, store)
+    other = post(operator, service="traffic-order")
+    other_delivery = fail_all(store)[-1]
+    token = csrf_of(operator.get(f"/admin/antraege/{reference}"))
+    before = snapshot(store)
+    response = operator.post(
+        f"/admin/antraege/{reference}/zustellungen/{other_delivery}/erneut-senden",
+        data={"csrf_token": token},
+    )
+    assert other != reference
+    assert response.status_code == 404
+    assert "Diese Zustellung gibt es nicht." in response.get_data(as_text=True)
+    assert snapshot(store) == before
+
+
+def test_lists_filter_and_label_in_german(operator: FlaskClient, store: Store) -> None:
+    """The list shows German labels and statuses; a bad filter is a German 400 page."""
+    reference, _ = _failed_case(operator, store)
+    html = operator.get("/admin/antraege").get_data(as_text=True)
+    for text in ("Aktenzeichen", "Leistung", "Kommune", "Stelle", "Status", "Eingang", reference, "Fehlgeschlagen"):
+        assert text in html
+    assert '<th scope="col">' in html
+    bad = operator.get("/admin/antraege?status=kaputt&from=gestern")
+    page = bad.get_data(as_text=True)
+    assert bad.status_code == 400
+    assert "Der Filter ist ungültig." in page
+    assert "Eingang von" in page
+    assert operator.get("/admin/antraege?page=x").status_code == 400
+    assert operator.get("/admin/fehler?unbekannt=1").status_code == 400
+
+
+def test_overview_counts_chart_and_unknown_queue(operator: FlaskClient, store: Store, app) -> None:  # type: ignore[no-untyped-def]  # app is the conftest fixture
+    """The overview: counts by status, an accessible SVG chart and its table; Redis down -> unbekannt."""
+    _failed_case(operator, store)
+    html = operator.get("/admin/").get_data(as_text=True)
+    assert "Anträge nach Status" in html
+    assert "Zahlen als Tabelle" in html
+    # fail_all sets the status without events, so the chart is empty; the callout counts.
+    assert "1</strong> Zustellung fehlgeschlagen" in html
+    bridge = app.extensions["bridge"]
+    from redis import Redis
+
+    bridge.redis = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    html = operator.get("/admin/").get_data(as_text=True)
+    assert html.count("unbekannt") >= 2
+
+
+def test_bulk_confirmation_shows_the_exact_count(operator: FlaskClient, store: Store) -> None:
+    """'Alle gefilterten erneut senden' first shows how many and asks for a reason."""
+    post(operator)
+    post(operator, service="traffic-order")
+    fail_all(store)
+    html = operator.get("/admin/fehler/alle-erneut-senden").get_data(as_text=True)
+    assert 'id="bulk-count">' in html
+    with store.read() as session:
+        failed = len(list(session.scalars(select(Delivery.id).where(Delivery.status == "failed"))))
+    assert f'id="bulk-count">{failed}<' in html
+    assert 'name="reason" required' in html
+
+
+def test_viewer_gets_no_bulk_confirmation(viewer: FlaskClient, store: Store) -> None:
+    """The bulk confirmation is for operators only."""
+    response = viewer.get("/admin/fehler/alle-erneut-senden")
+    assert response.status_code == 403
