@@ -55,15 +55,16 @@ def overview(
     day_list = [today - dt.timedelta(days=i) for i in range(days - 1, -1, -1)]
     start = dt.datetime.combine(day_list[0], dt.time(), tzinfo=BERLIN).astimezone(dt.UTC)
     with store.read() as session:
+        # .all(): a Result has keys(), so dict() would take it for a mapping and fail.
         by_submission = dict(
             session.execute(
                 select(Submission.status, func.count()).group_by(Submission.status)
-            ).tuples()
+            ).tuples().all()
         )
         by_delivery = dict(
             session.execute(
                 select(Delivery.status, func.count()).group_by(Delivery.status)
-            ).tuples()
+            ).tuples().all()
         )
         failures: dict[str, list[int]] = {}
         index = {d: i for i, d in enumerate(day_list)}
