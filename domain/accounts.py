@@ -528,7 +528,7 @@ def resolve_session(
         ).one_or_none()
     if found is None:
         return None
-    row, account = found.tuple()
+    row, account = found
     if not hmac.compare_digest(row.id, digest):
         return None
     idle = (now - row.last_seen_at).total_seconds() >= idle_timeout_s
@@ -659,7 +659,7 @@ def authenticate_token(
         ).one_or_none()
     if found is None:
         return None
-    token, owner = found.tuple()
+    token, owner = found
     if not hmac.compare_digest(token.token_hash, digest):
         return None
     if token.revoked_at is not None or (token.expires_at is not None and token.expires_at <= now):
@@ -699,3 +699,44 @@ def list_tokens(store: Store) -> list[ApiToken]:
     """All tokens (never their secrets), by name."""
     with store.read() as session:
         return list(session.scalars(select(ApiToken).order_by(ApiToken.name)))
+
+
+LEGACY_ROLES = {"reader": Role.VIEWER, "admin": Role.ADMIN}
+
+
+def import_token(store: Store, name: str, legacy_role: str, clear: str, *, actor: Actor) -> str:
+    """Store one token of the retired BRIDGE_API_TOKENS hashed, keeping its value (audited).
+
+    Roles: reader becomes viewer, admin stays admin. Returns ``imported``, ``present`` (the
+    same token is already stored: importing twice is harmless) or ``conflict`` (the name is
+    taken by another token).
+    """
+    role = LEGACY_ROLES[legacy_role]
+    if not TOKEN_NAME.match(name):
+        raise AccountError(
+            "invalid", msg(f"Ungültiger Token-Name {name!r}.", f"Invalid token name {name!r}.")
+        )
+    digest = _digest(clear)
+    with store.session() as session:
+        existing = session.scalars(select(ApiToken).where(ApiToken.name == name)).one_or_none()
+        if existing is not None:
+            return "present" if hmac.compare_digest(existing.token_hash, digest) else "conflict"
+        token = ApiToken(
+            name=name,
+            role=role,
+            token_hash=digest,
+            prefix=clear[:6],
+            account_id=actor.account_id,
+            created_by=actor.label,
+            created_at=utcnow(),
+            expires_at=None,
+        )
+        session.add(token)
+        session.flush()
+        record_action(
+            session,
+            actor,
+            "token.imported",
+            detail={"token": name, "token_id": token.id, "new_role": role},
+        )
+    return "imported"
