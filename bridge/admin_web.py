@@ -48,6 +48,7 @@ from domain.case_view import submission_detail
 from domain.logs import log_event
 from domain.operations import Outcome, cancel_delivery, replay_delivery, reroute_delivery
 from domain.overview import overview as build_overview
+from domain.passwords import ScryptParams
 from domain.problems import Problem, msg
 from domain.search import (
     SUBMISSION_STATUSES,
@@ -73,9 +74,6 @@ blueprint = Blueprint(
 SESSION_COOKIE = "bridge_admin"
 LOGIN_COOKIE = "bridge_admin_login"
 COOKIE_PATH = "/admin"
-# A working day at most, and logged out after half an hour without a click.
-SESSION_TTL_S = 8 * 3600
-IDLE_TIMEOUT_S = 30 * 60
 PER_PAGE = 50
 MAX_USERNAME = 64
 MAX_PASSWORD = 1024
@@ -178,9 +176,8 @@ def _guard() -> Response | None:
     if request.endpoint == "admin.static":
         return None
     value = request.cookies.get(SESSION_COOKIE, "")
-    actor = (
-        resolve_session(_bridge().store, value, idle_timeout_s=IDLE_TIMEOUT_S) if value else None
-    )
+    idle_s = _bridge().settings.admin_idle_minutes * 60
+    actor = resolve_session(_bridge().store, value, idle_timeout_s=idle_s) if value else None
     if actor is not None:
         g.admin_actor = actor
         g.admin_session = value
@@ -364,7 +361,13 @@ def login() -> Response:
         return _login_form(secret, "Benutzername oder Passwort falsch.", username, next_url, 401)
     store = _bridge().store
     try:
-        actor = authenticate_password(store, username, password, remote_addr=request.remote_addr)
+        actor = authenticate_password(
+            store,
+            username,
+            password,
+            remote_addr=request.remote_addr,
+            kdf=ScryptParams(n=_bridge().settings.password_scrypt_n),
+        )
     except LoginRefused as refused:
         if refused.reason == LoginRefused.LOCKED:
             minutes = max(1, -(-refused.retry_after_s // 60))
@@ -374,9 +377,10 @@ def login() -> Response:
     old = request.cookies.get(SESSION_COOKIE, "")
     if old:
         end_session(store, old)
-    value = start_session(store, actor, ttl_s=SESSION_TTL_S, remote_addr=request.remote_addr)
+    ttl_s = _bridge().settings.admin_session_hours * 3600
+    value = start_session(store, actor, ttl_s=ttl_s, remote_addr=request.remote_addr)
     response = redirect(_safe_next(next_url), 303)
-    _set_cookie(response, SESSION_COOKIE, value, max_age=SESSION_TTL_S, path=COOKIE_PATH)
+    _set_cookie(response, SESSION_COOKIE, value, max_age=ttl_s, path=COOKIE_PATH)
     response.delete_cookie(LOGIN_COOKIE, path=url_for("admin.login"))
     return response
 

@@ -55,16 +55,15 @@ def overview(
     day_list = [today - dt.timedelta(days=i) for i in range(days - 1, -1, -1)]
     start = dt.datetime.combine(day_list[0], dt.time(), tzinfo=BERLIN).astimezone(dt.UTC)
     with store.read() as session:
-        # .all(): a Result has keys(), so dict() would take it for a mapping and fail.
+        # .all(): a Result has keys(), so dict() would take it for a mapping and fail;
+        # Result.tuples() is deprecated since SQLAlchemy 2.1 (rows unpack as tuples).
         by_submission = dict(
             session.execute(
                 select(Submission.status, func.count()).group_by(Submission.status)
-            ).tuples().all()
+            ).all()
         )
         by_delivery = dict(
-            session.execute(
-                select(Delivery.status, func.count()).group_by(Delivery.status)
-            ).tuples().all()
+            session.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all()
         )
         failures: dict[str, list[int]] = {}
         index = {d: i for i, d in enumerate(day_list)}
@@ -72,7 +71,7 @@ def overview(
             select(Delivery.office_id, Event.at)
             .join(Delivery, Delivery.id == Event.delivery_id)
             .where(Event.kind == "delivery.failed", Event.at >= start)
-        ).tuples():
+        ):
             day = at.astimezone(BERLIN).date()
             if day in index:
                 failures.setdefault(office_id, [0] * days)[index[day]] += 1

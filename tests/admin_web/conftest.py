@@ -9,6 +9,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from domain.accounts import Actor, create_account
+from domain.passwords import ScryptParams
 from domain.store import Store
 
 PASSWORDS = {
@@ -16,14 +17,24 @@ PASSWORDS = {
     "vera": "Nur-lesen-bitte-2026!",
 }
 SETUP = Actor("setup", "admin", via="cli")
+# The cheapest cost the settings allow: these tests are about the page, not about scrypt.
+SCRYPT_N = 2**14
 TOKEN = re.compile(r'name="csrf_token" value="([0-9a-f]{64})"')
+
+
+@pytest.fixture
+def environ(environ: dict[str, str]) -> dict[str, str]:
+    """The test environment with cheap password hashing."""
+    environ["BRIDGE_PASSWORD_SCRYPT_N"] = str(SCRYPT_N)
+    return environ
 
 
 @pytest.fixture
 def accounts(store: Store) -> dict[str, str]:
     """An operator (olga) and a viewer (vera); their user names to passwords."""
-    create_account(store, "olga", PASSWORDS["olga"], "operator", actor=SETUP)
-    create_account(store, "vera", PASSWORDS["vera"], "viewer", actor=SETUP)
+    kdf = ScryptParams(n=SCRYPT_N)
+    create_account(store, "olga", PASSWORDS["olga"], "operator", actor=SETUP, kdf=kdf)
+    create_account(store, "vera", PASSWORDS["vera"], "viewer", actor=SETUP, kdf=kdf)
     return PASSWORDS
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from domain.store import Delivery, Event, Store
+from domain.store import Delivery, Event, Store, utcnow
 from tests.admin.support import fail_all, post
 from tests.admin_web.conftest import csrf_of, login
 from tests.conftest import snapshot
@@ -45,7 +48,9 @@ def test_login_sets_a_session_cookie_and_logout_ends_it(
     response = login(client, "olga", accounts["olga"])
     assert response.status_code == 303
     assert response.headers["Location"] == "/admin/"
-    cookie = next(c for c in response.headers.getlist("Set-Cookie") if c.startswith("bridge_admin="))
+    cookie = next(
+        c for c in response.headers.getlist("Set-Cookie") if c.startswith("bridge_admin=")
+    )
     assert "HttpOnly" in cookie
     assert "Path=/admin" in cookie
     assert "SameSite=Lax" in cookie
@@ -70,7 +75,9 @@ def test_session_cookie_is_secure_off_loopback(
         data={"username": "olga", "password": accounts["olga"], "csrf_token": token},
         environ_base=remote,
     )
-    cookie = next(c for c in response.headers.getlist("Set-Cookie") if c.startswith("bridge_admin="))
+    cookie = next(
+        c for c in response.headers.getlist("Set-Cookie") if c.startswith("bridge_admin=")
+    )
     assert "Secure" in cookie
 
 
@@ -103,7 +110,9 @@ def test_repeated_failures_lock_the_login_with_a_german_message(
     assert client.get("/admin/").status_code == 303
 
 
-def test_login_without_csrf_token_is_refused(client: FlaskClient, accounts: dict[str, str], store: Store) -> None:
+def test_login_without_csrf_token_is_refused(
+    client: FlaskClient, accounts: dict[str, str], store: Store
+) -> None:
     """A login form posted without the login cookie's token is refused and opens no session."""
     client.get("/admin/login")
     before = snapshot(store)
@@ -176,7 +185,14 @@ def test_viewer_sees_no_buttons_and_a_viewer_post_is_refused(
     assert page.status_code == 200
     assert "Fehlgeschlagen" in html
     assert "Erneut senden" not in html
-    assert "erneut senden" not in viewer.get("/admin/fehler").get_data(as_text=True).lower().split("</h1>")[1].split("<h2>")[0]
+    assert (
+        "erneut senden"
+        not in viewer.get("/admin/fehler")
+        .get_data(as_text=True)
+        .lower()
+        .split("</h1>")[1]
+        .split("<h2>")[0]
+    )
     before = snapshot(store)
     with caplog.at_level("INFO", logger="bridge.admin_web"):
         response = viewer.post(
@@ -188,8 +204,9 @@ def test_viewer_sees_no_buttons_and_a_viewer_post_is_refused(
     assert snapshot(store) == before
     refusals = [r for r in caplog.records if r.getMessage() == "admin.refused"]
     assert refusals
-    assert refusals[-1].bridge_fields["reason"] == "role"  # type: ignore[attr-defined]  # set by log_event
-    assert refusals[-1].bridge_fields["account_id"] is not None  # type: ignore[attr-defined]  # set by log_event
+    fields = getattr(refusals[-1], "bridge_fields", {})
+    assert fields["reason"] == "role"
+    assert fields["account_id"] is not None
 
 
 def test_operator_replays_from_the_case_page_on_the_record(
@@ -211,7 +228,9 @@ def test_operator_replays_from_the_case_page_on_the_record(
         delivery = session.get(Delivery, delivery_id)
         assert delivery is not None
         assert delivery.status == "pending"
-        actors = [e.actor for e in session.scalars(select(Event).where(Event.delivery_id == delivery_id))]
+        actors = [
+            e.actor for e in session.scalars(select(Event).where(Event.delivery_id == delivery_id))
+        ]
     assert "account:olga" in actors
     after = operator.get(response.headers["Location"]).get_data(as_text=True)
     assert "Die Zustellung wird erneut gesendet." in after
@@ -254,7 +273,16 @@ def test_lists_filter_and_label_in_german(operator: FlaskClient, store: Store) -
     """The list shows German labels and statuses; a bad filter is a German 400 page."""
     reference, _ = _failed_case(operator, store)
     html = operator.get("/admin/antraege").get_data(as_text=True)
-    for text in ("Aktenzeichen", "Leistung", "Kommune", "Stelle", "Status", "Eingang", reference, "Fehlgeschlagen"):
+    for text in (
+        "Aktenzeichen",
+        "Leistung",
+        "Kommune",
+        "Stelle",
+        "Status",
+        "Eingang",
+        reference,
+        "Fehlgeschlagen",
+    ):
         assert text in html
     assert '<th scope="col">' in html
     bad = operator.get("/admin/antraege?status=kaputt&from=gestern")
@@ -266,11 +294,27 @@ def test_lists_filter_and_label_in_german(operator: FlaskClient, store: Store) -
     assert operator.get("/admin/fehler?unbekannt=1").status_code == 400
 
 
-def test_overview_counts_chart_and_unknown_queue(operator: FlaskClient, store: Store, app) -> None:  # type: ignore[no-untyped-def]  # app is the conftest fixture
+def test_overview_counts_chart_and_unknown_queue(
+    operator: FlaskClient, store: Store, app: Flask
+) -> None:
     """The overview: counts by status, an accessible SVG chart and its table; Redis down -> unbekannt."""
-    _failed_case(operator, store)
+    _, delivery_id = _failed_case(operator, store)
+    with store.session() as session:
+        for days_ago in (0, 2, 2):
+            session.add(
+                Event(
+                    delivery_id=delivery_id,
+                    kind="delivery.failed",
+                    actor="worker",
+                    at=utcnow() - dt.timedelta(days=days_ago),
+                    detail={},
+                )
+            )
     html = operator.get("/admin/").get_data(as_text=True)
     assert "Anträge nach Status" in html
+    assert '<svg class="chart" role="img"' in html
+    assert "Fehlgeschlagene Zustellungen an Steueramt" in html
+    assert "3 Fehler vom" in html
     assert "Zahlen als Tabelle" in html
     # fail_all sets the status without events, so the chart is empty; the callout counts.
     assert "1</strong> Zustellung fehlgeschlagen" in html
