@@ -49,21 +49,20 @@ EVENT_KIND = {
     "delivery.cancelled": "Zustellung abgebrochen",
     "delivery.rerouted": "An andere Stelle umgeleitet",
     "attachment.fetched": "Anhang abgerufen",
-    "admin.replay": "Erneut gesendet (Verwaltung)",
-    "admin.cancel": "Abgebrochen (Verwaltung)",
-    "admin.reroute": "Umgeleitet (Verwaltung)",
-    "admin.bulk_replay": "Sammel-Wiederholung",
+    "delivery.job_crashed": "Zustellauftrag abgestürzt",
+    "queue.job_crashed": "Zustellauftrag abgestürzt",
+    "admin.bulk_replay.started": "Sammel-Wiederholung gestartet",
+    "admin.bulk_replay.done": "Sammel-Wiederholung fertig",
+    "admin.bulk_replay.cancelled": "Sammel-Wiederholung abgebrochen",
+    "retention.purged": "Personenbezogene Daten gelöscht (Aufbewahrungsfrist)",
     "payment.created": "Zahlung angelegt",
     "payment.status": "Zahlungsstatus geändert",
 }
 
 BULK_STATUS = {
-    "queued": "Wartet",
     "running": "Läuft",
     "done": "Fertig",
-    "finished": "Fertig",
     "cancelled": "Abgebrochen",
-    "failed": "Fehlgeschlagen",
 }
 
 ROLE = {"viewer": "Lesen", "operator": "Bedienen", "admin": "Verwalten"}

@@ -23,6 +23,7 @@ from werkzeug.wrappers import Response
 from bridge import admin_csrf
 from bridge.admin_chart import office_charts
 from bridge.admin_labels import (
+    BULK_STATUS,
     DELIVERY_STATUS,
     EVENT_KIND,
     PAYMENT_STATUS,
@@ -33,6 +34,7 @@ from bridge.admin_labels import (
     local_time,
 )
 from bridge.state import Bridge, current
+from domain import bulk_replay
 from domain.accounts import (
     Actor,
     LoginRefused,
@@ -89,6 +91,7 @@ NOTICES = {
     "noop": "Nichts zu tun: die Zustellung wartet bereits auf den Versand.",
     "cancelled": "Die Zustellung wurde abgebrochen.",
     "rerouted": "Die Zustellung geht jetzt an die gewählte Stelle.",
+    "bulk-cancelled": "Die Sammel-Wiederholung wurde abgebrochen.",
     "logged-out": "Sie sind abgemeldet.",
     "expired": "Ihre Sitzung ist abgelaufen. Bitte erneut anmelden.",
 }
@@ -640,14 +643,20 @@ def reroute(reference: str, delivery_id: str) -> Response:
     return _after_action(reference, "rerouted")
 
 
+BULK_FORM_KEYS = (admin_csrf.FIELD, "reason", "expected")
+
+
 @blueprint.get("/fehler/alle-erneut-senden")
 def bulk_confirm() -> str | Response:
     """The confirmation of a bulk replay: the exact count (the dry run) and a reason field."""
     if not _actor().may(Role.OPERATOR):
         return _forbidden("bulk-replay")
     flt = _filter(request.args, extra=())
+    return _confirmation(flt, count_replayable(_bridge().store, flt), 200)
+
+
+def _confirmation(flt: SubmissionFilter, count: int, status: int, notice: str = "") -> Response:
     config = _bridge().settings.config
-    count = count_replayable(_bridge().store, flt)
     shown: list[tuple[str, str]] = []
     for key, value in flt.as_args().items():
         if key == "service" and value in config.services:
@@ -660,10 +669,73 @@ def bulk_confirm() -> str | Response:
         elif key == "status":
             value = label(SUBMISSION_STATUS, value)
         shown.append((FILTER_LABELS.get(key, key), value))
-    return render_template(
+    body = render_template(
         "admin/bulk_confirm.html",
         nav="failures",
         count=count,
         filter_args=flt.as_args(),
         filter_labels=shown,
+        changed_notice=notice,
     )
+    return Response(body, status=status, mimetype="text/html")
+
+
+@blueprint.post("/fehler/alle-erneut-senden")
+def bulk_start() -> Response:
+    """Start the bulk replay the clerk confirmed, then show its progress (operators only).
+
+    When the count changed since the confirmation (new failures, or someone else replayed
+    some), the confirmation is shown again with the new count instead of starting.
+    """
+    if not _actor().may(Role.OPERATOR):
+        return _forbidden("bulk-replay")
+    bridge = _bridge()
+    flt = _filter(request.form, extra=BULK_FORM_KEYS)
+    count = count_replayable(bridge.store, flt)
+    if request.form.get("expected", "") != str(count):
+        return _confirmation(
+            flt,
+            count,
+            409,
+            "Die Anzahl hat sich seit der Bestätigung geändert. Bitte die neue Anzahl prüfen.",
+        )
+    view, offices = bulk_replay.start(
+        bridge.store,
+        bridge.settings.config,
+        flt,
+        _actor(),
+        request.form.get("reason", ""),
+        rate_per_office=bridge.settings.replay_rate_per_office,
+    )
+    _wake(Outcome(True, msg("", ""), wake=offices))
+    return redirect(url_for("admin.bulk_progress", job_id=view.id), 303)
+
+
+def _bulk_or_404(job_id: int) -> bulk_replay.BulkReplayView:
+    view = bulk_replay.get(_bridge().store, job_id)
+    if view is None:
+        raise bulk_replay.unknown_replay(job_id)
+    return view
+
+
+@blueprint.get("/sammel/<int:job_id>")
+def bulk_progress(job_id: int) -> str:
+    """Processed / total / failed of a bulk replay; refreshes itself while it runs."""
+    view = _bulk_or_404(job_id)
+    return render_template(
+        "admin/bulk_progress.html",
+        nav="failures",
+        job=view,
+        running=view.active,
+        state_label=label(BULK_STATUS, view.status),
+    )
+
+
+@blueprint.post("/sammel/<int:job_id>/abbrechen")
+def bulk_cancel(job_id: int) -> Response:
+    """Stop a running bulk replay; what was not sent yet goes back to the failed list."""
+    if not _actor().may(Role.OPERATOR):
+        return _forbidden("bulk-cancel")
+    _bulk_or_404(job_id)
+    bulk_replay.cancel(_bridge().store, job_id, _actor(), request.form.get("reason", ""))
+    return redirect(url_for("admin.bulk_progress", job_id=job_id, hinweis="bulk-cancelled"), 303)

@@ -343,3 +343,75 @@ def test_viewer_gets_no_bulk_confirmation(viewer: FlaskClient, store: Store) -> 
     """The bulk confirmation is for operators only."""
     response = viewer.get("/admin/fehler/alle-erneut-senden")
     assert response.status_code == 403
+
+
+def _bulk_form(client: FlaskClient) -> dict[str, str]:
+    html = client.get("/admin/fehler/alle-erneut-senden")
+    text = html.get_data(as_text=True)
+    count = text.split('id="bulk-count">')[1].split("<")[0]
+    return {"csrf_token": csrf_of(html), "expected": count}
+
+
+def test_bulk_replay_needs_a_reason_and_the_confirmed_count(
+    operator: FlaskClient, store: Store
+) -> None:
+    """No reason: 422; a count that changed since the confirmation: 409 with the new count."""
+    post(operator)
+    fail_all(store)
+    form = _bulk_form(operator)
+    before = snapshot(store)
+    response = operator.post("/admin/fehler/alle-erneut-senden", data={**form, "reason": ""})
+    assert response.status_code == 422
+    assert "Bitte einen Grund angeben." in response.get_data(as_text=True)
+    assert snapshot(store) == before
+    post(operator, service="traffic-order")
+    fail_all(store)
+    before = snapshot(store)
+    stale = operator.post("/admin/fehler/alle-erneut-senden", data={**form, "reason": "Test"})
+    page = stale.get_data(as_text=True)
+    assert stale.status_code == 409
+    assert "Die Anzahl hat sich seit der Bestätigung geändert." in page
+    assert f'id="bulk-count">{int(form["expected"]) + 1}<' in page
+    assert snapshot(store) == before
+
+
+def test_bulk_replay_starts_and_shows_progress(operator: FlaskClient, store: Store) -> None:
+    """Confirmed with a reason: the job starts, the progress page counts, the event names her."""
+    post(operator)
+    post(operator, service="traffic-order")
+    fail_all(store)
+    form = _bulk_form(operator)
+    response = operator.post(
+        "/admin/fehler/alle-erneut-senden",
+        data={**form, "reason": "Fachverfahren am Wochenende ausgefallen"},
+    )
+    assert response.status_code == 303
+    progress = operator.get(response.headers["Location"])
+    html = progress.get_data(as_text=True)
+    assert progress.status_code == 200
+    assert f'id="bulk-total">{form["expected"]}<' in html
+    assert '<meta http-equiv="refresh" content="2">' in html
+    assert "Fachverfahren am Wochenende ausgefallen" in html
+    with store.read() as session:
+        started = session.scalars(
+            select(Event).where(Event.kind == "admin.bulk_replay.started")
+        ).one()
+    assert started.actor == "account:olga"
+    cancel_form = {"csrf_token": csrf_of(progress), "reason": "doch nicht"}
+    cancelled = operator.post(response.headers["Location"] + "/abbrechen", data=cancel_form)
+    assert cancelled.status_code == 303
+    assert "abgebrochen" in operator.get(cancelled.headers["Location"]).get_data(as_text=True)
+
+
+def test_viewer_cannot_start_a_bulk_replay(viewer: FlaskClient, store: Store) -> None:
+    """A viewer's forged bulk POST is 403 and changes nothing."""
+    post(viewer)
+    fail_all(store)
+    token = csrf_of(viewer.get("/admin/fehler"))
+    before = snapshot(store)
+    response = viewer.post(
+        "/admin/fehler/alle-erneut-senden",
+        data={"csrf_token": token, "expected": "1", "reason": "x"},
+    )
+    assert response.status_code == 403
+    assert snapshot(store) == before
