@@ -65,6 +65,14 @@ BULK_STATUS = {
     "cancelled": "Abgebrochen",
 }
 
+# Task areas of the routing configuration (`task_area` of offices and services).
+TASK_AREA = {
+    "tax": "Steuern",
+    "public-order": "Öffentliche Ordnung",
+    "treasury": "Stadtkasse",
+    "registry": "Standesamt",
+}
+
 ROLE = {"viewer": "Lesen", "operator": "Bedienen", "admin": "Verwalten"}
 
 
