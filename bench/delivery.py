@@ -371,7 +371,6 @@ class Keys:
     formcycle: str
     formcycle_signing: str
     office_signing: str
-    api: str
 
     @classmethod
     def new(cls) -> Keys:
@@ -380,9 +379,7 @@ class Keys:
         def whsec() -> str:
             return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
-        return cls(
-            generate_key(), secrets.token_urlsafe(32), whsec(), whsec(), secrets.token_urlsafe(32)
-        )
+        return cls(generate_key(), secrets.token_urlsafe(32), whsec(), whsec())
 
 
 class OfficeClient:
@@ -465,7 +462,6 @@ class Bench:
             "BRIDGE_SECRET_FORMCYCLE": self.keys.formcycle,
             "BRIDGE_SECRET_FORMCYCLE_SIGNING": self.keys.formcycle_signing,
             "BRIDGE_SECRET_OFFICE_SIGNING": self.keys.office_signing,
-            "BRIDGE_API_TOKENS": f"bench:admin:{self.keys.api}",
             "BRIDGE_LOG_LEVEL": log_level or self.opts.log_level,
             "BRIDGE_LOG_FORMAT": "json",
             "BRIDGE_PUBLIC_URL": "http://127.0.0.1:8000",

@@ -636,7 +636,6 @@ def bridge_environ(database_url: str, redis_url: str, secret: str) -> dict[str, 
         "BRIDGE_SECRET_FORMCYCLE": secret,
         "BRIDGE_SECRET_FORMCYCLE_SIGNING": whsec(),
         "BRIDGE_SECRET_OFFICE_SIGNING": whsec(),
-        "BRIDGE_API_TOKENS": f"bench:admin:{secrets.token_urlsafe(32)}",
         "BRIDGE_LOG_LEVEL": "WARNING",
         "BRIDGE_LOG_FORMAT": "json",
     }

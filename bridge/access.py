@@ -7,6 +7,7 @@ only that office's deliveries and checks the office itself (`offices=True`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -16,9 +17,24 @@ from flask import g, request
 from bridge.auth import unauthorized
 from bridge.state import current
 from domain.accounts import Actor, authenticate_token
+from domain.logs import log_event
 from domain.problems import Problem, msg
+from domain.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger(__name__)
+
+
+def warn_legacy_tokens(settings: Settings) -> None:
+    """Tell the operator at start that BRIDGE_API_TOKENS no longer grants access."""
+    if settings.legacy_api_tokens:
+        log_event(
+            log,
+            "auth.legacy_api_tokens_ignored",
+            level=logging.WARNING,
+            tokens=len(settings.legacy_api_tokens),
+            action="run `python -m bridge tokens import-env` once, then remove BRIDGE_API_TOKENS",
+        )
 
 
 def presented_token() -> str | None:

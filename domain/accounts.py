@@ -681,7 +681,7 @@ def authenticate_token(
     )
 
 
-def revoke_token(store: Store, name: str, *, actor: Actor) -> ApiToken:
+def revoke_token(store: Store, name: str, *, actor: Actor, reason: str | None = None) -> ApiToken:
     """Revoke a token at once (audited); revoking twice keeps the first time."""
     with store.session() as session:
         token = session.scalars(select(ApiToken).where(ApiToken.name == name)).one_or_none()
@@ -690,7 +690,11 @@ def revoke_token(store: Store, name: str, *, actor: Actor) -> ApiToken:
         if token.revoked_at is None:
             token.revoked_at = utcnow()
             record_action(
-                session, actor, "token.revoked", detail={"token": name, "token_id": token.id}
+                session,
+                actor,
+                "token.revoked",
+                reason=reason,
+                detail={"token": name, "token_id": token.id},
             )
     return token
 
