@@ -15,6 +15,7 @@ those already sent stay as they are.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,8 @@ from domain.store import (
 
 # A bulk replay larger than this is refused: narrow the filter (Convoy caps at 10,000 too).
 MAX_BULK = 10_000
+# Seconds between the end of the starting transaction and the first release (its commit).
+START_MARGIN_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -119,14 +122,15 @@ def start(
             )
             if running is not None:
                 raise _busy(running)
-            rows = session.execute(
-                failed_query(flt)
-                .add_columns(Delivery.office_id, Delivery.attempts)
-                .order_by(Delivery.office_id, Delivery.updated_at, Delivery.id)
-                .limit(MAX_BULK + 1)
-                .with_for_update(of=Delivery)
-            ).all()
-            if not rows:
+            began = time.monotonic()
+            ids = list(
+                session.scalars(
+                    failed_query(flt)
+                    .order_by(Delivery.office_id, Delivery.updated_at, Delivery.id)
+                    .limit(MAX_BULK + 1)
+                )
+            )
+            if not ids:
                 raise Problem(
                     422,
                     "nothing-to-replay",
@@ -135,7 +139,7 @@ def start(
                         "No failed deliveries match the filter.",
                     ),
                 )
-            if len(rows) > MAX_BULK:
+            if len(ids) > MAX_BULK:
                 raise Problem(
                     422,
                     "too-many",
@@ -144,6 +148,16 @@ def start(
                         f"More than {MAX_BULK} deliveries; please narrow the filter.",
                     ),
                 )
+            # Loaded (and locked) as objects, so the replay below finds them in the session.
+            rows = list(
+                session.scalars(
+                    select(Delivery)
+                    .where(Delivery.id.in_(ids))
+                    .order_by(Delivery.office_id, Delivery.updated_at, Delivery.id)
+                    .with_for_update()
+                )
+            )
+            previous = {d.id: d.attempts for d in rows}
             now = database_now(session.connection())
             job = BulkReplay(
                 filter=flt.as_args(),
@@ -158,24 +172,6 @@ def start(
             )
             session.add(job)
             session.flush()
-            due: dict[str, dt.datetime] = {}
-            per_office: dict[str, int] = {}
-            items = []
-            for row in rows:
-                k = per_office.get(row.office_id, 0)
-                per_office[row.office_id] = k + 1
-                due[row.id] = now + dt.timedelta(seconds=k / rate_per_office)
-                items.append(
-                    BulkReplayItem(
-                        bulk_replay_id=job.id,
-                        delivery_id=row.id,
-                        office_id=row.office_id,
-                        previous_attempts=row.attempts,
-                        release_at=due[row.id],
-                        withdrawn=False,
-                    )
-                )
-            session.add_all(items)
             record_action(
                 session,
                 actor,
@@ -189,16 +185,30 @@ def start(
                 },
             ).at = now
             result = replay_in(
-                session,
-                [r.id for r in rows],
-                actor,
-                reason,
-                due=due,
-                detail={"bulk_replay": job.id},
+                session, [d.id for d in rows], actor, reason, detail={"bulk_replay": job.id}
             )
             if result.skipped:
                 # The rows were locked above; a skip here is a bug, not a race.
                 raise RuntimeError(f"bulk replay skipped {len(result.skipped)} locked deliveries")
+            # The first release comes after this transaction commits: a slow start must not
+            # leave a second's worth of deliveries due at once.
+            base = now + dt.timedelta(seconds=time.monotonic() - began + START_MARGIN_S)
+            per_office: dict[str, int] = {}
+            for d in rows:
+                k = per_office.get(d.office_id, 0)
+                per_office[d.office_id] = k + 1
+                d.next_attempt_at = base + dt.timedelta(seconds=k / rate_per_office)
+                session.add(
+                    BulkReplayItem(
+                        bulk_replay_id=job.id,
+                        delivery_id=d.id,
+                        office_id=d.office_id,
+                        previous_attempts=previous[d.id],
+                        release_at=d.next_attempt_at,
+                        withdrawn=False,
+                    )
+                )
+            session.flush()
             view = _view(session, job)
     except IntegrityError:
         # Two starts at once: the unique index let one in; this one changes nothing.
@@ -382,3 +392,20 @@ def as_json(view: BulkReplayView) -> dict[str, Any]:
         "finished_at": view.finished_at.isoformat() if view.finished_at else None,
         "releases_until": view.releases_until.isoformat() if view.releases_until else None,
     }
+
+
+def paced(store: Store, delivery_ids: list[str]) -> dict[str, float]:
+    """Which of these deliveries a running bulk replay sends, with its rate per office."""
+    if not delivery_ids:
+        return {}
+    with store.read() as session:
+        rows = session.execute(
+            select(BulkReplayItem.delivery_id, BulkReplay.rate_per_office)
+            .join(BulkReplay, BulkReplay.id == BulkReplayItem.bulk_replay_id)
+            .where(
+                BulkReplay.status == BulkReplayStatus.RUNNING,
+                BulkReplayItem.withdrawn.is_(False),
+                BulkReplayItem.delivery_id.in_(delivery_ids),
+            )
+        ).tuples()
+        return {delivery_id: float(rate) for delivery_id, rate in rows}

@@ -386,7 +386,7 @@ def replay_in(
     now = database_now(session.connection())
     touched: set[int] = set()
     for delivery_id in delivery_ids:
-        delivery = session.get(Delivery, delivery_id, with_for_update=True)
+        delivery = session.get(Delivery, delivery_id)
         if delivery is None:
             skipped[delivery_id] = "unknown delivery"
             continue

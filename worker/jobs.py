@@ -9,7 +9,7 @@ from functools import cache
 
 import requests
 
-from domain import telemetry
+from domain import bulk_replay, telemetry
 from domain.config import Office
 from domain.crypto import Vault
 from domain.deliveries import (
@@ -31,6 +31,7 @@ from worker.channels import (
     channels,
 )
 from worker.envelopes import build_envelopes
+from worker.pacing import next_slot
 from worker.queue import drain_started, wake_offices
 
 log = logging.getLogger(__name__)
@@ -99,8 +100,12 @@ def drain_office(office_id: str) -> int:
             # A backlog: let another worker help (at most one more job waits at a time).
             wake_offices(ctx.redis, [office_id])
         envelopes = build_envelopes(ctx.settings, ctx.store, ctx.vault, ids)
+        rates = bulk_replay.paced(ctx.store, ids)
         outcomes: list[AttemptOutcome] = []
         for index, envelope in enumerate(envelopes):
+            if envelope.delivery_id in rates:
+                # A bulk replay: never faster than its rate at this office (worker.pacing).
+                time.sleep(next_slot(ctx.redis, office_id, rates[envelope.delivery_id]))
             # One lease covers the batch: an attempt that could end after it is not started
             # (a slow office would otherwise let another worker take a delivery in flight).
             # The first always fits; the rest go back and the next claim takes them at once.
