@@ -17,7 +17,7 @@ from typing import Any
 from flask import Blueprint, Response, g, request
 from redis.exceptions import RedisError
 
-from bridge.admin_auth import require_role
+from bridge.access import require_role
 from bridge.bodies import media_type_of
 from bridge.respond import json_response
 from bridge.state import current

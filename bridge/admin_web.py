@@ -78,6 +78,7 @@ SESSION_COOKIE = "bridge_admin"
 LOGIN_COOKIE = "bridge_admin_login"
 COOKIE_PATH = "/admin"
 PER_PAGE = 50
+PAGING = ("page", "per_page")
 MAX_USERNAME = 64
 MAX_PASSWORD = 1024
 
@@ -423,6 +424,11 @@ def logout() -> Response:
 # --- reading pages ------------------------------------------------------------------------------
 
 
+def _running_bulk() -> bulk_replay.BulkReplayView | None:
+    """The bulk replay running now, if any (shown on the overview and the failures page)."""
+    return next((v for v in bulk_replay.latest(_bridge().store, 1) if v.active), None)
+
+
 @blueprint.get("/")
 def overview() -> str:
     """Counts by status, the failure chart per office over 14 days, queue and workers."""
@@ -446,6 +452,7 @@ def overview() -> str:
         queue_depth=data.queue_depth,
         live_workers=data.live_workers,
         oldest=data.oldest_pending,
+        running_bulk=_running_bulk(),
     )
 
 
@@ -455,13 +462,18 @@ def _counts(counts: Mapping[str, int], names: Mapping[str, str]) -> list[tuple[s
     return [(s, label(dict(names), s), counts[s]) for s in order]
 
 
-def _page_number() -> int:
-    raw = request.args.get("page", "1")
+def _number(name: str, default: int) -> int:
+    """A page number or size from the query (its range is checked by the domain's paging)."""
+    raw = request.args.get(name, str(default))
     if not raw.isascii() or not raw.isdigit() or len(raw) > 7:
         raise Problem(
             400,
             "bad-filter",
-            msg("Die Seitenzahl ist ungültig.", "The page number is invalid."),
+            msg("Der Filter ist ungültig.", "The filter is invalid."),
+            msg(
+                "Seite und Einträge je Seite müssen ganze Zahlen sein.",
+                "Page and page size must be whole numbers.",
+            ),
         )
     return int(raw)
 
@@ -483,8 +495,11 @@ def _filter_choices() -> dict[str, Any]:
 
 
 def _page_url(endpoint: str, flt: SubmissionFilter) -> Any:
+    size = request.args.get("per_page")
+    sized = {"per_page": size} if size else {}
+
     def page_url(number: int) -> str:
-        return url_for(endpoint) + "?" + urlencode({**flt.as_args(), "page": number})
+        return url_for(endpoint) + "?" + urlencode({**flt.as_args(), **sized, "page": number})
 
     return page_url
 
@@ -492,9 +507,13 @@ def _page_url(endpoint: str, flt: SubmissionFilter) -> Any:
 @blueprint.get("/antraege")
 def submissions() -> str:
     """The submissions, newest first, filtered by a GET form, 50 a page."""
-    flt = _filter(request.args, extra=("page",))
+    flt = _filter(request.args, extra=PAGING)
     page = list_submissions(
-        _bridge().store, flt, _bridge().settings.config, page=_page_number(), per_page=PER_PAGE
+        _bridge().store,
+        flt,
+        _bridge().settings.config,
+        page=_number("page", 1),
+        per_page=_number("per_page", PER_PAGE),
     )
     return render_template(
         "admin/submissions.html",
@@ -514,12 +533,14 @@ def _form_args(flt: SubmissionFilter) -> dict[str, str]:
 @blueprint.get("/fehler")
 def failures() -> str:
     """The dead-letter list with the last error, one replay button per row and a bulk action."""
-    flt = _filter(request.args, extra=("page",))
+    flt = _filter(request.args, extra=PAGING)
     if flt.status is not None:
         # The list is failed deliveries; a submission status would silently narrow it.
         flt = dataclasses.replace(flt, status=None)
     store = _bridge().store
-    page = failed_deliveries(store, flt, page=_page_number(), per_page=PER_PAGE)
+    page = failed_deliveries(
+        store, flt, page=_number("page", 1), per_page=_number("per_page", PER_PAGE)
+    )
     config = _bridge().settings.config
     by_office = []
     if flt.office is None:
@@ -534,6 +555,7 @@ def failures() -> str:
         args=_form_args(flt),
         filter_args=flt.as_args(),
         by_office=by_office,
+        running_bulk=_running_bulk(),
         page_url=_page_url("admin.failures", flt),
         **_filter_choices(),
     )

@@ -7,8 +7,9 @@ import datetime as dt
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from domain.account_store import AdminSession
 from domain.store import Delivery, Event, Store, utcnow
 from tests.admin.support import fail_all, post
 from tests.admin_web.conftest import csrf_of, login
@@ -397,6 +398,8 @@ def test_bulk_replay_starts_and_shows_progress(operator: FlaskClient, store: Sto
             select(Event).where(Event.kind == "admin.bulk_replay.started")
         ).one()
     assert started.actor == "account:olga"
+    for path in ("/admin/", "/admin/fehler"):
+        assert "Eine Sammel-Wiederholung läuft" in operator.get(path).get_data(as_text=True)
     cancel_form = {"csrf_token": csrf_of(progress), "reason": "doch nicht"}
     cancelled = operator.post(response.headers["Location"] + "/abbrechen", data=cancel_form)
     assert cancelled.status_code == 303
@@ -415,3 +418,54 @@ def test_viewer_cannot_start_a_bulk_replay(viewer: FlaskClient, store: Store) ->
     )
     assert response.status_code == 403
     assert snapshot(store) == before
+
+
+def test_an_idle_session_expires_to_the_login(operator: FlaskClient, store: Store) -> None:
+    """After the idle time the next click lands on the login page saying the session expired."""
+    with store.session() as session:
+        session.execute(update(AdminSession).values(last_seen_at=utcnow() - dt.timedelta(hours=1)))
+    response = operator.get("/admin/antraege")
+    assert response.status_code == 303
+    assert "hinweis=expired" in response.headers["Location"]
+    page = operator.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Ihre Sitzung ist abgelaufen." in page
+
+
+@pytest.mark.parametrize(
+    ("target", "lands"),
+    [
+        ("/admin/fehler", "/admin/fehler"),
+        ("//evil.example/admin/", "/admin/"),
+        ("https://evil.example/", "/admin/"),
+        ("/admin/\\\\evil.example", "/admin/"),
+    ],
+)
+def test_login_goes_only_to_our_own_pages(
+    client: FlaskClient, accounts: dict[str, str], target: str, lands: str
+) -> None:
+    """The page asked for before the login is kept, but never a place outside /admin/."""
+    token = csrf_of(client.get("/admin/login"))
+    response = client.post(
+        "/admin/login",
+        data={
+            "username": "olga",
+            "password": accounts["olga"],
+            "csrf_token": token,
+            "next": target,
+        },
+    )
+    assert response.status_code == 303
+    assert response.headers["Location"] == lands
+
+
+def test_the_list_is_paged(operator: FlaskClient, store: Store) -> None:
+    """More than a page of cases: page 1 links to page 2, which has the rest."""
+    for _ in range(3):
+        post(operator)
+    first = operator.get("/admin/antraege?per_page=2").get_data(as_text=True)
+    assert "Seite 1 von 2" in first
+    assert 'href="/admin/antraege?per_page=2&amp;page=2"' in first
+    second = operator.get("/admin/antraege?per_page=2&page=2").get_data(as_text=True)
+    assert "Seite 2 von 2" in second
+    assert second.count('<th scope="row"><a href="/admin/antraege/') == 1
+    assert operator.get("/admin/antraege?per_page=100000").status_code == 400
