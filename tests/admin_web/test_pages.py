@@ -469,3 +469,26 @@ def test_the_list_is_paged(operator: FlaskClient, store: Store) -> None:
     assert "Seite 2 von 2" in second
     assert second.count('<th scope="row"><a href="/admin/antraege/') == 1
     assert operator.get("/admin/antraege?per_page=100000").status_code == 400
+
+
+def test_post_with_a_foreign_referer_changes_nothing(operator: FlaskClient, store: Store) -> None:
+    """Without Origin, a Referer from another site is refused just the same."""
+    reference, delivery_id = _failed_case(operator, store)
+    token = csrf_of(operator.get(f"/admin/antraege/{reference}"))
+    before = snapshot(store)
+    response = operator.post(
+        f"/admin/antraege/{reference}/zustellungen/{delivery_id}/erneut-senden",
+        data={"csrf_token": token},
+        headers={"Referer": "https://evil.example/admin/"},
+    )
+    assert response.status_code == 403
+    assert snapshot(store) == before
+
+
+def test_unknown_case_is_a_german_404(operator: FlaskClient) -> None:
+    """A reference that names no case, or is no reference, is a German 404 page."""
+    for reference in ("NA-2026-999999", "kein-aktenzeichen"):
+        response = operator.get(f"/admin/antraege/{reference}")
+        assert response.status_code == 404
+        assert "Diesen Antrag gibt es nicht." in response.get_data(as_text=True)
+        assert response.mimetype == "text/html"
