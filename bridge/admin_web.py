@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, g, redirect, render_template, request, url_for
 from redis.exceptions import RedisError
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
@@ -249,6 +250,19 @@ def _on_problem(problem: Problem) -> Response:
     return error_page(problem.status, str(problem.title), detail, errors)
 
 
+@blueprint.errorhandler(OperationalError)
+def _on_database_down(exc: OperationalError) -> Response:
+    """The database is unreachable: a German 503 page instead of an internal error."""
+    log_event(log, "admin.database_unavailable", level=logging.WARNING, error=type(exc).__name__)
+    response = error_page(
+        503,
+        "Die Datenbank ist gerade nicht erreichbar.",
+        "Bitte in einigen Minuten erneut versuchen; es wurde nichts geändert.",
+    )
+    response.headers["Retry-After"] = "60"
+    return response
+
+
 _HTTP_TITLES = {
     400: "Die Anfrage ist fehlerhaft.",
     404: "Nicht gefunden.",
@@ -322,6 +336,7 @@ def _template_helpers() -> dict[str, Any]:
         "payment_status": lambda s: label(PAYMENT_STATUS, s),
         "event_kind": lambda s: label(EVENT_KIND, s),
         "task_area": lambda s: label(TASK_AREA, s),
+        "number": lambda n: f"{n:g}".replace(".", ","),
         "actor_label": _actor_label,
         "office_name": office_name,
         "service_title": service_title,

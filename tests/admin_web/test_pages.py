@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
+from bridge.app import build_app
 from domain.account_store import AdminSession
+from domain.settings import Settings
 from domain.store import Delivery, Event, Store, utcnow
 from tests.admin.support import fail_all, post
 from tests.admin_web.conftest import csrf_of, login
@@ -492,3 +495,16 @@ def test_unknown_case_is_a_german_404(operator: FlaskClient) -> None:
         assert response.status_code == 404
         assert "Diesen Antrag gibt es nicht." in response.get_data(as_text=True)
         assert response.mimetype == "text/html"
+
+
+def test_database_outage_is_a_german_503(environ: dict[str, str], tmp_path: Path) -> None:
+    """A store that cannot be reached: the admin page answers 503 in German, not an error."""
+    environ["DATABASE_URL"] = f"sqlite:///{tmp_path / 'fehlt' / 'bridge.db'}"
+    app = build_app(Settings.from_env(environ))
+    client = app.test_client()
+    client.set_cookie("bridge_admin", "x" * 43, path="/admin")
+    response = client.get("/admin/")
+    assert response.status_code == 503
+    assert "Die Datenbank ist gerade nicht erreichbar." in response.get_data(as_text=True)
+    assert response.headers["Retry-After"] == "60"
+    app.extensions["bridge"].store.dispose()
