@@ -79,7 +79,7 @@ def rotate_keys() -> None:
     click.echo(f"re-encrypted {count} values; older keys can now be removed")
 
 
-main.add_command(accounts)
-main.add_command(tokens)
 for _command in COMMANDS:  # submissions, failed, replay, cancel, reroute, purge, digest (issue 8)
     main.add_command(_command)
+main.add_command(accounts)
+main.add_command(tokens)

@@ -407,5 +407,5 @@ def paced(store: Store, delivery_ids: list[str]) -> dict[str, float]:
                 BulkReplayItem.withdrawn.is_(False),
                 BulkReplayItem.delivery_id.in_(delivery_ids),
             )
-        ).tuples()
+        )
         return {delivery_id: float(rate) for delivery_id, rate in rows}

@@ -55,16 +55,18 @@ def overview(
     day_list = [today - dt.timedelta(days=i) for i in range(days - 1, -1, -1)]
     start = dt.datetime.combine(day_list[0], dt.time(), tzinfo=BERLIN).astimezone(dt.UTC)
     with store.read() as session:
-        # .all(): a Result has keys(), so dict() would take it for a mapping and fail;
-        # Result.tuples() is deprecated since SQLAlchemy 2.1 (rows unpack as tuples).
-        by_submission = dict(
-            session.execute(
+        by_submission = {
+            status: count
+            for status, count in session.execute(
                 select(Submission.status, func.count()).group_by(Submission.status)
-            ).all()
-        )
-        by_delivery = dict(
-            session.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all()
-        )
+            )
+        }
+        by_delivery = {
+            status: count
+            for status, count in session.execute(
+                select(Delivery.status, func.count()).group_by(Delivery.status)
+            )
+        }
         failures: dict[str, list[int]] = {}
         index = {d: i for i, d in enumerate(day_list)}
         for office_id, at in session.execute(

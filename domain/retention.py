@@ -93,13 +93,14 @@ def purge(
             )
             if not ids:
                 break
-            counts = dict(
-                session.execute(
+            counts = {
+                sid: n
+                for sid, n in session.execute(
                     select(Attachment.submission_id, func.count())
                     .where(Attachment.submission_id.in_(ids), Attachment.content.is_not(None))
                     .group_by(Attachment.submission_id)
-                ).tuples()
-            )
+                )
+            }
             session.execute(
                 update(Submission)
                 .where(Submission.id.in_(ids))

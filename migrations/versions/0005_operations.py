@@ -1,7 +1,7 @@
 """administration: bulk replays, the digest's sent days, indexes of the admin lists
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0004 (accounts; the lead relinks on merge)
 Create Date: 2026-12-01 11:30:00
 
 The indexes back the admin lists (submissions newest first, by status or town; failed
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0004"  # a3: linked after a1's 0004 so both branches merge into one head
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

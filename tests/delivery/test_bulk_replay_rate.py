@@ -20,12 +20,13 @@ from sqlalchemy import insert, select, update
 
 from demo_backoffice import DemoBackOffice
 from demo_backoffice.ledger import Ledger
+from domain.accounts import Role
 from domain.store import Delivery, Store, Submission
-from tests.conftest import ADMIN_TOKEN, OFFICE_SIGNING_SECRET, READER_TOKEN, bridge_cli
+from tests.conftest import OFFICE_SIGNING_SECRET, MakeToken, bridge_cli
 from tests.delivery.conftest import Processes, submit, wait_for
 from tests.factories import dog, traffic
 
-RATE = 40.0
+RATE = 50.0
 PER_OFFICE = 500
 OFFICES = ("usingen-steueramt", "neu-anspach-ordnungsamt")
 
@@ -110,6 +111,7 @@ def test_bulk_replay_of_1000_is_paced_and_delivers_each_once(
     processes: Processes,
     redis_url: str,
     environ: dict[str, str],
+    api_token: MakeToken,
 ) -> None:
     """1,000 replayed: each arrives once, never above RATE per second per office, progress shown."""
     submit(client, "dog-registration", dog())
@@ -118,7 +120,7 @@ def test_bulk_replay_of_1000_is_paced_and_delivers_each_once(
     redis = Redis.from_url(redis_url)
     processes.idle_workers(redis)
     processes.sweeper()
-    operator = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    operator = {"Authorization": f"Bearer {api_token(Role.OPERATOR)}"}
     body = {"filter": {}, "reason": "Back offices wieder erreichbar"}
     dry = client.post("/api/v1/replays", json={**body, "dry_run": True}, headers=operator)
     assert dry.get_json()["count"] == 2 * PER_OFFICE
@@ -126,7 +128,7 @@ def test_bulk_replay_of_1000_is_paced_and_delivers_each_once(
     answer = client.post("/api/v1/replays", json=body, headers=operator)
     assert answer.status_code == 202, answer.get_data(as_text=True)
     location = answer.headers["Location"]
-    viewer = {"Authorization": f"Bearer {READER_TOKEN}"}
+    viewer = {"Authorization": f"Bearer {api_token(Role.VIEWER)}"}
     seen: list[int] = []
 
     def progressed() -> bool:
