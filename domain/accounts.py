@@ -402,10 +402,14 @@ def authenticate_password(
     """
     now = now or utcnow()
     address = _address_key(remote_addr)
-    name = username.strip().lower()[:64]
+    name = username.strip().lower()
     with store.read() as session:
         throttle = session.get(LoginThrottle, address)
-        account = session.scalars(select(Account).where(Account.username == name)).one_or_none()
+        account = (
+            session.scalars(select(Account).where(Account.username == name)).one_or_none()
+            if len(name) <= 64
+            else None
+        )
     address_wait = _remaining(throttle.locked_until if throttle else None, now)
     if address_wait:
         log_event(log, "login.refused", reason="address-locked")
@@ -421,6 +425,34 @@ def authenticate_password(
         good = False
     if good and account is not None:
         return _login_succeeded(store, account, password, now, kdf)
+    lock = _login_failed(store, account, address, now)
+    log_event(
+        log,
+        "login.refused",
+        reason="locked" if lock else "invalid",
+        account_id=account.id if account is not None else None,
+    )
+    if lock:
+        raise LoginRefused(LoginRefused.LOCKED, lock)
+    raise LoginRefused(LoginRefused.INVALID)
+
+
+def _login_failed(store: Store, account: Account | None, address: str, now: dt.datetime) -> int:
+    """Count a failed login on the address and the account; the seconds now locked (0: none).
+
+    Two first failures from one address at once may both insert its row: the loser of that
+    race counts again on the row the winner made.
+    """
+    for attempt in range(2):
+        try:
+            return _count_failure(store, account, address, now)
+        except IntegrityError:
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _count_failure(store: Store, account: Account | None, address: str, now: dt.datetime) -> int:
     lock = 0
     with store.session() as session:
         lock = _address_failure(session, address, now)
@@ -443,15 +475,7 @@ def authenticate_password(
                     },
                 )
             )
-    log_event(
-        log,
-        "login.refused",
-        reason="locked" if lock else "invalid",
-        account_id=account.id if account is not None else None,
-    )
-    if lock:
-        raise LoginRefused(LoginRefused.LOCKED, lock)
-    raise LoginRefused(LoginRefused.INVALID)
+    return lock
 
 
 def _login_succeeded(
@@ -499,6 +523,7 @@ def start_session(
     now = now or utcnow()
     value = secrets.token_urlsafe(32)
     with store.session() as session:
+        _forget_stale(session, now)
         session.add(
             AdminSession(
                 id=_digest(value),
@@ -510,6 +535,22 @@ def start_session(
             )
         )
     return value
+
+
+def _forget_stale(session: Session, now: dt.datetime) -> None:
+    """Drop sessions past their absolute expiry and addresses whose failures are forgotten.
+
+    Run at each login (rare), so neither table grows with abandoned rows; idle sessions are
+    dropped when their cookie comes back, or at the latest when they expire.
+    """
+    session.execute(delete(AdminSession).where(AdminSession.expires_at <= now))
+    forgotten = now - dt.timedelta(seconds=ADDRESS_WINDOW_S)
+    session.execute(
+        delete(LoginThrottle).where(
+            LoginThrottle.last_failure_at < forgotten,
+            (LoginThrottle.locked_until.is_(None)) | (LoginThrottle.locked_until <= now),
+        )
+    )
 
 
 def resolve_session(

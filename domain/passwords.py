@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+import threading
 from dataclasses import dataclass
 
 from domain.problems import msg
@@ -45,7 +46,17 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+# Each hash holds 128 * n * r bytes (128 MiB by default) while it runs: at most two at once per
+# process, so a burst of logins waits instead of exhausting the host's memory.
+_AT_ONCE = threading.BoundedSemaphore(2)
+
+
 def _derive(password: str, salt: bytes, params: ScryptParams) -> bytes:
+    with _AT_ONCE:
+        return _scrypt(password, salt, params)
+
+
+def _scrypt(password: str, salt: bytes, params: ScryptParams) -> bytes:
     return hashlib.scrypt(
         password.encode("utf-8"),
         salt=salt,
@@ -59,8 +70,10 @@ def _derive(password: str, salt: bytes, params: ScryptParams) -> bytes:
 
 def hash_password(password: str, params: ScryptParams = DEFAULT) -> str:
     """The storable hash of `password` with a fresh random salt."""
+    if len(password) > MAX_LENGTH:
+        raise ValueError("password longer than MAX_LENGTH (policy_problem says so first)")
     salt = secrets.token_bytes(16)
-    digest = _derive(password[:MAX_LENGTH], salt, params)
+    digest = _derive(password, salt, params)
     return f"scrypt${params.n}${params.r}${params.p}${_b64(salt)}${_b64(digest)}"
 
 
@@ -81,7 +94,9 @@ def verify_password(password: str, stored: str) -> bool:
     if parsed is None:
         return False
     params, salt, digest = parsed
-    return hmac.compare_digest(_derive(password[:MAX_LENGTH], salt, params), digest)
+    # An over-long input is hashed only in part (for the same time) and never matches.
+    same = hmac.compare_digest(_derive(password[:MAX_LENGTH], salt, params), digest)
+    return same and len(password) <= MAX_LENGTH
 
 
 def needs_rehash(stored: str, params: ScryptParams = DEFAULT) -> bool:

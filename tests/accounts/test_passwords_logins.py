@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
+import threading
 import time
 from collections.abc import Callable
 
@@ -270,3 +271,51 @@ def test_last_admin_is_kept(store: Store) -> None:
     with pytest.raises(AccountError) as unknown:
         set_role(store, "niemand", "viewer", actor=TEST_ADMIN)
     assert unknown.value.kind == "unknown"
+
+
+def test_over_long_input_never_matches(store: Store) -> None:
+    """A password of the maximum length plus more is wrong, not cut to the stored one; a user
+    name longer than any account's finds none."""
+    longest = ("Ab1-" * 256)[: passwords.MAX_LENGTH]
+    create_account(store, "lang", longest, "viewer", actor=TEST_ADMIN, kdf=KDF)
+    at = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
+    assert (
+        authenticate_password(store, "lang", longest, remote_addr=ADDR, now=at, kdf=KDF).name
+        == "lang"
+    )
+    for username, password in (("lang", longest + "x"), ("lang" + "g" * 80, longest)):
+        with pytest.raises(LoginRefused) as caught:
+            authenticate_password(store, username, password, remote_addr=ADDR, now=at, kdf=KDF)
+        assert caught.value.reason == LoginRefused.INVALID
+    with pytest.raises(AccountError):
+        create_account(store, "zulang", longest + "x", "viewer", actor=TEST_ADMIN, kdf=KDF)
+
+
+def test_simultaneous_first_failures_from_one_address_all_count(store: Store) -> None:
+    """Four wrong logins at once from a new address: each refused as invalid, none a crash,
+    all four counted (the row both insert is made once)."""
+    _anna(store)
+    at = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
+    start = threading.Barrier(4)
+    outcomes: list[str] = []
+
+    def attempt(i: int) -> None:
+        start.wait()
+        try:
+            _login(store, f"falsch-falsch-{i}", at=at, addr="198.51.100.77")
+        except LoginRefused as refused:
+            outcomes.append(refused.reason)
+        except Exception as exc:
+            outcomes.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert outcomes == [LoginRefused.INVALID] * 4
+    with store.read() as session:
+        throttle = session.get(LoginThrottle, "198.51.100.77")
+        assert throttle is not None
+        assert throttle.failures == 4
+        assert session.scalars(select(Account.failed_logins)).one() == 4

@@ -8,10 +8,11 @@ import hashlib
 import pytest
 from sqlalchemy import select
 
-from domain.account_store import AdminSession, ApiToken
+from domain.account_store import AdminSession, ApiToken, LoginThrottle
 from domain.accounts import (
     AccountError,
     Actor,
+    LoginRefused,
     authenticate_password,
     authenticate_token,
     check_csrf,
@@ -192,3 +193,23 @@ def test_invalid_tokens_are_refused_and_nothing_stored(
         create_token(store, name, role, expires_at=expires, actor=TEST_ADMIN, office_id=office)
     assert caught.value.kind == kind
     assert snapshot(store) == before
+
+
+def test_login_forgets_expired_sessions_and_old_address_failures(store: Store) -> None:
+    """Abandoned sessions and addresses whose failures are an hour old go at the next login."""
+    first = _session(store)
+    with pytest.raises(LoginRefused):
+        authenticate_password(
+            store, "anna", "falsch-falsch-1", remote_addr="203.0.113.9", now=T0, kdf=KDF
+        )
+    later = T0 + 9 * HOUR
+    actor = authenticate_password(
+        store, "anna", PASSWORD, remote_addr="192.0.2.1", now=later, kdf=KDF
+    )
+    second = start_session(store, actor, ttl_s=3600, remote_addr="192.0.2.1", now=later)
+    with store.read() as session:
+        ids = set(session.scalars(select(AdminSession.id)))
+        addresses = set(session.scalars(select(LoginThrottle.remote_addr)))
+    assert ids == {hashlib.sha256(second.encode()).hexdigest()}
+    assert hashlib.sha256(first.encode()).hexdigest() not in ids
+    assert addresses == set()
