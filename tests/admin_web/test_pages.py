@@ -508,3 +508,15 @@ def test_database_outage_is_a_german_503(environ: dict[str, str], tmp_path: Path
     assert "Die Datenbank ist gerade nicht erreichbar." in response.get_data(as_text=True)
     assert response.headers["Retry-After"] == "60"
     app.extensions["bridge"].store.dispose()
+
+
+def test_what_a_back_office_answered_is_shown_escaped(operator: FlaskClient, store: Store) -> None:
+    """An error text from a back office is data, never markup, on the failures and case pages."""
+    post(operator)
+    fail_all(store, error='<script>alert("x")</script>')
+    reference = post(operator)
+    fail_all(store, error='<script>alert("x")</script>')
+    for path in ("/admin/fehler", f"/admin/antraege/{reference}"):
+        html = operator.get(path).get_data(as_text=True)
+        assert "<script>" not in html
+        assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
