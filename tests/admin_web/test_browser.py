@@ -123,9 +123,10 @@ def test_weekend_failures_found_and_replayed_in_chromium(
         assert page.inner_text("#bulk-total") == "1"
         # The page refreshes itself (meta refresh) until the run is done.
         page.wait_for_function(
-            "() => document.querySelector('#bulk-processed')?.textContent === '1'",
+            "() => document.querySelector('#bulk-delivered')?.textContent === '1'",
             timeout=20_000,
         )
+        _scan(page, source, "progress", violations)
 
         page.get_by_role("link", name="Anträge", exact=True).click()
         page.wait_for_url(re.compile(r".*/admin/antraege$"))
@@ -136,7 +137,9 @@ def test_weekend_failures_found_and_replayed_in_chromium(
     wait_for(lambda: _statuses(store) == ["delivered", "delivered"], what="both delivered")
     # Each delivered once: the back office's cases are exactly the delivered deliveries.
     assert sorted(c["delivery_id"] for c in backoffice.cases(OFFICE)) == sorted(_ids(store))
-    assert violations == {k: [] for k in ("login", "overview", "case", "confirmation", "list")}
+    assert violations == {
+        k: [] for k in ("login", "overview", "case", "confirmation", "progress", "list")
+    }
     with store.read() as session:
         actors = set(
             session.scalars(select(Event.actor).where(Event.kind.like("admin.bulk_replay%")))
