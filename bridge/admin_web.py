@@ -13,7 +13,7 @@ import ipaddress
 import logging
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from flask import Blueprint, g, redirect, render_template, request, url_for
 from redis.exceptions import RedisError
@@ -55,6 +55,7 @@ from domain.overview import overview as build_overview
 from domain.passwords import ScryptParams
 from domain.problems import Problem, msg
 from domain.search import (
+    FILTER_KEYS,
     SUBMISSION_STATUSES,
     SubmissionFilter,
     count_replayable,
@@ -571,6 +572,7 @@ def failures() -> str:
         filter_args=flt.as_args(),
         by_office=by_office,
         running_bulk=_running_bulk(),
+        back_url=request.full_path.rstrip("?"),
         page_url=_page_url("admin.failures", flt),
         **_filter_choices(),
     )
@@ -636,8 +638,12 @@ def _wake(outcome: Outcome) -> None:
 
 
 def _after_action(reference: str, notice: str) -> Response:
-    if request.form.get("back") == "fehler":
-        return redirect(url_for("admin.failures", hinweis=notice), 303)
+    """Back to the failures list the clerk came from (with its filter), else to the case."""
+    back = urlsplit(request.form.get("back", ""))
+    if back.path == url_for("admin.failures") and not back.netloc and not back.scheme:
+        query = [(k, v) for k, v in parse_qsl(back.query) if k in FILTER_KEYS + PAGING]
+        query.append(("hinweis", notice))
+        return redirect(back.path + "?" + urlencode(query), 303)
     return redirect(url_for("admin.case", reference=reference, hinweis=notice), 303)
 
 

@@ -520,3 +520,25 @@ def test_what_a_back_office_answered_is_shown_escaped(operator: FlaskClient, sto
         html = operator.get(path).get_data(as_text=True)
         assert "<script>" not in html
         assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
+
+
+def test_replay_from_the_failures_list_returns_to_the_same_filter(
+    operator: FlaskClient, store: Store
+) -> None:
+    """A replay from a filtered failures list goes back to that list, never elsewhere."""
+    reference, delivery_id = _failed_case(operator, store)
+    url = f"/admin/antraege/{reference}/zustellungen/{delivery_id}/erneut-senden"
+    page = operator.get("/admin/fehler?office=usingen-steueramt")
+    assert 'name="back" value="/admin/fehler?office=usingen-steueramt"' in page.get_data(
+        as_text=True
+    )
+    token = csrf_of(page)
+    response = operator.post(
+        url, data={"csrf_token": token, "back": "/admin/fehler?office=usingen-steueramt"}
+    )
+    assert response.headers["Location"] == (
+        "/admin/fehler?office=usingen-steueramt&hinweis=replayed"
+    )
+    fail_all(store)
+    elsewhere = operator.post(url, data={"csrf_token": token, "back": "https://evil.example/"})
+    assert elsewhere.headers["Location"].startswith(f"/admin/antraege/{reference}?")
