@@ -80,7 +80,8 @@ def _document(services: tuple[tuple[str, str, str, Limits], ...]) -> dict[str, A
                 "sendet außerdem erneut, storniert und leitet um, admin verwaltet außerdem "
                 "Konten und Tokens. Ein Token einer Stelle (--office) ruft nur die Anlagen "
                 "der an diese Stelle zugestellten Anträge ab. Postfach-Abrufe "
-                "(/api/v1/inbox) nutzen das Token der Stelle aus der Routing-Datei."
+                "(/api/v1/inbox) nutzen das Token der Stelle aus der Routing-Datei oder ihr "
+                "eigenes API-Token."
             ),
         },
     )

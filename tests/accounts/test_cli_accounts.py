@@ -138,10 +138,14 @@ def test_token_commands_show_the_token_once(
 
 
 def test_import_env_moves_the_old_tokens_once(
-    environ: dict[str, str], store: Store, client: FlaskClient
+    environ: dict[str, str], store: Store, client: FlaskClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """BRIDGE_API_TOKENS grants nothing by itself; imported, its tokens work with the new
-    roles (reader -> viewer); a second import changes nothing."""
+    """BRIDGE_API_TOKENS grants nothing by itself (the app warns at start); imported, its
+    tokens work with the new roles (reader -> viewer); a second import changes nothing."""
+    warned = [
+        r for r in caplog.get_records("setup") if r.getMessage() == "auth.legacy_api_tokens_ignored"
+    ]
+    assert [r.levelname for r in warned] == ["WARNING"]
     before = client.get("/api/v1/me", headers=bearer(READER_TOKEN))
     assert_problem(before, 401, "unauthorized")
     imported = cli(environ, "tokens", "import-env")

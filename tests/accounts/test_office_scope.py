@@ -17,9 +17,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
+from domain.accounts import revoke_token
 from domain.fetch_links import fetch_url
 from domain.store import Delivery, DeliveryStatus, Event, Store
-from tests.conftest import MakeToken, bearer, snapshot
+from tests.conftest import TEST_ADMIN, MakeToken, bearer, snapshot
 from tests.delivery.conftest import replace_office
 from tests.factories import PDF, dog, flatten, traffic
 from tests.webhook_support import FilePart, assert_problem, multipart_body, post
@@ -291,3 +292,26 @@ def test_link_signature_is_bound_to_the_file() -> None:
         expires_at=at,
     )
     assert parse_qs(urlsplit(one).query)["signature"] != parse_qs(urlsplit(two).query)["signature"]
+
+
+def test_inbox_takes_the_offices_own_api_token_too(
+    client: FlaskClient, store: Store, api_token: MakeToken, cases: tuple[Case, Case]
+) -> None:
+    """A token made with --office opens that office's inbox only; revoked it stops; a staff
+    token (even an admin's) opens no inbox."""
+    _, vaccination = cases
+    steueramt = bearer(api_token(name="steueramt", office_id=STEUERAMT))
+    listed = client.get(f"/api/v1/inbox/{STEUERAMT}/cases", headers=steueramt)
+    assert listed.status_code == 200
+    assert [c["reference"] for c in listed.get_json()["cases"]] == [vaccination.reference]
+    refused = "Das Token dieser Stelle ist ungültig."
+    admin = bearer(api_token("admin", name="chef"))
+    assert client.get("/api/v1/me", headers=admin).status_code == 200
+    before = snapshot(store)
+    for office, headers in ((ORDNUNGSAMT, steueramt), (STEUERAMT, admin)):
+        response = client.get(f"/api/v1/inbox/{office}/cases", headers=headers)
+        assert_problem(response, 401, "unauthorized", detail=refused)
+    assert snapshot(store) == before
+    revoke_token(store, "steueramt", actor=TEST_ADMIN)
+    response = client.get(f"/api/v1/inbox/{STEUERAMT}/cases", headers=steueramt)
+    assert_problem(response, 401, "unauthorized", detail=refused)
