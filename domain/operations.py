@@ -124,6 +124,13 @@ def replay_delivery(store: Store, delivery_id: str, actor: Actor, reason: str = 
                 "Eine abgebrochene Zustellung wird nicht erneut gesendet.",
                 "A cancelled delivery is not sent again.",
             )
+        if delivery.status != DeliveryStatus.FAILED:
+            # e.g. held until the fee is paid: the payment releases it, not an administrator.
+            raise _wrong_state(
+                delivery,
+                "Nur fehlgeschlagene Zustellungen werden erneut gesendet.",
+                "Only failed deliveries are sent again.",
+            )
         office = delivery.office_id
         replay_in(session, [delivery_id], actor, reason)
     return Outcome(
@@ -332,7 +339,7 @@ def reroute_delivery(
                     "The submission already has a delivery to this office.",
                 ),
             )
-        if delivery.status in (DeliveryStatus.DELIVERED, DeliveryStatus.CANCELLED):
+        if delivery.status not in (DeliveryStatus.PENDING, DeliveryStatus.FAILED):
             raise _wrong_state(
                 delivery,
                 "Nur wartende oder fehlgeschlagene Zustellungen sind umleitbar.",

@@ -146,3 +146,27 @@ def test_reroute_to_an_office_of_the_same_task_area(
     (event,) = _events(store, "delivery.rerouted")
     assert event.detail["to_office"] == second.id
     assert event.actor == "token:erika"
+
+
+def test_a_held_delivery_is_neither_replayed_nor_rerouted(
+    client: FlaskClient, store: Store, settings: Settings
+) -> None:
+    """A delivery waiting for its fee (held) is the payment's to release, not an operator's."""
+    from sqlalchemy import update
+
+    post(client)
+    (delivery_id,) = fail_all(store)
+    with store.session() as session:
+        session.execute(update(Delivery).values(status="held"))
+    before = snapshot(store)
+    calls: tuple[Callable[[], Any], ...] = (
+        lambda: replay_delivery(store, delivery_id, OPERATOR, "x"),
+        lambda: reroute_delivery(
+            store, settings.config, delivery_id, "usingen-steueramt", OPERATOR, "x"
+        ),
+    )
+    for call in calls:
+        with pytest.raises(Problem) as caught:
+            call()
+        assert caught.value.status == 409
+    assert snapshot(store) == before
