@@ -108,8 +108,8 @@ def record_action(
 
 # --- accounts -------------------------------------------------------------------------------
 
-USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
-TOKEN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}\Z")
+TOKEN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 MAX_SECRET_LENGTH = 256  # longer cookies or bearer tokens are refused before hashing
 
 # Lock-out: from the 5th failure on an account (the 20th from one address) logins are refused

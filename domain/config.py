@@ -16,8 +16,8 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
-ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*\Z")
+ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\Z")
 # Option names that would put a secret into the file; secrets are referenced by env var name.
 INLINE_SECRET = re.compile(r"(secret|password|token|api_key)$")
 

@@ -193,6 +193,16 @@ def test_any_case_data_becomes_xml_the_safe_parser_reads_back(data: dict[str, An
     assert got_names == expected_names
 
 
+@pytest.mark.parametrize("key", ["A\n", "name\n", "a b", "xmlish", "1st"])
+def test_keys_that_are_not_xml_names_keep_their_spelling(key: str) -> None:
+    """A key with a trailing newline once passed the name check (``$`` matches before a final
+    newline) and lxml refused it: it must travel as ``<field name="...">`` like other keys."""
+    root = etree.Element("data")
+    add_value(root, key, "Wert")
+    [element] = parse_xml(etree.tostring(root))
+    assert (element.tag, element.get("name"), element.text) == ("field", key, "Wert")
+
+
 def test_listener_counts_requests(listener: str) -> None:
     """The listener the fetch checks rely on does see a request (so a zero means no fetch)."""
     before = _Hits.hits

@@ -339,6 +339,17 @@ def test_several_configuration_problems_at_once() -> None:
     assert "responsibilities.tax.kronberg: unknown municipality" in problems
 
 
+@pytest.mark.parametrize("name", ["BRIDGE_SECRET_OFFICE_SIGNING\n", "lower-case"])
+def test_an_environment_variable_name_is_the_whole_value(name: str) -> None:
+    """A name with a trailing newline passed a ``$``-anchored check; the whole value counts."""
+    raw = _raw_config()
+    raw["offices"]["neu-anspach-ordnungsamt"]["options"]["signing_secret_env"] = name
+    assert (
+        "offices.neu-anspach-ordnungsamt.options.signing_secret_env: "
+        "must name an environment variable" in _config_problems(raw)
+    )
+
+
 def test_schema_errors_of_the_file_are_reported_with_their_path() -> None:
     """Type errors in the file name the dotted path of each bad entry."""
     raw = _raw_config()

@@ -19,7 +19,7 @@ from domain.config import flatten_problems
 from worker.channels.registry import Registry
 
 #: Environment variable names, as the routing file's `*_env` options must give them.
-ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*\Z")
 #: The document type of the JSON envelope (Standard Webhooks payloads carry a `type`).
 EVENT_TYPE = "case.created"
 ENVELOPE_VERSION = 1

@@ -43,7 +43,7 @@ MESSAGE_ID_DOMAIN = "formcycle-bridge"
 DEFAULT_INLINE_LIMIT = 10 * 1024 * 1024
 # Control characters would break header encoding of a citizen's file name.
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-MEDIA_TYPE = re.compile(r"^([A-Za-z0-9!#$&^_.+-]+)/([A-Za-z0-9!#$&^_.+-]+)$")
+MEDIA_TYPE = re.compile(r"^([A-Za-z0-9!#$&^_.+-]+)/([A-Za-z0-9!#$&^_.+-]+)\Z")
 PAYMENT_STATUS_DE = {
     "INITIAL": "offen",
     "PAYED": "bezahlt",

@@ -34,7 +34,7 @@ MAX_ANSWER_BYTES = 64 * 1024
 #: A Retry-After beyond a week is a misconfiguration on the other side; the schedule takes over.
 MAX_RETRY_AFTER_S = 7 * 24 * 3600.0
 # A case number is shown to clerks and stored: short, printable, no markup.
-CASE_NUMBER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ./_:#-]{0,63}$")
+CASE_NUMBER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ./_:#-]{0,63}\Z")
 MAX_LOCATION_CHARS = 300
 NOT_PRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
 

@@ -29,10 +29,10 @@ from worker.channels.webhook import WebhookChannel
 NS = "urn:formcycle-bridge:case:1"
 XSD_PATH = Path(__file__).resolve().parent / "xsd" / "bridge-case-1.xsd"
 # An ASCII NCName that does not start with "xml" (reserved): usable as an element name as is.
-XML_NAME = re.compile(r"^(?![Xx][Mm][Ll])[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
+XML_NAME = re.compile(r"(?![Xx][Mm][Ll])[A-Za-z_][A-Za-z0-9_.-]{0,127}")
 # Characters XML 1.0 cannot carry at all (most C0 controls, lone surrogates, U+FFFE/U+FFFF).
 NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-MEDIA_TYPE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+$")
+MEDIA_TYPE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+\Z")
 # lxml schema objects are not documented as thread-safe; validations are quick, so serialise them.
 _VALIDATE_LOCK = threading.Lock()
 
@@ -67,7 +67,7 @@ def _scalar_text(value: Any) -> str:
 
 def add_value(parent: etree._Element, name: str, value: Any) -> etree._Element:
     """Append `value` as an unqualified element: mappings nest, sequences repeat `<item>`."""
-    if XML_NAME.match(name):
+    if XML_NAME.fullmatch(name):
         element = etree.SubElement(parent, name)
     else:
         # Field names that are not XML names keep their exact spelling in an attribute.
