@@ -29,6 +29,7 @@ from sqlalchemy import (
 from domain.clock import database_now
 from domain.store import (
     Delivery,
+    DeliveryKind,
     DeliveryStatus,
     Event,
     Store,
@@ -89,6 +90,8 @@ def derive_status(statuses: Sequence[str]) -> str:
         return SubmissionStatus.RECEIVED
     if not live:
         return SubmissionStatus.CANCELLED
+    if any(s == DeliveryStatus.HELD for s in live):
+        return SubmissionStatus.AWAITING_PAYMENT
     delivered = sum(s == DeliveryStatus.DELIVERED for s in live)
     if delivered == len(live):
         return SubmissionStatus.DELIVERED
@@ -306,7 +309,10 @@ def _refresh_statuses(conn: Connection, submission_ids: set[int], now: dt.dateti
     )
     statuses: dict[int, list[str]] = {sid: [] for sid in ordered}
     for sid, status in conn.execute(
-        select(_D.c.submission_id, _D.c.status).where(_D.c.submission_id.in_(ordered))
+        # A payment notice to the cash office is not part of the case's own progress.
+        select(_D.c.submission_id, _D.c.status).where(
+            _D.c.submission_id.in_(ordered), _D.c.kind == DeliveryKind.CASE
+        )
     ):
         statuses[sid].append(status)
     conn.execute(
@@ -316,6 +322,10 @@ def _refresh_statuses(conn: Connection, submission_ids: set[int], now: dt.dateti
             for sid, found in statuses.items()
         ],
     )
+
+
+#: The one derivation of submission statuses, for other state machines (domain/payments.py).
+refresh_statuses = _refresh_statuses
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from marshmallow import ValidationError
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import SQLAlchemyError as StoreError
 
-from domain import attachments, forms, idempotency, municipalities
+from domain import attachments, forms, idempotency, municipalities, payments
 from domain.config import Municipality, Sender, Service
 from domain.crypto import Vault
 from domain.forms import RawSubmission
@@ -132,6 +132,7 @@ class Intake:
             reference_year=now.astimezone(LOCAL_TZ).year,
             now=now,
         )
+        payments.attach_fee(submission, service, municipality, self.config, now)
         try:
             insert_submission(self.store, submission)
         except IntegrityError:

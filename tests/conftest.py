@@ -30,9 +30,17 @@ ROOT = Path(__file__).resolve().parent.parent
 FORMCYCLE_SECRET = "formcycle-test-secret-0123456789abcdef"
 SIGNING_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 OFFICE_SIGNING_SECRET = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
+EPAY21_PASSWORD = "epay21-demo-password-0123456789"
 READER_TOKEN = "reader-token-0123456789abcdef0123456789"
 ADMIN_TOKEN = "admin-token-0123456789abcdef0123456789ab"
-TABLES = ("events", "attachments", "deliveries", "submissions")
+TABLES = (
+    "events",
+    "attachments",
+    "deliveries",
+    "payment_callbacks",
+    "payments",
+    "submissions",
+)
 
 
 def _free_port() -> int:
@@ -160,6 +168,7 @@ def base_environ(database_url: str, redis_url: str, **extra: str) -> dict[str, s
         "BRIDGE_SECRET_FORMCYCLE": FORMCYCLE_SECRET,
         "BRIDGE_SECRET_FORMCYCLE_SIGNING": SIGNING_SECRET,
         "BRIDGE_SECRET_OFFICE_SIGNING": OFFICE_SIGNING_SECRET,
+        "BRIDGE_SECRET_EPAY21_PASSWORD": EPAY21_PASSWORD,
         "BRIDGE_API_TOKENS": f"ops:reader:{READER_TOKEN},admin:admin:{ADMIN_TOKEN}",
         "BRIDGE_MAX_BODY_BYTES": str(2 * 1024 * 1024),
         "BRIDGE_MAX_FILE_BYTES": str(512 * 1024),
