@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from bridge import api, health, inbox, metrics, webhooks
+from bridge import api, health, inbox, metrics, payments, webhooks
 from bridge.respond import problem_response
 from bridge.state import Bridge
 from domain.problems import Problem, msg
@@ -25,6 +25,7 @@ def build_app(settings: Settings | None = None, bridge: Bridge | None = None) ->
     app.register_blueprint(health.blueprint)
     app.register_blueprint(metrics.blueprint)
     app.register_blueprint(inbox.blueprint)
+    app.register_blueprint(payments.blueprint)
     app.register_error_handler(Problem, _on_problem)
     app.register_error_handler(HTTPException, _on_http_error)
     app.register_error_handler(Exception, _on_unexpected)

@@ -71,6 +71,9 @@ class Settings:
     sweep_interval_s: float = 2.0
     delivery_batch: int = 20
     lease_margin_s: float = 60.0
+    # E-Payment: how long after creation, then between, the provider is asked about an open
+    # payment (the last step repeats until the payment's expiry); see worker/reconcile_payments.
+    payment_check_schedule: tuple[float, ...] = (30, 60, 120, 300, 600, 1800, 3600)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -219,6 +222,9 @@ class _EnvSchema(Schema):
     delivery_batch = fields.Integer(
         data_key="BRIDGE_DELIVERY_BATCH", load_default=20, validate=validate.Range(1, 500)
     )
+    payment_check_schedule = fields.String(
+        data_key="BRIDGE_PAYMENT_CHECK_SCHEDULE", load_default="30s,1m,2m,5m,10m,30m,1h"
+    )
 
     # The list-valued variables are checked in a schema validator that also runs when other
     # fields failed (a post_load hook would not run then, hiding these problems).
@@ -244,6 +250,12 @@ class _EnvSchema(Schema):
                 parse_durations(data["retry_schedule"])
             except ValueError as exc:
                 errors["BRIDGE_RETRY_SCHEDULE"] = [str(exc)]
+        if "payment_check_schedule" in data:
+            try:
+                if not parse_durations(data["payment_check_schedule"]):
+                    raise ValueError("needs at least one duration")
+            except ValueError as exc:
+                errors["BRIDGE_PAYMENT_CHECK_SCHEDULE"] = [str(exc)]
         if errors:
             raise ValidationError(errors)
 
@@ -252,6 +264,7 @@ class _EnvSchema(Schema):
         data["encryption_keys"] = _split(data["encryption_keys"])
         data["api_tokens"] = tuple(_parse_tokens(data["api_tokens"])[0])
         data["retry_schedule"] = parse_durations(data["retry_schedule"])
+        data["payment_check_schedule"] = parse_durations(data["payment_check_schedule"])
         data["config_path"] = Path(data["config_path"])
         return data
 
