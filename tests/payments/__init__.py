@@ -1,0 +1,1 @@
+"""Tests of the E-Payment provider plugins against the provider simulator."""
