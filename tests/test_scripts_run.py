@@ -87,6 +87,7 @@ def checkout(tmp_path: Path) -> Iterator[Checkout]:
         "BRIDGE_PORT": str(_free_port()),
         "BACKOFFICE_PORT": str(_free_port()),
         "BACKOFFICE_SMTP_PORT": str(_free_port()),
+        "PAYMENTS_PORT": str(_free_port()),
         "REDIS_URL": f"redis://127.0.0.1:{_free_port()}/0",
         # Two web processes start faster than one per core and a half on a loaded machine.
         "GUNICORN_CMD_ARGS": "--workers 2",

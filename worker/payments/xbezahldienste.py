@@ -392,8 +392,14 @@ class XBezahldiensteProvider(PaymentProvider):
                     raise BadCallback("body is not JSON") from None
                 if not isinstance(parsed, dict):
                     raise BadCallback("body is not a JSON object")
+                # A flat object, or a whole PaymentTransaction (what the simulator sends).
+                request = parsed.get("paymentRequest")
                 info = parsed.get("paymentInformation")
-                fields_ = {**parsed, **(info if isinstance(info, dict) else {})}
+                fields_ = {
+                    **parsed,
+                    **(request if isinstance(request, dict) else {}),
+                    **(info if isinstance(info, dict) else {}),
+                }
             else:
                 try:
                     form = parse_qs(body.decode("utf-8"), keep_blank_values=True)
