@@ -12,7 +12,7 @@ from typing import Any
 import requests
 
 from worker.channels.base import load_options
-from worker.payments import xbezahldienste
+from worker.payments import pmpayment, xbezahldienste
 from worker.payments.base import (
     PAID_STATES,
     BadCallback,
@@ -45,6 +45,7 @@ __all__ = [
     "Transaction",
     "UnknownTransaction",
     "build_provider",
+    "pmpayment",
     "providers",
     "secret_names",
     "validate_provider_options",
