@@ -458,7 +458,7 @@ def test_expired_payment_keeps_the_case_held_and_the_link_starts_anew(
     processes.sweeper()
 
     def expired() -> bool:
-        return status(live, answer["reference"])["payment"]["status"] == "expired"
+        return bool(status(live, answer["reference"])["payment"]["status"] == "expired")
 
     wait_for(expired, what="the expiry")
     body = status(live, answer["reference"])
