@@ -18,16 +18,18 @@ Amounts are integer cents here; Decimal euros only at the edges.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Connection, Table, and_, insert, or_, select, update
 
 from domain.clock import database_now
 from domain.config import Config, Municipality, Service
 from domain.deliveries import refresh_statuses
+from domain.problems import FieldError, msg
 from domain.store import (
     Delivery,
     DeliveryKind,
@@ -91,12 +93,96 @@ class Applied:
     wake: list[str] = field(default_factory=list)
 
 
+#: A provider's transaction id as a form may name it (XBezahldienste ids are <= 44 characters).
+TRANSACTION_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
+
+
+@dataclass(frozen=True)
+class Adoption:
+    """A transaction Formcycle's own payment plugin created, named by the submission."""
+
+    provider: str
+    transaction_id: str
+
+
+def take_adoption(
+    service: Service, data: dict[str, Any], config: Config
+) -> tuple[Adoption | None, list[FieldError]]:
+    """Take `payment.transaction_id` and `payment.provider` out of the submitted data.
+
+    A form whose own payment plugin already created the transaction names it this way (JSON
+    `{"payment": {"transaction_id": ..., "provider": ...}}` or the dotted form keys); the
+    bridge then adopts it instead of creating one, and confirms it with the provider. The block
+    is not application data: it is removed before validation. Only fee-bearing services and
+    configured providers are accepted.
+    """
+    block = data.get("payment")
+    if block is None:
+        return None, []
+    del data["payment"]
+    errors: list[FieldError] = []
+    if service.fee is None:
+        return None, [
+            FieldError(
+                "payment",
+                msg(
+                    "Für diesen Dienst ist keine Gebühr zu zahlen.",
+                    "This service has no fee.",
+                ),
+            )
+        ]
+    if not isinstance(block, dict):
+        block = {}
+    transaction_id, provider = block.get("transaction_id"), block.get("provider")
+    if not (isinstance(transaction_id, str) and TRANSACTION_ID.match(transaction_id)):
+        errors.append(
+            FieldError(
+                "payment.transaction_id",
+                msg(
+                    "Bitte die Transaktionsnummer des Zahlungsanbieters angeben "
+                    "(Buchstaben, Ziffern, - _ . :, höchstens 200 Zeichen).",
+                    "Give the provider's transaction id (letters, digits, - _ . :, at most 200).",
+                ),
+            )
+        )
+    if not (isinstance(provider, str) and provider in config.payment_providers):
+        errors.append(
+            FieldError(
+                "payment.provider",
+                msg(
+                    "Unbekannter Zahlungsanbieter.",
+                    "Unknown payment provider.",
+                ),
+            )
+        )
+    if errors:
+        return None, errors
+    assert isinstance(provider, str)
+    assert isinstance(transaction_id, str)
+    return Adoption(provider, transaction_id), []
+
+
+def adopted_elsewhere(store: Store, adoption: Adoption) -> bool:
+    """Whether another submission's payment already holds this transaction."""
+    with store.read() as session:
+        return (
+            session.scalar(
+                select(Payment.id).where(
+                    Payment.provider == adoption.provider,
+                    Payment.transaction_id == adoption.transaction_id,
+                )
+            )
+            is not None
+        )
+
+
 def attach_fee(
     submission: Submission,
     service: Service,
     municipality: Municipality,
     config: Config,
     now: dt.datetime,
+    adoption: Adoption | None = None,
 ) -> None:
     """Give a new submission (not yet stored) its open payment; hold its deliveries if needed.
 
@@ -111,13 +197,16 @@ def attach_fee(
     submission.payments.append(
         Payment(
             id=new_id(),
-            provider=provider,
+            provider=adoption.provider if adoption else provider,
+            # An adopted transaction is confirmed by the reconciliation job straight away.
+            transaction_id=adoption.transaction_id if adoption else None,
+            next_check_at=now if adoption else None,
             amount_cents=to_cents(fee.amount),
             currency=fee.currency,
             # The reference is known only once the row is inserted (domain/submissions.py).
             purpose=fee.purpose,
             status=PaymentStatus.INITIAL,
-            origin="bridge",
+            origin="formcycle" if adoption else "bridge",
             created_at=now,
             updated_at=now,
             expires_at=now + dt.timedelta(hours=fee.expires_after_hours),
@@ -595,6 +684,20 @@ def _on_paid(
         wake = sorted({*wake, office.id})
     refresh_statuses(conn, {submission_id}, now)
     return wake
+
+
+def fee_summary(config: Config, service: Service, municipality: Municipality) -> str | None:
+    """One line for `check-config`: the fee, who collects it, who gets the payment notice."""
+    fee = service.fee
+    if fee is None:
+        return None
+    provider_id = config.payment_provider_for(service, municipality)
+    provider = config.payment_providers.get(provider_id or "")
+    office = config.notice_office(service, municipality)
+    when = "before delivery" if fee.before_delivery else "delivery does not wait"
+    paid_via = f"{provider_id} [{provider.plugin}]" if provider else "no provider"
+    notice = f"{office.name} [{office.channel}]" if office else "nobody"
+    return f"fee {fee.amount} {fee.currency} via {paid_via}, {when}; payment notice -> {notice}"
 
 
 def payment_view(payment: Payment) -> dict[str, object]:

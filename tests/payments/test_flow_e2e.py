@@ -466,3 +466,62 @@ def test_expired_payment_keeps_the_case_held_and_the_link_starts_anew(
     assert follow_pay_link(answer).status_code == 303
     body = status(live, answer["reference"])
     assert [a["status"] for a in body["payment"]["attempts"]] == ["expired", "INITIAL"]
+
+
+def test_transaction_of_formcycles_own_plugin_is_adopted(
+    live: LiveBridge,
+    bridge: Store,
+    simulator: DemoPayments,
+    backoffice: DemoBackOffice,
+    settings: Settings,
+    processes: Processes,
+) -> None:
+    """The form's own payment plugin created and the citizen paid the transaction: the
+    submission names it, the bridge confirms it with the provider and releases the case."""
+    from decimal import Decimal
+
+    from worker.payment_flow import provider
+    from worker.payments import PaymentOrder
+
+    created = provider(settings, PROVIDER).create(
+        PaymentOrder(
+            payment_id="formcycle-plugin-0001",
+            reference="fc-0001",
+            amount=Decimal("35.00"),
+            currency="EUR",
+            purpose="Halteverbot",
+            description="Halteverbot",
+            municipality_ags="06434011",
+            return_url="http://formcycle.test/return",
+            notify_url="http://formcycle.test/notify",
+        )
+    )
+    requests.post(f"{simulator.url}/_control/pay/{created.transaction_id}", timeout=5)
+    processes.worker()
+    processes.sweeper()
+    body = traffic()
+    body["payment"] = {"transaction_id": created.transaction_id, "provider": PROVIDER}
+    response = requests.post(
+        f"{live.url}/webhooks/formcycle/traffic-order",
+        json=body,
+        headers={"X-Bridge-Secret": FORMCYCLE_SECRET},
+        timeout=10,
+    )
+    assert response.status_code == 202, response.text
+    reference = response.json()["reference"]
+    wait_for(lambda: backoffice.cases(ORDER_OFFICE), what="the case released after adoption")
+    payment = status(live, reference)["payment"]
+    assert payment["status"] == "PAYED"
+    assert payment["attempts"][0]["transaction_id"] == created.transaction_id
+    # The same transaction named by another application is refused, nothing stored.
+    before = snapshot(bridge)
+    body["process_id"] = "another-process"
+    taken = requests.post(
+        f"{live.url}/webhooks/formcycle/traffic-order",
+        json=body,
+        headers={"X-Bridge-Secret": FORMCYCLE_SECRET},
+        timeout=10,
+    )
+    assert taken.status_code == 422
+    assert [e["field"] for e in taken.json()["errors"]] == ["payment.transaction_id"]
+    assert snapshot(bridge) == before
