@@ -126,13 +126,19 @@ def _payment_block(payment: dict[str, Any] | None) -> str:
 
 def _confirmation_page(reference: str, title: str, payment: dict[str, Any] | None = None) -> str:
     ref, svc = html.escape(reference), html.escape(title)
+    held = payment is not None and payment["before_delivery"] and not payment["paid"]
+    forwarded = (
+        "geht nach Eingang der Gebühr an die zuständige Stelle"
+        if held
+        else "an die zuständige Stelle weitergeleitet"
+    )
     return f"""<!doctype html>
 <html lang="de">
 <head><meta charset="utf-8"><title>Antrag eingegangen – {ref}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"></head>
 <body style="font-family: sans-serif; max-width: 40em; margin: 2em auto; line-height: 1.5">
 <h1>Vielen Dank, Ihr Antrag ist eingegangen.</h1>
-<p>Ihr Antrag „{svc}“ wurde sicher gespeichert und an die zuständige Stelle weitergeleitet.</p>
+<p>Ihr Antrag „{svc}“ wurde sicher gespeichert und {forwarded}.</p>
 <p>Ihr Aktenzeichen lautet: <strong id="reference">{ref}</strong></p>
 <p>Bitte geben Sie dieses Aktenzeichen bei Rückfragen an.</p>
 {_payment_block(payment)}

@@ -215,6 +215,13 @@ def snapshot(store: Store) -> tuple[object, ...]:
         )
 
 
+def all_delivered(store: Store, count: int) -> bool:
+    """Whether `count` deliveries exist and every one is delivered (recorded, not just sent)."""
+    with store.read() as session:
+        found = session.scalars(select(Delivery.status)).all()
+    return len(found) == count and all(s == "delivered" for s in found)
+
+
 def journal(store: Store) -> list[PaymentCallback]:
     """The callback journal, oldest first."""
     with store.read() as session:
@@ -283,6 +290,7 @@ def test_paid_via_callback_releases_the_case_and_notifies_the_cash_office(
     assert notice_doc["payment"]["transaction_reference"] == kassenzeichen
     assert notice_doc["data"] == {"payment": notice_doc["payment"]}
     # A duplicate of the applied notification, and a late CANCELED claim: 200, nothing twice.
+    wait_for(lambda: all_delivered(bridge, 2), what="both deliveries recorded")
     before = snapshot(bridge)
     payment_id = status(live, reference)["payment"]["attempts"][0]["id"]
     txid = status(live, reference)["payment"]["attempts"][0]["transaction_id"]
@@ -514,6 +522,7 @@ def test_transaction_of_formcycles_own_plugin_is_adopted(
     assert payment["status"] == "PAYED"
     assert payment["attempts"][0]["transaction_id"] == created.transaction_id
     # The same transaction named by another application is refused, nothing stored.
+    wait_for(lambda: all_delivered(bridge, 2), what="case and notice recorded")
     before = snapshot(bridge)
     body["process_id"] = "another-process"
     taken = requests.post(
