@@ -117,6 +117,7 @@ def authenticate() -> Response | None:
         and ledger().token_valid(header[7:].strip())
     ):
         return None
+    ledger().count("unauthorized")
     response = problem(401, "Unauthorized", "FORBIDDEN", "Anmeldung fehlt oder ist ungültig.")
     response.headers["WWW-Authenticate"] = (
         'Bearer realm="xbezahldienste"' if cfg.auth == "oauth2" else 'Basic realm="xbezahldienste"'
