@@ -56,13 +56,13 @@ def test_concurrent_first_calls_fetch_one_token(simulator: DemoPayments) -> None
 def test_token_is_renewed_shortly_before_it_expires(
     start_simulator: Callable[..., DemoPayments],
 ) -> None:
-    """With a 2 s lifetime the token is reused within it and renewed after it."""
-    demo = start_simulator(token_expires_in=2.0)
+    """With a 1 s lifetime the token is reused within it and renewed after it."""
+    demo = start_simulator(token_expires_in=1.0)
     govconnect = provider(oauth2_options(demo))
     created = govconnect.create(order())
     govconnect.status(order().payment_id, created.transaction_id, municipality_ags=AGS_NEU_ANSPACH)
     assert control(demo, "tokens", "GET")["issued"] == 1
-    time.sleep(2.0)
+    time.sleep(1.0)
     govconnect.status(order().payment_id, created.transaction_id, municipality_ags=AGS_NEU_ANSPACH)
     assert control(demo, "tokens", "GET")["issued"] == 2
 

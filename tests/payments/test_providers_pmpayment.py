@@ -143,7 +143,7 @@ def notify_sink() -> Iterator[tuple[str, list[tuple[dict[str, str], bytes]]]]:
             return
 
     server = HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     yield f"http://127.0.0.1:{server.server_port}", received
     server.shutdown()
     server.server_close()
