@@ -89,6 +89,10 @@ def send(
         response = http.request(method, url, timeout=timeout, allow_redirects=False, **kwargs)
     except requests.Timeout:
         raise ProviderUnavailable(f"{what}: Zeitüberschreitung") from None
+    except requests.exceptions.SSLError:
+        # Usually configuration (certificate, CA), sometimes a provider's transient fault:
+        # retried like an outage, but named so an operator looks at the certificates.
+        raise ProviderUnavailable(f"{what}: TLS-Fehler (Zertifikate prüfen)") from None
     except requests.ConnectionError:
         raise ProviderUnavailable(f"{what}: keine Verbindung") from None
     except requests.RequestException:
