@@ -43,12 +43,14 @@ from worker.payments.common import (
     ProviderOptions,
     decimal_or_none,
     json_body,
+    pay_url_or_none,
     sanitize_description,
     sanitize_purpose,
     sanitize_request_id,
     secret,
     send,
     text_or_none,
+    transaction_id_or_none,
 )
 from worker.payments.oauth2 import TokenKey, fetch_token, tokens
 
@@ -327,12 +329,12 @@ class XBezahldiensteProvider(PaymentProvider):
             headers={"Content-Type": "application/json"},
         )
         info = self._information(json_body(response, self.what))
-        transaction_id = text_or_none(info.get("transactionId"), 44)
+        transaction_id = transaction_id_or_none(info.get("transactionId"))
         if transaction_id is None:
-            raise ProviderRefused(f"{self.what}: Antwort ohne transactionId")
+            raise ProviderRefused(f"{self.what}: Antwort ohne gültige transactionId")
         return Transaction(
             transaction_id=transaction_id,
-            pay_url=text_or_none(info.get("transactionRedirectUrl"), 2082),
+            pay_url=pay_url_or_none(info.get("transactionRedirectUrl")),
             transaction_reference=text_or_none(info.get("transactionReference"), 36),
             status=self._state(info.get("status"), default="INITIAL"),
         )
@@ -356,7 +358,7 @@ class XBezahldiensteProvider(PaymentProvider):
             amount = money(amount)
         state = self._state(info.get("status"), default=None)
         return ProviderStatus(
-            transaction_id=text_or_none(info.get("transactionId"), 44) or transaction_id,
+            transaction_id=transaction_id_or_none(info.get("transactionId")) or transaction_id,
             status=state,
             amount=amount,
             transaction_reference=text_or_none(info.get("transactionReference"), 36),
