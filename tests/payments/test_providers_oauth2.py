@@ -130,3 +130,29 @@ def test_cache_renews_before_expiry_and_keeps_a_newer_token() -> None:
     assert cache.get(key, fetch) == "t1"
     cache.invalidate(key, "t1")
     assert cache.get(key, fetch) == "t2"
+
+
+def test_a_slow_token_endpoint_does_not_block_another_provider() -> None:
+    """While one client's fetch hangs, another client's token is fetched and served."""
+    cache = TokenCache()
+    slow_key = TokenKey("https://slow.example/token", "a", None)
+    fast_key = TokenKey("https://fast.example/token", "b", None)
+    release = threading.Event()
+    started = threading.Event()
+
+    def slow_fetch() -> tuple[str, float | None]:
+        started.set()
+        release.wait(5)
+        return "slow", 60.0
+
+    thread = threading.Thread(target=cache.get, args=(slow_key, slow_fetch))
+    thread.start()
+    assert started.wait(5)
+    try:
+        began = time.monotonic()
+        assert cache.get(fast_key, lambda: ("fast", 60.0)) == "fast"
+        assert time.monotonic() - began < 1.0  # not waiting for the slow fetch
+    finally:
+        release.set()
+        thread.join(5)
+    assert cache.get(slow_key, lambda: ("again", 60.0)) == "slow"
