@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
@@ -17,6 +18,7 @@ from demo_payments import DemoPayments, serve_in_thread
 from tests.conftest import ROOT
 from tests.payments.conftest import basic_options, control, oauth2_options, order, provider
 from worker.payments import ProviderUnavailable
+from worker.payments.xbezahldienste import XBezahldiensteProvider
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 429])
@@ -156,3 +158,34 @@ def test_python_m_demo_payments_runs_and_stops_on_sigterm() -> None:
             proc.wait(5)
     assert proc.stdout is not None
     assert "Demo-Bezahldienst läuft" in proc.stdout.read().decode()
+
+
+def test_health_check_answers_and_needs_credentials(simulator: DemoPayments) -> None:
+    """GET /status/{originatorId}/{endPointId}: up with credentials, refused without."""
+    epay = provider(basic_options(simulator))
+    assert isinstance(epay, XBezahldiensteProvider)  # health() is the plugin's, not the contract's
+    assert epay.health("06434007") is True
+    anonymous = requests.get(
+        f"{simulator.xbezahldienste_url}/status/formcycle-bridge/06434007", timeout=5
+    )
+    assert anonymous.status_code == 401
+    assert anonymous.headers["Content-Type"] == "application/problem+json"
+
+
+def test_delayed_notifications_arrive_after_the_return(
+    start_simulator: Callable[..., DemoPayments],
+) -> None:
+    """notify_delay_s sends the notification after the browser's redirect (reordering)."""
+    demo = start_simulator(notify_delay_s=0.3)
+    epay = provider(basic_options(demo, send_notify_url=True))
+    created = epay.create(order(notify_url="http://127.0.0.1:9/notify"))
+    assert created.pay_url is not None
+    back = requests.post(created.pay_url, data={"action": "pay"}, allow_redirects=False, timeout=5)
+    assert back.status_code == 303
+    assert control(demo, "notifications", "GET")["count"] == 0
+    deadline = time.monotonic() + 5
+    while control(demo, "notifications", "GET")["count"] == 0:
+        assert time.monotonic() < deadline, "the delayed notification never went out"
+        time.sleep(0.05)
+    [sent] = control(demo, "notifications", "GET")["notifications"]
+    assert (sent["status"], sent["error"]) == ("PAYED", "ConnectionError")
