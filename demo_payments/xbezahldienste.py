@@ -273,7 +273,7 @@ def create(originator: str, end_point: str) -> Response:
             txid="XB" + secrets.token_hex(10).upper(),
             request_id=body["requestId"],
             scope=scope,
-            amount=Decimal(body["grosAmount"]),
+            amount=Decimal(body["grosAmount"]).quantize(Decimal("0.01")),
             currency=body["currency"],
             purpose=body["purpose"],
             description=body.get("description") or "",

@@ -125,3 +125,21 @@ def test_the_simulator_refuses_bodies_against_the_rules(simulator: DemoPayments)
         assert response.json()["functionalCode"] == code
         assert field in response.json()["detail"]
     assert simulator.ledger.all() == []
+
+
+@given(st.decimals(min_value=Decimal("0.01"), max_value=Decimal("999999.99"), places=2))
+def test_amounts_go_out_exactly(amount: Decimal) -> None:
+    """Every fee up to the standard's maximum is sent as exactly that number of euros."""
+    epay = provider(
+        {
+            "base_url": "https://epay-qs.ekom21.de/xbezahldienste/api/v1.0.0",
+            "originator_id": "formcycle-bridge",
+            "auth": "basic",
+            "username": "u",
+            "password_env": "EPAY_PASSWORD",
+        }
+    )
+    assert isinstance(epay, XBezahldiensteProvider)
+    body = json.loads(epay.create_body(order(amount=amount)), parse_float=Decimal)
+    assert Decimal(body["grosAmount"]) == amount
+    assert Decimal(body["items"][0]["totalNetAmount"]) == amount
