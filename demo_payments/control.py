@@ -32,17 +32,30 @@ def _unknown() -> Response:
 
 @bp.post("/down")
 def down() -> Response:
-    """Answer 503 to every provider request (`?count=n`: to the next n only)."""
+    """Answer 503 to every provider request (`?count=n`: the next n only; `?status=429`)."""
     count = request.args.get("count", type=int)
-    ledger().set_down(count)
-    return json_response({"down": True, "count": count})
+    status = request.args.get("status", default=503, type=int)
+    if status is None or not 400 <= status <= 599:
+        return json_response({"error": "status must be 400-599"}, 400)
+    ledger().set_down(count, status)
+    return json_response({"down": True, "count": count, "status": status})
 
 
 @bp.post("/up")
 def up() -> Response:
-    """Answer normally again."""
-    ledger().set_up()
+    """Answer normally again (also ends a slow-down)."""
+    led = ledger()
+    led.set_up()
+    led.delay_s = 0.0
     return json_response({"down": False})
+
+
+@bp.post("/slow")
+def slow() -> Response:
+    """Let every provider answer wait `?seconds=` (at most 30), for timeout tests."""
+    seconds = request.args.get("seconds", default=0.0, type=float) or 0.0
+    ledger().delay_s = max(0.0, min(seconds, 30.0))
+    return json_response({"delay_s": ledger().delay_s})
 
 
 @bp.post("/drop-notifications")

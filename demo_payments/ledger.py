@@ -107,6 +107,8 @@ class Ledger:
             self.notifications: list[Notification] = []
             self.counters: dict[str, int] = {}
             self.down_remaining: int | None = None  # None: up; -1: down until /up; n: n more
+            self.down_status = 503
+            self.delay_s = 0.0  # every provider answer waits this long (timeout tests)
             self.drop_notifications = False
             self.kassenzeichen_seq = 16  # the first one given is KZ-<year>-000017
 
@@ -117,10 +119,12 @@ class Ledger:
         with self.lock:
             self.counters[name] = self.counters.get(name, 0) + 1
 
-    def set_down(self, count: int | None) -> None:
-        """Answer 503 to the next `count` provider requests (None: until `set_up`)."""
+    def set_down(self, count: int | None, status: int = 503) -> None:
+        """Answer `status` (503, 500, 429, ...) to the next `count` provider requests (None:
+        until `set_up`)."""
         with self.lock:
             self.down_remaining = -1 if count is None or count < 1 else count
+            self.down_status = status
 
     def set_up(self) -> None:
         """Answer normally again."""

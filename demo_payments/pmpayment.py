@@ -33,6 +33,7 @@ from demo_payments.xbezahldienste import base_url, config, json_response, ledger
 
 LOCAL = ZoneInfo("Europe/Berlin")
 AGS = re.compile(r"^\d{8}$")
+SEPA_TEXT = re.compile(r"^[A-Za-z0-9 '\:\?,\-\(\+\.\)/]{1,140}$")
 TXID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 METHODS = frozenset(m for m, _ in PMPAYMENT_METHODS)
 STATUS_CODE = {"INITIAL": -1, "PAYED": 1, "BOOKED": 1, "FAILED": 0, "CANCELED": 0}
@@ -88,6 +89,9 @@ def secure() -> Response:
     for name in ("procedure", "desc"):
         if not fields.get(name):
             problems.append(name)
+    # The desc is a SEPA remittance text: other characters break pmPayment's hash check.
+    if fields.get("desc") and not SEPA_TEXT.match(fields["desc"]):
+        problems.append("desc")
     if "txid" in fields and not TXID.match(fields["txid"]):
         problems.append("txid")
     for name in ("notifyURL", "redirectURL"):

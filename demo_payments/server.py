@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import ssl
 import threading
+import time
 from collections.abc import Callable
+from http import HTTPStatus
 from types import TracebackType
 
 from flask import Flask, Response, request
@@ -31,6 +33,14 @@ class QuietHandler(WSGIRequestHandler):
         """Log nothing."""
 
 
+def _phrase(status: int) -> str:
+    """The standard reason phrase of a status code."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
 def create_app(config: SimulatorConfig, ledger: Ledger) -> Flask:
     """The simulator's WSGI app."""
     app = Flask("demo_payments")
@@ -43,16 +53,21 @@ def create_app(config: SimulatorConfig, ledger: Ledger) -> Flask:
 
     @app.before_request
     def outage() -> Response | None:
-        """While "down", every provider request (not the controls) gets a 503."""
-        if request.path.startswith("/_control/") or not ledger.take_down():
+        """While "down", every provider request (not the controls) gets the outage status."""
+        if request.path.startswith("/_control/"):
             return None
+        if ledger.delay_s > 0:
+            time.sleep(ledger.delay_s)
+        if not ledger.take_down():
+            return None
+        status = ledger.down_status
         if request.path.startswith(("/xbezahldienste/pay/", "/payment/pay/")):
             page = message_page(
                 "Bezahldienst nicht erreichbar",
                 "Der Bezahldienst ist gerade nicht erreichbar. Bitte versuchen Sie es später.",
             )
-            return Response(page, status=503, mimetype="text/html", headers={"Retry-After": "1"})
-        response = xbezahldienste.problem(503, "Service Unavailable", "UNSPECIFIED")
+            return Response(page, status=status, mimetype="text/html", headers={"Retry-After": "1"})
+        response = xbezahldienste.problem(status, _phrase(status), "UNSPECIFIED")
         response.headers["Retry-After"] = "1"
         return response
 

@@ -117,6 +117,7 @@ def authenticate() -> Response | None:
         and ledger().token_valid(header[7:].strip())
     ):
         return None
+    ledger().count("unauthorized")
     response = problem(401, "Unauthorized", "FORBIDDEN", "Anmeldung fehlt oder ist ungültig.")
     response.headers["WWW-Authenticate"] = (
         'Bearer realm="xbezahldienste"' if cfg.auth == "oauth2" else 'Basic realm="xbezahldienste"'
@@ -272,7 +273,7 @@ def create(originator: str, end_point: str) -> Response:
             txid="XB" + secrets.token_hex(10).upper(),
             request_id=body["requestId"],
             scope=scope,
-            amount=Decimal(body["grosAmount"]),
+            amount=Decimal(body["grosAmount"]).quantize(Decimal("0.01")),
             currency=body["currency"],
             purpose=body["purpose"],
             description=body.get("description") or "",

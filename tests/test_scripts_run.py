@@ -148,6 +148,10 @@ def test_scripts_run_on_other_ports_survives_a_crashed_worker(checkout: Checkout
     assert answer.status_code == 202, answer.text
     office = f"http://127.0.0.1:{checkout.env['BACKOFFICE_PORT']}/cases/usingen-steueramt"
     _wait(lambda: requests.get(office, timeout=2).json(), "the case at the demo office")
+    # The demo payment provider runs on its changed port too.
+    payments = f"http://127.0.0.1:{checkout.env['PAYMENTS_PORT']}/_control/transactions"
+    assert _wait(lambda: requests.get(payments, timeout=2).ok, "the demo payment provider")
+    assert f"export PAYMENTS_PORT={checkout.env['PAYMENTS_PORT']}" in lines
 
     # The worker crashes: it is started again, and nothing else stopped.
     pids = [int(p) for p in re.findall(r"started with PID (\d+)", checkout.log())]

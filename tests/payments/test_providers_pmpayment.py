@@ -143,7 +143,7 @@ def notify_sink() -> Iterator[tuple[str, list[tuple[dict[str, str], bytes]]]]:
             return
 
     server = HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     yield f"http://127.0.0.1:{server.server_port}", received
     server.shutdown()
     server.server_close()
@@ -247,3 +247,24 @@ def test_pmpayment_options() -> None:
     ]
     _, problems = validate_provider_options("pmpayment", {**base, "salt_env": "geheim"})
     assert problems == ["salt_env: must name an environment variable (A-Z, 0-9, _)"]
+
+
+def test_the_simulator_refuses_a_desc_outside_sepa(simulator: DemoPayments) -> None:
+    """A correctly hashed desc with an umlaut is refused (pmPayment's hash breaks on it);
+    the plugin spells umlauts out, so its own init passes."""
+    form = {
+        "ags": "06434007",
+        "amount": "3500",
+        "procedure": "verkehrsanordnung",
+        "desc": "Gebühr NA-2026-000123",
+        "txid": PID,
+        "notifyURL": NOTIFY,
+        "redirectURL": RETURN,
+    }
+    form["hash"] = sign("demo-pmpayment-salt", init_hash_string(form))
+    refused = requests.post(f"{simulator.url}/payment/secure", data=form, timeout=5)
+    assert refused.status_code == 400
+    assert "desc" in refused.json()["error"]
+    pm = provider(pm_options(simulator.url), plugin="pmpayment")
+    assert pm.create(order(PID, purpose="Gebühr NA-2026-000123")).transaction_id == PID
+    assert simulator.ledger.all()[0].purpose == "Gebuehr NA-2026-000123"

@@ -194,7 +194,7 @@ def test_notification_reaches_the_notify_url_and_parses_as_a_claim(
             return
 
     bridge = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=bridge.serve_forever, daemon=True)
+    thread = threading.Thread(target=bridge.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         pid = "c" * 32

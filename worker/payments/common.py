@@ -89,6 +89,10 @@ def send(
         response = http.request(method, url, timeout=timeout, allow_redirects=False, **kwargs)
     except requests.Timeout:
         raise ProviderUnavailable(f"{what}: Zeitüberschreitung") from None
+    except requests.exceptions.SSLError:
+        # Usually configuration (certificate, CA), sometimes a provider's transient fault:
+        # retried like an outage, but named so an operator looks at the certificates.
+        raise ProviderUnavailable(f"{what}: TLS-Fehler (Zertifikate prüfen)") from None
     except requests.ConnectionError:
         raise ProviderUnavailable(f"{what}: keine Verbindung") from None
     except requests.RequestException:
@@ -139,6 +143,24 @@ def text_or_none(value: Any, limit: int = 250) -> str | None:
     if not isinstance(value, str) or not value:
         return None
     return value[:limit]
+
+
+#: A provider's transaction id: kept whole (never cut: a cut id finds nothing later).
+TRANSACTION_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+
+
+def transaction_id_or_none(value: Any) -> str | None:
+    """A provider's transaction id when it is a plain id of at most 128 characters, else None."""
+    return value if isinstance(value, str) and TRANSACTION_ID.fullmatch(value) else None
+
+
+def pay_url_or_none(value: Any) -> str | None:
+    """A pay page URL the citizen may be sent to: http(s) only, <= 2082, no whitespace."""
+    if not isinstance(value, str) or len(value) > 2082:
+        return None
+    if not re.fullmatch(r"https?://[^\s]+", value, flags=re.IGNORECASE):
+        return None
+    return value
 
 
 def decimal_or_none(value: Any) -> Decimal | None:

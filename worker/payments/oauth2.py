@@ -2,7 +2,7 @@
 
 The cache is module-level and keyed by token URL, client id and scope, so every plugin instance
 of the same provider in one process (a worker builds one per job, the web app one per request)
-shares one token instead of asking the token endpoint each time.
+shares one token instead of asking the token endpoint each time. Tokens live in memory only.
 """
 
 from __future__ import annotations
@@ -40,27 +40,40 @@ class _Token:
 
 
 class TokenCache:
-    """Access tokens by client, thread-safe; one fetch at a time per process."""
+    """Access tokens by client, thread-safe; at most one fetch at a time per client."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         """An empty cache; `clock` is monotonic seconds."""
         self._tokens: dict[TokenKey, _Token] = {}
-        self._lock = threading.Lock()
+        self._fetching: dict[TokenKey, threading.Lock] = {}
+        self._lock = threading.Lock()  # guards the two dicts, never held during a fetch
         self._clock = clock
+
+    def _cached(self, key: TokenKey) -> str | None:
+        with self._lock:
+            cached = self._tokens.get(key)
+            if cached is not None and self._clock() < cached.renew_at:
+                return cached.value
+            return None
 
     def get(self, key: TokenKey, fetch: Callable[[], tuple[str, float | None]]) -> str:
         """The cached token for `key`, or a new one from `fetch()` -> (token, expires_in)."""
+        value = self._cached(key)
+        if value is not None:
+            return value
         with self._lock:
-            cached = self._tokens.get(key)
-            now = self._clock()
-            if cached is not None and now < cached.renew_at:
-                return cached.value
-            # Fetching under the lock: concurrent callers wait for this one token rather than
-            # each asking the token endpoint (the endpoint may rate-limit us).
+            fetching = self._fetching.setdefault(key, threading.Lock())
+        # One fetch per client: concurrent callers wait for this one token rather than each
+        # asking the token endpoint; a slow endpoint of one provider never blocks another.
+        with fetching:
+            value = self._cached(key)
+            if value is not None:
+                return value
             value, expires_in = fetch()
             lifetime = DEFAULT_LIFETIME_S if expires_in is None else max(expires_in, 0.0)
             margin = min(RENEW_MARGIN_S, lifetime / 10)
-            self._tokens[key] = _Token(value, self._clock() + lifetime - margin)
+            with self._lock:
+                self._tokens[key] = _Token(value, self._clock() + lifetime - margin)
             return value
 
     def invalidate(self, key: TokenKey, value: str) -> None:

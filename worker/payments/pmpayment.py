@@ -53,10 +53,11 @@ from worker.payments.common import (
     ProviderOptions,
     ascii_field,
     json_body,
+    pay_url_or_none,
     sanitize_request_id,
     secret,
     send,
-    text_or_none,
+    transaction_id_or_none,
 )
 
 LOCAL = ZoneInfo("Europe/Berlin")
@@ -224,8 +225,8 @@ class PmPaymentProvider(PaymentProvider):
             headers={"Accept": "application/json"},
         )
         body = json_body(response, self.what)
-        url = text_or_none(body.get("url"), 2082)
-        txid = text_or_none(body.get("txid"), 64)
+        url = pay_url_or_none(body.get("url"))
+        txid = transaction_id_or_none(body.get("txid"))
         if url is None or txid is None:
             raise ProviderRefused(f"{self.what}: Antwort ohne url oder txid")
         return Transaction(transaction_id=txid, pay_url=url, transaction_reference=None)

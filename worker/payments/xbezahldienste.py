@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, ClassVar, cast
@@ -43,12 +44,14 @@ from worker.payments.common import (
     ProviderOptions,
     decimal_or_none,
     json_body,
+    pay_url_or_none,
     sanitize_description,
     sanitize_purpose,
     sanitize_request_id,
     secret,
     send,
     text_or_none,
+    transaction_id_or_none,
 )
 from worker.payments.oauth2 import TokenKey, fetch_token, tokens
 
@@ -137,11 +140,6 @@ def money(amount: Decimal) -> Decimal:
     return amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
-def _json_number(amount: Decimal) -> str:
-    """A Decimal as a JSON number literal (exact, not through float)."""
-    return format(money(amount), "f")
-
-
 def timestamp(moment: dt.datetime) -> str:
     """`yyyy-MM-ddTHH:mm:ss.SSSZ` in UTC, as the standard's examples write it."""
     utc = moment.astimezone(dt.UTC)
@@ -174,15 +172,12 @@ class XBezahldiensteProvider(PaymentProvider):
         secrets: Mapping[str, str],
         session: requests.Session | None = None,
     ) -> None:
-        """Bind to validated options; a client key's password mounts an adapter on the session."""
+        """Bind to validated options (secrets are looked up when a call needs them)."""
         super().__init__(provider_id, options, secrets, session)
         self.base_url = str(options["base_url"]).rstrip("/")
         self.timeout = float(options.get("timeout_s", 10.0))
         self.what = f"Zahlungsanbieter {provider_id}"
-        if options.get("auth") == "client_certificate" and options.get("key_password_env"):
-            password = secret(provider_id, options, secrets, "key_password_env")
-            if password is not None:
-                self.http.mount(self.base_url + "/", _KeyPasswordAdapter(password))
+        self._key_adapter_mounted = False
 
     # -- addressing ---------------------------------------------------------------------------
 
@@ -191,7 +186,7 @@ class XBezahldiensteProvider(PaymentProvider):
         configured = self.options.get("end_point_id")
         if configured:
             return str(configured)
-        if municipality_ags and len(municipality_ags) <= 36 and municipality_ags.isalnum():
+        if municipality_ags and re.fullmatch(PATH_ID, municipality_ags):
             return municipality_ags
         raise ProviderConfigError(
             f"Konfigurationsfehler beim {self.what}: weder end_point_id noch ein AGS bekannt."
@@ -234,6 +229,11 @@ class XBezahldiensteProvider(PaymentProvider):
             password = secret(self.provider_id, self.options, self.secrets, "password_env")
             return {"auth": (str(self.options["username"]), password or "")}
         if auth == "client_certificate":
+            if self.options.get("key_password_env") and not self._key_adapter_mounted:
+                password = secret(self.provider_id, self.options, self.secrets, "key_password_env")
+                if password is not None:
+                    self.http.mount(self.base_url + "/", _KeyPasswordAdapter(password))
+                self._key_adapter_mounted = True
             ca_file = self.options.get("ca_file")
             return {
                 "cert": (str(self.options["cert_file"]), str(self.options["key_file"])),
@@ -284,7 +284,7 @@ class XBezahldiensteProvider(PaymentProvider):
         """The PaymentRequest JSON for `order` (fields sanitised to the standard's rules)."""
         purpose = sanitize_purpose(order.purpose, fallback=sanitize_purpose(order.reference))
         description = sanitize_description(order.description, fallback=purpose)
-        amount = "__AMOUNT__"
+        amount = float(money(order.amount))  # exact: <= 999999.99 with two decimals
         body: dict[str, Any] = {
             "requestId": sanitize_request_id(order.payment_id),
             "requestTimestamp": timestamp(now or dt.datetime.now(dt.UTC)),
@@ -310,9 +310,8 @@ class XBezahldiensteProvider(PaymentProvider):
         }
         if self.options.get("send_notify_url"):
             body["notifyUrl"] = order.notify_url
-        # Fees are public charges without VAT; amounts go out as exact decimal literals.
-        text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-        return text.replace('"__AMOUNT__"', _json_number(order.amount)).encode("utf-8")
+        # Fees are public charges without VAT: the one item carries the whole amount.
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
     def create(self, order: PaymentOrder) -> Transaction:
         """POST the PaymentRequest; the same requestId twice never makes two transactions.
@@ -327,12 +326,12 @@ class XBezahldiensteProvider(PaymentProvider):
             headers={"Content-Type": "application/json"},
         )
         info = self._information(json_body(response, self.what))
-        transaction_id = text_or_none(info.get("transactionId"), 44)
+        transaction_id = transaction_id_or_none(info.get("transactionId"))
         if transaction_id is None:
-            raise ProviderRefused(f"{self.what}: Antwort ohne transactionId")
+            raise ProviderRefused(f"{self.what}: Antwort ohne gültige transactionId")
         return Transaction(
             transaction_id=transaction_id,
-            pay_url=text_or_none(info.get("transactionRedirectUrl"), 2082),
+            pay_url=pay_url_or_none(info.get("transactionRedirectUrl")),
             transaction_reference=text_or_none(info.get("transactionReference"), 36),
             status=self._state(info.get("status"), default="INITIAL"),
         )
@@ -356,7 +355,7 @@ class XBezahldiensteProvider(PaymentProvider):
             amount = money(amount)
         state = self._state(info.get("status"), default=None)
         return ProviderStatus(
-            transaction_id=text_or_none(info.get("transactionId"), 44) or transaction_id,
+            transaction_id=transaction_id_or_none(info.get("transactionId")) or transaction_id,
             status=state,
             amount=amount,
             transaction_reference=text_or_none(info.get("transactionReference"), 36),
