@@ -164,11 +164,13 @@ def pay_return(reference: str) -> Response:
     payment = payments.get(bridge.store, payment_id) if payment_id else None
     if case is None or payment is None or payment.submission_id != case.submission_id:
         return pages.unknown()
-    _journal(bridge, payment.provider, "return", b"", payment.id, "received")
+    journal_id = _journal(bridge, payment.provider, "return", b"", payment.id, "received")
     try:
-        confirm(bridge.settings, bridge.store, bridge.redis, payment, case, "citizen")
+        applied = confirm(bridge.settings, bridge.store, bridge.redis, payment, case, "citizen")
     except ProviderError:
+        _verdict(bridge, journal_id, "not_confirmable")
         return pages.pending(reference, payment, _pay_link(bridge, reference))
+    _verdict(bridge, journal_id, applied.verdict)
     fresh = payments.get(bridge.store, payment.id) or payment
     if fresh.status in PaymentStatus.PAID:
         return pages.paid(reference, fresh)

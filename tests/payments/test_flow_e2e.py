@@ -20,7 +20,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from bridge.app import build_app
 from demo_backoffice import DemoBackOffice
-from demo_payments import DemoPayments
+from demo_payments import DemoPayments, SimulatorConfig
 from domain.safexml import parse_xml
 from domain.settings import Settings
 from domain.store import (
@@ -39,6 +39,9 @@ from tests.factories import traffic
 ORDER_OFFICE = "neu-anspach-ordnungsamt"
 CASH_OFFICE = "usingen-stadtkasse"
 PROVIDER = "epay21-demo"
+#: The store logic these flows rely on runs on both stores in test_payment_state.py (the
+#: concurrent forward-only UPDATE on PostgreSQL); the slower flows here run on SQLite only.
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 class LiveBridge:
@@ -66,9 +69,11 @@ class LiveBridge:
 
 
 @pytest.fixture
-def simulator() -> Iterator[DemoPayments]:
-    """The provider simulator (XBezahldienste, Basic auth as epay21), notifying at once."""
-    demo = DemoPayments().start()
+def simulator(request: pytest.FixtureRequest) -> Iterator[DemoPayments]:
+    """The provider simulator (XBezahldienste, Basic auth as epay21); it notifies at once, or
+    after the delay in seconds a test gives as the fixture's parameter."""
+    delay = float(getattr(request, "param", 0.0))
+    demo = DemoPayments(config=SimulatorConfig(notify_delay_s=delay)).start()
     yield demo
     demo.stop()
 
@@ -311,6 +316,7 @@ def test_paid_via_callback_releases_the_case_and_notifies_the_cash_office(
     assert verdicts.count("duplicate") == 2
 
 
+@SQLITE_ONLY
 def test_lost_callback_is_found_by_reconciliation(
     live: LiveBridge,
     bridge: Store,
@@ -386,6 +392,7 @@ def test_forged_and_mismatched_callbacks_change_nothing(
     assert all(secret not in str(j.headers) for j in journal(bridge))
 
 
+@SQLITE_ONLY
 def test_provider_down_at_intake_and_first_pay_then_up(
     live: LiveBridge,
     bridge: Store,
@@ -421,6 +428,7 @@ def test_provider_down_at_intake_and_first_pay_then_up(
     assert creates["count"] == 1
 
 
+@SQLITE_ONLY
 def test_cancelled_then_paid_with_a_new_transaction(
     live: LiveBridge,
     bridge: Store,
@@ -454,6 +462,7 @@ def test_cancelled_then_paid_with_a_new_transaction(
     assert "Die Gebühr ist bezahlt" in done.text
 
 
+@SQLITE_ONLY
 def test_expired_payment_keeps_the_case_held_and_the_link_starts_anew(
     live: LiveBridge, bridge: Store, simulator: DemoPayments, processes: Processes
 ) -> None:
@@ -476,6 +485,7 @@ def test_expired_payment_keeps_the_case_held_and_the_link_starts_anew(
     assert [a["status"] for a in body["payment"]["attempts"]] == ["expired", "INITIAL"]
 
 
+@SQLITE_ONLY
 def test_transaction_of_formcycles_own_plugin_is_adopted(
     live: LiveBridge,
     bridge: Store,
@@ -534,3 +544,24 @@ def test_transaction_of_formcycles_own_plugin_is_adopted(
     assert taken.status_code == 422
     assert [e["field"] for e in taken.json()["errors"]] == ["payment.transaction_id"]
     assert snapshot(bridge) == before
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize("simulator", [0.5], indirect=True)
+def test_return_before_the_notification_applies_once(
+    live: LiveBridge, bridge: Store, simulator: DemoPayments, backoffice: DemoBackOffice
+) -> None:
+    """Reordered: the citizen is back before the provider's notification; the return applies
+    the confirmed payment, the late notification is a duplicate; one notice."""
+    answer = submit(live)
+    returned = pay_on_page(follow_pay_link(answer).headers["Location"])
+    assert "Die Gebühr ist bezahlt" in returned.text
+    expected = [("return", "applied"), ("notify", "duplicate")]
+    wait_for(
+        lambda: [(j.kind, j.verdict) for j in journal(bridge)] == expected,
+        what="the late notification, found a duplicate",
+    )
+    assert len(notices(bridge)) == 1
+    with bridge.read() as session:
+        kinds = session.scalars(select(Event.kind).where(Event.kind.like("payment.%"))).all()
+    assert kinds.count("payment.paid") == 1
