@@ -261,24 +261,18 @@ def open_attempt(
         conn = session.connection()
         now = database_now(conn)
         conn.execute(select(_S.c.id).where(_S.c.id == submission_id).with_for_update())
-        latest = session.scalars(
-            select(Payment)
-            .where(Payment.submission_id == submission_id)
-            .order_by(Payment.created_at.desc(), Payment.id)
-            .limit(1)
-        ).first()
-        if latest is None:
+        attempts = list(
+            session.scalars(
+                select(Payment)
+                .where(Payment.submission_id == submission_id)
+                .order_by(Payment.created_at, Payment.id)
+            )
+        )
+        if not attempts:
             return None
-        if any(
-            p.status in PaymentStatus.PAID
-            for p in session.scalars(select(Payment).where(Payment.submission_id == submission_id))
-        ):
-            paid = session.scalars(
-                select(Payment).where(
-                    Payment.submission_id == submission_id,
-                    Payment.status.in_(PaymentStatus.PAID),
-                )
-            ).first()
+        latest = attempts[-1]
+        paid = next((p for p in attempts if p.status in PaymentStatus.PAID), None)
+        if paid is not None:
             return paid
         if latest.status == PaymentStatus.INITIAL:
             return latest

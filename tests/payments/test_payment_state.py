@@ -31,8 +31,9 @@ PAID = Confirmed("PAYED", 3500, "EUR", transaction_reference="KZ-2026-0001", met
 def _order(client: FlaskClient, store: Store) -> Payment:
     answer = submit(client, "traffic-order", traffic())
     assert answer["status"] == SubmissionStatus.AWAITING_PAYMENT
+    number = int(answer["reference"].rsplit("-", 1)[1])
     with store.read() as session:
-        [payment] = session.scalars(select(Payment)).all()
+        [payment] = session.scalars(select(Payment).where(Payment.submission_id == number)).all()
     return payment
 
 
@@ -182,3 +183,61 @@ def test_expired_then_paid_late_still_counts(
     failed = Confirmed("FAILED", None)
     assert payments.apply(store, settings.config, payment.id, failed, "t").verdict == "final"
     assert payments.apply(store, settings.config, payment.id, PAID, "t").verdict == "applied"
+
+
+def _due_now(store: Store, count: int, client: FlaskClient) -> list[str]:
+    """`count` open payments with a transaction, all due for a check."""
+    ids = []
+    for i in range(count):
+        payment = _order(client, store)
+        assert payments.record_created(
+            store,
+            payment.id,
+            transaction_id=f"tx-{i}",
+            pay_url=None,
+            transaction_reference=None,
+            first_check_s=0,
+            actor="t",
+        )
+        ids.append(payment.id)
+    return ids
+
+
+def test_two_reconcilers_never_check_the_same_payment(client: FlaskClient, store: Store) -> None:
+    """Two sweepers claim at once: each payment goes to one of them; leased ones wait."""
+    ids = _due_now(store, 6, client)
+    claimed: list[list[str]] = []
+    barrier = threading.Barrier(2)
+
+    def claim() -> None:
+        barrier.wait()
+        claimed.append([p.id for p in payments.claim_checks(store, 4, 60)])
+
+    threads = [threading.Thread(target=claim) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    everything = [i for batch in claimed for i in batch]
+    assert sorted(everything) == sorted(ids)
+    assert len(set(everything)) == len(everything)
+    assert payments.claim_checks(store, 10, 60) == []
+
+
+def test_provider_errors_back_off_and_are_capped(client: FlaskClient, store: Store) -> None:
+    """Each error counts and schedules the next check; at the cap the next is the expiry."""
+    [payment_id] = _due_now(store, 1, client)
+    for n in range(1, payments.MAX_CHECK_ERRORS + 1):
+        payments.record_error(store, payment_id, "HTTP 503 Service Unavailable", 30)
+        stored = payments.get(store, payment_id)
+        assert stored is not None
+        assert stored.attempts == n
+        assert stored.last_error == "HTTP 503 Service Unavailable"
+        assert stored.next_check_at is not None
+        if n < payments.MAX_CHECK_ERRORS:
+            assert stored.next_check_at < stored.expires_at
+    assert stored is not None
+    assert stored.next_check_at == stored.expires_at
+    with store.read() as session:
+        kinds = session.scalars(select(Event.kind).where(Event.kind == "payment.provider_error"))
+        assert len(kinds.all()) == payments.MAX_CHECK_ERRORS
