@@ -33,6 +33,10 @@ def join_wehrheim(text: str, responsibilities: bool = True) -> str:
         ).replace(
             'neu-anspach = "neu-anspach-ordnungsamt"\n',
             'neu-anspach = "neu-anspach-ordnungsamt"\nwehrheim = "neu-anspach-ordnungsamt"\n',
+        ).replace(
+            # The joint treasury gets Wehrheim's payment notices too.
+            'neu-anspach = "usingen-stadtkasse"\n',
+            'neu-anspach = "usingen-stadtkasse"\nwehrheim = "usingen-stadtkasse"\n',
         )
     return text
 
