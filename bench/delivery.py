@@ -68,6 +68,7 @@ from urllib.parse import urlsplit
 import requests
 from redis import Redis
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from bench.common import (
     CLK_TCK,
@@ -371,7 +372,6 @@ class Keys:
     formcycle: str
     formcycle_signing: str
     office_signing: str
-    api: str
 
     @classmethod
     def new(cls) -> Keys:
@@ -380,9 +380,7 @@ class Keys:
         def whsec() -> str:
             return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
-        return cls(
-            generate_key(), secrets.token_urlsafe(32), whsec(), whsec(), secrets.token_urlsafe(32)
-        )
+        return cls(generate_key(), secrets.token_urlsafe(32), whsec(), whsec())
 
 
 class OfficeClient:
@@ -466,7 +464,6 @@ class Bench:
             "BRIDGE_SECRET_FORMCYCLE_SIGNING": self.keys.formcycle_signing,
             "BRIDGE_SECRET_OFFICE_SIGNING": self.keys.office_signing,
             "BRIDGE_SECRET_EPAY21_PASSWORD": self.keys.formcycle,  # no provider is called
-            "BRIDGE_API_TOKENS": f"bench:admin:{self.keys.api}",
             "BRIDGE_LOG_LEVEL": log_level or self.opts.log_level,
             "BRIDGE_LOG_FORMAT": "json",
             "BRIDGE_PUBLIC_URL": "http://127.0.0.1:8000",
@@ -1452,6 +1449,9 @@ class E2ERun:
     gunicorn_workers: int
     busy_before: float
     notes: list[str]
+    peak_rss_mb: dict[str, float] = dataclasses.field(default_factory=dict)
+    backlog: list[tuple[float, int]] = dataclasses.field(default_factory=list)
+    backlog_growth_per_s: float | None = None
 
     @property
     def accepted(self) -> int:
@@ -1481,6 +1481,9 @@ class E2ERun:
             "cpu_s": {k: round(v, 2) for k, v in self.cpu.items()},
             "gunicorn_workers": self.gunicorn_workers,
             "machine_busy_before": round(self.busy_before, 3),
+            "peak_rss_mb": {k: round(v, 1) for k, v in self.peak_rss_mb.items()},
+            "backlog_pending": self.backlog,
+            "backlog_growth_per_s": self.backlog_growth_per_s,
             "notes": self.notes,
         }
 
@@ -1567,6 +1570,60 @@ def open_loop(
     return [s for s in sends if s is not None]
 
 
+def peak_rss_mb(pids: set[int]) -> dict[int, float]:
+    """Each live process's peak resident set (VmHWM) in MiB, read before it is stopped."""
+    out: dict[int, float] = {}
+    for pid in pids:
+        for line in read_text(f"/proc/{pid}/status").splitlines():
+            if line.startswith("VmHWM:"):
+                out[pid] = int(line.split()[1]) / 1024
+    return out
+
+
+class Backlog:
+    """Samples the pending deliveries twice a second while the load runs (is it flat?)."""
+
+    def __init__(self, engine: Engine, started: float) -> None:
+        """Sample `engine`'s deliveries; times are seconds since `started` (perf_counter)."""
+        self.engine = engine
+        self.started = started
+        self.samples: list[tuple[float, int]] = []
+        self.missed = 0  # samples the busy store could not answer
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            try:
+                with self.engine.connect() as conn:
+                    query = text("SELECT count(*) FROM deliveries WHERE status = 'pending'")
+                    pending = int(conn.execute(query).scalar_one())
+            except SQLAlchemyError:
+                self.missed += 1
+                continue
+            self.samples.append((round(time.perf_counter() - self.started, 2), pending))
+
+    def start(self) -> None:
+        """Start sampling."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop sampling."""
+        self._stop.set()
+        self._thread.join(5)
+
+    def growth_per_s(self, after_s: float) -> float | None:
+        """Least-squares slope of the backlog after the warm-up (deliveries/s; ~0 is flat)."""
+        points = [(t, n) for t, n in self.samples if t >= after_s]
+        if len(points) < 3:
+            return None
+        mean_t = sum(t for t, _ in points) / len(points)
+        mean_n = sum(n for _, n in points) / len(points)
+        var = sum((t - mean_t) ** 2 for t, _ in points)
+        cov = sum((t - mean_t) * (n - mean_n) for t, n in points)
+        return round(cov / var, 2) if var else None
+
+
 def measure_e2e(bench: Bench, store: str) -> E2ERun:
     """gunicorn + 2 workers + sweeper; open-loop submissions; arrival − send per delivery."""
     opts = bench.opts
@@ -1600,10 +1657,13 @@ def measure_e2e(bench: Bench, store: str) -> E2ERun:
         run_id = uuid.uuid4().hex[:10]
         meter = CpuMeter()
         meter.start()
+        backlog = Backlog(engine, time.perf_counter())
+        backlog.start()
         sends = open_loop(
             port, form_body("dog-registration"), bench.keys.formcycle, opts.rate, total,
             opts.client_threads, run_id,
         )  # fmt: skip
+        backlog.stop()
         accepted_all = sum(s.status == 202 for s in sends)
         deadline = time.monotonic() + 60
         delivered = count_delivered(engine)
@@ -1614,6 +1674,14 @@ def measure_e2e(bench: Bench, store: str) -> E2ERun:
         if delivered < accepted_all:
             notes.append(f"only {delivered} of {accepted_all} accepted were delivered after 60 s")
         settle_jobs(redis)
+        web_pids = descendants(processes(), web.pid) - {web.pid}
+        rss = {
+            "web worker": max(peak_rss_mb(web_pids).values(), default=math.nan),
+            "delivery worker": max(
+                peak_rss_mb({p.pid for p in workers}).values(), default=math.nan
+            ),
+            "sweeper": max(peak_rss_mb({sweeper.pid}).values(), default=math.nan),
+        }
         jobs = drain_jobs(redis, labels)
         office = bench.office.stats()
         arrivals = bench.office.arrivals()
@@ -1666,6 +1734,9 @@ def measure_e2e(bench: Bench, store: str) -> E2ERun:
         gunicorn_workers=opts.gunicorn_workers,
         busy_before=busy_before,
         notes=notes,
+        peak_rss_mb=rss,
+        backlog=backlog.samples,
+        backlog_growth_per_s=backlog.growth_per_s(opts.warmup),
     )
 
 
@@ -1860,14 +1931,17 @@ def variants_table(results: Sequence[StoreResults]) -> str:
     return head + "\n".join(lines) + "\n"
 
 
+RSS_KINDS = ("web worker", "delivery worker", "sweeper")
+
+
 def e2e_table(results: Sequence[StoreResults]) -> str:
     """Latency from the webhook request to the arrival at the back office."""
     head = (
         "| store | rate/s | sent | 202 | delivered | p50 ms | p90 ms | p99 ms | max ms "
         "| send→202 p50 / p99 ms | 202→office p50 / p99 ms | drain jobs (per worker) "
         "| CPU s: gunicorn / workers / sweeper / office / postgres / redis / client / other "
-        "| aim met |\n"
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|---|---|---|---|---|\n"
+        "| backlog growth /s | peak RSS MiB: web worker / delivery worker / sweeper | aim met |\n"
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|---|---|---|---|--:|---|---|\n"
     )
     lines = []
     for res in results:
@@ -1884,7 +1958,9 @@ def e2e_table(results: Sequence[StoreResults]) -> str:
             f"| {lat['p50']:.1f} | {lat['p90']:.1f} | {lat['p99']:.1f} | {lat['max']:.1f} "
             f"| {intake['p50']:.1f} / {intake['p99']:.1f} | {after['p50']:.1f} / {after['p99']:.1f} "
             f"| {e.jobs} ({', '.join(f'{k}: {v}' for k, v in e.jobs_per_worker.items())}) "
-            f"| {cpu} | {'yes' if lat['p50'] < AIM_P50_MS else 'no'} |"
+            f"| {cpu} | {e.backlog_growth_per_s if e.backlog_growth_per_s is not None else '–'} "
+            f"| {' / '.join(f'{e.peak_rss_mb.get(k, math.nan):.0f}' for k in RSS_KINDS)} "
+            f"| {'yes' if lat['p50'] < AIM_P50_MS else 'no'} |"
         )
     return head + "\n".join(lines) + "\n"
 

@@ -51,8 +51,9 @@ from bench.chaos.stores import RunStore
 from bench.common import ROOT, machine
 from bench.samples import EXAMPLES
 from bridge.app import build_app
+from domain.accounts import Actor, Role, create_token
 from domain.settings import Settings
-from domain.store import format_reference
+from domain.store import Store, format_reference
 
 RESULTS = ROOT / "bench" / "results"
 INBOX_OFFICE = "neu-anspach-ordnungsamt"
@@ -138,15 +139,15 @@ def steer(spec: dict[str, Any], engine: Engine) -> None:
 class Fuzzer:
     """Runs every operation's strategies and records what came back."""
 
-    def __init__(self, env: dict[str, str], engine: Engine, seed: int) -> None:
-        """Credentials from `env`, row counts from `engine`."""
+    def __init__(self, env: dict[str, str], engine: Engine, seed: int, api_token: str) -> None:
+        """Credentials from `env` and a viewer's API token, row counts from `engine`."""
         self.engine = engine
         self.seed = seed
         self.rng = random.Random(seed)
         self.tally = Tally()
         self.auth = {
             "webhooks": {"X-Bridge-Secret": env["BRIDGE_SECRET_FORMCYCLE"]},
-            "submissions": {"Authorization": "Bearer " + env["BRIDGE_API_TOKENS"].split(":", 2)[2]},
+            "submissions": {"Authorization": "Bearer " + api_token},
             "inbox": {"Authorization": "Bearer " + env[INBOX_TOKEN_ENV]},
         }
 
@@ -290,7 +291,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         worker.wait_ready()
         engine = store.engine()
-        fuzzer = Fuzzer(env, engine, seed)
+        # A viewer's token in the store, made as `python -m bridge tokens create` makes it.
+        _, api_token = create_token(
+            Store(engine),
+            "fuzz",
+            Role.VIEWER,
+            expires_at=None,
+            actor=Actor(name="bench", role=Role.ADMIN, via="cli"),
+        )
+        fuzzer = Fuzzer(env, engine, seed, api_token)
         if args.live:
             web = sup.add(gunicorn_host("web", env, run_dir / "web.log"))
             web.wait_ready(90)

@@ -48,6 +48,7 @@ from typing import Any
 from redis import Redis
 from sqlalchemy import create_engine, text
 
+from bench import history
 from bench.common import (
     CLK_TCK,
     ROOT,
@@ -71,6 +72,9 @@ PATH = f"/webhooks/formcycle/{SERVICE}"
 SENDER_HEADER = "X-Bridge-Secret"
 BRIDGE_APP = "bridge:create_app()"
 BARE_APP = "bench.bare_app:create_app()"
+DURABLE_APP = "bench.durable_app:create_app()"
+#: The least a durable intake does (issue 10: the bridge must keep at least this share of it).
+AIM_DURABLE_RATIO = 0.8
 AIM_RPS = 1000.0
 AIM_P99_MS = 50.0
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
@@ -265,7 +269,7 @@ class Run:
             return None
         return self.rows_of_run == self.rows_expected and self.rows_added == self.rows_of_run
 
-    def as_json(self, bare: Run | None) -> dict[str, Any]:
+    def as_json(self, bare: Run | None, durable: Run | None = None) -> dict[str, Any]:
         """A JSON-ready record of the run."""
         w = self.wrk
         return {
@@ -284,6 +288,9 @@ class Run:
             "latency_ms": {k: round(v / 1000.0, 3) for k, v in w.latency_us.items()},
             "ratio_to_bare": round(w.accepted_per_s / bare.wrk.accepted_per_s, 3)
             if bare and bare is not self and bare.wrk.accepted_per_s
+            else None,
+            "ratio_to_durable": round(w.accepted_per_s / durable.wrk.accepted_per_s, 3)
+            if durable and durable is not self and durable.wrk.accepted_per_s
             else None,
             "rows_before": self.rows_before,
             "rows_after": self.rows_after,
@@ -395,13 +402,18 @@ loglevel = "warning"
     return base + overrides
 
 
+def app_name(app: str) -> str:
+    """The short name of a benchmarked app (for its log files)."""
+    return {BARE_APP: "bare", DURABLE_APP: "durable"}.get(app, "bridge")
+
+
 @contextmanager
 def gunicorn(
     app: str, env: dict[str, str], setting: Setting, workdir: Path, access_log: bool
 ) -> Iterator[tuple[int, int]]:
     """Run gunicorn with `app` on a free loopback port; yields (port, master pid)."""
     port = free_port()
-    name = "bare" if app == BARE_APP else "bridge"
+    name = app_name(app)
     errorlog = workdir / f"gunicorn-{name}.log"
     config = workdir / f"gunicorn-{name}.conf.py"
     config.write_text(gunicorn_config(setting, port, access_log, errorlog))
@@ -611,6 +623,8 @@ class Options:
     wrk_threads: int
     timeout_s: int
     bare: bool
+    durable: bool
+    history: int
     access_log: bool
     postgres_url: str
     postgres_db: str
@@ -637,7 +651,6 @@ def bridge_environ(database_url: str, redis_url: str, secret: str) -> dict[str, 
         "BRIDGE_SECRET_FORMCYCLE_SIGNING": whsec(),
         "BRIDGE_SECRET_OFFICE_SIGNING": whsec(),
         "BRIDGE_SECRET_EPAY21_PASSWORD": secrets.token_urlsafe(24),
-        "BRIDGE_API_TOKENS": f"bench:admin:{secrets.token_urlsafe(32)}",
         "BRIDGE_LOG_LEVEL": "WARNING",
         "BRIDGE_LOG_FORMAT": "json",
     }
@@ -669,9 +682,7 @@ def measure(
     with gunicorn(app, env, setting, workdir, opts.access_log) as (port, pid):
         warm = run_wrk(load, port, opts.warmup)
         if warm.created == 0:
-            tail = read_text(
-                str(workdir / f"gunicorn-{'bare' if app == BARE_APP else 'bridge'}.log")
-            )
+            tail = read_text(str(workdir / f"gunicorn-{app_name(app)}.log"))
             raise SystemExit(
                 f"no 202 during warm-up (statuses {warm.other_statuses or '-'}, "
                 f"socket errors {warm.socket_errors}):\n{tail[-3000:]}"
@@ -756,10 +767,46 @@ def run_all(opts: Options) -> tuple[list[Run], dict[str, Any]]:
                     url = recreate_postgres(opts.postgres_url, opts.postgres_db)
                 flush_redis(opts.redis_url)
                 env = bridge_environ(url, opts.redis_url, secret)
+                if opts.durable:
+                    try:
+                        runs.append(
+                            measure(
+                                opts,
+                                load,
+                                "durable",
+                                store,
+                                setting,
+                                DURABLE_APP,
+                                env,
+                                workdir,
+                                url,
+                            )
+                        )
+                    finally:
+                        flush_redis(opts.redis_url)
                 try:
+                    if opts.history:
+                        history.seed(url, 1)
+                        empty = history.query_timings(url)
                     runs.append(
                         measure(opts, load, "bridge", store, setting, BRIDGE_APP, env, workdir, url)
                     )
+                    if opts.history:
+                        flush_redis(opts.redis_url)
+                        print(f"  adding {opts.history:,} delivered cases ...", flush=True)
+                        took = history.seed(url, opts.history)
+                        full = history.query_timings(url)
+                        meta.setdefault("history", {})[store] = {
+                            "rows": opts.history,
+                            "seed_s": round(took, 1),
+                            "queries": history.compare(empty, full),
+                        }
+                        target = f"bridge + {opts.history:,} history"
+                        runs.append(
+                            measure(
+                                opts, load, target, store, setting, BRIDGE_APP, env, workdir, url
+                            )
+                        )
                 finally:
                     flush_redis(opts.redis_url)
                     if store == "postgres":
@@ -772,13 +819,25 @@ def bare_for(runs: Sequence[Run], run: Run) -> Run | None:
     return next((r for r in runs if r.target == "bare" and r.setting == run.setting), None)
 
 
+def durable_for(runs: Sequence[Run], run: Run) -> Run | None:
+    """The durable-baseline run on the same store under the same gunicorn setting."""
+    return next(
+        (
+            r
+            for r in runs
+            if r.target == "durable" and r.store == run.store and r.setting == run.setting
+        ),
+        None,
+    )
+
+
 def table(runs: Sequence[Run]) -> str:
     """The Markdown results table."""
     head = (
         "| gunicorn | target | store | accepted/s | errors | p50 ms | p90 ms | p99 ms | max ms "
-        "| ÷ bare | rows = 202s | aim met | app CPU ms/req "
+        "| ÷ bare | ÷ durable | rows = 202s | aim met | app CPU ms/req "
         "| CPU s: gunicorn / wrk / pg / redis / other |\n"
-        "|---|---|---|--:|--:|--:|--:|--:|--:|--:|---|---|--:|---|\n"
+        "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|---|--:|---|\n"
     )
     lines = []
     for run in runs:
@@ -787,6 +846,12 @@ def table(runs: Sequence[Run]) -> str:
         ratio = (
             f"{w.accepted_per_s / bare.wrk.accepted_per_s:.2f}"
             if bare and bare is not run and bare.wrk.accepted_per_s
+            else "–"
+        )
+        durable = durable_for(runs, run)
+        of_durable = (
+            f"{w.accepted_per_s / durable.wrk.accepted_per_s:.2f}"
+            if durable and durable is not run and durable.wrk.accepted_per_s
             else "–"
         )
         errors = str(w.errors)
@@ -814,7 +879,7 @@ def table(runs: Sequence[Run]) -> str:
         lines.append(
             f"| {run.setting.label} | {run.target} | {run.store} | {w.accepted_per_s:,.0f} "
             f"| {errors} | {w.ms('p50'):.1f} | {w.ms('p90'):.1f} | {w.ms('p99'):.1f} "
-            f"| {w.ms('max'):.1f} | {ratio} | {rows} | {'yes' if meets_aim(w) else 'no'} "
+            f"| {w.ms('max'):.1f} | {ratio} | {of_durable} | {rows} | {'yes' if meets_aim(w) else 'no'} "
             f"| {run.app_cpu_ms:.2f} | {cpu} |"
         )
     return head + "\n".join(lines) + "\n"
@@ -848,7 +913,8 @@ def report(opts: Options, runs: Sequence[Run], meta: dict[str, Any]) -> tuple[Pa
         "postgres": meta.get("postgres"),
         "body_bytes": meta.get("body_bytes"),
         "aim": {"accepted_per_s": AIM_RPS, "p99_ms": AIM_P99_MS},
-        "runs": [r.as_json(bare_for(runs, r)) for r in runs],
+        "runs": [r.as_json(bare_for(runs, r), durable_for(runs, r)) for r in runs],
+        "history": meta.get("history"),
     }
     json_path.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
     m = meta["machine"]
@@ -881,7 +947,7 @@ def report(opts: Options, runs: Sequence[Run], meta: dict[str, Any]) -> tuple[Pa
         f"measured {opts.seconds:g} s (the machine has {m['cpus']} × {opts.seconds:g} s); "
         "`other` is whatever else ran on the machine.",
         "",
-        "Stores: SQLite is a file in a temporary directory (WAL, synchronous=NORMAL, "
+        "Stores: SQLite is a file in a temporary directory (WAL, synchronous=FULL, "
         "BEGIN IMMEDIATE); "
         + (
             f"PostgreSQL {pg.get('server_version', '?')} on 127.0.0.1 "
@@ -895,6 +961,19 @@ def report(opts: Options, runs: Sequence[Run], meta: dict[str, Any]) -> tuple[Pa
         " flushed before and after each bridge run; each accepted submission costs two "
         "Redis round trips (metrics HINCRBY, the office's wake-up SET NX).",
     ]
+    if meta.get("history"):
+        md += [
+            "",
+            "Hot queries on the empty store and after the history was added (ms, "
+            "`bench.history.query_timings`: the production functions, 300 calls each; "
+            "issue 10 asks for a ratio of at most 1.2):",
+            "",
+            history.TABLE_HEAD
+            + "\n".join(
+                history.table(store, h["rows"], h["queries"])
+                for store, h in meta["history"].items()
+            ),
+        ]
     if notes:
         md += ["", "Notes:", *(f"- {n}" for n in notes)]
     md_path.write_text("\n".join(md) + "\n")
@@ -921,6 +1000,15 @@ def parse_args(argv: Sequence[str]) -> Options:
     p.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (they share the CPUs)")
     p.add_argument("--timeout", type=int, default=10, help="wrk request timeout, seconds")
     p.add_argument("--no-bare", action="store_true", help="skip the bare Flask endpoint")
+    p.add_argument(
+        "--no-durable", action="store_true", help="skip the minimal durable intake (baseline)"
+    )
+    p.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        help="then add this many delivered cases to each store and measure the bridge again",
+    )
     p.add_argument(
         "--access-log", action="store_true", help="keep gunicorn's access log (to /dev/null)"
     )
@@ -970,6 +1058,8 @@ def parse_args(argv: Sequence[str]) -> Options:
         wrk_threads=a.wrk_threads,
         timeout_s=a.timeout,
         bare=not a.no_bare,
+        durable=not a.no_durable,
+        history=a.history,
         access_log=a.access_log,
         postgres_url=a.postgres_url,
         postgres_db=a.postgres_db,
@@ -995,6 +1085,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     json_path, md_path = report(opts, runs, meta)
     print()
     print(table(runs))
+    for store, h in (meta.get("history") or {}).items():
+        print(history.TABLE_HEAD + history.table(store, h["rows"], h["queries"]))
     print(f"written: {md_path}, {json_path}")
     return 0
 

@@ -1,54 +1,22 @@
-"""The read API: submission status (token-authenticated), OpenAPI document, published JSON Schemas."""
+"""The read API: submission status (by role), attachment fetch links, OpenAPI, JSON Schemas."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
-from typing import Any, TypeVar
-
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Response, request
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from bridge import views
-from bridge.auth import unauthorized
+from bridge.access import bearer_actor, check_role, forbidden, require_role
 from bridge.openapi import openapi_document, service_json_schema
 from bridge.respond import json_response
 from bridge.state import current
+from domain.accounts import Actor, Role
+from domain.fetch_links import check_link
 from domain.problems import Problem, msg
-from domain.settings import ApiToken
-from domain.store import Event, Submission, parse_reference
+from domain.store import DeliveryStatus, Event, Submission, parse_reference, utcnow
 
 blueprint = Blueprint("api", __name__)
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def require_token(role: str = "reader") -> Callable[[F], F]:
-    """Require a bearer token with at least `role` (admin includes reader)."""
-
-    def decorate(view: F) -> F:
-        @wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            header = request.headers.get("Authorization", "")
-            scheme, _, presented = header.partition(" ")
-            if scheme.lower() != "bearer" or not presented:
-                raise unauthorized("Es fehlt ein Zugangstoken.", "A bearer token is missing.")
-            token: ApiToken | None = current().settings.token_role(presented.strip())
-            if token is None:
-                raise unauthorized("Das Zugangstoken ist ungültig.", "The bearer token is invalid.")
-            if role == "admin" and token.role != "admin":
-                raise Problem(
-                    403,
-                    "forbidden",
-                    msg("Keine Berechtigung.", "Forbidden."),
-                    msg("Dafür ist die Rolle admin nötig.", "This needs the admin role."),
-                )
-            g.api_token = token
-            return view(*args, **kwargs)
-
-        return wrapper  # type: ignore[return-value]
-
-    return decorate
 
 
 def _not_found(reference: str) -> Problem:
@@ -61,11 +29,64 @@ def _not_found(reference: str) -> Problem:
 
 
 @blueprint.get("/api/v1/submissions/<reference>")
-@require_token("reader")
+@require_role(Role.VIEWER)
 def submission_status(reference: str) -> Response:
     """Status, deliveries and history of one submission."""
     settings = current().settings
     return json_response(views.status(_load(reference), settings.config, settings.public_url))
+
+
+def _other_office() -> Problem:
+    return forbidden(
+        "Dieser Antrag wurde nicht an Ihre Stelle zugestellt.",
+        "This submission was not delivered to your office.",
+    )
+
+
+def _fetcher(reference: str, sha256: str) -> tuple[Actor | None, str | None, Submission]:
+    """Who fetches (the token's Actor, if any), the office the fetch is limited to, the submission.
+
+    Credentials are checked before the submission is looked up: no answer tells a caller
+    without them whether a reference exists.
+    """
+    args = request.args
+    signed = any(args.get(k) for k in ("delivery", "expires", "signature"))
+    if not signed:
+        actor = bearer_actor()
+        assert actor is not None
+        check_role(actor, Role.VIEWER, offices=True)
+        return actor, actor.office_id, _load(reference)
+    bridge = current()
+    check = check_link(
+        args.get("delivery", ""),
+        sha256,
+        args.get("expires", ""),
+        args.get("signature", ""),
+        encryption_keys=bridge.settings.encryption_keys,
+        now=utcnow(),
+    )
+    if check.outcome == "expired":
+        raise forbidden(
+            "Der Abruflink ist abgelaufen; die Stelle erhält mit der nächsten Zustellung einen neuen.",
+            "The fetch link has expired; the office gets a new one with the next delivery.",
+        )
+    if not check.ok:
+        raise forbidden("Der Abruflink ist ungültig.", "The fetch link is invalid.")
+    submission = _load(reference)
+    delivery = next((d for d in submission.deliveries if d.id == args.get("delivery")), None)
+    if delivery is None:
+        # Signed for a delivery of another submission: the link was altered.
+        raise forbidden("Der Abruflink ist ungültig.", "The fetch link is invalid.")
+    if delivery.status == DeliveryStatus.CANCELLED:
+        # A cancelled or re-routed delivery's office no longer handles the case.
+        raise forbidden(
+            "Diese Zustellung wurde storniert; der Abruflink gilt nicht mehr.",
+            "This delivery was cancelled; the fetch link no longer works.",
+        )
+    actor = bearer_actor(required=False)
+    if actor is not None and actor.office_id is not None and actor.office_id != delivery.office_id:
+        raise _other_office()
+    return actor, delivery.office_id, submission
 
 
 def _load(reference: str) -> Submission:
@@ -95,10 +116,17 @@ def _load(reference: str) -> Submission:
 
 
 @blueprint.get("/api/v1/submissions/<reference>/attachments/<sha256>")
-@require_token("reader")
 def attachment(reference: str, sha256: str) -> Response:
-    """An attachment's content (the fetch link of deliveries too large to carry it inline)."""
-    submission = _load(reference)
+    """An attachment's content (the fetch link of deliveries too large to carry it inline).
+
+    A signed link (``?delivery=&expires=&signature=``, from the envelope) works for the office
+    the delivery went to until it expires; an office's own token must belong to that office.
+    Without a link a staff token (viewer or above) is needed, or the token of an office that
+    this submission was delivered to.
+    """
+    actor, office_id, submission = _fetcher(reference, sha256.lower())
+    if office_id is not None and office_id not in {d.office_id for d in submission.deliveries}:
+        raise _other_office()
     bridge = current()
     found = next((a for a in submission.attachments if a.sha256 == sha256.lower()), None)
     if found is None or found.content is None:
@@ -108,8 +136,9 @@ def attachment(reference: str, sha256: str) -> Response:
         session.add(
             Event(
                 submission_id=submission.id,
+                delivery_id=request.args.get("delivery") if office_id else None,
                 kind="attachment.fetched",
-                actor=f"token:{g.api_token.name}",
+                actor=actor.label if actor is not None else f"office:{office_id}",
                 detail={"sha256": found.sha256, "field": found.field},
             )
         )

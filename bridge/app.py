@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from bridge import api, health, inbox, metrics, payments, webhooks
+from bridge import access, api, health, inbox, metrics, payments, tokens_api, webhooks
 from bridge.respond import problem_response
 from bridge.state import Bridge
 from domain.problems import Problem, msg
@@ -20,12 +20,14 @@ def build_app(settings: Settings | None = None, bridge: Bridge | None = None) ->
     # Werkzeug refuses larger bodies itself; our own checks give the German problem answer.
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_SORT_KEYS=False)
     (bridge or Bridge.from_settings(settings)).init_app(app)
+    access.warn_legacy_tokens(settings)
     app.register_blueprint(webhooks.blueprint)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(metrics.blueprint)
     app.register_blueprint(inbox.blueprint)
     app.register_blueprint(payments.blueprint)
+    app.register_blueprint(tokens_api.blueprint)
     app.register_error_handler(Problem, _on_problem)
     app.register_error_handler(HTTPException, _on_http_error)
     app.register_error_handler(Exception, _on_unexpected)

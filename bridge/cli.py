@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from bridge.cli_accounts import accounts, tokens
 from domain.crypto import generate_key
 from domain.payments import fee_summary
 from worker.checks import settings_or_exit
@@ -151,3 +152,7 @@ def rotate_keys() -> None:
             count += 1
     store.dispose()
     click.echo(f"re-encrypted {count} values; older keys can now be removed")
+
+
+main.add_command(accounts)
+main.add_command(tokens)

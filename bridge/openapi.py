@@ -68,7 +68,22 @@ def _document(services: tuple[tuple[str, str, str, Limits], ...]) -> dict[str, A
         plugins=[MarshmallowPlugin()],
         info={"description": "Nimmt Online-Anträge aus Formcycle an und leitet sie weiter."},
     )
-    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    spec.components.security_scheme(
+        "bearer",
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "description": (
+                "API-Token aus `python -m bridge tokens create` (in der Datenbank nur als "
+                "SHA-256 gespeichert, mit Ablaufdatum). Rollen: viewer liest, operator "
+                "sendet außerdem erneut, storniert und leitet um, admin verwaltet außerdem "
+                "Konten und Tokens. Ein Token einer Stelle (--office) ruft nur die Anlagen "
+                "der an diese Stelle zugestellten Anträge ab. Postfach-Abrufe "
+                "(/api/v1/inbox) nutzen das Token der Stelle aus der Routing-Datei oder ihr "
+                "eigenes API-Token."
+            ),
+        },
+    )
     spec.components.security_scheme(
         "senderSecret", {"type": "apiKey", "in": "header", "name": "X-Bridge-Secret"}
     )
@@ -152,12 +167,57 @@ def _document(services: tuple[tuple[str, str, str, Limits], ...]) -> dict[str, A
                         "description": "Der Antrag",
                         "content": {"application/json": {"schema": "SubmissionStatus"}},
                     },
-                    "401": _problem("Fehlendes oder falsches Token"),
+                    "401": _problem("Fehlendes, falsches, abgelaufenes oder widerrufenes Token"),
+                    "403": _problem("Rolle reicht nicht (viewer nötig) oder Token einer Stelle"),
                     "404": _problem("Unbekannter Antrag"),
                 },
             }
         },
     )
+    spec.path(
+        path="/api/v1/submissions/{reference}/attachments/{sha256}",
+        operations={
+            "get": {
+                "summary": "Eine Anlage abrufen (Abruflink einer Zustellung)",
+                "description": (
+                    "Mit dem signierten Abruflink aus der Zustellung (delivery, expires, "
+                    "signature) nur für die Stelle dieser Zustellung und bis zum Ablauf; "
+                    "sonst mit einem Token (viewer) oder dem Token einer Stelle, an die der "
+                    "Antrag zugestellt wurde."
+                ),
+                "security": [{}, {"bearer": []}],
+                "parameters": [
+                    {
+                        "name": "reference",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    },
+                    {
+                        "name": "sha256",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                    },
+                    {"name": "delivery", "in": "query", "schema": {"type": "string"}},
+                    {"name": "expires", "in": "query", "schema": {"type": "integer"}},
+                    {"name": "signature", "in": "query", "schema": {"type": "string"}},
+                ],
+                "responses": {
+                    "200": {
+                        "description": "Der Inhalt der Anlage",
+                        "content": {"application/octet-stream": {}},
+                    },
+                    "401": _problem("Weder gültiger Abruflink noch gültiges Token"),
+                    "403": _problem(
+                        "Abruflink ungültig oder abgelaufen, oder Antrag einer anderen Stelle"
+                    ),
+                    "404": _problem("Unbekannter Antrag oder unbekannte Anlage"),
+                },
+            }
+        },
+    )
+    _token_paths(spec)
     office = {"name": "office_id", "in": "path", "required": True, "schema": {"type": "string"}}
     spec.path(
         path="/api/v1/inbox/{office_id}/cases",
@@ -229,3 +289,64 @@ def _document(services: tuple[tuple[str, str, str, Limits], ...]) -> dict[str, A
     # absent) as a component name; a copy, so the cached published schema stays as it is.
     result["components"]["schemas"].update(copy.deepcopy(bodies))
     return result
+
+
+def _token_paths(spec: APISpec) -> None:
+    """The caller's own token and the admin's list and revocation of tokens."""
+    spec.path(
+        path="/api/v1/me",
+        operations={
+            "get": {
+                "summary": "Wer bin ich: Name, Rolle und Stelle des Tokens",
+                "security": [{"bearer": []}],
+                "responses": {
+                    "200": {"description": "Name, Rolle, Zugang, Stelle"},
+                    "401": _problem("Fehlendes, falsches, abgelaufenes oder widerrufenes Token"),
+                },
+            }
+        },
+    )
+    spec.path(
+        path="/api/v1/tokens",
+        operations={
+            "get": {
+                "summary": "Alle API-Tokens mit Rolle, Stelle, Ablauf und letzter Nutzung (admin)",
+                "security": [{"bearer": []}],
+                "responses": {
+                    "200": {"description": "Die Tokens (nie ihr Geheimnis)"},
+                    "401": _problem("Fehlendes, falsches, abgelaufenes oder widerrufenes Token"),
+                    "403": _problem("Dafür ist die Rolle admin nötig"),
+                },
+            }
+        },
+    )
+    spec.path(
+        path="/api/v1/tokens/{name}/revoke",
+        operations={
+            "post": {
+                "summary": "Ein Token sofort widerrufen (admin, protokolliert)",
+                "security": [{"bearer": []}],
+                "parameters": [
+                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"reason": {"type": "string", "maxLength": 500}},
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {"description": "Widerrufen"},
+                    "401": _problem("Fehlendes, falsches, abgelaufenes oder widerrufenes Token"),
+                    "403": _problem("Dafür ist die Rolle admin nötig"),
+                    "404": _problem("Unbekanntes Token"),
+                    "422": _problem("Ungültige Begründung"),
+                },
+            }
+        },
+    )

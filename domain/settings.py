@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,10 +20,12 @@ from marshmallow import (
 )
 
 from domain.config import Config, ConfigError, load_config
+from domain.passwords import ScryptParams
 from domain.redis_connection import url_problem
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-ROLES = ("reader", "admin")
+# The roles of BRIDGE_API_TOKENS, read only to move its tokens into the database once.
+LEGACY_ROLES = ("reader", "admin")
 MIB = 1024 * 1024
 
 
@@ -37,8 +38,8 @@ class SettingsError(Exception):
 
 
 @dataclass(frozen=True)
-class ApiToken:
-    """A bearer token for the API: who holds it and what role it grants."""
+class LegacyApiToken:
+    """A token of the retired BRIDGE_API_TOKENS, kept only for `tokens import-env`."""
 
     name: str
     role: str
@@ -53,7 +54,6 @@ class Settings:
     redis_url: str
     config_path: Path
     encryption_keys: tuple[str, ...] = field(repr=False)
-    api_tokens: tuple[ApiToken, ...] = field(repr=False)
     config: Config = field(repr=False)
     secrets: Mapping[str, str] = field(repr=False)
     max_body_bytes: int = 25 * MIB
@@ -74,6 +74,12 @@ class Settings:
     # E-Payment: how long after creation, then between, the provider is asked about an open
     # payment (the last step repeats until the payment's expiry); see worker/reconcile_payments.
     payment_check_schedule: tuple[float, ...] = (30, 60, 120, 300, 600, 1800, 3600)
+    # Administration (issue 8): web-page sessions, password hashing, signed fetch links.
+    admin_session_hours: int = 8
+    admin_idle_minutes: int = 30
+    password_scrypt_n: int = 2**17
+    fetch_link_hours: int = 168
+    legacy_api_tokens: tuple[LegacyApiToken, ...] = field(default=(), repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -103,13 +109,10 @@ class Settings:
         secrets = {name: env[name] for name in config.secret_names() if name in env}
         return cls(config=config, secrets=secrets, **values)
 
-    def token_role(self, presented: str) -> ApiToken | None:
-        """Return the API token matching `presented`, comparing every token in constant time."""
-        found: ApiToken | None = None
-        for candidate in self.api_tokens:
-            if hmac.compare_digest(candidate.token.encode(), presented.encode()):
-                found = candidate
-        return found
+    @property
+    def password_kdf(self) -> ScryptParams:
+        """The scrypt cost new password hashes get (older ones are renewed at login)."""
+        return ScryptParams(n=self.password_scrypt_n)
 
     @property
     def is_sqlite(self) -> bool:
@@ -179,7 +182,7 @@ class _EnvSchema(Schema):
         data_key="BRIDGE_CONFIG", load_default=str(PROJECT_ROOT / "config" / "routing.toml")
     )
     encryption_keys = fields.String(data_key="BRIDGE_ENCRYPTION_KEYS", required=True)
-    api_tokens = fields.String(data_key="BRIDGE_API_TOKENS", load_default="")
+    legacy_api_tokens = fields.String(data_key="BRIDGE_API_TOKENS", load_default="")
     max_body_bytes = fields.Integer(
         data_key="BRIDGE_MAX_BODY_BYTES", load_default=25 * MIB, validate=validate.Range(1024)
     )
@@ -222,6 +225,22 @@ class _EnvSchema(Schema):
     delivery_batch = fields.Integer(
         data_key="BRIDGE_DELIVERY_BATCH", load_default=20, validate=validate.Range(1, 500)
     )
+    admin_session_hours = fields.Integer(
+        data_key="BRIDGE_ADMIN_SESSION_HOURS", load_default=8, validate=validate.Range(1, 168)
+    )
+    admin_idle_minutes = fields.Integer(
+        data_key="BRIDGE_ADMIN_IDLE_MINUTES", load_default=30, validate=validate.Range(1, 1440)
+    )
+    password_scrypt_n = fields.Integer(
+        data_key="BRIDGE_PASSWORD_SCRYPT_N",
+        load_default=2**17,
+        validate=validate.OneOf(
+            [2**k for k in range(14, 21)], error="must be a power of two from 16384 to 1048576"
+        ),
+    )
+    fetch_link_hours = fields.Integer(
+        data_key="BRIDGE_FETCH_LINK_HOURS", load_default=168, validate=validate.Range(1, 720)
+    )
     payment_check_schedule = fields.String(
         data_key="BRIDGE_PAYMENT_CHECK_SCHEDULE", load_default="30s,1m,2m,5m,10m,30m,1h"
     )
@@ -241,8 +260,8 @@ class _EnvSchema(Schema):
                     f"key number {', '.join(map(str, bad))} is not a valid Fernet key "
                     "(32 url-safe base64 bytes; make one with `python -m bridge generate-key`)"
                 ]
-        if "api_tokens" in data:
-            token_errors = _parse_tokens(data["api_tokens"])[1]
+        if "legacy_api_tokens" in data:
+            token_errors = _parse_tokens(data["legacy_api_tokens"])[1]
             if token_errors:
                 errors["BRIDGE_API_TOKENS"] = token_errors
         if "retry_schedule" in data:
@@ -262,7 +281,7 @@ class _EnvSchema(Schema):
     @post_load
     def _parse_lists(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
         data["encryption_keys"] = _split(data["encryption_keys"])
-        data["api_tokens"] = tuple(_parse_tokens(data["api_tokens"])[0])
+        data["legacy_api_tokens"] = tuple(_parse_tokens(data["legacy_api_tokens"])[0])
         data["retry_schedule"] = parse_durations(data["retry_schedule"])
         data["payment_check_schedule"] = parse_durations(data["payment_check_schedule"])
         data["config_path"] = Path(data["config_path"])
@@ -273,19 +292,19 @@ def _split(text: str) -> tuple[str, ...]:
     return tuple(k.strip() for k in text.split(",") if k.strip())
 
 
-def _parse_tokens(text: str) -> tuple[list[ApiToken], list[str]]:
-    """The API tokens of `name:role:token,...` and a problem for each malformed entry."""
-    tokens: list[ApiToken] = []
+def _parse_tokens(text: str) -> tuple[list[LegacyApiToken], list[str]]:
+    """The legacy API tokens of `name:role:token,...` and a problem for each malformed entry."""
+    tokens: list[LegacyApiToken] = []
     errors: list[str] = []
     for i, item in enumerate(x.strip() for x in text.split(",")):
         if not item:
             continue
         parts = item.split(":", 2)
-        if len(parts) != 3 or parts[1] not in ROLES or len(parts[2]) < 32:
+        if len(parts) != 3 or parts[1] not in LEGACY_ROLES or len(parts[2]) < 32:
             errors.append(
-                f"entry {i + 1} must be name:role:token with role in {ROLES} "
+                f"entry {i + 1} must be name:role:token with role in {LEGACY_ROLES} "
                 "and a token of at least 32 characters"
             )
             continue
-        tokens.append(ApiToken(name=parts[0], role=parts[1], token=parts[2]))
+        tokens.append(LegacyApiToken(name=parts[0], role=parts[1], token=parts[2]))
     return tokens, errors

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import domain.account_store  # noqa: F401 - registers the administration tables on Base
 from domain.store import Base
 
 connection = context.config.attributes.get("connection")

@@ -6,13 +6,19 @@ JSON body exactly: what it accepts, the validator accepts, apart from the rules 
 cannot express (dates not in the future, the lead time of a start, an end after the start,
 an acquisition not before the birth). Form bodies carry the same fields as strings, which the
 validator converts by the field's type (see `schemas.blocks`). Nested blocks are inlined.
+
+An attachment has two shapes: a sender sends the file (``{"filename", "content_type",
+"content_base64"}``, the ``upload`` shape, which is what is published), and the intake hands
+the validator its checked metadata (``{"filename", "content_type", "size", "sha256"}``, the
+``stored`` shape of `AttachmentSchema`). ``json_schema(..., attachments="stored")`` describes
+the validator's input, so that the two can be compared.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-from typing import Any
+from typing import Any, Literal
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
@@ -22,8 +28,10 @@ from marshmallow import Schema, fields
 from schemas.blocks import (
     ISO_DATE_PATTERN,
     LOCAL_DATETIME_PATTERN,
+    MIME_PATTERN,
     NOT_BLANK_PATTERN,
     RFC3339_PATTERN,
+    AttachmentSchema,
     Choice,
     Date,
     DateTime,
@@ -49,10 +57,52 @@ def inline_nested(schema: type[Schema] | Schema | str) -> str:
     return ""  # apispec inlines whenever the resolver gives no name
 
 
+#: A file as a JSON body sends it (domain/attachments.py reads exactly these keys).
+BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+AttachmentShape = Literal["upload", "stored"]
+
+
+def upload_schema(title: str | None = None) -> dict[str, Any]:
+    """The JSON Schema of one file sent in a JSON body: name, type and base64 content."""
+    schema: dict[str, Any] = {
+        "type": "object",
+        "description": (
+            "Eine Datei (PDF, PNG oder JPEG): Name, Typ und Inhalt Base64-kodiert. "
+            "Größe und Prüfsumme bestimmt die Schnittstelle selbst."
+        ),
+        "properties": {
+            "filename": {
+                "type": "string",
+                "title": "Dateiname",
+                "minLength": 1,
+                "maxLength": 255,
+            },
+            "content_type": {
+                "type": "string",
+                "title": "Dateityp (MIME)",
+                "maxLength": 255,
+                "pattern": MIME_PATTERN,
+            },
+            "content_base64": {
+                "type": "string",
+                "title": "Inhalt (Base64)",
+                "contentEncoding": "base64",
+                "minLength": 4,
+                "pattern": BASE64_PATTERN,
+            },
+        },
+        "required": ["content_base64", "filename"],
+    }
+    if title:
+        schema["title"] = title
+    return schema
+
+
 class BridgeConverter(OpenAPIConverter):
     """apispec's converter plus our field types, the configured limits and the conditions."""
 
     limits = Limits()
+    attachments: AttachmentShape = "upload"
 
     def init_attribute_functions(self) -> None:
         """Register the extra field conversion after apispec's own."""
@@ -93,6 +143,11 @@ class BridgeConverter(OpenAPIConverter):
 
     def schema2jsonschema(self, schema: Any) -> dict[str, Any]:
         """Convert like apispec, then add the unknown-key policy and ``json_schema_extra``."""
+        if self.attachments == "upload" and isinstance(schema, AttachmentSchema):
+            upload = upload_schema()
+            if self.limits.unknown == "reject":
+                upload["additionalProperties"] = False
+            return upload
         result: dict[str, Any] = super().schema2jsonschema(schema)  # type: ignore[no-untyped-call]
         if self.limits.unknown == "reject":
             result["additionalProperties"] = False
@@ -107,26 +162,35 @@ class BridgeMarshmallowPlugin(MarshmallowPlugin):
 
     Converter = BridgeConverter
 
-    def __init__(self, limits: Limits, **kwargs: Any) -> None:
+    def __init__(
+        self, limits: Limits, attachments: AttachmentShape = "upload", **kwargs: Any
+    ) -> None:
         """Create the plugin for a service configured with ``limits``."""
         super().__init__(**kwargs)
         self.limits = limits
+        self.attachments: AttachmentShape = attachments
 
     def init_spec(self, spec: APISpec) -> None:
         """Initialise like apispec and hand the limits to the converter."""
         super().init_spec(spec)
         if isinstance(self.converter, BridgeConverter):
             self.converter.limits = self.limits
+            self.converter.attachments = self.attachments
 
 
-def json_schema(key: str, limits: Limits | None = None) -> dict[str, Any]:
+def json_schema(
+    key: str, limits: Limits | None = None, *, attachments: AttachmentShape = "upload"
+) -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of the service schema ``key``; KeyError if unknown.
 
     ``limits`` are the service's configured limits (lead time, zone length, unknown keys);
-    the defaults when omitted.
+    the defaults when omitted. ``attachments`` chooses the shape of files: as a sender sends
+    them (published) or as the validator receives them after intake.
     """
     service = SCHEMAS.get(key)
-    plugin = BridgeMarshmallowPlugin(limits or Limits(), schema_name_resolver=inline_nested)
+    plugin = BridgeMarshmallowPlugin(
+        limits or Limits(), attachments, schema_name_resolver=inline_nested
+    )
     # The spec only initialises the plugin's converter; nothing is added to it.
     APISpec(
         title=service.title_de,

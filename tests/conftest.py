@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import os
 import shutil
 import socket
@@ -11,7 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 from flask import Flask
@@ -21,6 +23,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import create_engine, text
 
 from bridge.app import build_app
+from domain.accounts import Actor, Role, create_token
 from domain.crypto import generate_key
 from domain.migrations import upgrade
 from domain.settings import Settings
@@ -31,8 +34,11 @@ FORMCYCLE_SECRET = "formcycle-test-secret-0123456789abcdef"
 SIGNING_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 OFFICE_SIGNING_SECRET = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
 EPAY21_PASSWORD = "demo-basic-passwort"  # the simulator's published demo credential
+# Values of the retired BRIDGE_API_TOKENS, for the tests of `tokens import-env` and its parsing.
 READER_TOKEN = "reader-token-0123456789abcdef0123456789"
 ADMIN_TOKEN = "admin-token-0123456789abcdef0123456789ab"
+# Who creates the tests' accounts and tokens (as `python -m bridge` run by a shell user would).
+TEST_ADMIN = Actor(name="pytest", role=Role.ADMIN, via="cli")
 TABLES = (
     "events",
     "attachments",
@@ -40,6 +46,10 @@ TABLES = (
     "payment_callbacks",
     "payments",
     "submissions",
+    "api_tokens",
+    "admin_sessions",
+    "login_throttles",
+    "accounts",
 )
 
 
@@ -169,7 +179,8 @@ def base_environ(database_url: str, redis_url: str, **extra: str) -> dict[str, s
         "BRIDGE_SECRET_FORMCYCLE_SIGNING": SIGNING_SECRET,
         "BRIDGE_SECRET_OFFICE_SIGNING": OFFICE_SIGNING_SECRET,
         "BRIDGE_SECRET_EPAY21_PASSWORD": EPAY21_PASSWORD,
-        "BRIDGE_API_TOKENS": f"ops:reader:{READER_TOKEN},admin:admin:{ADMIN_TOKEN}",
+        # The cheapest scrypt the settings allow: tests log in often; production uses 2^17.
+        "BRIDGE_PASSWORD_SCRYPT_N": "16384",
         "BRIDGE_MAX_BODY_BYTES": str(2 * 1024 * 1024),
         "BRIDGE_MAX_FILE_BYTES": str(512 * 1024),
     }
@@ -238,3 +249,48 @@ def snapshot(store: Store) -> dict[str, Any]:
 def auth_headers() -> dict[str, str]:
     """The Formcycle sender's shared-secret header."""
     return {"X-Bridge-Secret": FORMCYCLE_SECRET}
+
+
+class MakeToken(Protocol):
+    """Creates an API token in the test store and returns the clear token."""
+
+    def __call__(
+        self,
+        role: str = ...,
+        *,
+        name: str | None = ...,
+        office_id: str | None = ...,
+        expires_at: dt.datetime | None = ...,
+    ) -> str:
+        """Create the token."""
+        ...
+
+
+@pytest.fixture
+def api_token(store: Store) -> MakeToken:
+    """Make API tokens with a role (or of an office) in the app's store, as the CLI would."""
+    numbers = itertools.count(1)
+
+    def make(
+        role: str = Role.VIEWER,
+        *,
+        name: str | None = None,
+        office_id: str | None = None,
+        expires_at: dt.datetime | None = None,
+    ) -> str:
+        _, clear = create_token(
+            store,
+            name or f"test-{role}-{next(numbers)}",
+            role,
+            expires_at=expires_at,
+            actor=TEST_ADMIN,
+            office_id=office_id,
+        )
+        return clear
+
+    return make
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The Authorization header of a bearer token."""
+    return {"Authorization": f"Bearer {token}"}

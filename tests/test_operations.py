@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from domain.crypto import DecryptionError, Vault, generate_key
 from domain.store import Attachment, Delivery, Event, Store, Submission
-from tests.conftest import FORMCYCLE_SECRET, READER_TOKEN, bridge_cli
+from tests.conftest import FORMCYCLE_SECRET, MakeToken, bearer, bridge_cli
 from tests.factories import PDF, dog, flatten, traffic
 
 HEADERS = {"X-Bridge-Secret": FORMCYCLE_SECRET}
@@ -58,7 +58,7 @@ def test_rotate_keys_reencrypts_everything(
 
 
 def test_attachment_fetch_link_needs_a_token_and_is_audited(
-    client: FlaskClient, store: Store
+    client: FlaskClient, store: Store, api_token: MakeToken
 ) -> None:
     """The fetch link of a large attachment returns its bytes to a token holder, and says who."""
     answer = _post_construction(client)
@@ -67,7 +67,7 @@ def test_attachment_fetch_link_needs_a_token_and_is_audited(
         sha = session.scalars(select(Attachment.sha256)).one()
     url = f"/api/v1/submissions/{reference}/attachments/{sha}"
     assert client.get(url).status_code == 401
-    auth = {"Authorization": f"Bearer {READER_TOKEN}"}
+    auth = bearer(api_token("viewer", name="ops"))
     response = client.get(url, headers=auth)
     assert response.status_code == 200
     assert response.data == PDF

@@ -16,7 +16,7 @@ from sqlalchemy.types import LargeBinary
 from domain.crypto import Vault
 from domain.logs import JsonFormatter
 from domain.store import Store, Submission
-from tests.conftest import READER_TOKEN
+from tests.conftest import MakeToken, bearer
 from tests.factories import PDF, dog, flatten, traffic
 from tests.webhook_support import FilePart, form_body, multipart_body, post
 
@@ -144,11 +144,11 @@ def test_logs_of_full_requests_hold_no_name_or_chip(
         assert secret not in captured, secret
 
 
-def test_status_answer_holds_no_personal_data(client: FlaskClient) -> None:
+def test_status_answer_holds_no_personal_data(client: FlaskClient, api_token: MakeToken) -> None:
     """The status resource shows routing and history, not the citizen's data."""
     dog_reference, _ = _submit(client)
     response = client.get(
-        f"/api/v1/submissions/{dog_reference}", headers={"Authorization": f"Bearer {READER_TOKEN}"}
+        f"/api/v1/submissions/{dog_reference}", headers=bearer(api_token("viewer"))
     )
     assert response.status_code == 200
     body = response.get_data(as_text=True)

@@ -28,8 +28,9 @@ OLD_LOCAL_ENV = """BRIDGE_ENCRYPTION_KEYS={key}
 BRIDGE_SECRET_FORMCYCLE=formcycle-secret-0123456789abcdef0123
 BRIDGE_SECRET_FORMCYCLE_SIGNING=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
 BRIDGE_SECRET_OFFICE_SIGNING=whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD
-BRIDGE_API_TOKENS=admin:admin:admin-token-0123456789abcdef0123456789ab
+BRIDGE_API_TOKENS=admin:admin:{token}
 """
+OLD_ADMIN_TOKEN = "admin-token-0123456789abcdef0123456789ab"
 
 
 @dataclass
@@ -80,7 +81,9 @@ def checkout(tmp_path: Path) -> Iterator[Checkout]:
             shutil.copy2(source, root / name)
     (root / ".venv").symlink_to(ROOT / ".venv")
     (root / "var").mkdir()
-    (root / "var" / "local.env").write_text(OLD_LOCAL_ENV.format(key=generate_key()))
+    (root / "var" / "local.env").write_text(
+        OLD_LOCAL_ENV.format(key=generate_key(), token=OLD_ADMIN_TOKEN)
+    )
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(tmp_path),
@@ -137,6 +140,31 @@ def test_scripts_run_on_other_ports_survives_a_crashed_worker(checkout: Checkout
         timeout=60, check=False,
     )  # fmt: skip
     assert cli.returncode == 0, cli.stderr
+
+    # The old file's BRIDGE_API_TOKENS went into the database (and out of the file); the
+    # fresh database got its first admin, with password and a token in var/local-admin.txt.
+    assert "BRIDGE_API_TOKENS" not in local_env
+    old = requests.get(
+        checkout.url("/api/v1/me"),
+        headers={"Authorization": f"Bearer {OLD_ADMIN_TOKEN}"},
+        timeout=5,
+    )
+    assert old.json()["role"] == "admin", old.text
+    credentials_path = checkout.root / "var" / "local-admin.txt"
+    assert credentials_path.stat().st_mode & 0o777 == 0o600
+    credentials = dict(
+        line.split(": ", 1) for line in credentials_path.read_text().splitlines() if line
+    )
+    assert credentials["user"] == "admin"
+    assert len(credentials["password"]) >= 12
+    assert credentials["password"] not in checkout.log()
+    me = requests.get(
+        checkout.url("/api/v1/me"),
+        headers={"Authorization": f"Bearer {credentials['token']}"},
+        timeout=5,
+    )
+    assert me.json() == {"name": "local-admin", "role": "admin", "via": "token", "office_id": None}
+    assert "var/local-admin.txt" in checkout.log()
 
     # A case reaches the demo office on its changed port.
     answer = requests.post(

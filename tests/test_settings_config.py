@@ -95,14 +95,15 @@ def test_valid_environment_gives_typed_settings() -> None:
     assert settings.config_path == ROUTING
     assert set(settings.config.services) == {"dog-registration", "traffic-order"}
     assert settings.secrets["BRIDGE_SECRET_FORMCYCLE"] == FORMCYCLE_SECRET
-    assert [(t.name, t.role) for t in settings.api_tokens] == [
-        ("ops", "reader"),
-        ("admin", "admin"),
+    # The retired BRIDGE_API_TOKENS is still read, only for `tokens import-env`.
+    assert [(t.name, t.role, t.token) for t in settings.legacy_api_tokens] == [
+        ("ops", "reader", READER_TOKEN),
+        ("admin", "admin", ADMIN_TOKEN),
     ]
-    reader = settings.token_role(READER_TOKEN)
-    assert reader is not None
-    assert reader.role == "reader"
-    assert settings.token_role(READER_TOKEN + "x") is None
+    assert settings.admin_session_hours == 8
+    assert settings.admin_idle_minutes == 30
+    assert settings.password_kdf.n == 2**17
+    assert settings.fetch_link_hours == 168
     assert settings.is_sqlite
     # Secrets and keys never appear in the settings' repr (e.g. in a traceback).
     assert FORMCYCLE_SECRET not in repr(settings)
@@ -193,6 +194,16 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
             {"BRIDGE_API_TOKENS": f"ops:reader:{READER_TOKEN},broken"},
             "BRIDGE_API_TOKENS: entry 2 must be name:role:token",
             id="token-shape",
+        ),
+        pytest.param(
+            {"BRIDGE_PASSWORD_SCRYPT_N": "1000"},
+            "BRIDGE_PASSWORD_SCRYPT_N: must be a power of two from 16384 to 1048576",
+            id="scrypt-cost",
+        ),
+        pytest.param(
+            {"BRIDGE_ADMIN_IDLE_MINUTES": "0"},
+            "BRIDGE_ADMIN_IDLE_MINUTES: Must be greater than or equal to 1",
+            id="idle-minutes",
         ),
         pytest.param(
             {"BRIDGE_MAX_BODY_BYTES": "lots"},

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 
-from tests.conftest import ADMIN_TOKEN, READER_TOKEN
+from tests.conftest import MakeToken, bearer
 from tests.factories import dog
 from tests.webhook_support import assert_problem, form_body, post
 
-READER = {"Authorization": f"Bearer {READER_TOKEN}"}
+
+@pytest.fixture
+def reader(api_token: MakeToken) -> dict[str, str]:
+    """The Authorization header of a viewer's token."""
+    return bearer(api_token("viewer"))
 
 
 def _submit_dangerous_dog(client: FlaskClient) -> dict[str, Any]:
@@ -22,34 +27,38 @@ def _submit_dangerous_dog(client: FlaskClient) -> dict[str, Any]:
     return body
 
 
+INVALID = "Das Zugangstoken ist ungültig, abgelaufen oder widerrufen."
+
+
 @pytest.mark.parametrize(
     ("headers", "detail"),
     [
-        pytest.param({}, "Es fehlt ein Zugangstoken.", id="no-token"),
+        pytest.param(lambda t: {}, "Es fehlt ein Zugangstoken.", id="no-token"),
         pytest.param(
-            {"Authorization": "Bearer not-a-token-0123456789abcdef0123"},
-            "Das Zugangstoken ist ungültig.",
+            lambda t: {"Authorization": "Bearer not-a-token-0123456789abcdef0123"},
+            INVALID,
             id="wrong-token",
         ),
         pytest.param(
-            {"Authorization": f"Basic {READER_TOKEN}"},
-            "Es fehlt ein Zugangstoken.",
-            id="not-bearer",
+            lambda t: {"Authorization": f"Basic {t}"}, "Es fehlt ein Zugangstoken.", id="not-bearer"
         ),
-        pytest.param({"Authorization": "Bearer "}, "Es fehlt ein Zugangstoken.", id="empty-bearer"),
         pytest.param(
-            {"Authorization": f"Bearer {READER_TOKEN[:-1]}"},
-            "Das Zugangstoken ist ungültig.",
-            id="token-prefix",
+            lambda t: {"Authorization": "Bearer "}, "Es fehlt ein Zugangstoken.", id="empty-bearer"
         ),
+        pytest.param(lambda t: bearer(t[:-1]), INVALID, id="token-prefix"),
+        pytest.param(lambda t: bearer(t + "x" * 300), INVALID, id="oversized"),
     ],
 )
 def test_status_needs_a_valid_token(
-    client: FlaskClient, headers: dict[str, str], detail: str
+    client: FlaskClient,
+    api_token: MakeToken,
+    headers: Callable[[str], dict[str, str]],
+    detail: str,
 ) -> None:
     """Without a valid bearer token the status is refused with 401, not even a 404."""
     reference = _submit_dangerous_dog(client)["reference"]
-    response = client.get(f"/api/v1/submissions/{reference}", headers=headers)
+    token = api_token("viewer")
+    response = client.get(f"/api/v1/submissions/{reference}", headers=headers(token))
     assert_problem(response, 401, "unauthorized", detail=detail, title="Nicht angemeldet.")
     assert response.headers["WWW-Authenticate"] == 'Bearer realm="formcycle-bridge"'
 
@@ -75,10 +84,12 @@ def test_status_unauthorized_in_english(client: FlaskClient) -> None:
         pytest.param("N\u00c4-2026-000001", id="non-ascii-prefix"),
     ],
 )
-def test_unknown_or_malformed_reference_is_404(client: FlaskClient, reference: str) -> None:
+def test_unknown_or_malformed_reference_is_404(
+    client: FlaskClient, reference: str, reader: dict[str, str]
+) -> None:
     """A reference that names no submission is a 404 problem in German."""
     _submit_dangerous_dog(client)
-    response = client.get(f"/api/v1/submissions/{reference}", headers=READER)
+    response = client.get(f"/api/v1/submissions/{reference}", headers=reader)
     assert_problem(
         response,
         404,
@@ -88,19 +99,21 @@ def test_unknown_or_malformed_reference_is_404(client: FlaskClient, reference: s
     )
 
 
-def test_reference_of_another_town_or_year_is_404(client: FlaskClient) -> None:
+def test_reference_of_another_town_or_year_is_404(
+    client: FlaskClient, reader: dict[str, str]
+) -> None:
     """The number alone does not find a submission: prefix and year must match too."""
     reference = _submit_dangerous_dog(client)["reference"]
     prefix, year, number = reference.split("-")
     for wrong in (f"US-{year}-{number}", f"{prefix}-{int(year) - 1}-{number}"):
-        response = client.get(f"/api/v1/submissions/{wrong}", headers=READER)
+        response = client.get(f"/api/v1/submissions/{wrong}", headers=reader)
         assert_problem(response, 404, "unknown-submission")
 
 
-def test_status_with_deliveries_and_history(client: FlaskClient) -> None:
+def test_status_with_deliveries_and_history(client: FlaskClient, reader: dict[str, str]) -> None:
     """The status shows the municipality, both deliveries and the history of the submission."""
     answer = _submit_dangerous_dog(client)
-    response = client.get(answer["links"]["status"], headers=READER)
+    response = client.get(answer["links"]["status"], headers=reader)
     assert response.status_code == 200
     assert response.mimetype == "application/json"
     body = response.get_json()
@@ -129,12 +142,13 @@ def test_status_with_deliveries_and_history(client: FlaskClient) -> None:
     assert routed == {d["id"]: d["office"] for d in body["deliveries"]}
 
 
-def test_admin_token_reads_status_too(client: FlaskClient) -> None:
-    """The admin role includes reading."""
+@pytest.mark.parametrize("role", ["operator", "admin"])
+def test_stronger_roles_read_status_too(
+    client: FlaskClient, api_token: MakeToken, role: str
+) -> None:
+    """Operator and admin include reading."""
     reference = _submit_dangerous_dog(client)["reference"]
-    response = client.get(
-        f"/api/v1/submissions/{reference}", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
-    )
+    response = client.get(f"/api/v1/submissions/{reference}", headers=bearer(api_token(role)))
     assert response.status_code == 200
     assert response.get_json()["reference"] == reference
 

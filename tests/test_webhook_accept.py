@@ -17,6 +17,7 @@ from domain.crypto import Vault
 from domain.store import Attachment, Delivery, Event, Store, Submission
 from tests.conftest import snapshot
 from tests.factories import PDF, PNG, as_json, dog, flatten, today, traffic
+from tests.schemas.agreement import schema_validator
 from tests.schemas.samples import DELETE
 from tests.webhook_support import (
     FORM,
@@ -169,6 +170,37 @@ def test_json_traffic_order_with_site_plan(client: FlaskClient, store: Store) ->
     [attachment] = _stored(store, body["reference"]).attachments
     assert attachment.field == "site_plan"
     assert attachment.sha256 == hashlib.sha256(PDF).hexdigest()
+
+
+def test_published_schema_describes_the_files_the_webhook_takes(
+    client: FlaskClient, store: Store
+) -> None:
+    """A JSON body written from /schemas/<service> with its files is accepted as it stands;
+    the metadata shape the schema published before (size, sha256) is refused by both."""
+    published = schema_validator(client.get("/schemas/traffic-order").get_json())
+    plan = {
+        "filename": "plan.pdf",
+        "content_type": "application/pdf",
+        "content_base64": base64.b64encode(PDF).decode(),
+    }
+    payload = traffic({"site_plan": plan}, reason="construction")
+    published.validate(payload)
+    body = _accepted(post(client, TRAFFIC, as_json(payload), JSON))
+    [attachment] = _stored(store, body["reference"]).attachments
+    assert (attachment.field, attachment.size) == ("site_plan", len(PDF))
+
+    details = {
+        "filename": "plan.pdf",
+        "content_type": "application/pdf",
+        "size": len(PDF),
+        "sha256": hashlib.sha256(PDF).hexdigest(),
+    }
+    refused = traffic({"site_plan": details}, reason="construction")
+    assert not published.is_valid(refused)
+    before = snapshot(store)
+    response = post(client, TRAFFIC, as_json(refused), JSON)
+    assert response.status_code == 422
+    assert snapshot(store) == before
 
 
 def test_dangerous_dog_goes_to_two_offices(client: FlaskClient, store: Store) -> None:

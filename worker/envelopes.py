@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from domain.crypto import Vault
+from domain.fetch_links import fetch_url
 from domain.payments import counted, payment_view
 from domain.settings import Settings
-from domain.store import Delivery, DeliveryKind, DeliveryStatus, Payment, Store, Submission
+from domain.store import (
+    Delivery,
+    DeliveryKind,
+    DeliveryStatus,
+    Payment,
+    Store,
+    Submission,
+    utcnow,
+)
 from worker.channels import Envelope, EnvelopeAttachment
 
 
@@ -18,6 +29,8 @@ def build_envelopes(
     """Build the envelopes of pending deliveries (decrypting data and attachments)."""
     config = settings.config
     out: list[Envelope] = []
+    # Each attempt gets fresh links: they work for this delivery's office only, for a while.
+    links_expire = utcnow() + dt.timedelta(hours=settings.fetch_link_hours)
     with store.read() as session:
         deliveries = session.scalars(
             select(Delivery)
@@ -68,9 +81,13 @@ def build_envelopes(
                             size=a.size,
                             sha256=a.sha256,
                             content=vault.decrypt(a.content) if a.content is not None else None,
-                            fetch_url=(
-                                f"{settings.public_url}/api/v1/submissions/"
-                                f"{s.reference}/attachments/{a.sha256}"
+                            fetch_url=fetch_url(
+                                settings.public_url,
+                                s.reference,
+                                d.id,
+                                a.sha256,
+                                encryption_keys=settings.encryption_keys,
+                                expires_at=links_expire,
                             ),
                         )
                         for a in ([] if notice else s.attachments)

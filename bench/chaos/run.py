@@ -100,7 +100,6 @@ def bridge_env(store: RunStore, redis_url: str, config: Path, secret: str) -> di
         "BRIDGE_SECRET_OFFICE_SIGNING": "whsec_"
         + base64.b64encode(secrets.token_bytes(32)).decode(),
         "BRIDGE_SECRET_EPAY21_PASSWORD": secrets.token_urlsafe(24),
-        "BRIDGE_API_TOKENS": f"chaos:reader:{secrets.token_urlsafe(32)}",
         # Quick retries, many of them: a flapping office must not exhaust the schedule.
         "BRIDGE_RETRY_SCHEDULE": "1s,2s,3s,5s,5s,5s,5s,5s,5s,5s,10s,10s",
         "BRIDGE_SWEEP_INTERVAL_S": "1",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from flask.testing import FlaskClient
@@ -53,4 +54,9 @@ def test_pulled_case_lists_a_large_attachment_as_a_link(client: FlaskClient) -> 
     [attachment] = case["attachments"]
     assert attachment["sha256"] == PLAN_SHA
     assert attachment["content_base64"] is None
-    assert attachment["fetch_url"].endswith(f"/submissions/{reference}/attachments/{PLAN_SHA}")
+    link = urlsplit(attachment["fetch_url"])
+    assert link.path == f"/api/v1/submissions/{reference}/attachments/{PLAN_SHA}"
+    # The link is signed for this office's delivery: it works without a further token.
+    fetched = client.get(f"{link.path}?{link.query}")
+    assert fetched.status_code == 200
+    assert fetched.data == PLAN

@@ -7,6 +7,7 @@ from flask.testing import FlaskClient
 
 from demo_backoffice import DemoBackOffice
 from domain.store import DeliveryStatus, Store
+from tests.conftest import MakeToken, bearer
 from tests.delivery.conftest import Processes, deliveries, submit, wait_for
 from tests.factories import dog, traffic
 
@@ -55,7 +56,11 @@ def test_usingen_traffic_order_reaches_neu_anspach_public_order_office(
 
 
 def test_rottweiler_reaches_tax_and_public_order_offices(
-    client: FlaskClient, store: Store, backoffice: DemoBackOffice, processes: Processes
+    client: FlaskClient,
+    store: Store,
+    backoffice: DemoBackOffice,
+    processes: Processes,
+    api_token: MakeToken,
 ) -> None:
     """A dangerous breed (HundeVO §2) also needs the keeping permit: two offices, one submission."""
     processes.worker()
@@ -70,7 +75,7 @@ def test_rottweiler_reaches_tax_and_public_order_offices(
         assert case["reference"] == answer["reference"]
     status = client.get(
         answer["links"]["status"],
-        headers={"Authorization": "Bearer reader-token-0123456789abcdef0123456789"},
+        headers=bearer(api_token("viewer")),
     ).get_json()
     assert status["status"] == "delivered"
     assert status["flags"]["dangerous_dog"] is True

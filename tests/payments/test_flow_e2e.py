@@ -21,6 +21,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from bridge.app import build_app
 from demo_backoffice import DemoBackOffice
 from demo_payments import DemoPayments, SimulatorConfig
+from domain.accounts import Role, create_token
 from domain.safexml import parse_xml
 from domain.settings import Settings
 from domain.store import (
@@ -32,7 +33,7 @@ from domain.store import (
     Store,
     Submission,
 )
-from tests.conftest import FORMCYCLE_SECRET, OFFICE_SIGNING_SECRET, READER_TOKEN
+from tests.conftest import FORMCYCLE_SECRET, OFFICE_SIGNING_SECRET, TEST_ADMIN
 from tests.delivery.conftest import FAST, SHIPPED_CONFIG, Processes, replace_office, wait_for
 from tests.factories import traffic
 
@@ -50,6 +51,7 @@ class LiveBridge:
     def __init__(self) -> None:
         """Listen on a free port at once (the URL goes into the settings)."""
         self.app: Any = None
+        self.token = ""  # a viewer's API token for the status API
         self.server: BaseWSGIServer = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -145,8 +147,12 @@ def environ(
 def bridge(settings: Settings, live: LiveBridge) -> Iterator[Store]:
     """Start the bridge on its live server; yields its store."""
     app = build_app(settings)
+    store = app.extensions["bridge"].store
+    _, live.token = create_token(
+        store, "e2e-viewer", Role.VIEWER, expires_at=None, actor=TEST_ADMIN
+    )
     live.start(app)
-    yield app.extensions["bridge"].store
+    yield store
     app.extensions["bridge"].store.dispose()
 
 
@@ -188,7 +194,7 @@ def status(live: LiveBridge, reference: str) -> dict[str, Any]:
     """The status API's view of a submission."""
     response = requests.get(
         f"{live.url}/api/v1/submissions/{reference}",
-        headers={"Authorization": f"Bearer {READER_TOKEN}"},
+        headers={"Authorization": f"Bearer {live.token}"},
         timeout=10,
     )
     assert response.status_code == 200

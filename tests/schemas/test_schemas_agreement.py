@@ -108,7 +108,7 @@ def other_errors(key: str, document: Any, options: ValidationOptions) -> list[tu
 @given(data=st.data())
 def test_validator_accepts_what_the_schema_accepts(key: str, data: st.DataObject) -> None:
     """Every document of the published schema passes, or fails only a documented rule."""
-    document = data.draw(documents(json_schema(key)), label="document")
+    document = data.draw(documents(json_schema(key, attachments="stored")), label="document")
     assert other_errors(key, document, OPTIONS) == []
 
 
@@ -147,7 +147,7 @@ def _json_type(value: Any) -> str:
 @given(data=st.data())
 def test_validator_refuses_what_the_schema_refuses(key: str, data: st.DataObject) -> None:
     """A valid document with a wrong type, a missing key or an unknown key is refused."""
-    schema = json_schema(key, Limits(unknown="reject"))
+    schema = json_schema(key, Limits(unknown="reject"), attachments="stored")
     checker = schema_validator(schema)
     document = data.draw(documents(schema), label="document")
     mutated = copy.deepcopy(document)

@@ -53,7 +53,12 @@ def test_dog_registration_structure() -> None:
     assert mixed["required"] == ["is_mixed_breed", "main_breeds"]
     assert pure == {"properties": {"is_mixed_breed": {"const": False}}, "required": ["breed"]}
     assert schema["properties"]["dogs_in_household"]["minimum"] == 1
-    assert schema["properties"]["attachments"]["items"]["properties"]["sha256"]["pattern"] == (
+    # Published: a file as a sender sends it; the validator gets its checked metadata.
+    upload = schema["properties"]["attachments"]["items"]
+    assert set(upload["properties"]) == {"filename", "content_type", "content_base64"}
+    assert upload["properties"]["content_base64"]["contentEncoding"] == "base64"
+    stored = json_schema("dog-registration@1", attachments="stored")
+    assert stored["properties"]["attachments"]["items"]["properties"]["sha256"]["pattern"] == (
         "^[0-9a-f]{64}$"
     )
 
@@ -111,9 +116,9 @@ def test_traffic_order_structure() -> None:
 
 def test_valid_samples_fit_the_json_schema() -> None:
     """Marshmallow and the JSON Schema agree on the valid samples."""
-    dog = schema_validator(json_schema("dog-registration@1"))
+    dog = schema_validator(json_schema("dog-registration@1", attachments="stored"))
     dog.validate(dog_registration_payload())
-    traffic = schema_validator(json_schema("traffic-order@1"))
+    traffic = schema_validator(json_schema("traffic-order@1", attachments="stored"))
     for kind in ("person", "company"):
         traffic.validate(traffic_order_payload(applicant_kind=kind))
     traffic.validate(traffic_order_payload(reason="construction"))
