@@ -12,6 +12,7 @@ Callbacks and returns are never trusted: only what `status()` confirms is applie
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from flask import Blueprint, Response, request
@@ -45,6 +46,7 @@ RETRY_AFTER_S = 120
 RATE_LIMIT = 30  # requests per minute and address on the public pay routes
 # Headers that may carry credentials are not journalled.
 SECRET_HEADERS = frozenset({"authorization", "cookie", "set-cookie", "proxy-authorization"})
+SECRETISH = re.compile(r"secret|token|signature|password|api-key", re.IGNORECASE)
 PAID_CLAIMS = frozenset({"PAYED", "BOOKED", "1", "PAID", "SUCCESS"})
 
 
@@ -159,6 +161,14 @@ def pay_return(reference: str) -> Response:
     bridge = current()
     if _limited(bridge, "pay"):
         return pages.too_many(60)
+    try:
+        return _return(bridge, reference)
+    except SQLAlchemyError as exc:
+        log_event(log, "payment.store_failed", level=logging.ERROR, error=type(exc).__name__)
+        return pages.unavailable(reference, None, RETRY_AFTER_S)
+
+
+def _return(bridge: Bridge, reference: str) -> Response:
     case = _case(bridge, reference)
     payment_id = request.args.get("payment", "")[:64]
     payment = payments.get(bridge.store, payment_id) if payment_id else None
@@ -189,7 +199,9 @@ def _journal(
 ) -> int | None:
     """Keep the inbound call (headers without credentials, bounded body) in its own transaction."""
     headers = {
-        k: v[:500] for k, v in list(request.headers.items())[:50] if k.lower() not in SECRET_HEADERS
+        k: v[:500]
+        for k, v in list(request.headers.items())[:50]
+        if k.lower() not in SECRET_HEADERS and not SECRETISH.search(k)
     }
     try:
         with bridge.store.session() as session:
@@ -260,6 +272,21 @@ def _refuse(
 def callback(provider_id: str) -> Response:
     """A provider's notification: a trigger to ask the provider, never the truth itself."""
     bridge = current()
+    try:
+        return _callback(bridge, provider_id)
+    except SQLAlchemyError as exc:
+        # The provider retries a notification it could not deliver; nothing half-applied
+        # stays behind (every change is one transaction).
+        log_event(log, "payment.store_failed", level=logging.ERROR, error=type(exc).__name__)
+        raise Problem(
+            503,
+            "store-unavailable",
+            msg("Die Nachricht konnte nicht verarbeitet werden.", "The call could not be handled."),
+            headers={"Retry-After": "30"},
+        ) from None
+
+
+def _callback(bridge: Bridge, provider_id: str) -> Response:
     length = request.content_length
     if length is not None and length > MAX_CALLBACK_BYTES:
         body = b""

@@ -80,7 +80,12 @@ def test_callback_journal_keeps_no_credentials(client: FlaskClient, store: Store
     client.post(
         HOOK,
         json={"transactionId": "t-1"},
-        headers={"Authorization": "Basic c2VjcmV0", "Cookie": "session=abc", "X-Trace": "1"},
+        headers={
+            "Authorization": "Basic c2VjcmV0",
+            "Cookie": "session=abc",
+            "X-Provider-Signature": "sig",
+            "X-Trace": "1",
+        },
     )
     with store.read() as session:
         [row] = session.scalars(select(PaymentCallback)).all()
@@ -88,6 +93,7 @@ def test_callback_journal_keeps_no_credentials(client: FlaskClient, store: Store
     assert "X-Trace" in row.headers
     assert "Authorization" not in row.headers
     assert "Cookie" not in row.headers
+    assert "X-Provider-Signature" not in row.headers
     assert row.body == b'{"transactionId": "t-1"}'
 
 
