@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+from decimal import Decimal
 from typing import Any
 
 from flask import Blueprint, Response, request
@@ -48,6 +49,14 @@ RATE_LIMIT = 30  # requests per minute and address on the public pay routes
 SECRET_HEADERS = frozenset({"authorization", "cookie", "set-cookie", "proxy-authorization"})
 SECRETISH = re.compile(r"secret|token|signature|password|api-key", re.IGNORECASE)
 PAID_CLAIMS = frozenset({"PAYED", "BOOKED", "1", "PAID", "SUCCESS"})
+
+
+def _same_amount(amount: Decimal, cents: int) -> bool:
+    """Whether a claimed euro amount is our amount in cents (an amount with more decimals is not)."""
+    try:
+        return payments.to_cents(amount) == cents
+    except (ValueError, ArithmeticError):
+        return False
 
 
 def _limited(bridge: Bridge, route: str) -> bool:
@@ -377,6 +386,18 @@ def _callback(bridge: Bridge, provider_id: str) -> Response:
             "transaction_mismatch",
             ("Die Transaktion passt nicht zur Zahlung.", "Transaction does not match."),
             ("Die genannte Transaktion gehört nicht zu dieser Zahlung.", "Not this payment's."),
+            payment_id=payment.id,
+        )
+    if claim.amount is not None and not _same_amount(claim.amount, payment.amount_cents):
+        # The notification itself names another amount (pmPayment's notify form does).
+        raise _refuse(
+            bridge,
+            journal_id,
+            provider_id,
+            422,
+            "amount_mismatch",
+            ("Der Betrag stimmt nicht.", "The amount does not match."),
+            ("Der gemeldete Betrag weicht von der Gebühr ab.", "Notified amount differs."),
             payment_id=payment.id,
         )
     case = case_of(bridge.store, payment.submission_id)

@@ -544,8 +544,12 @@ def apply(
         if confirmed.status not in PaymentStatus.FINAL:
             return Applied("unknown", payment_id, row.status)
         paid = confirmed.status in PaymentStatus.PAID
+        # Some status calls report no amount (legacy pmPayment: status and time only). Then
+        # the amount is the one we sent when we created the transaction; a transaction we only
+        # adopted must have its amount confirmed.
+        unreported = confirmed.amount_cents is None and row.origin == "bridge"
         if paid and (
-            confirmed.amount_cents != row.amount_cents
+            (confirmed.amount_cents != row.amount_cents and not unreported)
             or (confirmed.currency is not None and confirmed.currency != row.currency)
         ):
             return Applied("amount_mismatch", payment_id, row.status)

@@ -575,3 +575,52 @@ def test_return_before_the_notification_applies_once(
     with bridge.read() as session:
         kinds = session.scalars(select(Event.kind).where(Event.kind.like("payment.%"))).all()
     assert kinds.count("payment.paid") == 1
+
+
+@SQLITE_ONLY
+def test_a_town_with_its_own_provider_pays_through_it(
+    live: LiveBridge,
+    simulator: DemoPayments,
+    backoffice: DemoBackOffice,
+    environ: dict[str, str],
+    tmp_path: Path,
+    processes: Processes,
+) -> None:
+    """Usingen pays through its own (legacy pmPayment paypage) contract, overriding the
+    fee's provider: the notify form is the trigger, the status call the truth."""
+    from demo_payments.config import DEMO_PMPAYMENT_SALT
+
+    path = Path(environ["BRIDGE_CONFIG"])
+    text = path.read_text(encoding="utf-8").replace(
+        'reference_prefix = "US"',
+        'reference_prefix = "US"\npayment_provider = "usingen-pmpayment"',
+    )
+    text += (
+        "\n[payment_providers.usingen-pmpayment]\n"
+        'plugin = "pmpayment"\n'
+        f'options = {{ base_url = "{simulator.url}", procedure = "halteverbot", '
+        'salt_env = "BRIDGE_SECRET_USINGEN_PMPAYMENT" }\n'
+    )
+    path.write_text(text, encoding="utf-8")
+    environ["BRIDGE_SECRET_USINGEN_PMPAYMENT"] = DEMO_PMPAYMENT_SALT
+    processes.env["BRIDGE_SECRET_USINGEN_PMPAYMENT"] = DEMO_PMPAYMENT_SALT
+    settings = Settings.from_env(environ)
+    app = build_app(settings)
+    store: Store = app.extensions["bridge"].store
+    _, live.token = create_token(
+        store, "e2e-viewer", Role.VIEWER, expires_at=None, actor=TEST_ADMIN
+    )
+    live.start(app)
+    processes.worker()
+    answer = submit(live)
+    redirect = follow_pay_link(answer)
+    assert redirect.status_code == 303
+    assert "/payment/pay/06434011/" in redirect.headers["Location"]
+    returned = pay_on_page(redirect.headers["Location"])
+    assert "Die Gebühr ist bezahlt" in returned.text
+    wait_for(lambda: backoffice.cases(ORDER_OFFICE), what="the released case")
+    payment = status(live, answer["reference"])["payment"]
+    assert payment["status"] == "PAYED"
+    assert payment["attempts"][0]["provider"] == "usingen-pmpayment"
+    assert next((j.provider, j.kind) for j in journal(store)) == ("usingen-pmpayment", "notify")
+    store.dispose()

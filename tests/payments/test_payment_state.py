@@ -241,3 +241,21 @@ def test_provider_errors_back_off_and_are_capped(client: FlaskClient, store: Sto
     with store.read() as session:
         kinds = session.scalars(select(Event.kind).where(Event.kind == "payment.provider_error"))
         assert len(kinds.all()) == payments.MAX_CHECK_ERRORS
+
+
+def test_an_unreported_amount_counts_only_for_our_own_transactions(
+    client: FlaskClient, store: Store, settings: Settings
+) -> None:
+    """A status call without an amount (legacy pmPayment) confirms a transaction we created
+    with our amount; an adopted one (Formcycle's plugin made it) needs the amount confirmed."""
+    ours = _order(client, store)
+    adopted = _order(client, store)
+    with store.session() as session:
+        row = session.get(Payment, adopted.id)
+        assert row is not None
+        row.origin = "formcycle"
+    silent = Confirmed("PAYED", None)
+    assert payments.apply(store, settings.config, adopted.id, silent, "t").verdict == (
+        "amount_mismatch"
+    )
+    assert payments.apply(store, settings.config, ours.id, silent, "t").verdict == "applied"
