@@ -5,7 +5,18 @@ from __future__ import annotations
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from bridge import access, api, health, inbox, metrics, payments, tokens_api, webhooks
+from bridge import (
+    access,
+    admin_api,
+    admin_web,
+    api,
+    health,
+    inbox,
+    metrics,
+    payments,
+    tokens_api,
+    webhooks,
+)
 from bridge.respond import problem_response
 from bridge.state import Bridge
 from domain.problems import Problem, msg
@@ -28,6 +39,8 @@ def build_app(settings: Settings | None = None, bridge: Bridge | None = None) ->
     app.register_blueprint(inbox.blueprint)
     app.register_blueprint(payments.blueprint)
     app.register_blueprint(tokens_api.blueprint)
+    app.register_blueprint(admin_web.blueprint)
+    app.register_blueprint(admin_api.blueprint)
     app.register_error_handler(Problem, _on_problem)
     app.register_error_handler(HTTPException, _on_http_error)
     app.register_error_handler(Exception, _on_unexpected)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from bridge.cli_accounts import accounts, tokens
+from bridge.cli_operations import COMMANDS
 from domain.crypto import generate_key
 from domain.payments import fee_summary
 from worker.checks import settings_or_exit
@@ -58,76 +57,6 @@ def check_config() -> None:
                 click.echo(f"  {'':<20} {fee}")
 
 
-@main.command()
-@click.option("--office", help="Only this office's failed deliveries.")
-def failed(office: str | None) -> None:
-    """List failed deliveries (the dead-letter list) with their last error."""
-    from domain.deliveries import failed_deliveries
-    from domain.store import Store, format_reference
-
-    settings = settings_or_exit()
-    store = Store.from_url(settings.database_url)
-    rows = failed_deliveries(store, office)
-    if not rows:
-        click.echo("no failed deliveries")
-    with store.read() as session:
-        for d in rows:
-            s = session.merge(d).submission
-            ref = format_reference(s.reference_prefix, s.reference_year, s.id)
-            click.echo(
-                f"{d.id}  {ref:<16} {d.office_id:<28} attempts={d.attempts}  "
-                f"last error: {d.last_error or '-'}"
-            )
-    store.dispose()
-
-
-@main.command()
-@click.option("--delivery", "delivery_ids", multiple=True, help="A failed delivery's id.")
-@click.option("--office", help="Replay all failed deliveries of this office.")
-@click.option("--by", "actor", default=None, help="Who replays (recorded); default: login name.")
-@click.option("--reason", default="", help="Why (recorded with the replay).")
-def replay(
-    delivery_ids: tuple[str, ...], office: str | None, actor: str | None, reason: str
-) -> None:
-    """Replay failed deliveries: reset their attempts and send them again to the same office."""
-    import getpass
-
-    from domain.deliveries import failed_deliveries
-    from domain.deliveries import replay as replay_deliveries
-    from domain.redis_connection import connect
-    from domain.store import Store
-    from worker.queue import wake_offices
-
-    if not delivery_ids and not office:
-        raise click.UsageError("name --delivery ID (repeatable) or --office OFFICE")
-    settings = settings_or_exit()
-    if office and office not in settings.config.offices:
-        raise click.UsageError(f"unknown office {office!r}")
-    store = Store.from_url(settings.database_url)
-    ids = list(delivery_ids) + ([d.id for d in failed_deliveries(store, office)] if office else [])
-    who = f"cli:{actor or getpass.getuser()}"
-    result = replay_deliveries(store, ids, actor=who, reason=reason)
-    for delivery_id in result.replayed:
-        click.echo(f"replayed {delivery_id}")
-    for delivery_id, why in result.skipped.items():
-        click.echo(f"skipped  {delivery_id}: {why}", err=True)
-    if result.replayed:
-        with store.read() as session:
-            from sqlalchemy import select
-
-            from domain.store import Delivery
-
-            offices = set(
-                session.scalars(select(Delivery.office_id).where(Delivery.id.in_(result.replayed)))
-            )
-        try:
-            wake_offices(connect(settings.redis_url), sorted(offices))
-        except Exception:
-            click.echo("Redis not reachable: the sweeper will send them", err=True)
-    store.dispose()
-    sys.exit(0 if result.replayed or not ids else 1)
-
-
 @main.command("rotate-keys")
 def rotate_keys() -> None:
     """Re-encrypt all stored personal data with the first key of BRIDGE_ENCRYPTION_KEYS."""
@@ -154,5 +83,7 @@ def rotate_keys() -> None:
     click.echo(f"re-encrypted {count} values; older keys can now be removed")
 
 
+for _command in COMMANDS:  # submissions, failed, replay, cancel, reroute, purge, digest (issue 8)
+    main.add_command(_command)
 main.add_command(accounts)
 main.add_command(tokens)

@@ -15,6 +15,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from bridge import views
+from bridge.admin_openapi import add_admin_paths
 from domain.config import Config, Service
 from schemas import Limits, json_schema
 
@@ -276,6 +277,7 @@ def _document(services: tuple[tuple[str, str, str, Limits], ...]) -> dict[str, A
             }
         },
     )
+    add_admin_paths(spec, _problem)
     for path, summary in (
         ("/healthz", "Lebt der Dienst?"),
         ("/readyz", "Datenbank und Redis erreichbar?"),

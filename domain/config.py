@@ -108,6 +108,8 @@ class Service:
     min_zone_m: int
     max_zone_m: int
     fee: Fee | None
+    # Days after the case is finally delivered until its personal data is purged (retention).
+    retention_days: int = 90
 
 
 @dataclass(frozen=True)
@@ -253,6 +255,7 @@ class _ServiceSchema(Schema):
     min_zone_m = fields.Integer(load_default=5, validate=validate.Range(1, 1000))
     max_zone_m = fields.Integer(load_default=200, validate=validate.Range(1, 10_000))
     fee = fields.Nested(_FeeSchema, load_default=None)
+    retention_days = fields.Integer(load_default=90, validate=validate.Range(1, 3650))
 
 
 class _SenderSchema(Schema):
@@ -402,6 +405,7 @@ def _build(data: dict[str, Any], problems: list[str]) -> Config:
             min_zone_m=s["min_zone_m"],
             max_zone_m=s["max_zone_m"],
             fee=fee,
+            retention_days=s["retention_days"],
         )
     senders = {
         sid: Sender(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -20,12 +20,15 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    func,
     insert,
     or_,
     select,
     update,
 )
+from sqlalchemy.orm import Session
 
+from domain.accounts import Actor, record_action
 from domain.clock import database_now
 from domain.store import (
     Delivery,
@@ -163,6 +166,29 @@ def release(store: Store, delivery_ids: Sequence[str], lease_until: dt.datetime)
         )
 
 
+def seconds_until_due(store: Store, office_id: str, horizon_s: float) -> float | None:
+    """Seconds until the office's next pending delivery is due, if that is within `horizon_s`.
+
+    A bulk replay staggers due times by the office's rate; a drain job that waits for the next
+    one, instead of ending and being woken by the next sweep, sends them at that pace rather
+    than in bursts of a sweep interval's worth.
+    """
+    with store.read() as session:
+        now = database_now(session.connection())
+        soonest = session.scalar(
+            select(func.min(Delivery.next_attempt_at)).where(
+                Delivery.office_id == office_id,
+                Delivery.status == DeliveryStatus.PENDING,
+                Delivery.next_attempt_at > now,
+                Delivery.next_attempt_at <= now + dt.timedelta(seconds=horizon_s),
+                or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
+            )
+        )
+    if soonest is None:
+        return None
+    return max(0.0, (soonest - now).total_seconds())
+
+
 def offices_with_due(store: Store) -> list[str]:
     """Offices that have deliveries due and not leased (what the sweeper wakes)."""
     with store.read() as session:
@@ -248,7 +274,7 @@ def record_outcomes(
             return []
         conn.execute(_RECORD, changes)
         conn.execute(insert(_E), events)
-        _refresh_statuses(conn, {int(str(e["submission_id"])) for e in events}, now)
+        refresh_statuses(conn, {int(str(e["submission_id"])) for e in events}, now)
     return recorded
 
 
@@ -290,7 +316,7 @@ def _advance(
     )
 
 
-def _refresh_statuses(conn: Connection, submission_ids: set[int], now: dt.datetime) -> None:
+def refresh_statuses(conn: Connection, submission_ids: set[int], now: dt.datetime) -> None:
     """Derive and store the status of these submissions from their deliveries.
 
     The submission rows are locked first (in id order, so two callers cannot deadlock): two
@@ -324,10 +350,6 @@ def _refresh_statuses(conn: Connection, submission_ids: set[int], now: dt.dateti
     )
 
 
-#: The one derivation of submission statuses, for other state machines (domain/payments.py).
-refresh_statuses = _refresh_statuses
-
-
 @dataclass(frozen=True)
 class ReplayResult:
     """Which deliveries a replay reset, and which it left alone and why."""
@@ -339,36 +361,66 @@ class ReplayResult:
 def replay(
     store: Store,
     delivery_ids: Sequence[str],
-    actor: str,
+    actor: str | Actor,
     reason: str = "",
 ) -> ReplayResult:
     """Reset failed deliveries (attempts to zero, due now) and record who did it and why.
 
     The delivery goes to the office it was routed to; re-routing is a separate admin action.
     """
+    with store.session() as session:
+        return replay_in(session, delivery_ids, actor, reason)
+
+
+def replay_in(
+    session: Session,
+    delivery_ids: Sequence[str],
+    actor: str | Actor,
+    reason: str = "",
+    *,
+    due: Mapping[str, dt.datetime] | None = None,
+    detail: Mapping[str, object] | None = None,
+) -> ReplayResult:
+    """`replay` inside the caller's transaction; `due` staggers when each delivery is sent.
+
+    An `Actor` leaves its audit event through `record_action` (kind ``delivery.replayed``);
+    a plain name (the CLI's ``cli:erika``) a plain event. Deliveries not failed are skipped
+    with the reason, so replaying twice is harmless.
+    """
     replayed: list[str] = []
     skipped: dict[str, str] = {}
-    with store.session() as session:
-        now = database_now(session.connection())
-        for delivery_id in delivery_ids:
-            delivery = session.get(Delivery, delivery_id)
-            if delivery is None:
-                skipped[delivery_id] = "unknown delivery"
-                continue
-            if delivery.status != DeliveryStatus.FAILED:
-                skipped[delivery_id] = f"status is {delivery.status}, only failed ones are replayed"
-                continue
-            detail: dict[str, object] = {
-                "office": delivery.office_id,
-                "previous_attempts": delivery.attempts,
-                "last_error": delivery.last_error,
-                "reason": reason,
-            }
-            delivery.status = DeliveryStatus.PENDING
-            delivery.attempts = 0
-            delivery.next_attempt_at = now
-            delivery.lease_until = None
-            delivery.updated_at = now
+    now = database_now(session.connection())
+    touched: set[int] = set()
+    for delivery_id in delivery_ids:
+        delivery = session.get(Delivery, delivery_id)
+        if delivery is None:
+            skipped[delivery_id] = "unknown delivery"
+            continue
+        if delivery.status != DeliveryStatus.FAILED:
+            skipped[delivery_id] = f"status is {delivery.status}, only failed ones are replayed"
+            continue
+        body: dict[str, object] = {
+            "office": delivery.office_id,
+            "previous_attempts": delivery.attempts,
+            "last_error": delivery.last_error,
+            **(detail or {}),
+        }
+        delivery.status = DeliveryStatus.PENDING
+        delivery.attempts = 0
+        delivery.next_attempt_at = max(now, due[delivery_id]) if due and delivery_id in due else now
+        delivery.lease_until = None
+        delivery.updated_at = now
+        if isinstance(actor, Actor):
+            record_action(
+                session,
+                actor,
+                "delivery.replayed",
+                submission_id=delivery.submission_id,
+                delivery_id=delivery.id,
+                reason=reason,
+                detail=body,
+            ).at = now
+        else:
             session.add(
                 Event(
                     submission_id=delivery.submission_id,
@@ -376,12 +428,14 @@ def replay(
                     kind="delivery.replayed",
                     actor=actor,
                     at=now,
-                    detail=detail,
+                    detail={**body, "reason": reason},
                 )
             )
-            session.flush()
-            _refresh_statuses(session.connection(), {delivery.submission_id}, now)
-            replayed.append(delivery_id)
+        touched.add(delivery.submission_id)
+        replayed.append(delivery_id)
+    if touched:
+        session.flush()
+        refresh_statuses(session.connection(), touched, now)
     return ReplayResult(replayed, skipped)
 
 
@@ -430,7 +484,7 @@ def acknowledge(
             )
         )
         session.flush()
-        _refresh_statuses(session.connection(), {delivery.submission_id}, now)
+        refresh_statuses(session.connection(), {delivery.submission_id}, now)
     return None
 
 

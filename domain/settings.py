@@ -74,6 +74,13 @@ class Settings:
     # E-Payment: how long after creation, then between, the provider is asked about an open
     # payment (the last step repeats until the payment's expiry); see worker/reconcile_payments.
     payment_check_schedule: tuple[float, ...] = (30, 60, 120, 300, 600, 1800, 3600)
+    # Administration (issue 8): bulk replay pace, daily digest, retention.
+    replay_rate_per_office: float = 5.0
+    digest_recipients: tuple[str, ...] = ()
+    digest_hour: int = 7
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_from: str = "bridge@localhost"
     # Administration (issue 8): web-page sessions, password hashing, signed fetch links.
     admin_session_hours: int = 8
     admin_idle_minutes: int = 30
@@ -225,6 +232,21 @@ class _EnvSchema(Schema):
     delivery_batch = fields.Integer(
         data_key="BRIDGE_DELIVERY_BATCH", load_default=20, validate=validate.Range(1, 500)
     )
+    replay_rate_per_office = fields.Float(
+        data_key="BRIDGE_REPLAY_RATE_PER_OFFICE",
+        load_default=5.0,
+        # At least one per 10 s: a paced send then always fits in a drain's lease.
+        validate=validate.Range(0.1, 1000),
+    )
+    digest_recipients = fields.String(data_key="BRIDGE_DIGEST_RECIPIENTS", load_default="")
+    digest_hour = fields.Integer(
+        data_key="BRIDGE_DIGEST_HOUR", load_default=7, validate=validate.Range(0, 23)
+    )
+    smtp_host = fields.String(data_key="BRIDGE_SMTP_HOST", load_default="127.0.0.1")
+    smtp_port = fields.Integer(
+        data_key="BRIDGE_SMTP_PORT", load_default=25, validate=validate.Range(1, 65535)
+    )
+    smtp_from = fields.String(data_key="BRIDGE_SMTP_FROM", load_default="bridge@localhost")
     admin_session_hours = fields.Integer(
         data_key="BRIDGE_ADMIN_SESSION_HOURS", load_default=8, validate=validate.Range(1, 168)
     )
@@ -284,6 +306,7 @@ class _EnvSchema(Schema):
         data["legacy_api_tokens"] = tuple(_parse_tokens(data["legacy_api_tokens"])[0])
         data["retry_schedule"] = parse_durations(data["retry_schedule"])
         data["payment_check_schedule"] = parse_durations(data["payment_check_schedule"])
+        data["digest_recipients"] = _split(data["digest_recipients"])
         data["config_path"] = Path(data["config_path"])
         return data
 

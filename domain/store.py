@@ -16,8 +16,10 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Engine,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -28,6 +30,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import (
@@ -118,6 +121,10 @@ class Submission(Base):
             "sender", "service", "idempotency_key", name="uq_submissions_sender_service_key"
         ),
         Index("ix_submissions_service_received", "service", "received_at"),
+        # The admin lists (newest first, by status or town): migration 0005.
+        Index("ix_submissions_received", "received_at"),
+        Index("ix_submissions_status_received", "status", "received_at"),
+        Index("ix_submissions_municipality_received", "municipality_ags", "received_at"),
         {"sqlite_autoincrement": True},
     )
 
@@ -194,6 +201,8 @@ class Delivery(Base):
         Index("ix_deliveries_due_by_office", "status", "office_id", "next_attempt_at"),
         # Exactly one payment notice per paid transaction, whatever runs concurrently.
         Index("uq_deliveries_payment_id", "payment_id", unique=True),
+        # The dead-letter list, newest failure first (migration 0005).
+        Index("ix_deliveries_status_updated", "status", "updated_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -224,6 +233,8 @@ class Event(Base):
     """Append-only history of a submission, its deliveries and every admin action."""
 
     __tablename__ = "events"
+    # Failures per office and day for the overview and digest (migration 0005).
+    __table_args__ = (Index("ix_events_kind_at", "kind", "at"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     submission_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id"), index=True)
@@ -303,6 +314,69 @@ class PaymentCallback(Base):
     payment_id: Mapped[str | None] = mapped_column(String(32), index=True)
     verdict: Mapped[str] = mapped_column(String(32), default="received")
     detail: Mapped[str | None] = mapped_column(String(200))
+
+
+# --- Administration: bulk replays and the daily digest (issue 8, migration 0005) ------------
+
+
+class BulkReplayStatus:
+    """Status names of a bulk replay; only one may be `running` at a time (a unique index)."""
+
+    RUNNING = "running"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+class BulkReplay(Base):
+    """A replay of many failed deliveries chosen by a filter: the stored, pollable job."""
+
+    __tablename__ = "bulk_replays"
+    __table_args__ = (
+        # One active bulk replay at a time, enforced by the database on every store.
+        Index(
+            "uq_bulk_replays_one_running",
+            "status",
+            unique=True,
+            sqlite_where=text("status = 'running'"),
+            postgresql_where=text("status = 'running'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    filter: Mapped[dict[str, Any]] = mapped_column(JSON)
+    total: Mapped[int] = mapped_column(Integer)
+    processed: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16), default=BulkReplayStatus.RUNNING)
+    created_by: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text)
+    rate_per_office: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class BulkReplayItem(Base):
+    """One delivery a bulk replay took: the set is frozen when the replay starts."""
+
+    __tablename__ = "bulk_replay_items"
+
+    bulk_replay_id: Mapped[int] = mapped_column(ForeignKey("bulk_replays.id"), primary_key=True)
+    delivery_id: Mapped[str] = mapped_column(String(32), primary_key=True, index=True)
+    office_id: Mapped[str] = mapped_column(String(64))
+    previous_attempts: Mapped[int] = mapped_column(Integer)
+    release_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # Set when the replay was cancelled before this delivery was sent (it is failed again).
+    withdrawn: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class DigestSent(Base):
+    """A day whose digest went out: the primary key makes two sweepers send it once."""
+
+    __tablename__ = "digests_sent"
+
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    sent_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    recipients: Mapped[int] = mapped_column(Integer, default=0)
 
 
 def format_reference(prefix: str, year: int, number: int) -> str:

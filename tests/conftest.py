@@ -40,6 +40,9 @@ ADMIN_TOKEN = "admin-token-0123456789abcdef0123456789ab"
 # Who creates the tests' accounts and tokens (as `python -m bridge` run by a shell user would).
 TEST_ADMIN = Actor(name="pytest", role=Role.ADMIN, via="cli")
 TABLES = (
+    "bulk_replay_items",
+    "bulk_replays",
+    "digests_sent",
     "events",
     "attachments",
     "deliveries",

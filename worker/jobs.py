@@ -9,10 +9,16 @@ from functools import cache
 
 import requests
 
-from domain import telemetry
+from domain import bulk_replay, telemetry
 from domain.config import Office
 from domain.crypto import Vault
-from domain.deliveries import AttemptOutcome, claim_due, record_outcomes, release
+from domain.deliveries import (
+    AttemptOutcome,
+    claim_due,
+    record_outcomes,
+    release,
+    seconds_until_due,
+)
 from domain.logs import log_event
 from domain.redis_connection import connect
 from domain.settings import Settings
@@ -25,9 +31,12 @@ from worker.channels import (
     channels,
 )
 from worker.envelopes import build_envelopes
+from worker.pacing import next_slot
 from worker.queue import drain_started, wake_offices
 
 log = logging.getLogger(__name__)
+# A drain job that waits for paced deliveries ends after this and wakes its successor.
+MAX_DRAIN_S = 300.0
 
 
 class WorkerContext:
@@ -69,6 +78,7 @@ def drain_office(office_id: str) -> int:
     if channel.pull:
         return 0
     attempts = 0
+    began = time.monotonic()
     timeout = channel_timeout(office)
     # Leased for longer than any attempt may take, so a lease only lapses on a crash.
     lease_s = timeout + ctx.settings.lease_margin_s
@@ -76,19 +86,36 @@ def drain_office(office_id: str) -> int:
         claimed = time.monotonic()
         ids, lease_until = claim_due(ctx.store, office_id, ctx.settings.delivery_batch, lease_s)
         if not ids:
-            return attempts
+            # Due within a sweep interval (a bulk replay's paced release): wait for it here.
+            wait = seconds_until_due(ctx.store, office_id, ctx.settings.sweep_interval_s)
+            if wait is None:
+                return attempts
+            if time.monotonic() - began > MAX_DRAIN_S:
+                # A long paced release: hand over to a fresh job well before RQ's timeout.
+                wake_offices(ctx.redis, [office_id])
+                return attempts
+            time.sleep(min(wait, ctx.settings.sweep_interval_s) + 0.001)
+            continue
         if len(ids) == ctx.settings.delivery_batch:
             # A backlog: let another worker help (at most one more job waits at a time).
             wake_offices(ctx.redis, [office_id])
         envelopes = build_envelopes(ctx.settings, ctx.store, ctx.vault, ids)
+        rates = bulk_replay.paced(ctx.store, ids)
         outcomes: list[AttemptOutcome] = []
         for index, envelope in enumerate(envelopes):
+            # A bulk replay: never faster than its rate at this office (worker.pacing).
+            wait = (
+                next_slot(ctx.redis, office_id, rates[envelope.delivery_id])
+                if envelope.delivery_id in rates
+                else 0.0
+            )
             # One lease covers the batch: an attempt that could end after it is not started
             # (a slow office would otherwise let another worker take a delivery in flight).
             # The first always fits; the rest go back and the next claim takes them at once.
-            if outcomes and time.monotonic() - claimed + timeout > lease_s:
+            if outcomes and time.monotonic() - claimed + wait + timeout > lease_s:
                 release(ctx.store, [e.delivery_id for e in envelopes[index:]], lease_until)
                 break
+            time.sleep(wait)
             outcomes.append(attempt(ctx, channel, office, envelope, lease_until))
         recorded = record_outcomes(
             ctx.store, outcomes, ctx.settings.retry_schedule, ctx.settings.retry_jitter

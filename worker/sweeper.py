@@ -20,6 +20,7 @@ from domain.logs import log_event
 from domain.redis_connection import connect
 from domain.settings import Settings
 from domain.store import Store
+from worker.admin_steps import Steps
 from worker.channels import channels
 from worker.queue import wake_offices
 from worker.reconcile_payments import reconcile_payments
@@ -27,7 +28,7 @@ from worker.reconcile_payments import reconcile_payments
 log = logging.getLogger(__name__)
 
 
-def sweep_once(settings: Settings, store: Store, redis: Redis) -> int:
+def sweep_once(settings: Settings, store: Store, redis: Redis, steps: Steps | None = None) -> int:
     """Wake every push office with due deliveries; returns how many drain jobs were enqueued."""
     offices = [
         o
@@ -37,6 +38,8 @@ def sweep_once(settings: Settings, store: Store, redis: Redis) -> int:
     woken = wake_offices(redis, offices) if offices else 0
     if woken:
         log_event(log, "sweeper.woke", offices=len(offices), jobs=woken)
+    if steps is not None:
+        steps.run(settings, store, redis)
     return woken
 
 
@@ -54,9 +57,10 @@ def run(settings: Settings, stop: threading.Event | None = None) -> None:
     redis = connect(settings.redis_url)
     log_event(log, "sweeper.started", interval_s=settings.sweep_interval_s)
     failed_rounds = 0
+    steps = Steps()
     while not stop.is_set():
         try:
-            sweep_once(settings, store, redis)
+            sweep_once(settings, store, redis, steps)
             # Open payments whose check is due (issue 7); cheap when there are none.
             reconcile_payments(settings, store, redis)
         except (RedisError, SQLAlchemyError) as exc:

@@ -1,7 +1,7 @@
 """the due index leads with status, then office: flat sweeps and claims with any history
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-01 11:20:00
 
 (status, next_attempt_at) served the sweeper and the claim on a young store. Once a store
@@ -16,7 +16,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
