@@ -463,6 +463,7 @@ class Bench:
             "BRIDGE_SECRET_FORMCYCLE": self.keys.formcycle,
             "BRIDGE_SECRET_FORMCYCLE_SIGNING": self.keys.formcycle_signing,
             "BRIDGE_SECRET_OFFICE_SIGNING": self.keys.office_signing,
+            "BRIDGE_SECRET_EPAY21_PASSWORD": self.keys.formcycle,  # no provider is called
             "BRIDGE_LOG_LEVEL": log_level or self.opts.log_level,
             "BRIDGE_LOG_FORMAT": "json",
             "BRIDGE_PUBLIC_URL": "http://127.0.0.1:8000",

@@ -650,6 +650,7 @@ def bridge_environ(database_url: str, redis_url: str, secret: str) -> dict[str, 
         "BRIDGE_SECRET_FORMCYCLE": secret,
         "BRIDGE_SECRET_FORMCYCLE_SIGNING": whsec(),
         "BRIDGE_SECRET_OFFICE_SIGNING": whsec(),
+        "BRIDGE_SECRET_EPAY21_PASSWORD": secrets.token_urlsafe(24),
         "BRIDGE_LOG_LEVEL": "WARNING",
         "BRIDGE_LOG_FORMAT": "json",
     }

@@ -19,6 +19,7 @@ SUBMISSION_STATUS = {
     "failed": "Fehlgeschlagen",
     "cancelled": "Abgebrochen",
     "held": "Wartet auf Zahlung",
+    "awaiting_payment": "Wartet auf Zahlung",
 }
 
 DELIVERY_STATUS = {
@@ -37,6 +38,7 @@ PAYMENT_STATUS = {
     "BOOKED": "Gebucht",
     "FAILED": "Fehlgeschlagen",
     "CANCELED": "Abgebrochen",
+    "expired": "Abgelaufen",
 }
 
 EVENT_KIND = {

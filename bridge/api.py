@@ -32,7 +32,8 @@ def _not_found(reference: str) -> Problem:
 @require_role(Role.VIEWER)
 def submission_status(reference: str) -> Response:
     """Status, deliveries and history of one submission."""
-    return json_response(views.status(_load(reference), current().settings.config))
+    settings = current().settings
+    return json_response(views.status(_load(reference), settings.config, settings.public_url))
 
 
 def _other_office() -> Problem:
@@ -106,6 +107,7 @@ def _load(reference: str) -> Submission:
                 selectinload(Submission.deliveries),
                 selectinload(Submission.attachments),
                 selectinload(Submission.events),
+                selectinload(Submission.payments),
             )
         ).one_or_none()
     if submission is None:

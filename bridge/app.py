@@ -13,6 +13,7 @@ from bridge import (
     health,
     inbox,
     metrics,
+    payments,
     tokens_api,
     webhooks,
 )
@@ -36,6 +37,7 @@ def build_app(settings: Settings | None = None, bridge: Bridge | None = None) ->
     app.register_blueprint(health.blueprint)
     app.register_blueprint(metrics.blueprint)
     app.register_blueprint(inbox.blueprint)
+    app.register_blueprint(payments.blueprint)
     app.register_blueprint(tokens_api.blueprint)
     app.register_blueprint(admin_web.blueprint)
     app.register_blueprint(admin_api.blueprint)

@@ -7,6 +7,7 @@ import click
 from bridge.cli_accounts import accounts, tokens
 from bridge.cli_operations import COMMANDS
 from domain.crypto import generate_key
+from domain.payments import fee_summary
 from worker.checks import settings_or_exit
 
 
@@ -51,6 +52,9 @@ def check_config() -> None:
                 for c in service.conditional_task_areas
             ]
             click.echo(f"  {m.name:<20} {line}{'; ' + '; '.join(extra) if extra else ''}")
+            fee = fee_summary(config, service, m)
+            if fee:
+                click.echo(f"  {'':<20} {fee}")
 
 
 @main.command("rotate-keys")

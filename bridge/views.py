@@ -7,6 +7,7 @@ from typing import Any
 from marshmallow import Schema, fields
 
 from domain.config import Config
+from domain.payments import counted, payment_view, to_euros
 from domain.store import Submission
 
 
@@ -37,13 +38,54 @@ class LinksView(Schema):
     status = fields.String(required=True)
 
 
+class PaymentAttemptView(Schema):
+    """One payment attempt (a transaction with the provider)."""
+
+    id = fields.String(required=True, metadata={"description": "our payment id (32 hex)"})
+    status = fields.String(
+        required=True,
+        metadata={"description": "INITIAL, PAYED, BOOKED (both paid), FAILED, CANCELED, expired"},
+    )
+    amount = fields.String(required=True)
+    currency = fields.String(required=True)
+    provider = fields.String(required=True)
+    transaction_id = fields.String(allow_none=True)
+    transaction_reference = fields.String(
+        allow_none=True, metadata={"description": "Kassenzeichen"}
+    )
+    method = fields.String(allow_none=True)
+    created_at = fields.AwareDateTime(required=True)
+    paid_at = fields.AwareDateTime(allow_none=True)
+    expires_at = fields.AwareDateTime(required=True)
+
+
 class PaymentView(Schema):
-    """The fee due for the submission (the online payment itself follows with E-Payment)."""
+    """The fee of the submission and where the citizen pays it."""
 
     amount = fields.String(required=True, metadata={"example": "35.00"})
     currency = fields.String(required=True)
     purpose = fields.String(required=True)
-    status = fields.String(required=True, metadata={"description": "due until paid"})
+    status = fields.String(
+        required=True,
+        metadata={
+            "description": "the counted attempt's status: INITIAL (open), PAYED/BOOKED (paid), "
+            "FAILED, CANCELED, expired (the pay link then starts a new attempt)"
+        },
+    )
+    paid = fields.Boolean(required=True)
+    before_delivery = fields.Boolean(
+        required=True, metadata={"description": "the case goes to the office once paid"}
+    )
+    url = fields.String(
+        required=True, metadata={"description": "the link the citizen follows to pay"}
+    )
+    transaction_reference = fields.String(
+        allow_none=True, metadata={"description": "Kassenzeichen"}
+    )
+    paid_at = fields.AwareDateTime(allow_none=True)
+    attempts = fields.List(
+        fields.Nested(PaymentAttemptView), metadata={"description": "status resource only"}
+    )
 
 
 class SubmissionAnswer(Schema):
@@ -114,20 +156,41 @@ def status_path(submission: Submission) -> str:
     return f"/api/v1/submissions/{submission.reference}"
 
 
-def _base(submission: Submission, config: Config) -> dict[str, Any]:
-    municipality = config.municipality_by_ags(submission.municipality_ags)
+def pay_url(public_url: str, submission: Submission) -> str:
+    """The citizen's pay link: the bridge's own page, which creates the transaction on use."""
+    return f"{public_url}/pay/{submission.reference}"
+
+
+def _payment(
+    submission: Submission, config: Config, public_url: str, attempts: bool
+) -> dict[str, Any] | None:
+    """The payment part: the counted attempt (the paid one, else the latest) and the link."""
     service = config.services.get(submission.service)
     fee = service.fee if service is not None else None
-    payment = (
-        {
-            "amount": str(fee.amount),
-            "currency": fee.currency,
-            "purpose": fee.purpose,
-            "status": "due",
-        }
-        if fee is not None
-        else None
-    )
+    found = counted(submission.payments)
+    if found is None:
+        return None
+    body: dict[str, Any] = {
+        "amount": str(to_euros(found.amount_cents)),
+        "currency": found.currency,
+        "purpose": found.purpose,
+        "status": found.status,
+        "paid": found.status in ("PAYED", "BOOKED"),
+        "before_delivery": bool(fee and fee.before_delivery),
+        "url": pay_url(public_url, submission),
+        "transaction_reference": found.transaction_reference,
+        "paid_at": found.paid_at,
+    }
+    if attempts:
+        body["attempts"] = [payment_view(p) for p in submission.payments]
+    return body
+
+
+def _base(
+    submission: Submission, config: Config, public_url: str = "", attempts: bool = False
+) -> dict[str, Any]:
+    municipality = config.municipality_by_ags(submission.municipality_ags)
+    payment = _payment(submission, config, public_url, attempts)
     body: dict[str, Any] = {
         "reference": submission.reference,
         "status": submission.status,
@@ -160,15 +223,15 @@ def _base(submission: Submission, config: Config) -> dict[str, Any]:
     return body
 
 
-def answer(submission: Submission, config: Config) -> dict[str, Any]:
+def answer(submission: Submission, config: Config, public_url: str = "") -> dict[str, Any]:
     """The 202 answer for a stored submission."""
-    result: dict[str, Any] = _ANSWER.dump(_base(submission, config))
+    result: dict[str, Any] = _ANSWER.dump(_base(submission, config, public_url))
     return result
 
 
-def status(submission: Submission, config: Config) -> dict[str, Any]:
-    """The status resource for a stored submission."""
-    body = _base(submission, config)
+def status(submission: Submission, config: Config, public_url: str = "") -> dict[str, Any]:
+    """The status resource for a stored submission (with every payment attempt)."""
+    body = _base(submission, config, public_url, attempts=True)
     body.update(
         schema=submission.schema,
         flags=submission.flags,

@@ -40,6 +40,8 @@ class Municipality:
     ars: str
     postal_codes: tuple[str, ...]
     reference_prefix: str
+    # The town's own E-Payment provider (a `payment_providers` id); overrides the fee's.
+    payment_provider: str | None = None
 
 
 @dataclass(frozen=True)
@@ -64,11 +66,28 @@ class ConditionalTaskArea:
 
 @dataclass(frozen=True)
 class Fee:
-    """A fee due for a service, in euros."""
+    """A fee due for a service, in euros, and how it is paid (domain/payments.py)."""
 
     amount: Decimal
     currency: str
-    purpose: str
+    purpose: str  # a template: "{reference}" becomes the submission's reference
+    provider: str | None = None  # a `payment_providers` id; a town's own provider wins
+    before_delivery: bool = False  # hold the case deliveries until the fee is paid
+    expires_after_hours: int = 72  # an unpaid transaction is given up (`expired`) after this
+    notice_task_area: str = "treasury"  # who gets the payment notice (the cash office)
+
+    def purpose_for(self, reference: str) -> str:
+        """The purpose text of one submission's payment."""
+        return self.purpose.replace("{reference}", reference)
+
+
+@dataclass(frozen=True)
+class PaymentProviderConfig:
+    """One configured E-Payment provider: its plugin and the plugin's options."""
+
+    id: str
+    plugin: str
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -113,6 +132,7 @@ class Config:
     services: Mapping[str, Service]
     responsibilities: Mapping[str, Mapping[str, str]]
     senders: Mapping[str, Sender]
+    payment_providers: Mapping[str, PaymentProviderConfig] = field(default_factory=dict)
 
     def municipality_by_ags(self, ags: str) -> Municipality | None:
         """The member municipality with this 8-digit AGS, if any."""
@@ -144,6 +164,19 @@ class Config:
                 offices.append(office)
         return offices
 
+    def payment_provider_for(self, service: Service, municipality: Municipality) -> str | None:
+        """The provider a citizen of `municipality` pays `service`'s fee with (town's own first)."""
+        if service.fee is None:
+            return None
+        return municipality.payment_provider or service.fee.provider
+
+    def notice_office(self, service: Service, municipality: Municipality) -> Office | None:
+        """The cash office that gets the payment notice for a citizen of `municipality`."""
+        if service.fee is None:
+            return None
+        office_id = self.responsibilities.get(service.fee.notice_task_area, {}).get(municipality.id)
+        return self.offices.get(office_id) if office_id else None
+
     def secret_names(self) -> set[str]:
         """Every environment variable the configuration refers to for a secret."""
         names: set[str] = set()
@@ -151,6 +184,8 @@ class Config:
             names.update(n for n in (sender.secret_env, sender.signing_secret_env) if n)
         for office in self.offices.values():
             names.update(_secret_refs(office.options))
+        for provider in self.payment_providers.values():
+            names.update(_secret_refs(provider.options))
         return names
 
 
@@ -170,6 +205,7 @@ class _MunicipalitySchema(Schema):
     reference_prefix = fields.String(
         required=True, validate=validate.Regexp(r"^[A-Z]{2,4}$", error="2-4 capital letters")
     )
+    payment_provider = fields.String(load_default=None)
 
 
 class _OfficeSchema(Schema):
@@ -189,6 +225,15 @@ class _FeeSchema(Schema):
     amount = fields.String(required=True)
     currency = fields.String(load_default="EUR", validate=validate.OneOf(["EUR"]))
     purpose = fields.String(required=True, validate=validate.Length(1, 140))
+    provider = fields.String(load_default=None)
+    before_delivery = fields.Boolean(load_default=False)
+    expires_after_hours = fields.Integer(load_default=72, validate=validate.Range(1, 90 * 24))
+    notice_task_area = fields.String(load_default="treasury", validate=validate.Regexp(ID.pattern))
+
+
+class _PaymentProviderSchema(Schema):
+    plugin = fields.String(required=True)
+    options = fields.Dict(keys=fields.String(), load_default=dict)
 
 
 class _ServiceSchema(Schema):
@@ -250,6 +295,11 @@ class _ConfigSchema(Schema):
         keys=fields.String(validate=validate.Regexp(ID.pattern)),
         values=fields.Nested(_SenderSchema),
         required=True,
+    )
+    payment_providers = fields.Dict(
+        keys=fields.String(validate=validate.Regexp(ID.pattern)),
+        values=fields.Nested(_PaymentProviderSchema),
+        load_default=dict,
     )
 
 
@@ -317,6 +367,7 @@ def _build(data: dict[str, Any], problems: list[str]) -> Config:
             ars=m["ars"],
             postal_codes=tuple(m["postal_codes"]),
             reference_prefix=m["reference_prefix"],
+            payment_provider=m["payment_provider"],
         )
         for mid, m in data["municipalities"].items()
     }
@@ -336,7 +387,7 @@ def _build(data: dict[str, Any], problems: list[str]) -> Config:
                 amount = Decimal(-1)
             if not amount.is_finite() or amount <= 0 or amount.as_tuple().exponent < -2:  # type: ignore[operator]
                 problems.append(f"services.{sid}.fee.amount: must be a positive euro amount")
-            fee = Fee(amount=amount, currency=s["fee"]["currency"], purpose=s["fee"]["purpose"])
+            fee = Fee(amount=amount, **{k: v for k, v in s["fee"].items() if k != "amount"})
         services[sid] = Service(
             id=sid,
             schema=s["schema"],
@@ -372,7 +423,47 @@ def _build(data: dict[str, Any], problems: list[str]) -> Config:
         services=services,
         responsibilities={k: dict(v) for k, v in data["responsibilities"].items()},
         senders=senders,
+        payment_providers={
+            pid: PaymentProviderConfig(id=pid, plugin=p["plugin"], options=dict(p["options"]))
+            for pid, p in data["payment_providers"].items()
+        },
     )
+
+
+def _check_payments(config: Config, problems: list[str]) -> None:
+    """Fees name known providers, every town has a cash office, provider secrets by env var."""
+    providers = config.payment_providers
+    for p in providers.values():
+        for key, value in p.options.items():
+            if INLINE_SECRET.search(key):
+                problems.append(
+                    f"payment_providers.{p.id}.options.{key}: secrets never go into the file; "
+                    f"name an environment variable with {key}_env instead"
+                )
+            if key.endswith("_env") and not (isinstance(value, str) and ENV_NAME.match(value)):
+                problems.append(
+                    f"payment_providers.{p.id}.options.{key}: must name an environment variable"
+                )
+    for m in config.municipalities.values():
+        if m.payment_provider is not None and m.payment_provider not in providers:
+            problems.append(
+                f"municipalities.{m.id}.payment_provider: unknown provider {m.payment_provider!r}"
+            )
+    for s in config.services.values():
+        fee = s.fee
+        if fee is None:
+            continue
+        if fee.provider is not None and fee.provider not in providers:
+            problems.append(f"services.{s.id}.fee.provider: unknown provider {fee.provider!r}")
+        if "{" in fee.purpose.replace("{reference}", ""):
+            problems.append(f"services.{s.id}.fee.purpose: the only placeholder is {{reference}}")
+        # The cash office of every town is checked with the task areas (_cross_check).
+        for m in config.municipalities.values():
+            if config.payment_provider_for(s, m) is None:
+                problems.append(
+                    f"services.{s.id}.fee: no payment provider for {m.name} ({m.id}); "
+                    "set fee.provider or the town's payment_provider"
+                )
 
 
 def _cross_check(config: Config, environ: Mapping[str, str], problems: list[str]) -> None:
@@ -405,6 +496,8 @@ def _cross_check(config: Config, environ: Mapping[str, str], problems: list[str]
     for s in config.services.values():
         needed.update(s.task_areas)
         needed.update(c.task_area for c in s.conditional_task_areas)
+        if s.fee is not None:
+            needed.add(s.fee.notice_task_area)  # the cash office gets the payment notice
         if s.min_zone_m > s.max_zone_m:
             problems.append(f"services.{s.id}: min_zone_m is larger than max_zone_m")
         for alias, target in s.aliases.items():
@@ -429,6 +522,7 @@ def _cross_check(config: Config, environ: Mapping[str, str], problems: list[str]
         for mid in table:
             if mid not in config.municipalities:
                 problems.append(f"responsibilities.{area}.{mid}: unknown municipality")
+    _check_payments(config, problems)
     for sender in config.senders.values():
         for sid in sorted(sender.services - {"*"}):
             if sid not in config.services:

@@ -32,6 +32,7 @@ from domain.accounts import Actor, record_action
 from domain.clock import database_now
 from domain.store import (
     Delivery,
+    DeliveryKind,
     DeliveryStatus,
     Event,
     Store,
@@ -92,6 +93,8 @@ def derive_status(statuses: Sequence[str]) -> str:
         return SubmissionStatus.RECEIVED
     if not live:
         return SubmissionStatus.CANCELLED
+    if any(s == DeliveryStatus.HELD for s in live):
+        return SubmissionStatus.AWAITING_PAYMENT
     delivered = sum(s == DeliveryStatus.DELIVERED for s in live)
     if delivered == len(live):
         return SubmissionStatus.DELIVERED
@@ -332,7 +335,10 @@ def refresh_statuses(conn: Connection, submission_ids: set[int], now: dt.datetim
     )
     statuses: dict[int, list[str]] = {sid: [] for sid in ordered}
     for sid, status in conn.execute(
-        select(_D.c.submission_id, _D.c.status).where(_D.c.submission_id.in_(ordered))
+        # A payment notice to the cash office is not part of the case's own progress.
+        select(_D.c.submission_id, _D.c.status).where(
+            _D.c.submission_id.in_(ordered), _D.c.kind == DeliveryKind.CASE
+        )
     ):
         statuses[sid].append(status)
     conn.execute(

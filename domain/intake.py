@@ -18,13 +18,13 @@ from marshmallow import ValidationError
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import SQLAlchemyError as StoreError
 
-from domain import attachments, forms, idempotency, municipalities
+from domain import attachments, forms, idempotency, municipalities, payments
 from domain.config import Municipality, Sender, Service
 from domain.crypto import Vault
 from domain.forms import RawSubmission
 from domain.limits import BodyLimits
 from domain.logs import log_event
-from domain.problems import FieldError, Problem
+from domain.problems import FieldError, Problem, msg
 from domain.settings import Settings
 from domain.store import Store, Submission, utcnow
 from domain.submissions import find_existing, insert_submission, new_submission, store_unavailable
@@ -90,9 +90,20 @@ class Intake:
         )
         files = attachments.collect(service, data, raw.uploads)
         fingerprint = idempotency.fingerprint(data, files)
+        adoption, adoption_errors = payments.take_adoption(service, data, self.config)
         try:
+            if adoption_errors:
+                raise problem_422(adoption_errors)
             return self._accept(
-                service, sender, data, files, key, fingerprint, now, form_input=raw.from_form
+                service,
+                sender,
+                data,
+                files,
+                key,
+                fingerprint,
+                now,
+                form_input=raw.from_form,
+                adoption=adoption,
             )
         except Problem as problem:
             # A repeat gets the original answer even when today's rules or limits would refuse
@@ -114,6 +125,7 @@ class Intake:
         now: dt.datetime,
         *,
         form_input: bool,
+        adoption: payments.Adoption | None = None,
     ) -> IntakeResult:
         """Screen, validate, route and insert; a used key is caught by the unique constraint."""
         screened = attachments.screen(service, data, files, self.limits)
@@ -132,6 +144,7 @@ class Intake:
             reference_year=now.astimezone(LOCAL_TZ).year,
             now=now,
         )
+        payments.attach_fee(submission, service, municipality, self.config, now, adoption)
         try:
             insert_submission(self.store, submission)
         except IntegrityError:
@@ -140,6 +153,8 @@ class Intake:
                 existing = find_existing(self.store, sender, service, key)
                 if existing is not None:
                     return _repeat(existing, fingerprint)
+            if adoption is not None and payments.adopted_elsewhere(self.store, adoption):
+                raise _transaction_taken() from None
             raise
         except (OperationalError, StoreError) as exc:
             raise store_unavailable(service.id, exc) from None
@@ -175,6 +190,21 @@ class Intake:
         if errors or validated is None or municipality is None:
             raise problem_422(errors)
         return validated, municipality
+
+
+def _transaction_taken() -> Problem:
+    """422: the named payment transaction belongs to another application already."""
+    return problem_422(
+        [
+            FieldError(
+                "payment.transaction_id",
+                msg(
+                    "Diese Zahlung gehört bereits zu einem anderen Antrag.",
+                    "This payment already belongs to another submission.",
+                ),
+            )
+        ]
+    )
 
 
 def _repeat(existing: Submission, fingerprint: str) -> IntakeResult:

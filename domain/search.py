@@ -39,6 +39,7 @@ SUBMISSION_STATUSES = (
     SubmissionStatus.PARTIALLY_DELIVERED,
     SubmissionStatus.FAILED,
     SubmissionStatus.CANCELLED,
+    SubmissionStatus.AWAITING_PAYMENT,
 )
 T = TypeVar("T")
 

@@ -71,6 +71,9 @@ class Settings:
     sweep_interval_s: float = 2.0
     delivery_batch: int = 20
     lease_margin_s: float = 60.0
+    # E-Payment: how long after creation, then between, the provider is asked about an open
+    # payment (the last step repeats until the payment's expiry); see worker/reconcile_payments.
+    payment_check_schedule: tuple[float, ...] = (30, 60, 120, 300, 600, 1800, 3600)
     # Administration (issue 8): bulk replay pace, daily digest, retention.
     replay_rate_per_office: float = 5.0
     digest_recipients: tuple[str, ...] = ()
@@ -260,6 +263,9 @@ class _EnvSchema(Schema):
     fetch_link_hours = fields.Integer(
         data_key="BRIDGE_FETCH_LINK_HOURS", load_default=168, validate=validate.Range(1, 720)
     )
+    payment_check_schedule = fields.String(
+        data_key="BRIDGE_PAYMENT_CHECK_SCHEDULE", load_default="30s,1m,2m,5m,10m,30m,1h"
+    )
 
     # The list-valued variables are checked in a schema validator that also runs when other
     # fields failed (a post_load hook would not run then, hiding these problems).
@@ -285,6 +291,12 @@ class _EnvSchema(Schema):
                 parse_durations(data["retry_schedule"])
             except ValueError as exc:
                 errors["BRIDGE_RETRY_SCHEDULE"] = [str(exc)]
+        if "payment_check_schedule" in data:
+            try:
+                if not parse_durations(data["payment_check_schedule"]):
+                    raise ValueError("needs at least one duration")
+            except ValueError as exc:
+                errors["BRIDGE_PAYMENT_CHECK_SCHEDULE"] = [str(exc)]
         if errors:
             raise ValidationError(errors)
 
@@ -293,6 +305,7 @@ class _EnvSchema(Schema):
         data["encryption_keys"] = _split(data["encryption_keys"])
         data["legacy_api_tokens"] = tuple(_parse_tokens(data["legacy_api_tokens"])[0])
         data["retry_schedule"] = parse_durations(data["retry_schedule"])
+        data["payment_check_schedule"] = parse_durations(data["payment_check_schedule"])
         data["digest_recipients"] = _split(data["digest_recipients"])
         data["config_path"] = Path(data["config_path"])
         return data

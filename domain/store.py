@@ -95,12 +95,16 @@ class SubmissionStatus:
     PARTIALLY_DELIVERED = "partially_delivered"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    # A fee is due before delivery (domain/payments.py): the case deliveries are held.
+    AWAITING_PAYMENT = "awaiting_payment"
 
 
 class DeliveryStatus:
     """Status names of a delivery; `failed` is the dead-letter list."""
 
     PENDING = "pending"
+    # Waits for the fee to be paid; neither claimed nor swept until domain/payments releases it.
+    HELD = "held"
     DELIVERED = "delivered"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -151,6 +155,10 @@ class Submission(Base):
     events: Mapped[list[Event]] = relationship(
         back_populates="submission", order_by="Event.id", cascade="all, delete-orphan"
     )
+    # Payment attempts (issue 7), oldest first; loaded only when asked for.
+    payments: Mapped[list[Payment]] = relationship(
+        order_by="Payment.created_at", cascade="all, delete-orphan", lazy="select"
+    )
 
     @property
     def reference(self) -> str:
@@ -175,6 +183,13 @@ class Attachment(Base):
     submission: Mapped[Submission] = relationship(back_populates="attachments")
 
 
+class DeliveryKind:
+    """What a delivery carries: the case itself, or the notice of a payment to the cash office."""
+
+    CASE = "case"
+    PAYMENT_NOTICE = "payment-notice"
+
+
 class Delivery(Base):
     """One submission to one office; its own status, attempts and schedule."""
 
@@ -184,6 +199,8 @@ class Delivery(Base):
     # prefers a scan of the office index), and a drain's claim of one office is one range.
     __table_args__ = (
         Index("ix_deliveries_due_by_office", "status", "office_id", "next_attempt_at"),
+        # Exactly one payment notice per paid transaction, whatever runs concurrently.
+        Index("uq_deliveries_payment_id", "payment_id", unique=True),
         # The dead-letter list, newest failure first (migration 0005).
         Index("ix_deliveries_status_updated", "status", "updated_at"),
     )
@@ -203,6 +220,11 @@ class Delivery(Base):
     delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    kind: Mapped[str] = mapped_column(
+        String(16), default=DeliveryKind.CASE, server_default=DeliveryKind.CASE
+    )
+    # The paid payment a payment notice reports (NULL for case deliveries).
+    payment_id: Mapped[str | None] = mapped_column(String(32))
 
     submission: Mapped[Submission] = relationship(back_populates="deliveries")
 
@@ -223,6 +245,75 @@ class Event(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     submission: Mapped[Submission | None] = relationship(back_populates="events")
+
+
+# --- E-Payment (issue 7): payments and the journal of provider callbacks -----------------------
+
+
+class PaymentStatus:
+    """Statuses of a payment: XBezahldienste's, plus our own `expired` after the deadline."""
+
+    INITIAL = "INITIAL"
+    PAYED = "PAYED"
+    BOOKED = "BOOKED"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+    EXPIRED = "expired"
+    PAID = frozenset({PAYED, BOOKED})
+    FINAL = frozenset({PAYED, BOOKED, FAILED, CANCELED, EXPIRED})
+
+
+class Payment(Base):
+    """One fee transaction with a provider; moved only by domain/payments.py, forward only."""
+
+    __tablename__ = "payments"
+    __table_args__ = (
+        # Dedupe on the provider's transaction: one row per transaction of a provider.
+        UniqueConstraint("provider", "transaction_id", name="uq_payments_provider_transaction"),
+        Index("ix_payments_check", "status", "next_check_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"), index=True)
+    provider: Mapped[str] = mapped_column(String(64))
+    transaction_id: Mapped[str | None] = mapped_column(String(200))
+    transaction_reference: Mapped[str | None] = mapped_column(String(200))  # Kassenzeichen
+    pay_url: Mapped[str | None] = mapped_column(Text)
+    # Integer cents: money is never a float.
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    purpose: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default=PaymentStatus.INITIAL)
+    method: Mapped[str | None] = mapped_column(String(64))
+    # "bridge" (we created it) or "formcycle" (adopted from the form's own payment plugin).
+    origin: Mapped[str] = mapped_column(String(16), default="bridge")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    paid_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # Reconciliation: checks so far, when the next one is due, who holds the row meanwhile.
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_check_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class PaymentCallback(Base):
+    """The journal of every inbound provider call, kept even when it was refused."""
+
+    __tablename__ = "payment_callbacks"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    provider: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "notify" or "return"
+    remote_addr: Mapped[str | None] = mapped_column(String(64))
+    headers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    body_truncated: Mapped[bool] = mapped_column(Boolean, default=False)
+    payment_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    verdict: Mapped[str] = mapped_column(String(32), default="received")
+    detail: Mapped[str | None] = mapped_column(String(200))
 
 
 # --- Administration: bulk replays and the daily digest (issue 8, migration 0005) ------------

@@ -22,8 +22,10 @@ from domain.problems import Problem, msg
 from domain.store import (
     Attachment,
     Delivery,
+    DeliveryKind,
     DeliveryStatus,
     Event,
+    Payment,
     Store,
     Submission,
     SubmissionStatus,
@@ -35,11 +37,12 @@ log = logging.getLogger(__name__)
 
 _SUBMISSIONS = cast(Table, Submission.__table__)
 _ATTACHMENTS = cast(Table, Attachment.__table__)
+_PAYMENTS = cast(Table, Payment.__table__)
 _DELIVERIES = cast(Table, Delivery.__table__)
 _EVENTS = cast(Table, Event.__table__)
 # Built once: constructing statements per request cost more than executing them.
 _INSERT_SUBMISSION = insert(_SUBMISSIONS).returning(_SUBMISSIONS.c.id)
-_INSERTS = {t.name: insert(t) for t in (_ATTACHMENTS, _DELIVERIES, _EVENTS)}
+_INSERTS = {t.name: insert(t) for t in (_ATTACHMENTS, _DELIVERIES, _EVENTS, _PAYMENTS)}
 # On PostgreSQL a new delivery is due at the database's now (domain.clock: the one clock every
 # host shares), set in the insert itself so the hot path pays no extra round trip. SQLite's
 # file lives on this host, so this host's clock is the database's there.
@@ -119,6 +122,7 @@ def new_submission(
             office_id=o.id,
             task_area=o.task_area,
             channel=o.channel,
+            kind=DeliveryKind.CASE,
             status=DeliveryStatus.PENDING,
             attempts=0,
             next_attempt_at=now,
@@ -179,11 +183,15 @@ def insert_submission(store: Store, submission: Submission) -> None:
             (_ATTACHMENTS, submission.attachments),
             (_DELIVERIES, submission.deliveries),
             (_EVENTS, submission.events),
+            (_PAYMENTS, submission.payments),
         ):
             if not children:
                 continue
             for child in children:
                 child.submission_id = submission.id
+                if isinstance(child, Payment):
+                    # The purpose template names the reference, known only now.
+                    child.purpose = child.purpose.replace("{reference}", submission.reference)
             rows = [_row(c, table) for c in children]
             if table is _DELIVERIES and conn.dialect.name == "postgresql":
                 for row in rows:
@@ -208,6 +216,7 @@ def find_existing(store: Store, sender: Sender, service: Service, key: str) -> S
             ).one_or_none()
             if found is not None:
                 _ = list(found.deliveries)  # load before the session closes
+                _ = list(found.payments)
             return found
     except StoreError as exc:
         # An unreachable store is a 503 (send again later), not an internal error.

@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FORMCYCLE_SECRET = "formcycle-test-secret-0123456789abcdef"
 SIGNING_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 OFFICE_SIGNING_SECRET = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
+EPAY21_PASSWORD = "demo-basic-passwort"  # the simulator's published demo credential
 # Values of the retired BRIDGE_API_TOKENS, for the tests of `tokens import-env` and its parsing.
 READER_TOKEN = "reader-token-0123456789abcdef0123456789"
 ADMIN_TOKEN = "admin-token-0123456789abcdef0123456789ab"
@@ -45,6 +46,8 @@ TABLES = (
     "events",
     "attachments",
     "deliveries",
+    "payment_callbacks",
+    "payments",
     "submissions",
     "api_tokens",
     "admin_sessions",
@@ -178,6 +181,7 @@ def base_environ(database_url: str, redis_url: str, **extra: str) -> dict[str, s
         "BRIDGE_SECRET_FORMCYCLE": FORMCYCLE_SECRET,
         "BRIDGE_SECRET_FORMCYCLE_SIGNING": SIGNING_SECRET,
         "BRIDGE_SECRET_OFFICE_SIGNING": OFFICE_SIGNING_SECRET,
+        "BRIDGE_SECRET_EPAY21_PASSWORD": EPAY21_PASSWORD,
         # The cheapest scrypt the settings allow: tests log in often; production uses 2^17.
         "BRIDGE_PASSWORD_SCRYPT_N": "16384",
         "BRIDGE_MAX_BODY_BYTES": str(2 * 1024 * 1024),

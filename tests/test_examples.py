@@ -88,12 +88,20 @@ def test_every_example_is_its_own_submission(client: FlaskClient) -> None:
 
 
 def test_fee_is_announced_in_the_answer(client: FlaskClient) -> None:
-    """A traffic order carries a fee: the 202 says how much and what for; a dog has none."""
+    """A traffic order carries a fee: the 202 says how much, what for, its real status and
+    where to pay; the case waits for the payment. A dog has none."""
     answer = _accepted(post_example(client, "traffic-order.json"))
+    reference = answer["reference"]
+    assert answer["status"] == "awaiting_payment"
     assert answer["payment"] == {
         "amount": "35.00",
         "currency": "EUR",
-        "purpose": "Verkehrsrechtliche Anordnung (Halteverbotszone)",
-        "status": "due",
+        "purpose": f"{reference} Halteverbot",
+        "status": "INITIAL",
+        "paid": False,
+        "before_delivery": True,
+        "url": f"http://127.0.0.1:8000/pay/{reference}",
+        "transaction_reference": None,
+        "paid_at": None,
     }
     assert "payment" not in _accepted(post_example(client, "dog-registration.form"))

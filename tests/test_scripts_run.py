@@ -90,6 +90,7 @@ def checkout(tmp_path: Path) -> Iterator[Checkout]:
         "BRIDGE_PORT": str(_free_port()),
         "BACKOFFICE_PORT": str(_free_port()),
         "BACKOFFICE_SMTP_PORT": str(_free_port()),
+        "PAYMENTS_PORT": str(_free_port()),
         "REDIS_URL": f"redis://127.0.0.1:{_free_port()}/0",
         # Two web processes start faster than one per core and a half on a loaded machine.
         "GUNICORN_CMD_ARGS": "--workers 2",
@@ -175,6 +176,10 @@ def test_scripts_run_on_other_ports_survives_a_crashed_worker(checkout: Checkout
     assert answer.status_code == 202, answer.text
     office = f"http://127.0.0.1:{checkout.env['BACKOFFICE_PORT']}/cases/usingen-steueramt"
     _wait(lambda: requests.get(office, timeout=2).json(), "the case at the demo office")
+    # The demo payment provider runs on its changed port too.
+    payments = f"http://127.0.0.1:{checkout.env['PAYMENTS_PORT']}/_control/transactions"
+    assert _wait(lambda: requests.get(payments, timeout=2).ok, "the demo payment provider")
+    assert f"export PAYMENTS_PORT={checkout.env['PAYMENTS_PORT']}" in lines
 
     # The worker crashes: it is started again, and nothing else stopped.
     pids = [int(p) for p in re.findall(r"started with PID (\d+)", checkout.log())]

@@ -14,6 +14,7 @@ from domain.crypto import generate_key
 from domain.settings import Settings, SettingsError
 from tests.conftest import (
     ADMIN_TOKEN,
+    EPAY21_PASSWORD,
     FORMCYCLE_SECRET,
     OFFICE_SIGNING_SECRET,
     READER_TOKEN,
@@ -26,6 +27,7 @@ SECRETS = {
     "BRIDGE_SECRET_FORMCYCLE": FORMCYCLE_SECRET,
     "BRIDGE_SECRET_FORMCYCLE_SIGNING": SIGNING_SECRET,
     "BRIDGE_SECRET_OFFICE_SIGNING": OFFICE_SIGNING_SECRET,
+    "BRIDGE_SECRET_EPAY21_PASSWORD": EPAY21_PASSWORD,
 }
 
 
@@ -277,6 +279,7 @@ def test_gaps_in_responsibilities() -> None:
             "responsibilities.tax: no office is responsible for Neu-Anspach (neu-anspach)",
             "responsibilities.tax: no office is responsible for Wehrheim (wehrheim)",
             "responsibilities.public-order: no office is responsible for Wehrheim (wehrheim)",
+            "responsibilities.treasury: no office is responsible for Wehrheim (wehrheim)",
         ]
     )
 
@@ -293,6 +296,7 @@ def test_joining_town_is_configuration_only() -> None:
     }
     raw["responsibilities"]["tax"]["wehrheim"] = "usingen-steueramt"
     raw["responsibilities"]["public-order"]["wehrheim"] = "neu-anspach-ordnungsamt"
+    raw["responsibilities"]["treasury"]["wehrheim"] = "usingen-stadtkasse"
     config = parse_config(raw, SECRETS)
     wehrheim = config.municipality_by_ags("06434012")
     assert wehrheim is not None
@@ -317,6 +321,7 @@ def test_missing_secret_environment_variables() -> None:
     """Every secret the file refers to must be set, each missing one named."""
     problems = _config_problems(_raw_config(), {"BRIDGE_SECRET_FORMCYCLE": FORMCYCLE_SECRET})
     assert sorted(problems) == [
+        "environment variable BRIDGE_SECRET_EPAY21_PASSWORD (a secret named in the file) is not set",
         "environment variable BRIDGE_SECRET_FORMCYCLE_SIGNING (a secret named in the file) is not set",
         "environment variable BRIDGE_SECRET_OFFICE_SIGNING (a secret named in the file) is not set",
     ]

@@ -9,6 +9,7 @@ import click
 from domain.config import Config
 from domain.settings import Settings, SettingsError
 from worker.channels import validate_options
+from worker.payments import validate_provider_options
 
 
 def office_problems(config: Config) -> list[str]:
@@ -20,9 +21,21 @@ def office_problems(config: Config) -> list[str]:
     return problems
 
 
+def provider_problems(config: Config) -> list[str]:
+    """Every payment provider whose plugin is unknown or whose options its plugin refuses."""
+    problems: list[str] = []
+    for provider in config.payment_providers.values():
+        _, found = validate_provider_options(provider.plugin, provider.options)
+        problems.extend(
+            f"payment_providers.{provider.id}.{p if p.startswith('plugin') else 'options.' + p}"
+            for p in found
+        )
+    return problems
+
+
 def checked(settings: Settings) -> Settings:
-    """The settings, if every office's channel options are valid; SettingsError otherwise."""
-    problems = office_problems(settings.config)
+    """The settings, if every office's channel and every provider's options are valid."""
+    problems = office_problems(settings.config) + provider_problems(settings.config)
     if problems:
         raise SettingsError(problems)
     return settings

@@ -9,8 +9,17 @@ from sqlalchemy.orm import selectinload
 
 from domain.crypto import Vault
 from domain.fetch_links import fetch_url
+from domain.payments import counted, payment_view
 from domain.settings import Settings
-from domain.store import Delivery, DeliveryStatus, Store, Submission, utcnow
+from domain.store import (
+    Delivery,
+    DeliveryKind,
+    DeliveryStatus,
+    Payment,
+    Store,
+    Submission,
+    utcnow,
+)
 from worker.channels import Envelope, EnvelopeAttachment
 
 
@@ -28,10 +37,13 @@ def build_envelopes(
             .where(Delivery.id.in_(delivery_ids), Delivery.status == DeliveryStatus.PENDING)
             .options(
                 selectinload(Delivery.submission).selectinload(Submission.attachments),
+                selectinload(Delivery.submission).selectinload(Submission.payments),
             )
         ).all()
         for d in deliveries:
             s = d.submission
+            notice = d.kind == DeliveryKind.PAYMENT_NOTICE
+            payment = _payment_of(d, s)
             service = config.services.get(s.service)
             municipality = config.municipality_by_ags(s.municipality_ags)
             office = config.offices.get(d.office_id)
@@ -54,8 +66,13 @@ def build_envelopes(
                         "task_area": d.task_area,
                     },
                     received_at=s.received_at,
-                    data=vault.decrypt_json(s.data) if s.data is not None else {},
-                    flags=dict(s.flags),
+                    # The cash office gets the payment, not the citizen's application.
+                    data=(
+                        {"payment": payment}
+                        if notice
+                        else (vault.decrypt_json(s.data) if s.data is not None else {})
+                    ),
+                    flags={} if notice else dict(s.flags),
                     attachments=[
                         EnvelopeAttachment(
                             field=a.field,
@@ -73,10 +90,27 @@ def build_envelopes(
                                 expires_at=links_expire,
                             ),
                         )
-                        for a in s.attachments
+                        for a in ([] if notice else s.attachments)
                     ],
-                    payment=None,
+                    payment=payment,
                     attempt=d.attempts + 1,
+                    kind=d.kind,
                 )
             )
     return out
+
+
+def _payment_of(delivery: Delivery, submission: Submission) -> dict[str, object] | None:
+    """The payment an envelope carries: a notice's own payment, or the case's counted attempt."""
+    found: Payment | None
+    if delivery.payment_id is not None:
+        found = next((p for p in submission.payments if p.id == delivery.payment_id), None)
+    else:
+        found = counted(submission.payments)
+    if found is None:
+        return None
+    view = payment_view(found)
+    # Attempts, expiries and our own ids are the bridge's business, not the office's.
+    for key in ("id", "created_at", "expires_at", "paid"):
+        view.pop(key, None)
+    return view

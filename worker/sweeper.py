@@ -23,6 +23,7 @@ from domain.store import Store
 from worker.admin_steps import Steps
 from worker.channels import channels
 from worker.queue import wake_offices
+from worker.reconcile_payments import reconcile_payments
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ def run(settings: Settings, stop: threading.Event | None = None) -> None:
     while not stop.is_set():
         try:
             sweep_once(settings, store, redis, steps)
+            # Open payments whose check is due (issue 7); cheap when there are none.
+            reconcile_payments(settings, store, redis)
         except (RedisError, SQLAlchemyError) as exc:
             # Keep sweeping: the store or Redis may be back at the next round. One line when
             # an outage starts (and one per minute while it lasts), not one per round.

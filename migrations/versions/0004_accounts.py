@@ -1,7 +1,7 @@
 """administration: accounts, hashed API tokens, admin sessions, login throttles
 
 Revision ID: 0004
-Revises: 0002 (the lead relinks it after the payments revision 0003)
+Revises: 0003 (relinked after the payments revision 0003)
 Create Date: 2026-12-01 11:03:33
 
 Only new tables; no existing row changes. The tokens of BRIDGE_API_TOKENS are moved in once
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

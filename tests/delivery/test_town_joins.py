@@ -27,12 +27,20 @@ def join_wehrheim(text: str, responsibilities: bool = True) -> str:
     """The configuration with Wehrheim as a member, served by the existing joint offices."""
     text += WEHRHEIM
     if responsibilities:
-        text = text.replace(
-            'neu-anspach = "usingen-steueramt"\n',
-            'neu-anspach = "usingen-steueramt"\nwehrheim = "usingen-steueramt"\n',
-        ).replace(
-            'neu-anspach = "neu-anspach-ordnungsamt"\n',
-            'neu-anspach = "neu-anspach-ordnungsamt"\nwehrheim = "neu-anspach-ordnungsamt"\n',
+        text = (
+            text.replace(
+                'neu-anspach = "usingen-steueramt"\n',
+                'neu-anspach = "usingen-steueramt"\nwehrheim = "usingen-steueramt"\n',
+            )
+            .replace(
+                'neu-anspach = "neu-anspach-ordnungsamt"\n',
+                'neu-anspach = "neu-anspach-ordnungsamt"\nwehrheim = "neu-anspach-ordnungsamt"\n',
+            )
+            .replace(
+                # The joint treasury gets Wehrheim's payment notices too.
+                'neu-anspach = "usingen-stadtkasse"\n',
+                'neu-anspach = "usingen-stadtkasse"\nwehrheim = "usingen-stadtkasse"\n',
+            )
         )
     return text
 

@@ -22,6 +22,8 @@ from worker.channels.registry import Registry
 ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*\Z")
 #: The document type of the JSON envelope (Standard Webhooks payloads carry a `type`).
 EVENT_TYPE = "case.created"
+#: The document type of a payment notice to the cash office.
+NOTICE_TYPE = "payment.received"
 ENVELOPE_VERSION = 1
 
 
@@ -56,6 +58,8 @@ class Envelope:
     attachments: list[EnvelopeAttachment]
     payment: dict[str, Any] | None
     attempt: int  # 1-based
+    # "case", or "payment-notice": the cash office's notice of a paid fee (data = the payment).
+    kind: str = "case"
 
 
 @dataclass(frozen=True)
@@ -136,8 +140,9 @@ def envelope_json(envelope: Envelope, inline_limit_bytes: int | None = None) -> 
     """
     received = iso_utc(envelope.received_at)
     return {
-        "type": EVENT_TYPE,
+        "type": NOTICE_TYPE if envelope.kind == "payment-notice" else EVENT_TYPE,
         "version": ENVELOPE_VERSION,
+        "kind": envelope.kind,
         "timestamp": received,
         "delivery_id": envelope.delivery_id,
         "reference": envelope.reference,

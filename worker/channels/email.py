@@ -124,7 +124,46 @@ def payment_text(payment: Mapping[str, Any] | None) -> str:
             text += f" ({euros} {payment.get('currency') or 'EUR'})"
         except InvalidOperation:
             pass
+    if payment.get("transaction_reference"):
+        text += f", Kassenzeichen {payment['transaction_reference']}"
+    if payment.get("paid_at"):
+        text += f", am {_local_time(_as_datetime(payment['paid_at']))}"
     return text
+
+
+def _as_datetime(value: Any) -> dt.datetime:
+    """A datetime, or its ISO text as envelopes may carry it."""
+    if isinstance(value, dt.datetime):
+        return value
+    return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def notice_summary(envelope: Envelope) -> str:
+    """The German body of a payment notice to the cash office (no personal data of the citizen)."""
+    payment = envelope.payment or {}
+    amount = payment.get("amount")
+    euros = f"{Decimal(str(amount)):.2f}".replace(".", ",") if amount is not None else "?"
+    paid_at = payment.get("paid_at")
+    lines = [
+        "Guten Tag,",
+        "",
+        "für einen Online-Antrag ist eine Zahlung eingegangen.",
+        "",
+        f"Referenz:       {envelope.reference}",
+        f"Leistung:       {envelope.service_title} (LeiKa {envelope.leika or 'unbekannt'})",
+        f"Gemeinde:       {envelope.municipality.get('name') or '?'} "
+        f"(AGS {envelope.municipality.get('ags', '?')})",
+        f"Kassenzeichen:  {payment.get('transaction_reference') or 'nicht angegeben'}",
+        f"Betrag:         {euros} {payment.get('currency') or 'EUR'}",
+        f"Zahlart:        {payment.get('method') or 'nicht angegeben'}",
+        f"Bezahlt am:     {_local_time(_as_datetime(paid_at)) if paid_at else 'unbekannt'}",
+        f"Verwendungszweck: {payment.get('purpose') or ''}",
+        f"Transaktion:    {payment.get('provider') or '?'} {payment.get('transaction_id') or ''}",
+        f"Zustellungs-ID: {envelope.delivery_id}",
+        "",
+        "Diese Nachricht wurde automatisch erstellt.",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def summary(envelope: Envelope, links: list[EnvelopeAttachment]) -> str:
@@ -176,7 +215,14 @@ def build_message(
     attach = [a for a in envelope.attachments if inline(a, inline_limit_bytes)]
     links = [a for a in envelope.attachments if not inline(a, inline_limit_bytes)]
     msg = EmailMessage(policy=email.policy.SMTP)
-    msg["Subject"] = f"Neuer Antrag {envelope.reference}: {envelope.service_title}"
+    if envelope.kind == "payment-notice":
+        amount = (envelope.payment or {}).get("amount") or ""
+        msg["Subject"] = (
+            f"Zahlungseingang {envelope.reference}: {str(amount).replace('.', ',')} EUR "
+            f"({envelope.service_title})"
+        )
+    else:
+        msg["Subject"] = f"Neuer Antrag {envelope.reference}: {envelope.service_title}"
     msg["From"] = sender
     msg["To"] = to
     msg["Date"] = email.utils.format_datetime(dt.datetime.now(dt.UTC))
@@ -187,7 +233,10 @@ def build_message(
     msg["X-Bridge-Service"] = envelope.service
     msg["X-Bridge-LeiKa"] = envelope.leika
     # Quoted-printable keeps the mail 7-bit clean for servers without 8BITMIME.
-    msg.set_content(summary(envelope, links), cte="quoted-printable")
+    body = (
+        notice_summary(envelope) if envelope.kind == "payment-notice" else summary(envelope, links)
+    )
+    msg.set_content(body, cte="quoted-printable")
     for a in attach:
         assert a.content is not None  # inline() is only true with content
         match = MEDIA_TYPE.match(a.content_type.split(";", 1)[0].strip().lower())

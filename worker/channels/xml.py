@@ -102,6 +102,9 @@ def _payment(metadata: etree._Element, payment: Mapping[str, Any]) -> None:
     ):
         if payment.get(key):
             _sub(element, name, str(payment[key]))
+    paid_at = payment.get("paid_at")
+    if isinstance(paid_at, dt.datetime):
+        _sub(element, "paidAt", iso_utc(paid_at))
 
 
 def build_document(envelope: Envelope, inline_limit_bytes: int | None = None) -> etree._Element:

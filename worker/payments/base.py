@@ -109,6 +109,14 @@ class UnknownTransaction(ProviderRefused):
     """The provider does not know the transaction (404 / P107)."""
 
 
+class ProviderConfigError(ProviderRefused):
+    """The provider's options are invalid or a secret they name is not set; fix the config."""
+
+    def __init__(self, message: str) -> None:
+        """Describe the configuration problem (option names and env var names only)."""
+        super().__init__(message, code="CONFIG")
+
+
 class BadCallback(Exception):
     """An inbound call that cannot be read or whose signature does not verify."""
 
@@ -138,8 +146,14 @@ class PaymentProvider(ABC):
         """Create the transaction; the same `order.payment_id` twice never makes two."""
 
     @abstractmethod
-    def status(self, payment_id: str, transaction_id: str | None) -> ProviderStatus:
-        """Ask the provider for the transaction's status (by its id, or by ours where possible)."""
+    def status(
+        self, payment_id: str, transaction_id: str | None, *, municipality_ags: str | None = None
+    ) -> ProviderStatus:
+        """Ask the provider for the transaction's status (by its id, or by ours where possible).
+
+        `municipality_ags` is the order's town: XBezahldienste and pmPayment address the status
+        call by the town (endPointId / ags) when the options do not fix one, so pass it.
+        """
 
     @abstractmethod
     def parse_callback(

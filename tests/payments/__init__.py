@@ -1,0 +1,1 @@
+"""Tests of the E-Payment flow (issue 7)."""
