@@ -1,7 +1,7 @@
 """Password hashing with scrypt (memory-hard, standard library) and the password policy.
 
 A stored hash names its parameters ("scrypt$n$r$p$salt$hash"), so raising the cost later
-only needs `needs_rehash` at the next login (ADR 8).
+only needs `needs_rehash` at the next login (ADR 9).
 """
 
 from __future__ import annotations

@@ -186,7 +186,7 @@ def attach_fee(
 ) -> None:
     """Give a new submission (not yet stored) its open payment; hold its deliveries if needed.
 
-    The Payment row is written in the submission's own transaction (ADR 0007-payments-p1):
+    The Payment row is written in the submission's own transaction (ADR 7):
     cheap, durable, and the status API and the reconciliation job see it from the start.
     The provider is not called here: intake never waits on a provider.
     """

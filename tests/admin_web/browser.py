@@ -23,7 +23,7 @@ FORBIDDEN_IMPACTS = ("serious", "critical")
 
 
 def axe_source() -> str:
-    """axe-core's browser script, as pinned by the axe-playwright-python package (ADR 7)."""
+    """axe-core's browser script, as pinned by the axe-playwright-python package (ADR 11)."""
     # Only the bundled file is used, not the package's Python wrapper (which has no types).
     spec = importlib.util.find_spec("axe_playwright_python")
     if spec is None or spec.origin is None:
