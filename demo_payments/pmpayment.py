@@ -32,9 +32,9 @@ from demo_payments.pages import PMPAYMENT_METHODS, message_page, pay_page
 from demo_payments.xbezahldienste import base_url, config, json_response, ledger
 
 LOCAL = ZoneInfo("Europe/Berlin")
-AGS = re.compile(r"^\d{8}$")
-SEPA_TEXT = re.compile(r"^[A-Za-z0-9 '\:\?,\-\(\+\.\)/]{1,140}$")
-TXID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+AGS = re.compile(r"^\d{8}\Z")
+SEPA_TEXT = re.compile(r"^[A-Za-z0-9 '\:\?,\-\(\+\.\)/]{1,140}\Z")
+TXID = re.compile(r"^[A-Za-z0-9_.-]{1,64}\Z")
 METHODS = frozenset(m for m, _ in PMPAYMENT_METHODS)
 STATUS_CODE = {"INITIAL": -1, "PAYED": 1, "BOOKED": 1, "FAILED": 0, "CANCELED": 0}
 
@@ -96,7 +96,7 @@ def secure() -> Response:
         problems.append("txid")
     for name in ("notifyURL", "redirectURL"):
         url = fields.get(name, "")
-        if url and not re.match(r"^https?://\S+$", url):
+        if url and not re.match(r"^https?://\S+\Z", url):
             problems.append(name)
     if problems:
         led.count("refused")

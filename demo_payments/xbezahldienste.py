@@ -32,11 +32,11 @@ from demo_payments.notify import send_notification
 from demo_payments.pages import XBEZAHLDIENSTE_METHODS, message_page, pay_page
 
 # The standard's patterns (JSON Schema regexes: \w and \s are ASCII there).
-PATH_ID = re.compile(r"^[\w\d-]{1,36}$", re.ASCII)
-REQUEST_ID = re.compile(r"^[\w\d-]+$", re.ASCII)
-PURPOSE = re.compile(r"^[\w\d\s-]+$", re.ASCII)
-DESCRIPTION = re.compile(r"^[\w\d\s\-,\.\u00C0-\u017F]+$", re.ASCII)
-CURRENCY = re.compile(r"^[A-Z]{3}$")
+PATH_ID = re.compile(r"^[\w\d-]{1,36}\Z", re.ASCII)
+REQUEST_ID = re.compile(r"^[\w\d-]+\Z", re.ASCII)
+PURPOSE = re.compile(r"^[\w\d\s-]+\Z", re.ASCII)
+DESCRIPTION = re.compile(r"^[\w\d\s\-,\.\u00C0-\u017F]+\Z", re.ASCII)
+CURRENCY = re.compile(r"^[A-Z]{3}\Z")
 METHODS = frozenset(m for m, _ in XBEZAHLDIENSTE_METHODS) | {"OTHER"}
 
 bp = Blueprint("xbezahldienste", __name__)
@@ -195,7 +195,7 @@ def validate_request(body: Any) -> tuple[list[str], str]:
     text("redirectUrl", None, 2082)
     for name in ("redirectUrl", "notifyUrl"):
         url = body.get(name)
-        if isinstance(url, str) and not re.match(r"^https?://[^\s]+$", url):
+        if isinstance(url, str) and not re.match(r"^https?://[^\s]+\Z", url):
             problems.append(f"{name}: must be an http(s) URL")
     text("notifyUrl", None, 2082, required=False)
     amount = _number(body.get("grosAmount"))

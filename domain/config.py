@@ -195,15 +195,15 @@ def _secret_refs(options: Mapping[str, Any]) -> Iterable[str]:
 
 class _MunicipalitySchema(Schema):
     name = fields.String(required=True, validate=validate.Length(1, 200))
-    ags = fields.String(required=True, validate=validate.Regexp(r"^\d{8}$", error="8 digits"))
-    ars = fields.String(required=True, validate=validate.Regexp(r"^\d{12}$", error="12 digits"))
+    ags = fields.String(required=True, validate=validate.Regexp(r"^\d{8}\Z", error="8 digits"))
+    ars = fields.String(required=True, validate=validate.Regexp(r"^\d{12}\Z", error="12 digits"))
     postal_codes = fields.List(
-        fields.String(validate=validate.Regexp(r"^\d{5}$", error="5 digits")),
+        fields.String(validate=validate.Regexp(r"^\d{5}\Z", error="5 digits")),
         required=True,
         validate=validate.Length(min=1),
     )
     reference_prefix = fields.String(
-        required=True, validate=validate.Regexp(r"^[A-Z]{2,4}$", error="2-4 capital letters")
+        required=True, validate=validate.Regexp(r"^[A-Z]{2,4}\Z", error="2-4 capital letters")
     )
     payment_provider = fields.String(load_default=None)
 
@@ -238,7 +238,7 @@ class _PaymentProviderSchema(Schema):
 
 class _ServiceSchema(Schema):
     schema = fields.String(required=True)
-    leika = fields.String(validate=validate.Regexp(r"^\d{14}$", error="14 digits"))
+    leika = fields.String(validate=validate.Regexp(r"^\d{14}\Z", error="14 digits"))
     title = fields.String()
     task_areas = fields.List(fields.String(), required=True, validate=validate.Length(min=1))
     conditional_task_areas = fields.List(fields.Nested(_ConditionalSchema), load_default=list)

@@ -94,7 +94,7 @@ class Applied:
 
 
 #: A provider's transaction id as a form may name it (XBezahldienste ids are <= 44 characters).
-TRANSACTION_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
+TRANSACTION_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,200}\Z")
 
 
 @dataclass(frozen=True)

@@ -184,11 +184,11 @@ def ascii_field(text: str, allowed: str, limit: int) -> str:
 
 #: XBezahldienste `requestId`: <= 36 characters of `^[\w\d-]+$` (ASCII: the standard's JSON
 #: Schema regex knows only ASCII word characters).
-REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
+REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{1,36}\Z")
 #: XBezahldienste `purpose`: <= 27 characters of `^[\w\d\s-]+$`.
-PURPOSE = re.compile(r"^[A-Za-z0-9_\s-]{1,27}$")
+PURPOSE = re.compile(r"^[A-Za-z0-9_\s-]{1,27}\Z")
 #: XBezahldienste `description`: <= 250 characters of `^[\w\d\s-,\.\u00C0-\u017F]+$`.
-DESCRIPTION = re.compile(r"^[A-Za-z0-9_\s,.\u00C0-\u017F-]{1,250}$")
+DESCRIPTION = re.compile(r"^[A-Za-z0-9_\s,.\u00C0-\u017F-]{1,250}\Z")
 
 
 def sanitize_request_id(text: str) -> str:

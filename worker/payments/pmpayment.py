@@ -61,7 +61,7 @@ from worker.payments.common import (
 )
 
 LOCAL = ZoneInfo("Europe/Berlin")
-AGS = r"^\d{8}$"
+AGS = r"^\d{8}\Z"
 #: Placeholders an `accounting_record` template may use.
 ACCOUNTING_FIELDS = frozenset({"reference", "payment_id", "ags"})
 #: SEPA's character set (the desc is the Verwendungszweck on bank statements; other
@@ -80,7 +80,7 @@ class PmPaymentOptions(ProviderOptions):
     ags = fields.String(load_default=None, validate=validate.Regexp(AGS, error="8 digits"))
     procedure = fields.String(
         required=True,
-        validate=validate.Regexp(r"^[A-Za-z0-9_.-]{1,64}$", error="1-64 of A-Z a-z 0-9 _ . -"),
+        validate=validate.Regexp(r"^[A-Za-z0-9_.-]{1,64}\Z", error="1-64 of A-Z a-z 0-9 _ . -"),
     )
     salt_env = EnvName(required=True)
     #: Booking line for the cash office, e.g. "Verwaltungsgebuehr {reference}".

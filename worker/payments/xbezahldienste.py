@@ -56,7 +56,7 @@ from worker.payments.common import (
 from worker.payments.oauth2 import TokenKey, fetch_token, tokens
 
 #: originatorId / endPointId in a URL path: the standard's `[\w\d-]`, at most 36.
-PATH_ID = r"^[A-Za-z0-9_-]{1,36}$"
+PATH_ID = r"^[A-Za-z0-9_-]{1,36}\Z"
 #: Status words we accept from the provider; anything else is not a status we understand.
 STATES: frozenset[str] = frozenset({"INITIAL", "PAYED", "BOOKED", "FAILED", "CANCELED"})
 #: Which options each auth method uses (the others must be left out, to catch mix-ups).
