@@ -10,7 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from domain.config import Config
-from domain.store import Store, Submission, parse_reference
+from domain.payments import counted, payment_view
+from domain.store import Payment, Store, Submission, parse_reference
 
 
 @dataclass(frozen=True)
@@ -63,9 +64,23 @@ class SubmissionDetail:
 def payment_of(session: Session, submission: Submission, config: Config) -> dict[str, Any] | None:
     """The case's payment for administrators, or None when no fee is due.
 
-    Until the payments table exists this is the configured fee; the payment work replaces the
-    body with the stored payment (provider, transaction, status).
+    The attempt that counts (the paid one, else the latest) with its provider, Kassenzeichen
+    and status, and every attempt below it; a case stored before payments existed shows the
+    configured fee without a status.
     """
+    attempts = list(
+        session.scalars(
+            select(Payment)
+            .where(Payment.submission_id == submission.id)
+            .order_by(Payment.created_at, Payment.id)
+        )
+    )
+    if attempts:
+        chosen = counted(attempts)
+        assert chosen is not None  # there is at least one attempt
+        view = payment_view(chosen)
+        view["attempts"] = [payment_view(p) for p in attempts]
+        return view
     service = config.services.get(submission.service)
     if service is None or service.fee is None:
         return None

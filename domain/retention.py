@@ -16,7 +16,16 @@ from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
 
 from domain.clock import database_now
 from domain.config import Config
-from domain.store import Attachment, Delivery, DeliveryStatus, Event, Store, Submission
+from domain.store import (
+    Attachment,
+    Delivery,
+    DeliveryStatus,
+    Event,
+    Payment,
+    PaymentStatus,
+    Store,
+    Submission,
+)
 
 BATCH = 500
 
@@ -26,7 +35,8 @@ def purgeable_clause(config: Config, now: dt.datetime) -> ColumnElement[bool]:
 
     Every delivery is delivered (or cancelled, with at least one delivered), the last delivery
     is older than the service's `retention_days`, and something personal is still stored.
-    Extend it here (e.g. "payment reconciled") rather than next to a caller.
+    No payment of the case may still be open (INITIAL: not reconciled with the provider).
+    Extend it here rather than next to a caller.
     """
     per_service = [
         and_(
@@ -56,7 +66,11 @@ def purgeable_clause(config: Config, now: dt.datetime) -> ColumnElement[bool]:
         Submission.data.is_not(None),
         exists().where(Attachment.submission_id == Submission.id, Attachment.content.is_not(None)),
     )
-    return and_(or_(False, *per_service), delivered, personal)
+    # A payment still open may yet be paid and must then reach the cash office with its case.
+    unreconciled = exists().where(
+        Payment.submission_id == Submission.id, Payment.status == PaymentStatus.INITIAL
+    )
+    return and_(or_(False, *per_service), delivered, personal, ~unreconciled)
 
 
 @dataclass(frozen=True)

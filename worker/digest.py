@@ -21,12 +21,15 @@ from sqlalchemy.exc import IntegrityError
 
 from domain.config import Config
 from domain.logs import log_event
+from domain.payments import to_euros
 from domain.search import BERLIN
 from domain.settings import Settings
 from domain.store import (
     Delivery,
     DeliveryStatus,
     DigestSent,
+    Payment,
+    PaymentStatus,
     Store,
     Submission,
     format_reference,
@@ -98,13 +101,42 @@ def waiting_longest(store: Store, config: Config, now: dt.datetime) -> Section:
     return Section("Am längsten wartende Zustellungen", lines or ["Keine."])
 
 
-def open_payments(store: Store, config: Config, now: dt.datetime) -> Section | None:
-    """Payments left open; None (left out) until the payments table exists.
+#: A payment still open after this long is worth an administrator's look in the digest.
+OPEN_PAYMENT_AGE = dt.timedelta(days=1)
 
-    The payment work fills this in: payments still INITIAL after a day, with reference,
-    amount and provider.
+
+def open_payments(store: Store, config: Config, now: dt.datetime) -> Section:
+    """Payments still open (INITIAL) a day after they started, oldest first, at most twenty.
+
+    Each line names the case, amount, provider and how the last check went, so an
+    administrator can see whether the citizen has not paid or the provider does not answer.
     """
-    return None
+    with store.read() as session:
+        rows = session.execute(
+            select(
+                Payment.amount_cents,
+                Payment.currency,
+                Payment.provider,
+                Payment.created_at,
+                Payment.last_error,
+                Submission.reference_prefix,
+                Submission.reference_year,
+                Submission.id,
+            )
+            .join(Submission, Submission.id == Payment.submission_id)
+            .where(
+                Payment.status == PaymentStatus.INITIAL,
+                Payment.created_at <= now - OPEN_PAYMENT_AGE,
+            )
+            .order_by(Payment.created_at)
+            .limit(20)
+        ).all()
+    lines = [
+        f"{format_reference(p, y, n)}: {to_euros(cents)} {currency} bei {provider}, "
+        f"offen seit {_local(created)}" + (f", letzte Abfrage: {error}" if error else "")
+        for cents, currency, provider, created, error, p, y, n in rows
+    ]
+    return Section("Offene Zahlungen (älter als ein Tag)", lines or ["Keine."])
 
 
 SECTIONS: Sequence[SectionFn] = (failures_per_office, waiting_longest, open_payments)

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from domain.settings import Settings
-from domain.store import DigestSent, Store
+from domain.store import DigestSent, Payment, Store
 from tests.admin.support import fail_all, post
 from tests.conftest import _free_port, bridge_cli
 from worker import digest
@@ -111,3 +111,24 @@ def test_cli_prints_the_digest(client: FlaskClient, environ: dict[str, str]) -> 
     assert done.returncode == 0, done.stderr
     assert "Tagesbericht der Formcycle/Civento-Brücke" in done.stdout
     assert "Fehlgeschlagene Zustellungen je Dienststelle\n" in done.stdout
+
+
+def test_payments_left_open_are_listed(
+    client: FlaskClient, store: Store, settings: Settings
+) -> None:
+    """A fee still open a day after it started is named with case, amount and provider; a
+    fresh one is not (the citizen may be on the pay page right now)."""
+    old = post(client, "traffic-order")
+    fresh = post(client, "traffic-order")
+    now = dt.datetime.now(dt.UTC)
+    with store.session() as session:
+        session.execute(
+            update(Payment)
+            .where(Payment.submission_id == int(old.rsplit("-", 1)[1]))
+            .values(created_at=now - dt.timedelta(days=2))
+        )
+    section = digest.open_payments(store, settings.config, now)
+    assert section.title == "Offene Zahlungen (älter als ein Tag)"
+    [line] = section.lines
+    assert line.startswith(f"{old}: 35.00 EUR bei epay21-demo, offen seit ")
+    assert fresh not in line

@@ -8,7 +8,7 @@ import io
 from flask.testing import FlaskClient
 from sqlalchemy import select, text, update
 
-from domain.store import Delivery, Store, Submission
+from domain.store import Delivery, Payment, Store, Submission
 from tests.admin.support import HEADERS, post
 from tests.conftest import bridge_cli
 from tests.factories import PDF, flatten, traffic
@@ -71,6 +71,10 @@ def test_purge_clears_old_delivered_cases_and_keeps_history(
             session.execute(
                 update(Submission).where(Submission.id == _number(ref)).values(status=status)
             )
+        # The traffic order's fee was paid (only an open payment keeps a case, see below).
+        session.execute(
+            update(Payment).where(Payment.submission_id == _number(old)).values(status="PAYED")
+        )
     metrics_before = _accepted(client)
     history_before = _kinds(store, _number(old))
     dry = bridge_cli(environ, "purge", "--dry-run")
@@ -111,3 +115,38 @@ def test_purge_clears_old_delivered_cases_and_keeps_history(
         assert session.scalar(select(Submission.status).where(Submission.id == _number(old))) == (
             "delivered"
         )
+
+
+def test_a_case_whose_payment_is_still_open_is_kept(
+    client: FlaskClient, store: Store, environ: dict[str, str]
+) -> None:
+    """Delivered long ago, but its fee is still INITIAL (not reconciled): the data stays, so
+    that a late payment can still reach the cash office with the case."""
+    reference = _construction(client)
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=100)
+    with store.session() as session:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.submission_id == _number(reference))
+            .values(status="delivered", delivered_at=long_ago, attempts=1)
+        )
+        [status] = session.scalars(
+            select(Payment.status).where(Payment.submission_id == _number(reference))
+        )
+    assert status == "INITIAL"
+    dry = bridge_cli(environ, "purge", "--dry-run")
+    assert (dry.returncode, dry.stdout.strip()) == (1, "0 submission(s) would be purged (dry run)")
+    with store.engine.connect() as conn:
+        data = conn.execute(
+            text("SELECT data FROM submissions WHERE id = :s"), {"s": _number(reference)}
+        ).scalar_one()
+    assert data is not None
+    with store.session() as session:
+        session.execute(
+            update(Payment)
+            .where(Payment.submission_id == _number(reference))
+            .values(status="expired")
+        )
+    # Once the payment is final (here: expired) the case is purged like any other.
+    done = bridge_cli(environ, "purge")
+    assert done.returncode == 0, done.stderr

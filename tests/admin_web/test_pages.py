@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from bridge.app import build_app
 from domain.account_store import AdminSession
 from domain.settings import Settings
-from domain.store import Delivery, Event, Store, utcnow
+from domain.store import Delivery, Event, Payment, Store, utcnow
 from tests.admin.support import fail_all, post
 from tests.admin_web.conftest import csrf_of, login
 from tests.conftest import snapshot
@@ -540,3 +540,38 @@ def test_replay_from_the_failures_list_returns_to_the_same_filter(
     fail_all(store)
     elsewhere = operator.post(url, data={"csrf_token": token, "back": "https://evil.example/"})
     assert elsewhere.headers["Location"].startswith(f"/admin/antraege/{reference}?")
+
+
+def test_case_page_shows_the_payment_that_counts(operator: FlaskClient, store: Store) -> None:
+    """A traffic order's fee: open at first; after a cancelled and a paid attempt the page
+    shows the paid one with its Kassenzeichen, and both attempts."""
+    reference = post(operator, "traffic-order")
+    number = int(reference.rsplit("-", 1)[1])
+    html = operator.get(f"/admin/antraege/{reference}").get_data(as_text=True)
+    payment = html.split('id="h-payment"')[1].split("</section>")[0]
+    assert "35.00 EUR" in payment
+    assert "Offen" in payment
+    with store.session() as session:
+        first = session.scalars(select(Payment).where(Payment.submission_id == number)).one()
+        first.status = "CANCELED"
+        session.add(
+            Payment(
+                submission_id=number,
+                provider=first.provider,
+                transaction_id="T-2",
+                transaction_reference="KZ-2026-000042",
+                amount_cents=first.amount_cents,
+                currency="EUR",
+                purpose=first.purpose,
+                status="PAYED",
+                method="GIROPAY",
+                paid_at=utcnow(),
+                expires_at=first.expires_at,
+                created_at=utcnow() + dt.timedelta(seconds=1),
+            )
+        )
+    html = operator.get(f"/admin/antraege/{reference}").get_data(as_text=True)
+    payment = html.split('id="h-payment"')[1].split("</section>")[0]
+    assert "<dt>Kassenzeichen</dt><dd>KZ-2026-000042</dd>" in payment
+    assert "<dt>Zahlart</dt><dd>GIROPAY</dd>" in payment
+    assert "<dt>Zahlungsversuche</dt><dd>2 (" in payment
