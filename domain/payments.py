@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, cast
@@ -303,6 +303,44 @@ def open_attempt(
     return fresh
 
 
+def _attach_transaction(
+    store: Store,
+    payment_id: str,
+    kind: str,
+    actor: str,
+    values: Mapping[str, object],
+    detail: Mapping[str, object],
+) -> bool:
+    """Give our payment its provider transaction, once: only while it has none (both the
+    create and an adoption go through here, so two racing calls cannot both set one)."""
+    with store.session() as session:
+        conn = session.connection()
+        now = database_now(conn)
+        row = conn.execute(select(_P.c.submission_id).where(_P.c.id == payment_id)).first()
+        if row is None:
+            return False
+        changes = {
+            key: (now + value if isinstance(value, dt.timedelta) else value)
+            for key, value in values.items()
+        }
+        done = conn.execute(
+            update(_P)
+            .where(_P.c.id == payment_id, _P.c.transaction_id.is_(None))
+            .values(**changes, updated_at=now)
+        ).rowcount
+        if done:
+            conn.execute(
+                insert(_E).values(
+                    submission_id=row.submission_id,
+                    kind=kind,
+                    actor=actor,
+                    at=now,
+                    detail={"payment_id": payment_id, **detail},
+                )
+            )
+    return bool(done)
+
+
 def record_created(
     store: Store,
     payment_id: str,
@@ -317,35 +355,21 @@ def record_created(
 
     From now on the reconciliation job asks the provider about it (first after `first_check_s`).
     """
-    with store.session() as session:
-        conn = session.connection()
-        now = database_now(conn)
-        row = conn.execute(select(_P.c.submission_id).where(_P.c.id == payment_id)).first()
-        if row is None:
-            return False
-        done = conn.execute(
-            update(_P)
-            .where(_P.c.id == payment_id, _P.c.transaction_id.is_(None))
-            .values(
-                transaction_id=transaction_id,
-                pay_url=pay_url,
-                transaction_reference=transaction_reference,
-                last_error=None,
-                next_check_at=now + dt.timedelta(seconds=first_check_s),
-                updated_at=now,
-            )
-        ).rowcount
-        if done:
-            conn.execute(
-                insert(_E).values(
-                    submission_id=row.submission_id,
-                    kind="payment.created",
-                    actor=actor,
-                    at=now,
-                    detail={"payment_id": payment_id, "transaction_id": transaction_id},
-                )
-            )
-    return bool(done)
+    return _attach_transaction(
+        store,
+        payment_id,
+        "payment.created",
+        actor,
+        {
+            "transaction_id": transaction_id,
+            "pay_url": pay_url,
+            "transaction_reference": transaction_reference,
+            "last_error": None,
+            # Relative to the database's now (taken inside the transaction).
+            "next_check_at": dt.timedelta(seconds=first_check_s),
+        },
+        {"transaction_id": transaction_id},
+    )
 
 
 def adopt(
@@ -357,38 +381,19 @@ def adopt(
     actor: str,
 ) -> bool:
     """Take over a transaction Formcycle's own payment plugin created (confirmed afterwards)."""
-    with store.session() as session:
-        conn = session.connection()
-        now = database_now(conn)
-        row = conn.execute(select(_P.c.submission_id).where(_P.c.id == payment_id)).first()
-        if row is None:
-            return False
-        done = conn.execute(
-            update(_P)
-            .where(_P.c.id == payment_id, _P.c.transaction_id.is_(None))
-            .values(
-                provider=provider,
-                transaction_id=transaction_id,
-                origin="formcycle",
-                next_check_at=now,
-                updated_at=now,
-            )
-        ).rowcount
-        if done:
-            conn.execute(
-                insert(_E).values(
-                    submission_id=row.submission_id,
-                    kind="payment.adopted",
-                    actor=actor,
-                    at=now,
-                    detail={
-                        "payment_id": payment_id,
-                        "provider": provider,
-                        "transaction_id": transaction_id,
-                    },
-                )
-            )
-    return bool(done)
+    return _attach_transaction(
+        store,
+        payment_id,
+        "payment.adopted",
+        actor,
+        {
+            "provider": provider,
+            "transaction_id": transaction_id,
+            "origin": "formcycle",
+            "next_check_at": dt.timedelta(0),
+        },
+        {"provider": provider, "transaction_id": transaction_id},
+    )
 
 
 def record_error(

@@ -135,11 +135,15 @@ class PaymentProvider(ABC):
         session: requests.Session | None = None,
     ) -> None:
         """Bind the plugin to its validated options, the secrets its `*_env` options name and
-        an HTTP session (timeouts are the plugin's own)."""
+        an HTTP session; every plugin has a `base_url` and may set `timeout_s` (default 10)."""
         self.provider_id = provider_id
         self.options = options
         self.secrets = secrets
         self.http = session or requests.Session()
+        self.base_url = str(options.get("base_url", "")).rstrip("/")
+        self.timeout = float(options.get("timeout_s", 10.0))
+        #: How messages for operators name the provider.
+        self.what = f"Zahlungsanbieter {provider_id}"
 
     @abstractmethod
     def create(self, order: PaymentOrder) -> Transaction:

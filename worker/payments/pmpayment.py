@@ -33,7 +33,6 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qs, quote
 from zoneinfo import ZoneInfo
 
-import requests
 from marshmallow import ValidationError, fields, validate, validates
 
 from worker.channels.base import EnvName
@@ -162,19 +161,6 @@ class PmPaymentProvider(PaymentProvider):
     """A provider speaking the legacy pmPayment paypage API (see the module docstring)."""
 
     options_schema: ClassVar[type[PmPaymentOptions]] = PmPaymentOptions
-
-    def __init__(
-        self,
-        provider_id: str,
-        options: Mapping[str, Any],
-        secrets: Mapping[str, str],
-        session: requests.Session | None = None,
-    ) -> None:
-        """Bind to validated options."""
-        super().__init__(provider_id, options, secrets, session)
-        self.base_url = str(options["base_url"]).rstrip("/")
-        self.timeout = float(options.get("timeout_s", 10.0))
-        self.what = f"Zahlungsanbieter {provider_id}"
 
     def _salt(self) -> str:
         salt = secret(self.provider_id, self.options, self.secrets, "salt_env")

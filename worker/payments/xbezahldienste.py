@@ -174,9 +174,6 @@ class XBezahldiensteProvider(PaymentProvider):
     ) -> None:
         """Bind to validated options (secrets are looked up when a call needs them)."""
         super().__init__(provider_id, options, secrets, session)
-        self.base_url = str(options["base_url"]).rstrip("/")
-        self.timeout = float(options.get("timeout_s", 10.0))
-        self.what = f"Zahlungsanbieter {provider_id}"
         self._key_adapter_mounted = False
 
     # -- addressing ---------------------------------------------------------------------------
