@@ -51,7 +51,8 @@ from bench.chaos.stores import RunStore
 from bench.common import ROOT, machine
 from bench.samples import EXAMPLES
 from bridge.app import build_app
-from domain.accounts import Actor, Role, create_token
+from domain.accounts import Actor, Role
+from domain.api_tokens import create_token
 from domain.settings import Settings
 from domain.store import Store, format_reference
 

@@ -16,7 +16,8 @@ from flask import g, request
 
 from bridge.auth import unauthorized
 from bridge.state import current
-from domain.accounts import Actor, authenticate_token
+from domain.accounts import Actor
+from domain.api_tokens import authenticate_token
 from domain.logs import log_event
 from domain.problems import Problem, msg
 from domain.settings import Settings

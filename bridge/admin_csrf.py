@@ -1,6 +1,6 @@
 """Where an admin form may be posted from: the bridge's own origin only.
 
-The token itself is a1's `domain.accounts.csrf_token` of the session cookie (or of a login
+The token itself is `domain.admin_sessions.csrf_token` of the session cookie (or of a login
 cookie before there is a session); this module adds the browser's own statement of where a
 POST came from (`Origin`, else `Referer`), which a forged cross-site form cannot hide.
 """

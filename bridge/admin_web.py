@@ -37,11 +37,8 @@ from bridge.admin_labels import (
 )
 from bridge.state import Bridge, current
 from domain import bulk_replay
-from domain.accounts import (
-    Actor,
-    LoginRefused,
-    Role,
-    authenticate_password,
+from domain.accounts import Actor, Role
+from domain.admin_sessions import (
     check_csrf,
     csrf_token,
     end_session,
@@ -49,6 +46,7 @@ from domain.accounts import (
     start_session,
 )
 from domain.case_view import submission_detail
+from domain.logins import LoginRefused, authenticate_password
 from domain.logs import log_event
 from domain.operations import Outcome, cancel_delivery, replay_delivery, reroute_delivery
 from domain.overview import overview as build_overview

@@ -19,16 +19,13 @@ from domain.accounts import (
     Actor,
     Role,
     create_account,
-    create_token,
     deactivate,
     get_account,
-    import_token,
     list_accounts,
-    list_tokens,
-    revoke_token,
     set_password,
     set_role,
 )
+from domain.api_tokens import create_token, import_token, list_tokens, revoke_token
 from domain.settings import Settings
 from domain.store import Store
 from worker.checks import settings_or_exit

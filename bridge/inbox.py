@@ -8,7 +8,7 @@ from bridge.access import presented_token
 from bridge.auth import unauthorized
 from bridge.respond import json_response
 from bridge.state import current
-from domain.accounts import authenticate_token
+from domain.api_tokens import authenticate_token
 from domain.deliveries import acknowledge, pending_for_office
 from domain.problems import Problem, msg
 from worker.channels import channels

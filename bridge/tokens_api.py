@@ -15,7 +15,8 @@ from bridge.access import require_role
 from bridge.respond import json_response
 from bridge.state import current
 from domain.account_store import ApiToken
-from domain.accounts import AccountError, Actor, Role, list_tokens, revoke_token
+from domain.accounts import AccountError, Actor, Role
+from domain.api_tokens import list_tokens, revoke_token
 from domain.problems import Problem, msg
 from domain.store import utcnow
 

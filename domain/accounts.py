@@ -1,4 +1,4 @@
-"""Who administers the bridge: roles, accounts, API tokens, login sessions and the audit record.
+"""Who administers the bridge: roles, the acting account or token, accounts and the audit record.
 
 Roles are ordered: a viewer reads, an operator also replays, cancels and re-routes, an admin
 also manages accounts and tokens. Every admin action is an `Event` naming the actor.
@@ -6,16 +6,15 @@ also manages accounts and tokens. Every admin action is an `Event` naming the ac
 Passwords are hashed with scrypt (`domain.passwords`); API tokens and session cookies are
 random, so their SHA-256 is what the database keeps. Failed logins are counted in the
 database (per account and per remote address), so the lock-out holds when Redis is down.
+Logins and their lock-out are `domain.logins`, the web page's sessions `domain.admin_sessions`,
+API tokens `domain.api_tokens`.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
-import hmac
 import logging
 import re
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,8 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from domain import passwords
-from domain.account_store import Account, AdminSession, ApiToken, LoginThrottle
-from domain.logs import log_event
+from domain.account_store import Account, AdminSession
 from domain.passwords import ScryptParams
 from domain.problems import msg
 from domain.store import Event, Store, utcnow
@@ -109,17 +107,8 @@ def record_action(
 # --- accounts -------------------------------------------------------------------------------
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}\Z")
-TOKEN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 MAX_SECRET_LENGTH = 256  # longer cookies or bearer tokens are refused before hashing
 
-# Lock-out: from the 5th failure on an account (the 20th from one address) logins are refused
-# for 1 minute, doubling with every further failure up to an hour.
-ACCOUNT_MAX_FAILURES = 5
-ADDRESS_MAX_FAILURES = 20
-LOCK_BASE_S = 60
-LOCK_MAX_S = 3600
-# An address's failures are forgotten an hour after its last one.
-ADDRESS_WINDOW_S = 3600
 # last_used_at / last_seen_at are written at most this often, so reads stay cheap.
 TOUCH_INTERVAL_S = 60
 
@@ -136,33 +125,7 @@ class AccountError(Exception):
         self.message = message
 
 
-class LoginRefused(Exception):
-    """A refused login: `reason` is ``invalid`` (wrong name or password, or inactive) or ``locked``.
-
-    `retry_after_s` says when a locked login may be tried again (0 for ``invalid``).
-    """
-
-    INVALID = "invalid"
-    LOCKED = "locked"
-
-    def __init__(self, reason: str, retry_after_s: int = 0) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after_s = retry_after_s
-
-    @property
-    def message(self) -> Msg:
-        """What the login page says (never which of name and password was wrong)."""
-        if self.reason == self.LOCKED:
-            minutes = max(1, -(-self.retry_after_s // 60))
-            return msg(
-                f"Zu viele Fehlversuche. Bitte in {minutes} Minute(n) erneut versuchen.",
-                f"Too many failed attempts. Please try again in {minutes} minute(s).",
-            )
-        return msg("Benutzername oder Passwort ist falsch.", "The user name or password is wrong.")
-
-
-def _check_role(role: str) -> None:
+def check_role(role: str) -> None:
     if role not in Role.ALL:
         raise AccountError(
             "invalid",
@@ -183,7 +146,7 @@ def _unknown_account(username: str) -> AccountError:
     return AccountError("unknown", msg(f"Kein Konto {username!r}.", f"No account {username!r}."))
 
 
-def _get_account(session: Session, username: str) -> Account:
+def get_account_in(session: Session, username: str) -> Account:
     account = session.scalars(
         select(Account).where(Account.username == username.strip().lower())
     ).one_or_none()
@@ -233,7 +196,7 @@ def create_account(
                 "(2 to 64 characters).",
             ),
         )
-    _check_role(role)
+    check_role(role)
     _check_password(password, username)
     if display_name is not None and len(display_name) > 200:
         raise AccountError(
@@ -283,7 +246,7 @@ def set_password(
     _check_password(password, username.strip().lower())
     hashed = passwords.hash_password(password, kdf)
     with store.session() as session:
-        account = _get_account(session, username)
+        account = get_account_in(session, username)
         account.password_hash = hashed
         account.failed_logins = 0
         account.locked_until = None
@@ -299,9 +262,9 @@ def set_password(
 
 def set_role(store: Store, username: str, role: str, *, actor: Actor) -> Account:
     """Give an account another role (audited with the old and new role)."""
-    _check_role(role)
+    check_role(role)
     with store.session() as session:
-        account = _get_account(session, username)
+        account = get_account_in(session, username)
         old = account.role
         if old != role and role != Role.ADMIN:
             _keeps_an_admin(session, account)
@@ -323,7 +286,7 @@ def set_role(store: Store, username: str, role: str, *, actor: Actor) -> Account
 def deactivate(store: Store, username: str, *, actor: Actor) -> Account:
     """Deactivate an account: its sessions end and its own tokens stop working (audited)."""
     with store.session() as session:
-        account = _get_account(session, username)
+        account = get_account_in(session, username)
         _keeps_an_admin(session, account)
         account.active = False
         session.execute(delete(AdminSession).where(AdminSession.account_id == account.id))
@@ -350,438 +313,5 @@ def get_account(store: Store, username: str) -> Account | None:
         ).one_or_none()
 
 
-# --- login ----------------------------------------------------------------------------------
-
-
-def _lock_seconds(failures: int, threshold: int) -> int:
-    """How long a login stays locked after `failures` failures (0 below the threshold)."""
-    if failures < threshold:
-        return 0
-    return int(min(LOCK_MAX_S, LOCK_BASE_S * 2 ** min(failures - threshold, 16)))
-
-
-def _remaining(until: dt.datetime | None, now: dt.datetime) -> int:
-    if until is None or until <= now:
-        return 0
-    return max(1, int((until - now).total_seconds() + 0.999))
-
-
-def _address_key(remote_addr: str | None) -> str:
-    return (remote_addr or "unknown")[:64]
-
-
-def _address_failure(session: Session, remote_addr: str, now: dt.datetime) -> int:
-    """Count a failure from `remote_addr`; the seconds it is now locked (0: not locked)."""
-    row = session.get(LoginThrottle, remote_addr, with_for_update=True)
-    if row is None:
-        row = LoginThrottle(remote_addr=remote_addr, failures=0, last_failure_at=now)
-        session.add(row)
-    elif (now - row.last_failure_at).total_seconds() > ADDRESS_WINDOW_S:
-        row.failures = 0
-    row.failures += 1
-    row.last_failure_at = now
-    lock = _lock_seconds(row.failures, ADDRESS_MAX_FAILURES)
-    row.locked_until = now + dt.timedelta(seconds=lock) if lock else None
-    return lock
-
-
-def authenticate_password(
-    store: Store,
-    username: str,
-    password: str,
-    *,
-    remote_addr: str | None,
-    now: dt.datetime | None = None,
-    kdf: ScryptParams = passwords.DEFAULT,
-) -> Actor:
-    """The account's Actor (``via="session"``) when name and password are right.
-
-    Raises LoginRefused: ``invalid`` for a wrong password, an unknown or inactive account
-    (each costing the same hashing time); ``locked`` while the account or the address is
-    locked out. A hash made with older parameters than `kdf` is renewed on success.
-    """
-    now = now or utcnow()
-    address = _address_key(remote_addr)
-    name = username.strip().lower()
-    with store.read() as session:
-        throttle = session.get(LoginThrottle, address)
-        account = (
-            session.scalars(select(Account).where(Account.username == name)).one_or_none()
-            if len(name) <= 64
-            else None
-        )
-    address_wait = _remaining(throttle.locked_until if throttle else None, now)
-    if address_wait:
-        log_event(log, "login.refused", reason="address-locked")
-        raise LoginRefused(LoginRefused.LOCKED, address_wait)
-    if account is not None and account.active:
-        account_wait = _remaining(account.locked_until, now)
-        if account_wait:
-            log_event(log, "login.refused", reason="account-locked", account_id=account.id)
-            raise LoginRefused(LoginRefused.LOCKED, account_wait)
-        good = passwords.verify_password(password, account.password_hash)
-    else:
-        passwords.burn_time(password, kdf)
-        good = False
-    if good and account is not None:
-        return _login_succeeded(store, account, password, now, kdf)
-    lock = _login_failed(store, account, address, now)
-    log_event(
-        log,
-        "login.refused",
-        reason="locked" if lock else "invalid",
-        account_id=account.id if account is not None else None,
-    )
-    if lock:
-        raise LoginRefused(LoginRefused.LOCKED, lock)
-    raise LoginRefused(LoginRefused.INVALID)
-
-
-def _login_failed(store: Store, account: Account | None, address: str, now: dt.datetime) -> int:
-    """Count a failed login on the address and the account; the seconds now locked (0: none).
-
-    Two first failures from one address at once may both insert its row: the loser of that
-    race counts again on the row the winner made.
-    """
-    for attempt in range(2):
-        try:
-            return _count_failure(store, account, address, now)
-        except IntegrityError:
-            if attempt:
-                raise
-    raise AssertionError("unreachable")
-
-
-def _count_failure(store: Store, account: Account | None, address: str, now: dt.datetime) -> int:
-    lock = 0
-    with store.session() as session:
-        lock = _address_failure(session, address, now)
-        if account is not None and account.active:
-            row = session.get(Account, account.id, with_for_update=True)
-            assert row is not None
-            row.failed_logins += 1
-            account_lock = _lock_seconds(row.failed_logins, ACCOUNT_MAX_FAILURES)
-            if account_lock:
-                row.locked_until = now + dt.timedelta(seconds=account_lock)
-            lock = max(lock, account_lock)
-            session.add(
-                Event(
-                    kind="account.login_failed",
-                    actor=f"account:{row.username}",
-                    detail={
-                        "account_id": row.id,
-                        "failed_logins": row.failed_logins,
-                        "locked_s": account_lock,
-                    },
-                )
-            )
-    return lock
-
-
-def _login_succeeded(
-    store: Store, account: Account, password: str, now: dt.datetime, kdf: ScryptParams
-) -> Actor:
-    rehash = passwords.needs_rehash(account.password_hash, kdf)
-    new_hash = passwords.hash_password(password, kdf) if rehash else None
-    with store.session() as session:
-        row = session.get(Account, account.id, with_for_update=True)
-        assert row is not None
-        row.failed_logins = 0
-        row.locked_until = None
-        row.last_login_at = now
-        if new_hash is not None:
-            row.password_hash = new_hash
-        session.add(
-            Event(
-                kind="account.login",
-                actor=f"account:{row.username}",
-                detail={"account_id": row.id, "rehashed": rehash},
-            )
-        )
-    log_event(log, "login.succeeded", account_id=account.id)
-    return Actor(name=account.username, role=account.role, account_id=account.id, via="session")
-
-
-# --- sessions -------------------------------------------------------------------------------
-
-
-def _digest(secret: str) -> str:
+def secret_digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def start_session(
-    store: Store,
-    actor: Actor,
-    *,
-    ttl_s: int,
-    remote_addr: str | None,
-    now: dt.datetime | None = None,
-) -> str:
-    """Open a web-page session for an account's actor; the random cookie value (stored hashed)."""
-    if actor.account_id is None:
-        raise ValueError("only accounts have sessions")
-    now = now or utcnow()
-    value = secrets.token_urlsafe(32)
-    with store.session() as session:
-        _forget_stale(session, now)
-        session.add(
-            AdminSession(
-                id=_digest(value),
-                account_id=actor.account_id,
-                created_at=now,
-                expires_at=now + dt.timedelta(seconds=ttl_s),
-                last_seen_at=now,
-                remote_addr=_address_key(remote_addr),
-            )
-        )
-    return value
-
-
-def _forget_stale(session: Session, now: dt.datetime) -> None:
-    """Drop sessions past their absolute expiry and addresses whose failures are forgotten.
-
-    Run at each login (rare), so neither table grows with abandoned rows; idle sessions are
-    dropped when their cookie comes back, or at the latest when they expire.
-    """
-    session.execute(delete(AdminSession).where(AdminSession.expires_at <= now))
-    forgotten = now - dt.timedelta(seconds=ADDRESS_WINDOW_S)
-    session.execute(
-        delete(LoginThrottle).where(
-            LoginThrottle.last_failure_at < forgotten,
-            (LoginThrottle.locked_until.is_(None)) | (LoginThrottle.locked_until <= now),
-        )
-    )
-
-
-def resolve_session(
-    store: Store, value: str, *, idle_timeout_s: int, now: dt.datetime | None = None
-) -> Actor | None:
-    """The Actor of a session cookie, or None when unknown, expired, idle too long or inactive."""
-    if not value or len(value) > MAX_SECRET_LENGTH:
-        return None
-    now = now or utcnow()
-    digest = _digest(value)
-    with store.read() as session:
-        found = session.execute(
-            select(AdminSession, Account)
-            .join(Account, Account.id == AdminSession.account_id)
-            .where(AdminSession.id == digest)
-        ).one_or_none()
-    if found is None:
-        return None
-    row, account = found
-    if not hmac.compare_digest(row.id, digest):
-        return None
-    idle = (now - row.last_seen_at).total_seconds() >= idle_timeout_s
-    if row.expires_at <= now or idle or not account.active:
-        end_session(store, value)
-        return None
-    if (now - row.last_seen_at).total_seconds() >= min(TOUCH_INTERVAL_S, idle_timeout_s / 10):
-        with store.session() as session:
-            live = session.get(AdminSession, digest)
-            if live is not None:
-                live.last_seen_at = now
-    return Actor(name=account.username, role=account.role, account_id=account.id, via="session")
-
-
-def end_session(store: Store, value: str) -> None:
-    """Log out: forget the session of this cookie value (unknown values are ignored)."""
-    if not value or len(value) > MAX_SECRET_LENGTH:
-        return
-    with store.session() as session:
-        session.execute(delete(AdminSession).where(AdminSession.id == _digest(value)))
-
-
-def csrf_token(value: str) -> str:
-    """The CSRF token of a session: derived from the HttpOnly cookie, useless without it."""
-    return hmac.new(value.encode(), b"formcycle-bridge csrf v1", hashlib.sha256).hexdigest()
-
-
-def check_csrf(value: str, presented: str) -> bool:
-    """Whether a form's CSRF token belongs to this session (compared in constant time)."""
-    return bool(value) and hmac.compare_digest(csrf_token(value), presented or "")
-
-
-# --- API tokens -----------------------------------------------------------------------------
-
-TOKEN_PREFIX = "fcb_"  # noqa: S105 - a public marker that names the kind of secret, not one
-
-
-def create_token(
-    store: Store,
-    name: str,
-    role: str,
-    *,
-    expires_at: dt.datetime | None,
-    actor: Actor,
-    office_id: str | None = None,
-    account_id: int | None = None,
-) -> tuple[ApiToken, str]:
-    """Create an API token; returns the row and the clear token (shown once, stored hashed).
-
-    An office token (`office_id`) has the viewer role and reads only that office's cases.
-    """
-    if not TOKEN_NAME.match(name):
-        raise AccountError(
-            "invalid",
-            msg(
-                "Der Token-Name darf nur A-Z, a-z, 0-9, Punkt, Binde- und Unterstrich enthalten.",
-                "The token name may only contain A-Z, a-z, 0-9, dot, hyphen and underscore.",
-            ),
-        )
-    _check_role(role)
-    if office_id is not None and role != Role.VIEWER:
-        raise AccountError(
-            "invalid",
-            msg(
-                "Ein Token einer Stelle hat immer die Rolle viewer.",
-                "An office's token always has the viewer role.",
-            ),
-        )
-    if expires_at is not None and expires_at <= utcnow():
-        raise AccountError(
-            "invalid",
-            msg("Das Ablaufdatum liegt in der Vergangenheit.", "The expiry is in the past."),
-        )
-    clear = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken(
-        name=name,
-        role=role,
-        token_hash=_digest(clear),
-        prefix=clear[:12],
-        account_id=account_id if account_id is not None else actor.account_id,
-        created_by=actor.label,
-        created_at=utcnow(),
-        expires_at=expires_at,
-        office_id=office_id,
-    )
-    exists = AccountError(
-        "exists", msg(f"Das Token {name!r} gibt es schon.", f"Token {name!r} exists.")
-    )
-    try:
-        with store.session() as session:
-            if session.scalars(select(ApiToken.id).where(ApiToken.name == name)).first():
-                raise exists
-            session.add(token)
-            session.flush()
-            record_action(
-                session,
-                actor,
-                "token.created",
-                detail={
-                    "token": name,
-                    "token_id": token.id,
-                    "new_role": role,
-                    "office_id": office_id,
-                    "expires_at": expires_at.isoformat() if expires_at else None,
-                },
-            )
-    except IntegrityError:
-        raise exists from None
-    return token, clear
-
-
-def authenticate_token(
-    store: Store, presented: str, *, now: dt.datetime | None = None
-) -> Actor | None:
-    """The Actor (``via="token"``) of a presented bearer token, or None (unknown, expired, revoked).
-
-    A token of a deactivated account stops working with it.
-    """
-    if not presented or len(presented) > MAX_SECRET_LENGTH:
-        return None
-    now = now or utcnow()
-    digest = _digest(presented)
-    with store.read() as session:
-        found = session.execute(
-            select(ApiToken, Account)
-            .outerjoin(Account, Account.id == ApiToken.account_id)
-            .where(ApiToken.token_hash == digest)
-        ).one_or_none()
-    if found is None:
-        return None
-    token, owner = found
-    if not hmac.compare_digest(token.token_hash, digest):
-        return None
-    if token.revoked_at is not None or (token.expires_at is not None and token.expires_at <= now):
-        return None
-    if owner is not None and not owner.active:
-        return None
-    last = token.last_used_at
-    if last is None or (now - last).total_seconds() >= TOUCH_INTERVAL_S:
-        with store.session() as session:
-            live = session.get(ApiToken, token.id)
-            if live is not None:
-                live.last_used_at = now
-    return Actor(
-        name=token.name,
-        role=token.role,
-        account_id=token.account_id,
-        via="token",
-        office_id=token.office_id,
-    )
-
-
-def revoke_token(store: Store, name: str, *, actor: Actor, reason: str | None = None) -> ApiToken:
-    """Revoke a token at once (audited); revoking twice keeps the first time."""
-    with store.session() as session:
-        token = session.scalars(select(ApiToken).where(ApiToken.name == name)).one_or_none()
-        if token is None:
-            raise AccountError("unknown", msg(f"Kein Token {name!r}.", f"No token {name!r}."))
-        if token.revoked_at is None:
-            token.revoked_at = utcnow()
-            record_action(
-                session,
-                actor,
-                "token.revoked",
-                reason=reason,
-                detail={"token": name, "token_id": token.id},
-            )
-    return token
-
-
-def list_tokens(store: Store) -> list[ApiToken]:
-    """All tokens (never their secrets), by name."""
-    with store.read() as session:
-        return list(session.scalars(select(ApiToken).order_by(ApiToken.name)))
-
-
-LEGACY_ROLES = {"reader": Role.VIEWER, "admin": Role.ADMIN}
-
-
-def import_token(store: Store, name: str, legacy_role: str, clear: str, *, actor: Actor) -> str:
-    """Store one token of the retired BRIDGE_API_TOKENS hashed, keeping its value (audited).
-
-    Roles: reader becomes viewer, admin stays admin. Returns ``imported``, ``present`` (the
-    same token is already stored: importing twice is harmless) or ``conflict`` (the name is
-    taken by another token).
-    """
-    role = LEGACY_ROLES[legacy_role]
-    if not TOKEN_NAME.match(name):
-        raise AccountError(
-            "invalid", msg(f"Ungültiger Token-Name {name!r}.", f"Invalid token name {name!r}.")
-        )
-    digest = _digest(clear)
-    with store.session() as session:
-        existing = session.scalars(select(ApiToken).where(ApiToken.name == name)).one_or_none()
-        if existing is not None:
-            return "present" if hmac.compare_digest(existing.token_hash, digest) else "conflict"
-        token = ApiToken(
-            name=name,
-            role=role,
-            token_hash=digest,
-            prefix=clear[:6],
-            account_id=actor.account_id,
-            created_by=actor.label,
-            created_at=utcnow(),
-            expires_at=None,
-        )
-        session.add(token)
-        session.flush()
-        record_action(
-            session,
-            actor,
-            "token.imported",
-            detail={"token": name, "token_id": token.id, "new_role": role},
-        )
-    return "imported"

@@ -23,7 +23,8 @@ from redis.exceptions import RedisError
 from sqlalchemy import create_engine, text
 
 from bridge.app import build_app
-from domain.accounts import Actor, Role, create_token
+from domain.accounts import Actor, Role
+from domain.api_tokens import create_token
 from domain.crypto import generate_key
 from domain.migrations import upgrade
 from domain.settings import Settings

@@ -9,7 +9,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from domain.accounts import revoke_token
+from domain.api_tokens import revoke_token
 from domain.store import Event, Store, utcnow
 from tests.conftest import TEST_ADMIN, MakeToken, bearer, snapshot
 from tests.webhook_support import assert_problem

@@ -17,7 +17,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
-from domain.accounts import revoke_token
+from domain.api_tokens import revoke_token
 from domain.fetch_links import fetch_url
 from domain.store import Delivery, DeliveryStatus, Event, Store
 from tests.conftest import TEST_ADMIN, MakeToken, bearer, snapshot

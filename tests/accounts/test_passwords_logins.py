@@ -13,17 +13,12 @@ from sqlalchemy import select
 
 from domain import passwords
 from domain.account_store import Account, LoginThrottle
-from domain.accounts import (
+from domain.accounts import AccountError, Actor, create_account, deactivate, set_password, set_role
+from domain.logins import (
     ACCOUNT_MAX_FAILURES,
     ADDRESS_MAX_FAILURES,
-    AccountError,
-    Actor,
     LoginRefused,
     authenticate_password,
-    create_account,
-    deactivate,
-    set_password,
-    set_role,
 )
 from domain.passwords import ScryptParams
 from domain.store import Event, Store

@@ -9,23 +9,16 @@ import pytest
 from sqlalchemy import select
 
 from domain.account_store import AdminSession, ApiToken, LoginThrottle
-from domain.accounts import (
-    AccountError,
-    Actor,
-    LoginRefused,
-    authenticate_password,
-    authenticate_token,
+from domain.accounts import AccountError, Actor, create_account, deactivate
+from domain.admin_sessions import (
     check_csrf,
-    create_account,
-    create_token,
     csrf_token,
-    deactivate,
     end_session,
-    list_tokens,
     resolve_session,
-    revoke_token,
     start_session,
 )
+from domain.api_tokens import authenticate_token, create_token, list_tokens, revoke_token
+from domain.logins import LoginRefused, authenticate_password
 from domain.passwords import ScryptParams
 from domain.store import Event, Store, utcnow
 from tests.conftest import TEST_ADMIN, snapshot

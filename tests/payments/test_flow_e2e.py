@@ -21,7 +21,8 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from bridge.app import build_app
 from demo_backoffice import DemoBackOffice
 from demo_payments import DemoPayments, SimulatorConfig
-from domain.accounts import Role, create_token
+from domain.accounts import Role
+from domain.api_tokens import create_token
 from domain.safexml import parse_xml
 from domain.settings import Settings
 from domain.store import (
