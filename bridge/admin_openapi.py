@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from apispec import APISpec
 
+from bridge.openapi_parts import BEARER, json_body, path_param, problem
 from domain.search import FILTER_KEYS, MAX_PER_PAGE, SUBMISSION_STATUSES
 
-_BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 _FILTER_DOC = {
     "service": "Dienst, z. B. dog-registration",
     "municipality": "Kommune: Kennung (usingen) oder AGS (06434011)",
@@ -44,26 +43,11 @@ def _query() -> list[dict[str, Any]]:
     return params
 
 
-def _path(name: str, kind: str = "string") -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": kind}}
-
-
-def _json_body(props: dict[str, Any], required: list[str]) -> dict[str, Any]:
-    return {
-        "required": bool(required),
-        "content": {
-            "application/json": {
-                "schema": {"type": "object", "properties": props, "required": required}
-            }
-        },
-    }
-
-
 _REASON = {"type": "string", "maxLength": 500, "description": "Grund (wird protokolliert)"}
 
 
-def add_admin_paths(spec: APISpec, problem: Callable[[str], dict[str, Any]]) -> None:
-    """Describe every admin operation in `spec`; `problem` makes a problem+json response."""
+def add_admin_paths(spec: APISpec) -> None:
+    """Describe every admin operation in `spec`."""
     refused = {
         "401": problem("Fehlendes oder falsches Token"),
         "403": problem("Die Rolle erlaubt das nicht"),
@@ -88,7 +72,7 @@ def add_admin_paths(spec: APISpec, problem: Callable[[str], dict[str, Any]]) -> 
         operations={
             "get": {
                 "summary": "Anträge suchen (neueste zuerst)",
-                "security": _BEARER,
+                "security": BEARER,
                 "parameters": _query(),
                 "responses": listing,
             }
@@ -99,8 +83,8 @@ def add_admin_paths(spec: APISpec, problem: Callable[[str], dict[str, Any]]) -> 
         operations={
             "get": {
                 "summary": "Ein Antrag für die Verwaltung: Zustellungen, Zahlung, Verlauf",
-                "security": _BEARER,
-                "parameters": [_path("reference")],
+                "security": BEARER,
+                "parameters": [path_param("reference")],
                 "responses": {
                     "200": {"description": "Der Antrag"},
                     **refused,
@@ -114,7 +98,7 @@ def add_admin_paths(spec: APISpec, problem: Callable[[str], dict[str, Any]]) -> 
         operations={
             "get": {
                 "summary": "Fehlgeschlagene Zustellungen mit letztem Fehler",
-                "security": _BEARER,
+                "security": BEARER,
                 "parameters": _query(),
                 "responses": listing,
             }
@@ -125,7 +109,7 @@ def add_admin_paths(spec: APISpec, problem: Callable[[str], dict[str, Any]]) -> 
         operations={
             "get": {
                 "summary": "Übersicht: Zählungen, Fehler je Dienststelle und Tag, Warteschlange",
-                "security": _BEARER,
+                "security": BEARER,
                 "responses": {"200": {"description": "Die Übersicht"}, **refused},
             }
         },
@@ -135,9 +119,9 @@ def add_admin_paths(spec: APISpec, problem: Callable[[str], dict[str, Any]]) -> 
         operations={
             "post": {
                 "summary": "Eine fehlgeschlagene Zustellung erneut senden",
-                "security": _BEARER,
-                "parameters": [_path("delivery_id")],
-                "requestBody": _json_body({"reason": _REASON}, []),
+                "security": BEARER,
+                "parameters": [path_param("delivery_id")],
+                "requestBody": json_body({"reason": _REASON}, []),
                 "responses": action,
             }
         },
@@ -147,9 +131,9 @@ def add_admin_paths(spec: APISpec, problem: Callable[[str], dict[str, Any]]) -> 
         operations={
             "post": {
                 "summary": "An eine andere Dienststelle desselben Aufgabengebiets umleiten",
-                "security": _BEARER,
-                "parameters": [_path("delivery_id")],
-                "requestBody": _json_body(
+                "security": BEARER,
+                "parameters": [path_param("delivery_id")],
+                "requestBody": json_body(
                     {"office": {"type": "string", "maxLength": 64}, "reason": _REASON},
                     ["office", "reason"],
                 ),
@@ -162,9 +146,9 @@ def add_admin_paths(spec: APISpec, problem: Callable[[str], dict[str, Any]]) -> 
         operations={
             "post": {
                 "summary": "Alle offenen Zustellungen eines Antrags abbrechen",
-                "security": _BEARER,
-                "parameters": [_path("reference")],
-                "requestBody": _json_body({"reason": _REASON}, ["reason"]),
+                "security": BEARER,
+                "parameters": [path_param("reference")],
+                "requestBody": json_body({"reason": _REASON}, ["reason"]),
                 "responses": action,
             }
         },
@@ -174,8 +158,8 @@ def add_admin_paths(spec: APISpec, problem: Callable[[str], dict[str, Any]]) -> 
         operations={
             "post": {
                 "summary": "Sammel-Wiederholung nach Filter (mit Probelauf: genaue Anzahl)",
-                "security": _BEARER,
-                "requestBody": _json_body(
+                "security": BEARER,
+                "requestBody": json_body(
                     {"filter": _filter_schema(), "reason": _REASON, "dry_run": {"type": "boolean"}},
                     ["filter"],
                 ),
@@ -195,8 +179,8 @@ def add_admin_paths(spec: APISpec, problem: Callable[[str], dict[str, Any]]) -> 
         operations={
             "get": {
                 "summary": "Fortschritt einer Sammel-Wiederholung",
-                "security": _BEARER,
-                "parameters": [_path("job_id", "integer")],
+                "security": BEARER,
+                "parameters": [path_param("job_id", "integer")],
                 "responses": {
                     "200": {"description": "Der Lauf"},
                     **refused,
@@ -210,9 +194,9 @@ def add_admin_paths(spec: APISpec, problem: Callable[[str], dict[str, Any]]) -> 
         operations={
             "post": {
                 "summary": "Sammel-Wiederholung abbrechen (noch nicht Gesendetes bleibt fehlgeschlagen)",
-                "security": _BEARER,
-                "parameters": [_path("job_id", "integer")],
-                "requestBody": _json_body({"reason": _REASON}, ["reason"]),
+                "security": BEARER,
+                "parameters": [path_param("job_id", "integer")],
+                "requestBody": json_body({"reason": _REASON}, ["reason"]),
                 "responses": action,
             }
         },

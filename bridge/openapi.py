@@ -16,14 +16,9 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 
 from bridge import views
 from bridge.admin_openapi import add_admin_paths
+from bridge.openapi_parts import BEARER, json_body, path_param, problem
 from domain.config import Config, Service
 from schemas import Limits, json_schema
-
-_PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
-
-
-def _problem(description: str) -> dict[str, Any]:
-    return {"description": description, "content": _PROBLEM}
 
 
 def service_limits(service: Service) -> Limits:
@@ -138,13 +133,13 @@ def _document(services: tuple[tuple[str, str, str, Limits], ...]) -> dict[str, A
                                 "text/html": {"schema": {"type": "string"}},
                             },
                         },
-                        "400": _problem("Fehlerhafter Aufbau der Anfrage"),
-                        "401": _problem("Fehlende oder falsche Zugangsdaten"),
-                        "404": _problem("Unbekannter Dienst"),
-                        "413": _problem("Zu groß"),
-                        "415": _problem("Nicht unterstütztes Datenformat"),
-                        "422": _problem("Ungültige Angaben; jedes fehlerhafte Feld wird genannt"),
-                        "503": _problem("Nicht gespeichert; bitte erneut senden"),
+                        "400": problem("Fehlerhafter Aufbau der Anfrage"),
+                        "401": problem("Fehlende oder falsche Zugangsdaten"),
+                        "404": problem("Unbekannter Dienst"),
+                        "413": problem("Zu groß"),
+                        "415": problem("Nicht unterstütztes Datenformat"),
+                        "422": problem("Ungültige Angaben; jedes fehlerhafte Feld wird genannt"),
+                        "503": problem("Nicht gespeichert; bitte erneut senden"),
                     },
                 }
             },
@@ -154,23 +149,16 @@ def _document(services: tuple[tuple[str, str, str, Limits], ...]) -> dict[str, A
         operations={
             "get": {
                 "summary": "Status, Zustellungen und Verlauf eines Antrags",
-                "security": [{"bearer": []}],
-                "parameters": [
-                    {
-                        "name": "reference",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string"},
-                    }
-                ],
+                "security": BEARER,
+                "parameters": [path_param("reference")],
                 "responses": {
                     "200": {
                         "description": "Der Antrag",
                         "content": {"application/json": {"schema": "SubmissionStatus"}},
                     },
-                    "401": _problem("Fehlendes, falsches, abgelaufenes oder widerrufenes Token"),
-                    "403": _problem("Rolle reicht nicht (viewer nötig) oder Token einer Stelle"),
-                    "404": _problem("Unbekannter Antrag"),
+                    "401": problem("Fehlendes, falsches, abgelaufenes oder widerrufenes Token"),
+                    "403": problem("Rolle reicht nicht (viewer nötig) oder Token einer Stelle"),
+                    "404": problem("Unbekannter Antrag"),
                 },
             }
         },
@@ -186,20 +174,10 @@ def _document(services: tuple[tuple[str, str, str, Limits], ...]) -> dict[str, A
                     "sonst mit einem Token (viewer) oder dem Token einer Stelle, an die der "
                     "Antrag zugestellt wurde."
                 ),
-                "security": [{}, {"bearer": []}],
+                "security": [{}, *BEARER],
                 "parameters": [
-                    {
-                        "name": "reference",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string"},
-                    },
-                    {
-                        "name": "sha256",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
-                    },
+                    path_param("reference"),
+                    path_param("sha256", pattern="^[0-9a-f]{64}$"),
                     {"name": "delivery", "in": "query", "schema": {"type": "string"}},
                     {"name": "expires", "in": "query", "schema": {"type": "integer"}},
                     {"name": "signature", "in": "query", "schema": {"type": "string"}},
@@ -209,23 +187,23 @@ def _document(services: tuple[tuple[str, str, str, Limits], ...]) -> dict[str, A
                         "description": "Der Inhalt der Anlage",
                         "content": {"application/octet-stream": {}},
                     },
-                    "401": _problem("Weder gültiger Abruflink noch gültiges Token"),
-                    "403": _problem(
+                    "401": problem("Weder gültiger Abruflink noch gültiges Token"),
+                    "403": problem(
                         "Abruflink ungültig oder abgelaufen, oder Antrag einer anderen Stelle"
                     ),
-                    "404": _problem("Unbekannter Antrag oder unbekannte Anlage"),
+                    "404": problem("Unbekannter Antrag oder unbekannte Anlage"),
                 },
             }
         },
     )
     _token_paths(spec)
-    office = {"name": "office_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    office = path_param("office_id")
     spec.path(
         path="/api/v1/inbox/{office_id}/cases",
         operations={
             "get": {
                 "summary": "Offene Fälle einer Stelle mit Abholung (älteste zuerst)",
-                "security": [{"bearer": []}],
+                "security": BEARER,
                 "parameters": [
                     office,
                     {
@@ -236,7 +214,7 @@ def _document(services: tuple[tuple[str, str, str, Limits], ...]) -> dict[str, A
                 ],
                 "responses": {
                     "200": {"description": "Die offenen Fälle, je mit ihrer Zustellungs-ID"},
-                    "401": _problem("Unbekannte Stelle oder falsches Token der Stelle"),
+                    "401": problem("Unbekannte Stelle oder falsches Token der Stelle"),
                 },
             }
         },
@@ -246,38 +224,23 @@ def _document(services: tuple[tuple[str, str, str, Limits], ...]) -> dict[str, A
         operations={
             "post": {
                 "summary": "Abholung eines Falls bestätigen",
-                "security": [{"bearer": []}],
+                "security": BEARER,
                 "parameters": [
                     office,
-                    {
-                        "name": "delivery_id",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string"},
-                    },
+                    path_param("delivery_id"),
                 ],
-                "requestBody": {
-                    "required": False,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "properties": {"case_number": {"type": "string", "maxLength": 200}},
-                            }
-                        }
-                    },
-                },
+                "requestBody": json_body({"case_number": {"type": "string", "maxLength": 200}}),
                 "responses": {
                     "200": {"description": "Bestätigt; der Fall ist zugestellt"},
-                    "401": _problem("Unbekannte Stelle oder falsches Token der Stelle"),
-                    "404": _problem("Unbekannter Fall"),
-                    "409": _problem("Der Fall ist nicht offen"),
-                    "422": _problem("Ungültiges Aktenzeichen der Stelle"),
+                    "401": problem("Unbekannte Stelle oder falsches Token der Stelle"),
+                    "404": problem("Unbekannter Fall"),
+                    "409": problem("Der Fall ist nicht offen"),
+                    "422": problem("Ungültiges Aktenzeichen der Stelle"),
                 },
             }
         },
     )
-    add_admin_paths(spec, _problem)
+    add_admin_paths(spec)
     for path, summary in (
         ("/healthz", "Lebt der Dienst?"),
         ("/readyz", "Datenbank und Redis erreichbar?"),
@@ -300,10 +263,10 @@ def _token_paths(spec: APISpec) -> None:
         operations={
             "get": {
                 "summary": "Wer bin ich: Name, Rolle und Stelle des Tokens",
-                "security": [{"bearer": []}],
+                "security": BEARER,
                 "responses": {
                     "200": {"description": "Name, Rolle, Zugang, Stelle"},
-                    "401": _problem("Fehlendes, falsches, abgelaufenes oder widerrufenes Token"),
+                    "401": problem("Fehlendes, falsches, abgelaufenes oder widerrufenes Token"),
                 },
             }
         },
@@ -313,11 +276,11 @@ def _token_paths(spec: APISpec) -> None:
         operations={
             "get": {
                 "summary": "Alle API-Tokens mit Rolle, Stelle, Ablauf und letzter Nutzung (admin)",
-                "security": [{"bearer": []}],
+                "security": BEARER,
                 "responses": {
                     "200": {"description": "Die Tokens (nie ihr Geheimnis)"},
-                    "401": _problem("Fehlendes, falsches, abgelaufenes oder widerrufenes Token"),
-                    "403": _problem("Dafür ist die Rolle admin nötig"),
+                    "401": problem("Fehlendes, falsches, abgelaufenes oder widerrufenes Token"),
+                    "403": problem("Dafür ist die Rolle admin nötig"),
                 },
             }
         },
@@ -327,27 +290,15 @@ def _token_paths(spec: APISpec) -> None:
         operations={
             "post": {
                 "summary": "Ein Token sofort widerrufen (admin, protokolliert)",
-                "security": [{"bearer": []}],
-                "parameters": [
-                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-                ],
-                "requestBody": {
-                    "required": False,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "properties": {"reason": {"type": "string", "maxLength": 500}},
-                            }
-                        }
-                    },
-                },
+                "security": BEARER,
+                "parameters": [path_param("name")],
+                "requestBody": json_body({"reason": {"type": "string", "maxLength": 500}}),
                 "responses": {
                     "200": {"description": "Widerrufen"},
-                    "401": _problem("Fehlendes, falsches, abgelaufenes oder widerrufenes Token"),
-                    "403": _problem("Dafür ist die Rolle admin nötig"),
-                    "404": _problem("Unbekanntes Token"),
-                    "422": _problem("Ungültige Begründung"),
+                    "401": problem("Fehlendes, falsches, abgelaufenes oder widerrufenes Token"),
+                    "403": problem("Dafür ist die Rolle admin nötig"),
+                    "404": problem("Unbekanntes Token"),
+                    "422": problem("Ungültige Begründung"),
                 },
             }
         },
