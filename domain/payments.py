@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, cast
@@ -219,17 +219,6 @@ def attach_fee(
         submission.status = SubmissionStatus.AWAITING_PAYMENT
 
 
-def current_payment(store: Store, submission_id: int) -> Payment | None:
-    """The submission's latest payment attempt (the one the pay link works with)."""
-    with store.read() as session:
-        return session.scalars(
-            select(Payment)
-            .where(Payment.submission_id == submission_id)
-            .order_by(Payment.created_at.desc(), Payment.id)
-            .limit(1)
-        ).first()
-
-
 def payments_of(store: Store, submission_id: int) -> list[Payment]:
     """Every payment attempt of a submission, oldest first."""
     with store.read() as session:
@@ -303,44 +292,6 @@ def open_attempt(
     return fresh
 
 
-def _attach_transaction(
-    store: Store,
-    payment_id: str,
-    kind: str,
-    actor: str,
-    values: Mapping[str, object],
-    detail: Mapping[str, object],
-) -> bool:
-    """Give our payment its provider transaction, once: only while it has none (both the
-    create and an adoption go through here, so two racing calls cannot both set one)."""
-    with store.session() as session:
-        conn = session.connection()
-        now = database_now(conn)
-        row = conn.execute(select(_P.c.submission_id).where(_P.c.id == payment_id)).first()
-        if row is None:
-            return False
-        changes = {
-            key: (now + value if isinstance(value, dt.timedelta) else value)
-            for key, value in values.items()
-        }
-        done = conn.execute(
-            update(_P)
-            .where(_P.c.id == payment_id, _P.c.transaction_id.is_(None))
-            .values(**changes, updated_at=now)
-        ).rowcount
-        if done:
-            conn.execute(
-                insert(_E).values(
-                    submission_id=row.submission_id,
-                    kind=kind,
-                    actor=actor,
-                    at=now,
-                    detail={"payment_id": payment_id, **detail},
-                )
-            )
-    return bool(done)
-
-
 def record_created(
     store: Store,
     payment_id: str,
@@ -353,47 +304,39 @@ def record_created(
 ) -> bool:
     """Store the provider's transaction for our payment; False if it already had one.
 
-    From now on the reconciliation job asks the provider about it (first after `first_check_s`).
+    Only a payment without a transaction takes one, so two racing creates cannot both set
+    theirs. From now on the reconciliation job asks the provider about it (first after
+    `first_check_s`).
     """
-    return _attach_transaction(
-        store,
-        payment_id,
-        "payment.created",
-        actor,
-        {
-            "transaction_id": transaction_id,
-            "pay_url": pay_url,
-            "transaction_reference": transaction_reference,
-            "last_error": None,
-            # Relative to the database's now (taken inside the transaction).
-            "next_check_at": dt.timedelta(seconds=first_check_s),
-        },
-        {"transaction_id": transaction_id},
-    )
-
-
-def adopt(
-    store: Store,
-    payment_id: str,
-    *,
-    provider: str,
-    transaction_id: str,
-    actor: str,
-) -> bool:
-    """Take over a transaction Formcycle's own payment plugin created (confirmed afterwards)."""
-    return _attach_transaction(
-        store,
-        payment_id,
-        "payment.adopted",
-        actor,
-        {
-            "provider": provider,
-            "transaction_id": transaction_id,
-            "origin": "formcycle",
-            "next_check_at": dt.timedelta(0),
-        },
-        {"provider": provider, "transaction_id": transaction_id},
-    )
+    with store.session() as session:
+        conn = session.connection()
+        now = database_now(conn)
+        row = conn.execute(select(_P.c.submission_id).where(_P.c.id == payment_id)).first()
+        if row is None:
+            return False
+        done = conn.execute(
+            update(_P)
+            .where(_P.c.id == payment_id, _P.c.transaction_id.is_(None))
+            .values(
+                transaction_id=transaction_id,
+                pay_url=pay_url,
+                transaction_reference=transaction_reference,
+                last_error=None,
+                next_check_at=now + dt.timedelta(seconds=first_check_s),
+                updated_at=now,
+            )
+        ).rowcount
+        if done:
+            conn.execute(
+                insert(_E).values(
+                    submission_id=row.submission_id,
+                    kind="payment.created",
+                    actor=actor,
+                    at=now,
+                    detail={"payment_id": payment_id, "transaction_id": transaction_id},
+                )
+            )
+    return bool(done)
 
 
 def record_error(
