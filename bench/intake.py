@@ -80,7 +80,21 @@ AIM_P99_MS = 50.0
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/15"
 # gunicorn.conf.py's production formula, so that a plain run measures the production setting.
-DEFAULT_WORKERS = (os.cpu_count() or 1) * 2 + 1
+
+
+def production_gunicorn() -> dict[str, Any]:
+    """The worker settings of the project's gunicorn.conf.py (the benchmark's defaults)."""
+    namespace: dict[str, Any] = {"__file__": str(ROOT / "gunicorn.conf.py")}
+    exec((ROOT / "gunicorn.conf.py").read_text(), namespace)  # noqa: S102 - our own config file
+    return {
+        "worker_class": str(namespace.get("worker_class", "sync")),
+        "workers": int(namespace.get("workers", 1)),
+        "threads": int(namespace.get("threads", 1)),
+        "worker_connections": int(namespace.get("worker_connections", 1000)),
+    }
+
+
+PRODUCTION = production_gunicorn()
 WRK_INSTALL = (
     "wrk is not installed. Install it with `apt-get install -y wrk` (Debian/Ubuntu, as root) "
     "or `brew install wrk` (macOS), or build it from its source."
@@ -179,12 +193,15 @@ class Setting:
     worker_class: str
     workers: int
     threads: int = 1
+    #: gthread: connections a worker holds at once (gunicorn's worker_connections).
+    connections: int = 1000
 
     @property
     def label(self) -> str:
-        """E.g. `sync ×5` or `gthread 2×8`."""
+        """E.g. `sync ×5`, `gthread 2×8` or `gthread 2×16 c16` (16 connections a worker)."""
         if self.worker_class == "gthread":
-            return f"gthread {self.workers}×{self.threads}"
+            limit = f" c{self.connections}" if self.connections < 1000 else ""
+            return f"gthread {self.workers}×{self.threads}{limit}"
         return f"{self.worker_class} ×{self.workers}"
 
 
@@ -395,6 +412,7 @@ bind = "127.0.0.1:{port}"
 workers = {setting.workers}
 worker_class = {setting.worker_class!r}
 threads = {setting.threads}
+worker_connections = {setting.connections}
 accesslog = {'"/dev/null"' if access_log else "None"}
 errorlog = {str(errorlog)!r}
 loglevel = "warning"
@@ -992,11 +1010,25 @@ def parse_args(argv: Sequence[str]) -> Options:
     p.add_argument("--stores", default="sqlite,postgres", help="sqlite, postgres or both")
     p.add_argument(
         "--workers",
-        default=str(DEFAULT_WORKERS),
-        help="gunicorn workers (default as gunicorn.conf.py: 2 × CPUs + 1); a list sweeps: 2,3,5",
+        default=str(PRODUCTION["workers"]),
+        help="gunicorn workers (default: gunicorn.conf.py's); a list sweeps: 2,3,5",
     )
-    p.add_argument("--worker-class", default="sync", help="sync, gthread or a list of both")
-    p.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
+    p.add_argument(
+        "--worker-class",
+        default=PRODUCTION["worker_class"],
+        help="sync, gthread or a list of both (default: gunicorn.conf.py's)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=PRODUCTION["threads"] if PRODUCTION["threads"] > 1 else 4,
+        help="threads per gthread worker (default: gunicorn.conf.py's)",
+    )
+    p.add_argument(
+        "--worker-connections",
+        default=str(PRODUCTION["worker_connections"]),
+        help="gthread: connections per worker at once (default: gunicorn.conf.py's); a list sweeps",
+    )
     p.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (they share the CPUs)")
     p.add_argument("--timeout", type=int, default=10, help="wrk request timeout, seconds")
     p.add_argument("--no-bare", action="store_true", help="skip the bare Flask endpoint")
@@ -1041,12 +1073,15 @@ def parse_args(argv: Sequence[str]) -> Options:
         p.error("--worker-class takes sync, gthread or both")
     try:
         counts = [int(w) for w in a.workers.split(",") if w.strip()]
+        limits = [int(w) for w in a.worker_connections.split(",") if w.strip()]
     except ValueError:
-        p.error("--workers takes a number or a comma-separated list of numbers")
-    settings = [
-        Setting(c, n, a.threads if c == "gthread" else 1)
-        for c, n in itertools.product(classes, counts)
-    ]
+        p.error("--workers and --worker-connections take a number or a list of numbers")
+    settings = list(
+        dict.fromkeys(
+            Setting(c, n, a.threads if c == "gthread" else 1, k if c == "gthread" else 1000)
+            for c, n, k in itertools.product(classes, counts, limits)
+        )
+    )
     if not settings or a.seconds <= 0 or a.concurrency < 1:
         p.error("need at least one setting, positive --seconds and --concurrency")
     return Options(

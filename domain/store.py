@@ -43,6 +43,8 @@ from sqlalchemy.orm import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from domain.group_commit import GroupCommit
+
 # SQLite only turns INTEGER PRIMARY KEY into an auto-incrementing rowid for plain INTEGER.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -443,6 +445,8 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         """Wrap an engine (see `make_engine`)."""
         self.engine = engine
+        # The intake's writes: concurrent submissions share a transaction (one fsync).
+        self.commits = GroupCommit(engine)
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._readers = sessionmaker(
             engine.execution_options(**{READONLY: True}), expire_on_commit=False
