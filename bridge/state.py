@@ -7,15 +7,13 @@ from dataclasses import dataclass, field
 
 from flask import Flask, current_app
 from redis import Redis
-from redis.exceptions import RedisError
 
 from domain.crypto import Vault
 from domain.intake import Intake
-from domain.logs import log_event
 from domain.redis_connection import connect
 from domain.settings import Settings
 from domain.store import Store, Submission
-from worker.queue import wake_offices
+from worker.waker import Waker
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +27,7 @@ class Bridge:
     vault: Vault
     intake: Intake
     redis: Redis = field(repr=False)
+    waker: Waker = field(repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Bridge:
@@ -38,24 +37,11 @@ class Bridge:
         )
         vault = Vault(settings.encryption_keys)
         redis = connect(settings.redis_url)
-        return cls(settings, store, vault, Intake(settings, store, vault), redis)
+        return cls(settings, store, vault, Intake(settings, store, vault), redis, Waker(redis))
 
     def dispatch(self, submission: Submission) -> None:
-        """Wake the workers of the submission's offices; if Redis is down, the sweeper will."""
-        offices = sorted({d.office_id for d in submission.deliveries})
-        if not offices:
-            return
-        try:
-            wake_offices(self.redis, offices)
-        except RedisError as exc:
-            # The deliveries are committed and due; the sweeper re-enqueues them.
-            log_event(
-                log,
-                "delivery.enqueue_failed",
-                level=logging.WARNING,
-                reference=submission.reference,
-                error=type(exc).__name__,
-            )
+        """Wake the workers of the submission's (committed) offices without waiting on Redis."""
+        self.waker.wake(d.office_id for d in submission.deliveries)
 
     def init_app(self, app: Flask) -> None:
         """Register with the app so that views find it through `current()`."""

@@ -23,6 +23,7 @@ from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy import Connection, Engine
 
+from domain.background import ProcessThread
 from domain.logs import log_event
 
 log = logging.getLogger(__name__)
@@ -53,10 +54,10 @@ class GroupCommit:
         self.engine = engine
         self.max_batch = max_batch
         self._queue: queue.SimpleQueue[_Write[Any]] = queue.SimpleQueue()
-        self._start_lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._pid = 0
-        #: Transactions committed and writes they held (read by tests and the benchmark).
+        self._committer = ProcessThread(self._run, "group-commit")
+        self._pid = os.getpid()
+        self._fork_lock = threading.Lock()
+        #: Transactions committed and the writes they held: what was batched (tests read them).
         self.transactions = 0
         self.writes = 0
 
@@ -77,16 +78,13 @@ class GroupCommit:
 
     def _ensure_thread(self) -> None:
         """Start the committer on first use, and again in a forked child (threads do not fork)."""
-        if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
-            return
-        with self._start_lock:
-            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+        if self._pid != os.getpid():
+            with self._fork_lock:
                 if self._pid != os.getpid():
                     # Writes queued in the parent belong to the parent's callers.
                     self._queue = queue.SimpleQueue()
-                self._pid = os.getpid()
-                self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
-                self._thread.start()
+                    self._pid = os.getpid()
+        self._committer.ensure()
 
     def _run(self) -> None:
         """The committer: take what is queued, write it in one transaction, wake the callers."""

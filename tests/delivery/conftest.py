@@ -171,7 +171,11 @@ def deliveries(store: Store, reference_number: int | None = None) -> list[Delive
 
 
 def submit(client: FlaskClient, service: str, body: dict[str, Any], key: str | None = None) -> Any:
-    """Post a JSON submission with the sender secret; returns the 202 answer's JSON."""
+    """Post a JSON submission with the sender secret; returns the 202 answer's JSON.
+
+    It also waits until the web process's waker has woken the offices (the 202 does not), so
+    that a test can reason about the queue as the submission left it.
+    """
     from tests.conftest import FORMCYCLE_SECRET
 
     headers = {"X-Bridge-Secret": FORMCYCLE_SECRET}
@@ -179,6 +183,7 @@ def submit(client: FlaskClient, service: str, body: dict[str, Any], key: str | N
         headers["Idempotency-Key"] = key
     response = client.post(f"/webhooks/formcycle/{service}", json=body, headers=headers)
     assert response.status_code == 202, response.get_data(as_text=True)
+    assert client.application.extensions["bridge"].waker.flush(30)
     return response.get_json()
 
 
