@@ -5,9 +5,16 @@ from pathlib import Path
 
 # scripts/run and the systemd unit pass --bind (BRIDGE_PORT); this is the default without.
 bind = "127.0.0.1:8000"
-# Sync workers: a request is validation, one commit and one enqueue; nothing waits long.
-workers = multiprocessing.cpu_count() * 2 + 1
-worker_class = "sync"
+# One worker per core (threads share a worker's GIL), each with threads that overlap what a
+# request waits for: its commit is shared with the other threads' (domain/group_commit.py, one
+# fsync for many 202s; ADR 12). bench/README.md has the settings measured.
+workers = multiprocessing.cpu_count()
+worker_class = "gthread"
+threads = 8
+# A worker holds at most this many connections (busy ones plus kept-alive idle ones), so
+# kept-alive clients spread over the workers instead of piling onto the one that accepted
+# first; more wait in the listen backlog until a kept-alive one is closed (keepalive).
+worker_connections = 2 * threads
 timeout = 30
 graceful_timeout = 20
 keepalive = 5

@@ -8,6 +8,7 @@ import socket
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -94,3 +95,18 @@ def machine(**tools: str) -> dict[str, str]:
         "load_average_at_start": " ".join(read_text("/proc/loadavg").split()[:3]),
         "code": code_state(),
     }
+
+
+def production_gunicorn() -> dict[str, Any]:
+    """The worker settings of the project's gunicorn.conf.py (the benchmarks' defaults)."""
+    namespace: dict[str, Any] = {"__file__": str(ROOT / "gunicorn.conf.py")}
+    exec((ROOT / "gunicorn.conf.py").read_text(), namespace)  # noqa: S102 - our own config file
+    return {
+        "worker_class": str(namespace.get("worker_class", "sync")),
+        "workers": int(namespace.get("workers", 1)),
+        "threads": int(namespace.get("threads", 1)),
+        "worker_connections": int(namespace.get("worker_connections", 1000)),
+    }
+
+
+PRODUCTION = production_gunicorn()

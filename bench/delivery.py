@@ -72,6 +72,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bench.common import (
     CLK_TCK,
+    PRODUCTION,
     ROOT,
     Snapshot,
     busy_cpu_s,
@@ -2163,7 +2164,12 @@ def parse_args(argv: Sequence[str]) -> Options:
     p.add_argument(
         "--sweep-interval", type=float, default=None, help="BRIDGE_SWEEP_INTERVAL_S (default 2)"
     )
-    p.add_argument("--gunicorn-workers", type=int, default=3, help="end to end: gunicorn workers")
+    p.add_argument(
+        "--gunicorn-workers",
+        type=int,
+        default=PRODUCTION["workers"],
+        help="end to end: gunicorn workers (default: gunicorn.conf.py's)",
+    )
     p.add_argument("--client-threads", type=int, default=8, help="end to end: client threads")
     p.add_argument(
         "--demo-posts",

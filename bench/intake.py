@@ -51,6 +51,7 @@ from sqlalchemy import create_engine, text
 from bench import history
 from bench.common import (
     CLK_TCK,
+    PRODUCTION,
     ROOT,
     busy_cpu_s,
     descendants,
@@ -81,20 +82,6 @@ DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/15"
 # gunicorn.conf.py's production formula, so that a plain run measures the production setting.
 
-
-def production_gunicorn() -> dict[str, Any]:
-    """The worker settings of the project's gunicorn.conf.py (the benchmark's defaults)."""
-    namespace: dict[str, Any] = {"__file__": str(ROOT / "gunicorn.conf.py")}
-    exec((ROOT / "gunicorn.conf.py").read_text(), namespace)  # noqa: S102 - our own config file
-    return {
-        "worker_class": str(namespace.get("worker_class", "sync")),
-        "workers": int(namespace.get("workers", 1)),
-        "threads": int(namespace.get("threads", 1)),
-        "worker_connections": int(namespace.get("worker_connections", 1000)),
-    }
-
-
-PRODUCTION = production_gunicorn()
 WRK_INSTALL = (
     "wrk is not installed. Install it with `apt-get install -y wrk` (Debian/Ubuntu, as root) "
     "or `brew install wrk` (macOS), or build it from its source."
@@ -976,8 +963,9 @@ def report(opts: Options, runs: Sequence[Run], meta: dict[str, Any]) -> tuple[Pa
             else ""
         )
         + f"Redis {rd.get('version', '?')} ({rd.get('url')}, appendonly={rd.get('appendonly')}),"
-        " flushed before and after each bridge run; each accepted submission costs two "
-        "Redis round trips (metrics HINCRBY, the office's wake-up SET NX).",
+        " flushed before and after each bridge run; accepted submissions are counted from the "
+        "store, and the office's wake-up (SET NX) is sent by the web process's waker thread, "
+        "one round for the offices gathered meanwhile (worker/waker.py).",
     ]
     if meta.get("history"):
         md += [
