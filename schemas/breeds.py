@@ -182,18 +182,37 @@ def _segments(text: str) -> list[list[str]]:
     return [segment for segment in segments if segment]
 
 
+def _fuzzy_index() -> dict[str, tuple[tuple[str, tuple[str, ...]], ...]]:
+    """The spellings long enough for fuzzy matching, by their first letters, in `_ALIASES` order.
+
+    Built once: scanning every alias for every word run of every submission cost more than
+    the rest of the dog schema's validation.
+    """
+    index: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+    for spelling, breeds in _ALIASES.items():
+        if len(spelling) >= _FUZZY_MIN_LENGTH:
+            index.setdefault(spelling[:_FUZZY_SAME_PREFIX], []).append((spelling, breeds))
+    return {prefix: tuple(entries) for prefix, entries in index.items()}
+
+
+_FUZZY_BY_PREFIX = _fuzzy_index()
+#: The spellings long enough to be found inside a word, longest first (a stable sort, so
+#: spellings of equal length keep their `_ALIASES` order).
+_LONG_SPELLINGS: tuple[tuple[str, tuple[str, ...]], ...] = tuple(
+    (spelling, _ALIASES[spelling])
+    for spelling in sorted(_ALIASES, key=len, reverse=True)
+    if len(spelling) >= _FUZZY_MIN_LENGTH
+)
+
+
 def _lookup(candidate: str) -> tuple[tuple[str, ...], float] | None:
     """The breeds ``candidate`` names exactly or by a close spelling, with the match score."""
     exact = _ALIASES.get(candidate)
     if exact is not None:
         return exact, 1.0
     best: tuple[tuple[str, ...], float] | None = None
-    for spelling, breeds in _ALIASES.items():
-        if len(spelling) < _FUZZY_MIN_LENGTH:
-            continue
+    for spelling, breeds in _FUZZY_BY_PREFIX.get(candidate[:_FUZZY_SAME_PREFIX], ()):
         if abs(len(spelling) - len(candidate)) > _FUZZY_MAX_LENGTH_DIFF:
-            continue
-        if spelling[:_FUZZY_SAME_PREFIX] != candidate[:_FUZZY_SAME_PREFIX]:
             continue
         ratio = difflib.SequenceMatcher(None, candidate, spelling).ratio()
         if ratio >= _FUZZY_MIN_RATIO and (best is None or ratio > best[1]):
@@ -207,9 +226,9 @@ def _substring_breeds(word: str) -> list[str]:
     rest = word
     # Longest first, and cut out what matched, so "staffordshirebullterrier" does not also
     # count as "bullterrier" or "staffordshire".
-    for spelling in sorted(_ALIASES, key=len, reverse=True):
-        if len(spelling) >= _FUZZY_MIN_LENGTH and spelling in rest:
-            found.extend(_ALIASES[spelling])
+    for spelling, breeds in _LONG_SPELLINGS:
+        if spelling in rest:
+            found.extend(breeds)
             rest = rest.replace(spelling, " ")
     return found
 
