@@ -55,7 +55,7 @@ def shape(service: Service, raw: RawSubmission, limits: BodyLimits) -> dict[str,
         parts = target.split(".")
         if len(parts) > 1 and len(parts) + nesting_depth(value) > limits.max_depth:
             raise limits.too_deep("Ein Feldname mit Punkten", "A dotted field name")
-        if any(not p for p in parts):
+        if "" in parts:
             raise _conflict(key)
         _set_path(root, parts, value, key)
     # The top level is always an object: numbered keys there (`0=x`) are fields, not a list.
