@@ -23,6 +23,7 @@ A flag only routes the application to the public-order office as well; it decide
 from __future__ import annotations
 
 import difflib
+import functools
 from dataclasses import dataclass
 
 from schemas.text import words
@@ -258,7 +259,14 @@ def _segment_breeds(segment: list[str]) -> list[str]:
 
 def dangerous_breeds(text: str) -> list[str]:
     """Canonical names of HundeVO §2 breeds named in ``text``, in the ordinance's order."""
+    return list(_dangerous_breeds(text or ""))
+
+
+@functools.lru_cache(maxsize=1024)
+def _dangerous_breeds(text: str) -> tuple[str, ...]:
+    """`dangerous_breeds`, remembered per text: keepers type the same few breeds again and
+    again, and the fuzzy comparison costs more than the rest of a dog's validation."""
     found: set[str] = set()
-    for segment in _segments(text or ""):
+    for segment in _segments(text):
         found.update(_segment_breeds(segment))
-    return [breed for breed in DANGEROUS_BREEDS if breed in found]
+    return tuple(breed for breed in DANGEROUS_BREEDS if breed in found)
