@@ -99,7 +99,8 @@ def is_index(key: str) -> bool:
 def _lists_from_indexes(node: Any) -> Any:
     """Turn dicts keyed "0", "1", ... (from keys like `attachments.0.name`) into lists."""
     if isinstance(node, dict):
-        converted = {k: _lists_from_indexes(v) for k, v in node.items()}
+        # Strings, the values of a form, without a call each.
+        converted = {k: v if type(v) is str else _lists_from_indexes(v) for k, v in node.items()}
         if converted and all(is_index(k) and len(k) <= 4 for k in converted):
             return [converted[k] for k in sorted(converted, key=int)]
         return converted

@@ -259,7 +259,11 @@ def to_jsonable(value: Any) -> Any:
     if kind in _SCALARS:
         return value
     if kind is dict:
-        return {str(key): to_jsonable(item) for key, item in value.items()}
+        # Scalars, most of the values, without a call each.
+        return {
+            str(key): item if type(item) in _SCALARS else to_jsonable(item)
+            for key, item in value.items()
+        }
     if isinstance(value, dt.date):  # also datetime, a date subclass
         return value.isoformat()
     if isinstance(value, Mapping):
