@@ -302,7 +302,32 @@ def is_given(original: object, key: str) -> bool:
 # ------------------------------------------------------------------------------ field types
 
 
-class Str(fields.String):
+class _Validated:
+    """Runs a field's validators exactly as marshmallow's ``And`` does, without building one.
+
+    marshmallow makes a new ``And`` of the field's validators for every value it checks;
+    most of our fields have one validator or none, so that object cost more than they do.
+    """
+
+    validators: list[types.Validator]
+
+    def _validate(self, value: Any) -> None:
+        errors: list[Any] = []
+        kwargs: dict[str, Any] = {}
+        for validator in self.validators:
+            try:
+                validator(value)
+            except ValidationError as err:
+                kwargs.update(err.kwargs)
+                if isinstance(err.messages, dict):
+                    errors.append(err.messages)
+                else:
+                    errors.extend(err.messages)
+        if errors:
+            raise ValidationError(errors, **kwargs)
+
+
+class Str(_Validated, fields.String):
     """A non-empty string with a length limit and an optional normalisation."""
 
     default_error_messages = _messages(
@@ -385,7 +410,7 @@ class Choice(Str):
         return self._lookup.get(compact(text), text)
 
 
-class Int(fields.Integer):
+class Int(_Validated, fields.Integer):
     """An integer: a JSON number without fraction, or from forms a string of digits.
 
     ``option_bounds`` names the `ValidationOptions` attributes holding the inclusive bounds
@@ -437,7 +462,7 @@ class Int(fields.Integer):
         return number
 
 
-class Bool(fields.Boolean):
+class Bool(_Validated, fields.Boolean):
     """Yes or no: JSON ``true``/``false``; from forms the words of a checkbox or a choice."""
 
     #: Form values (compared case-insensitively, trimmed) that mean yes / no.
@@ -459,7 +484,7 @@ class Bool(fields.Boolean):
         raise self.make_error("invalid", input=value)
 
 
-class Date(fields.Date):
+class Date(_Validated, fields.Date):
     """A calendar date (ISO; from forms also German), optionally not after the local today."""
 
     default_error_messages = _messages(
@@ -485,7 +510,7 @@ class Date(fields.Date):
         return day
 
 
-class DateTime(fields.DateTime):
+class DateTime(_Validated, fields.DateTime):
     """A point in time; a bare date means ``date_only_time`` on that day (local time)."""
 
     default_error_messages = _messages(
@@ -506,7 +531,7 @@ class DateTime(fields.DateTime):
         return parsed
 
 
-class Email(fields.Email):
+class Email(_Validated, fields.Email):
     """An e-mail address (at most 254 characters, the SMTP limit)."""
 
     default_error_messages = _messages(
@@ -530,7 +555,7 @@ class Email(fields.Email):
         return text.strip()
 
 
-class List(fields.List[Any]):
+class List(_Validated, fields.List[Any]):
     """A list with a maximum number of entries."""
 
     default_error_messages = _messages(invalid=m.LIST_INVALID)
@@ -547,7 +572,7 @@ class List(fields.List[Any]):
         self.validators.append(validate.Length(max=max_items, error=m.TOO_MANY_ITEMS))
 
 
-class Nested(fields.Nested):
+class Nested(_Validated, fields.Nested):
     """A nested block that inherits the unknown-key policy of its parent."""
 
     default_error_messages = _messages(type=m.OBJECT_TYPE)
@@ -647,7 +672,8 @@ class BridgeSchema(Schema):
         cleaned: dict[Any, Any] = {}
         for key, value in data.items():
             if key in known:
-                if is_blank(value):
+                # A string, nearly every value of a form, is blank when it strips to nothing.
+                if (not value.strip()) if type(value) is str else is_blank(value):
                     continue
                 if isinstance(value, list):
                     value = [item for item in value if not is_blank(item)]
