@@ -9,6 +9,9 @@ from flask import Response, request
 
 from domain.problems import Lang, Problem
 
+#: Accept headers that rank JSON at least as high as HTML: none at all, or curl's default.
+_NO_PREFERENCE = frozenset({"", "*/*"})
+
 
 def language() -> Lang:
     """German unless the caller prefers English (regional tags such as de-AT count as German)."""
@@ -45,6 +48,8 @@ def problem_response(problem: Problem) -> Response:
 
 def wants_html() -> bool:
     """Whether the caller asked for HTML (Formcycle showing our answer to the citizen)."""
+    if request.headers.get("Accept", "").strip() in _NO_PREFERENCE:
+        return False  # what matching the header would conclude, without parsing it
     best = request.accept_mimetypes.best_match(["application/json", "text/html"])
     return (
         best == "text/html"

@@ -55,7 +55,7 @@ def shape(service: Service, raw: RawSubmission, limits: BodyLimits) -> dict[str,
         parts = target.split(".")
         if len(parts) > 1 and len(parts) + nesting_depth(value) > limits.max_depth:
             raise limits.too_deep("Ein Feldname mit Punkten", "A dotted field name")
-        if any(not p for p in parts):
+        if "" in parts:
             raise _conflict(key)
         _set_path(root, parts, value, key)
     # The top level is always an object: numbered keys there (`0=x`) are fields, not a list.
@@ -99,7 +99,8 @@ def is_index(key: str) -> bool:
 def _lists_from_indexes(node: Any) -> Any:
     """Turn dicts keyed "0", "1", ... (from keys like `attachments.0.name`) into lists."""
     if isinstance(node, dict):
-        converted = {k: _lists_from_indexes(v) for k, v in node.items()}
+        # Strings, the values of a form, without a call each.
+        converted = {k: v if type(v) is str else _lists_from_indexes(v) for k, v in node.items()}
         if converted and all(is_index(k) and len(k) <= 4 for k in converted):
             return [converted[k] for k in sorted(converted, key=int)]
         return converted

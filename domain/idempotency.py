@@ -52,10 +52,11 @@ def choose_key(
 
 def _as_text(value: Any) -> Any:
     """Scalars as the text a form would carry, so JSON `true` and form "true" answer alike."""
+    # Strings, nearly every value of a form, stay as they are without a call each.
     if isinstance(value, dict):
-        return {str(k): _as_text(v) for k, v in value.items()}
+        return {str(k): v if type(v) is str else _as_text(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_as_text(v) for v in value]
+        return [v if type(v) is str else _as_text(v) for v in value]
     if value is None or isinstance(value, str):
         return value
     return json.dumps(value)

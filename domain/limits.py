@@ -25,6 +25,8 @@ def malformed(de: str, en: str) -> Problem:
 
 def nesting_depth(value: Any) -> int:
     """How deeply a value nests (a scalar or an empty object is 1), without recursing."""
+    if not isinstance(value, dict | list):
+        return 1  # every value of a form body: spare the walk
     deepest = 0
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:

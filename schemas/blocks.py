@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import functools
 import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -247,8 +248,22 @@ def parse_datetime(
     return None if parsed is None else in_local_time(parsed)
 
 
+#: Exact types that `to_jsonable` and `is_blank` meet most and can answer without an ABC check
+#: (isinstance against Mapping costs more than the rest of either function).
+_SCALARS: frozenset[type] = frozenset({str, int, bool, float, type(None)})
+
+
 def to_jsonable(value: Any) -> Any:
     """Turn loaded data into JSON-serialisable data (dates and datetimes as ISO strings)."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is dict:
+        # Scalars, most of the values, without a call each.
+        return {
+            str(key): item if type(item) in _SCALARS else to_jsonable(item)
+            for key, item in value.items()
+        }
     if isinstance(value, dt.date):  # also datetime, a date subclass
         return value.isoformat()
     if isinstance(value, Mapping):
@@ -264,6 +279,8 @@ def is_blank(value: object) -> bool:
         return True
     if isinstance(value, str):
         return not value.strip()
+    if type(value) in _SCALARS:
+        return False
     if isinstance(value, Mapping):
         return all(is_blank(item) for item in value.values())
     if isinstance(value, list | tuple):
@@ -285,7 +302,32 @@ def is_given(original: object, key: str) -> bool:
 # ------------------------------------------------------------------------------ field types
 
 
-class Str(fields.String):
+class _Validated:
+    """Runs a field's validators exactly as marshmallow's ``And`` does, without building one.
+
+    marshmallow makes a new ``And`` of the field's validators for every value it checks;
+    most of our fields have one validator or none, so that object cost more than they do.
+    """
+
+    validators: list[types.Validator]
+
+    def _validate(self, value: Any) -> None:
+        errors: list[Any] = []
+        kwargs: dict[str, Any] = {}
+        for validator in self.validators:
+            try:
+                validator(value)
+            except ValidationError as err:
+                kwargs.update(err.kwargs)
+                if isinstance(err.messages, dict):
+                    errors.append(err.messages)
+                else:
+                    errors.extend(err.messages)
+        if errors:
+            raise ValidationError(errors, **kwargs)
+
+
+class Str(_Validated, fields.String):
     """A non-empty string with a length limit and an optional normalisation."""
 
     default_error_messages = _messages(
@@ -368,7 +410,7 @@ class Choice(Str):
         return self._lookup.get(compact(text), text)
 
 
-class Int(fields.Integer):
+class Int(_Validated, fields.Integer):
     """An integer: a JSON number without fraction, or from forms a string of digits.
 
     ``option_bounds`` names the `ValidationOptions` attributes holding the inclusive bounds
@@ -420,7 +462,7 @@ class Int(fields.Integer):
         return number
 
 
-class Bool(fields.Boolean):
+class Bool(_Validated, fields.Boolean):
     """Yes or no: JSON ``true``/``false``; from forms the words of a checkbox or a choice."""
 
     #: Form values (compared case-insensitively, trimmed) that mean yes / no.
@@ -442,7 +484,7 @@ class Bool(fields.Boolean):
         raise self.make_error("invalid", input=value)
 
 
-class Date(fields.Date):
+class Date(_Validated, fields.Date):
     """A calendar date (ISO; from forms also German), optionally not after the local today."""
 
     default_error_messages = _messages(
@@ -468,7 +510,7 @@ class Date(fields.Date):
         return day
 
 
-class DateTime(fields.DateTime):
+class DateTime(_Validated, fields.DateTime):
     """A point in time; a bare date means ``date_only_time`` on that day (local time)."""
 
     default_error_messages = _messages(
@@ -489,7 +531,7 @@ class DateTime(fields.DateTime):
         return parsed
 
 
-class Email(fields.Email):
+class Email(_Validated, fields.Email):
     """An e-mail address (at most 254 characters, the SMTP limit)."""
 
     default_error_messages = _messages(
@@ -513,7 +555,7 @@ class Email(fields.Email):
         return text.strip()
 
 
-class List(fields.List[Any]):
+class List(_Validated, fields.List[Any]):
     """A list with a maximum number of entries."""
 
     default_error_messages = _messages(invalid=m.LIST_INVALID)
@@ -530,7 +572,7 @@ class List(fields.List[Any]):
         self.validators.append(validate.Length(max=max_items, error=m.TOO_MANY_ITEMS))
 
 
-class Nested(fields.Nested):
+class Nested(_Validated, fields.Nested):
     """A nested block that inherits the unknown-key policy of its parent."""
 
     default_error_messages = _messages(type=m.OBJECT_TYPE)
@@ -617,15 +659,21 @@ class BridgeSchema(Schema):
         """The options of the current call."""
         return current_options()
 
+    @functools.cached_property
+    def _known_keys(self) -> frozenset[str]:
+        """The input keys of the fields this instance loads (fixed once it is built)."""
+        return frozenset(field.data_key or name for name, field in self.load_fields.items())
+
     @pre_load
     def _drop_blanks(self, data: Any, **kwargs: Any) -> Any:
         if not isinstance(data, Mapping) or not from_form():
             return data  # marshmallow reports the wrong type itself; JSON is taken as sent
-        known = {field.data_key or name for name, field in self.load_fields.items()}
+        known = self._known_keys
         cleaned: dict[Any, Any] = {}
         for key, value in data.items():
             if key in known:
-                if is_blank(value):
+                # A string, nearly every value of a form, is blank when it strips to nothing.
+                if (not value.strip()) if type(value) is str else is_blank(value):
                     continue
                 if isinstance(value, list):
                     value = [item for item in value if not is_blank(item)]

@@ -23,6 +23,7 @@ A flag only routes the application to the public-order office as well; it decide
 from __future__ import annotations
 
 import difflib
+import functools
 from dataclasses import dataclass
 
 from schemas.text import words
@@ -182,18 +183,37 @@ def _segments(text: str) -> list[list[str]]:
     return [segment for segment in segments if segment]
 
 
+def _fuzzy_index() -> dict[str, tuple[tuple[str, tuple[str, ...]], ...]]:
+    """The spellings long enough for fuzzy matching, by their first letters, in `_ALIASES` order.
+
+    Built once: scanning every alias for every word run of every submission cost more than
+    the rest of the dog schema's validation.
+    """
+    index: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+    for spelling, breeds in _ALIASES.items():
+        if len(spelling) >= _FUZZY_MIN_LENGTH:
+            index.setdefault(spelling[:_FUZZY_SAME_PREFIX], []).append((spelling, breeds))
+    return {prefix: tuple(entries) for prefix, entries in index.items()}
+
+
+_FUZZY_BY_PREFIX = _fuzzy_index()
+#: The spellings long enough to be found inside a word, longest first (a stable sort, so
+#: spellings of equal length keep their `_ALIASES` order).
+_LONG_SPELLINGS: tuple[tuple[str, tuple[str, ...]], ...] = tuple(
+    (spelling, _ALIASES[spelling])
+    for spelling in sorted(_ALIASES, key=len, reverse=True)
+    if len(spelling) >= _FUZZY_MIN_LENGTH
+)
+
+
 def _lookup(candidate: str) -> tuple[tuple[str, ...], float] | None:
     """The breeds ``candidate`` names exactly or by a close spelling, with the match score."""
     exact = _ALIASES.get(candidate)
     if exact is not None:
         return exact, 1.0
     best: tuple[tuple[str, ...], float] | None = None
-    for spelling, breeds in _ALIASES.items():
-        if len(spelling) < _FUZZY_MIN_LENGTH:
-            continue
+    for spelling, breeds in _FUZZY_BY_PREFIX.get(candidate[:_FUZZY_SAME_PREFIX], ()):
         if abs(len(spelling) - len(candidate)) > _FUZZY_MAX_LENGTH_DIFF:
-            continue
-        if spelling[:_FUZZY_SAME_PREFIX] != candidate[:_FUZZY_SAME_PREFIX]:
             continue
         ratio = difflib.SequenceMatcher(None, candidate, spelling).ratio()
         if ratio >= _FUZZY_MIN_RATIO and (best is None or ratio > best[1]):
@@ -207,9 +227,9 @@ def _substring_breeds(word: str) -> list[str]:
     rest = word
     # Longest first, and cut out what matched, so "staffordshirebullterrier" does not also
     # count as "bullterrier" or "staffordshire".
-    for spelling in sorted(_ALIASES, key=len, reverse=True):
-        if len(spelling) >= _FUZZY_MIN_LENGTH and spelling in rest:
-            found.extend(_ALIASES[spelling])
+    for spelling, breeds in _LONG_SPELLINGS:
+        if spelling in rest:
+            found.extend(breeds)
             rest = rest.replace(spelling, " ")
     return found
 
@@ -239,7 +259,14 @@ def _segment_breeds(segment: list[str]) -> list[str]:
 
 def dangerous_breeds(text: str) -> list[str]:
     """Canonical names of HundeVO §2 breeds named in ``text``, in the ordinance's order."""
+    return list(_dangerous_breeds(text or ""))
+
+
+@functools.lru_cache(maxsize=1024)
+def _dangerous_breeds(text: str) -> tuple[str, ...]:
+    """`dangerous_breeds`, remembered per text: keepers type the same few breeds again and
+    again, and the fuzzy comparison costs more than the rest of a dog's validation."""
     found: set[str] = set()
-    for segment in _segments(text or ""):
+    for segment in _segments(text):
         found.update(_segment_breeds(segment))
-    return [breed for breed in DANGEROUS_BREEDS if breed in found]
+    return tuple(breed for breed in DANGEROUS_BREEDS if breed in found)
