@@ -244,3 +244,42 @@ def test_submissions_queued_behind_a_commit_are_stored_together(app: Flask, stor
     with store.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM submissions")).scalar_one() == 7
         assert conn.execute(text("SELECT count(*) FROM deliveries")).scalar_one() == 7
+
+
+def test_on_sqlite_committers_take_turns_through_the_lock_file(tmp_path: object) -> None:
+    """Another process holding the turn: the write waits for it, then commits."""
+    import fcntl
+
+    path = os.path.join(str(tmp_path), "turns.db")
+    engine = make_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE TABLE {PROBE} (id INTEGER PRIMARY KEY, name TEXT, ref INTEGER)"))
+    commits = GroupCommit(engine)
+    assert commits._turns.path == f"{path}-commit.lock"  # the test steers the committer
+    holder = os.open(f"{path}-commit.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(holder, fcntl.LOCK_EX)  # another web process is committing
+    done = threading.Event()
+    writer = threading.Thread(target=lambda: (commits.write(insert("waited")), done.set()))
+    writer.start()
+    try:
+        assert not done.wait(0.5)
+        assert names(engine) == []
+    finally:
+        fcntl.flock(holder, fcntl.LOCK_UN)
+        os.close(holder)
+    assert done.wait(10)
+    writer.join(10)
+    assert names(engine) == ["waited"]
+    engine.dispose()
+
+
+def test_postgresql_needs_no_turns(database_url: str) -> None:
+    """PostgreSQL has row locks and its own group commit of the WAL: no lock file."""
+    engine = make_engine(database_url)
+    turns = GroupCommit(engine)._turns  # the test steers the committer
+    engine.dispose()
+    if engine.dialect.name == "sqlite":
+        assert turns.path is not None
+        assert turns.path.endswith("bridge.db-commit.lock")
+    else:
+        assert turns.path is None
