@@ -136,9 +136,15 @@ def seed(url: str, n: int, *, data_bytes: int = 600, batch: int = 20_000) -> flo
                     "SELECT setval(pg_get_serial_sequence('submissions', 'id'), "
                     "(SELECT max(id) FROM submissions))"
                 )
-                conn.exec_driver_sql("ANALYZE")
             else:
                 conn.exec_driver_sql("ANALYZE")
+        if store.engine.dialect.name == "postgresql":
+            # A store with a long history has been vacuumed and checkpointed long since; right
+            # after a bulk load, autovacuum and the checkpoint of a gigabyte of WAL would be
+            # timed instead of the queries (drain claim p99 195 ms against 23 ms empty).
+            with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("VACUUM (ANALYZE)")
+                conn.exec_driver_sql("CHECKPOINT")
     finally:
         store.dispose()
     return time.perf_counter() - started
