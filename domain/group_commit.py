@@ -13,13 +13,11 @@ this is exactly one transaction per request, as before.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, cast
 
@@ -34,53 +32,6 @@ T = TypeVar("T")
 
 #: Writes taken into one transaction at most: bounds the latency one batch adds to the next.
 MAX_BATCH = 64
-
-
-class CommitTurns:
-    """On SQLite, the web processes' committers take turns through a lock file.
-
-    SQLite has one write lock per database. A writer that finds it taken retries in SQLite's
-    busy handler, which sleeps 1, 2, 5 ... up to 100 ms between tries; a committer that
-    commits back to back re-takes the lock in between, and the other process starved (p90
-    1.9 s in bench.intake with two gthread workers). flock queues the waiters in the kernel
-    and wakes one the moment the lock is released. Only committers take it: a worker or the
-    sweeper still meets them at SQLite's own lock, within its busy timeout.
-    """
-
-    def __init__(self, path: str | None) -> None:
-        """Turns on the lock file `path`; None (PostgreSQL, an in-memory database): no turns."""
-        self.path = path
-        self._fd: int | None = None
-        self._pid = 0
-
-    @classmethod
-    def for_engine(cls, engine: Engine) -> CommitTurns:
-        """The turns of this engine's database: `<file>-commit.lock` beside a SQLite file."""
-        database = engine.url.database
-        if engine.dialect.name != "sqlite" or not database or database == ":memory:":
-            return cls(None)
-        return cls(f"{database}-commit.lock")
-
-    @contextmanager
-    def taken(self) -> Iterator[None]:
-        """Hold the turn for the block (blocking until it is this process's)."""
-        if self.path is None:
-            yield
-            return
-        fd = self._descriptor()
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-
-    def _descriptor(self) -> int:
-        """This process's own descriptor: a forked child's inherited one would share its lock."""
-        if self._fd is None or self._pid != os.getpid():
-            assert self.path is not None
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            self._pid = os.getpid()
-        return self._fd
 
 
 @dataclass(eq=False)
@@ -106,7 +57,6 @@ class GroupCommit:
         self._committer = ProcessThread(self._run, "group-commit")
         self._pid = os.getpid()
         self._fork_lock = threading.Lock()
-        self._turns = CommitTurns.for_engine(engine)
         #: Transactions committed and the writes they held: what was batched (tests read them).
         self.transactions = 0
         self.writes = 0
@@ -160,7 +110,7 @@ class GroupCommit:
 
     def _commit(self, batch: list[_Write[Any]]) -> None:
         """One transaction for the batch, a savepoint per write when there are several."""
-        with self._turns.taken(), self.engine.begin() as conn:
+        with self.engine.begin() as conn:
             if len(batch) == 1:
                 # Alone, a write's failure rolls the whole transaction back: no savepoint.
                 batch[0].result = batch[0].work(conn)

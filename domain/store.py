@@ -7,6 +7,7 @@ default, PostgreSQL the production store; both run the same code and the same mi
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,9 +31,11 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    make_url,
     text,
 )
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import OperationalError as DBAPIOperationalError
 from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
@@ -44,6 +47,7 @@ from sqlalchemy.orm import (
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from domain.group_commit import GroupCommit
+from domain.sqlite_turns import connection_class
 
 # SQLite only turns INTEGER PRIMARY KEY into an auto-incrementing rowid for plain INTEGER.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -412,7 +416,9 @@ def make_engine(url: str, *, sqlite_busy_timeout_ms: int = 10_000, pool_size: in
     """Create the engine; on SQLite switch on WAL and take the write lock at BEGIN."""
     url = normalise_database_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        # Writers take turns at SQLite's one write lock (domain/sqlite_turns.py).
+        factory = connection_class(make_url(url).database, sqlite_busy_timeout_ms / 1000)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "factory": factory})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
@@ -430,8 +436,20 @@ def make_engine(url: str, *, sqlite_busy_timeout_ms: int = 10_000, pool_size: in
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
             # Readers (Store.read) need no write lock: in WAL mode they never block writers.
-            readonly = conn.get_execution_options().get(READONLY, False)
-            conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+            if conn.get_execution_options().get(READONLY, False):
+                conn.exec_driver_sql("BEGIN")
+                return
+            dbapi_conn = conn.connection.dbapi_connection
+            try:
+                dbapi_conn.take_turn()
+            except sqlite3.OperationalError as exc:
+                # Raised as SQLAlchemy raises SQLite's own "database is locked": a 503 upstream.
+                raise DBAPIOperationalError("BEGIN IMMEDIATE", None, exc) from None
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                dbapi_conn.give_turn()
+                raise
 
         return engine
     # No pre-ping: it costs a round trip per checkout on the intake's hot path; connections
