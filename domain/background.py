@@ -14,10 +14,13 @@ from collections.abc import Callable
 class ProcessThread:
     """Runs ``target`` on one daemon thread per process; ``ensure()`` before relying on it."""
 
-    def __init__(self, target: Callable[[], None], name: str) -> None:
-        """Remember what to run; nothing starts until `ensure`."""
+    def __init__(
+        self, target: Callable[[], None], name: str, on_fork: Callable[[], None] | None = None
+    ) -> None:
+        """Remember what to run; `on_fork` resets the owner's state in a forked child first."""
         self._target = target
         self._name = name
+        self._on_fork = on_fork
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._pid = 0
@@ -29,6 +32,8 @@ class ProcessThread:
         with self._lock:
             if self._running_here():
                 return False
+            if self._pid not in (0, os.getpid()) and self._on_fork is not None:
+                self._on_fork()
             self._pid = os.getpid()
             self._thread = threading.Thread(target=self._target, name=self._name, daemon=True)
             self._thread.start()

@@ -14,7 +14,6 @@ this is exactly one transaction per request, as before.
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 from collections.abc import Callable
@@ -54,9 +53,7 @@ class GroupCommit:
         self.engine = engine
         self.max_batch = max_batch
         self._queue: queue.SimpleQueue[_Write[Any]] = queue.SimpleQueue()
-        self._committer = ProcessThread(self._run, "group-commit")
-        self._pid = os.getpid()
-        self._fork_lock = threading.Lock()
+        self._committer = ProcessThread(self._run, "group-commit", on_fork=self._forget_parent)
         #: Transactions committed and the writes they held: what was batched (tests read them).
         self.transactions = 0
         self.writes = 0
@@ -69,22 +66,16 @@ class GroupCommit:
         commit's, and then nothing of its batch is stored.
         """
         item: _Write[T] = _Write(work)
-        self._ensure_thread()
+        self._committer.ensure()
         self._queue.put(item)
         item.done.wait()
         if item.error is not None:
             raise item.error
         return cast(T, item.result)
 
-    def _ensure_thread(self) -> None:
-        """Start the committer on first use, and again in a forked child (threads do not fork)."""
-        if self._pid != os.getpid():
-            with self._fork_lock:
-                if self._pid != os.getpid():
-                    # Writes queued in the parent belong to the parent's callers.
-                    self._queue = queue.SimpleQueue()
-                    self._pid = os.getpid()
-        self._committer.ensure()
+    def _forget_parent(self) -> None:
+        """In a forked child: writes queued in the parent belong to the parent's callers."""
+        self._queue = queue.SimpleQueue()
 
     def _run(self) -> None:
         """The committer: take what is queued, write it in one transaction, wake the callers."""

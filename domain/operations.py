@@ -20,6 +20,7 @@ from domain.config import Config
 from domain.deliveries import refresh_statuses, replay_in
 from domain.problems import Problem, msg
 from domain.store import Delivery, DeliveryStatus, Store, Submission, parse_reference
+from domain.submissions import due_delivery
 from schemas import Msg
 
 MAX_REASON = 500
@@ -346,17 +347,8 @@ def reroute_delivery(
                 "Only pending or failed deliveries can be re-routed.",
             )
         now = database_now(session.connection())
-        new = Delivery(
-            submission_id=delivery.submission_id,
-            office_id=target.id,
-            task_area=target.task_area,
-            channel=target.channel,
-            status=DeliveryStatus.PENDING,
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-            updated_at=now,
-        )
+        new = due_delivery(target, now)
+        new.submission_id = delivery.submission_id
         session.add(new)
         session.flush()
         record_action(

@@ -75,6 +75,22 @@ def store_unavailable(service_id: str, exc: Exception) -> Problem:
     )
 
 
+def due_delivery(office: Office, now: dt.datetime) -> Delivery:
+    """A new case delivery to `office`, pending and due at `now` (not yet stored)."""
+    return Delivery(
+        id=new_id(),
+        office_id=office.id,
+        task_area=office.task_area,
+        channel=office.channel,
+        kind=DeliveryKind.CASE,
+        status=DeliveryStatus.PENDING,
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+
+
 def new_submission(
     *,
     service: Service,
@@ -116,21 +132,7 @@ def new_submission(
                 content=vault.encrypt(file.upload.content),
             )
         )
-    deliveries = [
-        Delivery(
-            id=new_id(),
-            office_id=o.id,
-            task_area=o.task_area,
-            channel=o.channel,
-            kind=DeliveryKind.CASE,
-            status=DeliveryStatus.PENDING,
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-            updated_at=now,
-        )
-        for o in offices
-    ]
+    deliveries = [due_delivery(o, now) for o in offices]
     submission.deliveries.extend(deliveries)
     submission.events.append(
         Event(

@@ -8,13 +8,13 @@ import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
 from domain.store import READONLY, make_engine
 
 
-def _engine(tmp_path: Path, **kwargs: int):  # type: ignore[no-untyped-def]  # test helper
+def _engine(tmp_path: Path, **kwargs: int) -> Engine:
     engine = make_engine(f"sqlite:///{tmp_path / 'turns.db'}", **kwargs)
     with engine.begin() as conn:
         conn.execute(text("CREATE TABLE t (name TEXT)"))

@@ -71,20 +71,13 @@ class Waker:
         """One round; a failure is logged and left to the sweeper, never raised."""
         try:
             wake_offices(self.redis, offices)
-        except RedisError as exc:
-            # The deliveries are committed and due; the sweeper re-enqueues them.
-            log_event(
-                log,
-                "delivery.enqueue_failed",
-                level=logging.WARNING,
-                offices=len(offices),
-                error=type(exc).__name__,
-            )
         except Exception as exc:  # the thread must outlive any one round
+            # The deliveries are committed and due; the sweeper re-enqueues them. Redis being
+            # away is expected; anything else is a bug.
             log_event(
                 log,
                 "delivery.enqueue_failed",
-                level=logging.ERROR,
+                level=logging.WARNING if isinstance(exc, RedisError) else logging.ERROR,
                 offices=len(offices),
                 error=type(exc).__name__,
             )
