@@ -41,6 +41,7 @@ from domain.store import (
     Submission,
     SubmissionStatus,
     new_id,
+    transient,
 )
 
 _P = cast(Table, Payment.__table__)
@@ -195,7 +196,8 @@ def attach_fee(
     if fee is None or provider is None:
         return
     submission.payments.append(
-        Payment(
+        transient(
+            Payment,
             id=new_id(),
             provider=adoption.provider if adoption else provider,
             # An adopted transaction is confirmed by the reconciliation job straight away.

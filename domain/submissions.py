@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
+import weakref
 from collections.abc import Sequence
-from typing import Any, cast
+from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import Connection, Table, func, insert, select
+from sqlalchemy import Connection, Table, func, literal_column, select
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import SQLAlchemyError as StoreError
 
 from domain.attachments import Screened
@@ -19,6 +23,7 @@ from domain.config import Municipality, Office, Sender, Service
 from domain.crypto import Vault
 from domain.logs import log_event
 from domain.problems import Problem, msg
+from domain.row_inserts import RowInsert
 from domain.store import (
     Attachment,
     Delivery,
@@ -30,6 +35,7 @@ from domain.store import (
     Submission,
     SubmissionStatus,
     new_id,
+    transient,
 )
 from schemas import Validated
 
@@ -40,18 +46,7 @@ _ATTACHMENTS = cast(Table, Attachment.__table__)
 _PAYMENTS = cast(Table, Payment.__table__)
 _DELIVERIES = cast(Table, Delivery.__table__)
 _EVENTS = cast(Table, Event.__table__)
-# Built once: constructing statements per request cost more than executing them.
-_INSERT_SUBMISSION = insert(_SUBMISSIONS).returning(_SUBMISSIONS.c.id)
-_INSERTS = {t.name: insert(t) for t in (_ATTACHMENTS, _DELIVERIES, _EVENTS, _PAYMENTS)}
-# On PostgreSQL a new delivery is due at the database's now (domain.clock: the one clock every
-# host shares), set in the insert itself so the hot path pays no extra round trip. SQLite's
-# file lives on this host, so this host's clock is the database's there.
-# RETURNING gives the stored time back, so the answer shows what the workers will see.
-_INSERT_DELIVERIES_DUE_NOW = (
-    insert(_DELIVERIES)
-    .values(next_attempt_at=func.timezone("UTC", func.now()))
-    .returning(_DELIVERIES.c.next_attempt_at, sort_by_parameter_order=True)
-)
+_DATABASE_NOW_UTC = func.timezone(literal_column("'UTC'"), func.now())
 
 
 def store_unavailable(service_id: str, exc: Exception) -> Problem:
@@ -77,7 +72,8 @@ def store_unavailable(service_id: str, exc: Exception) -> Problem:
 
 def due_delivery(office: Office, now: dt.datetime) -> Delivery:
     """A new case delivery to `office`, pending and due at `now` (not yet stored)."""
-    return Delivery(
+    return transient(
+        Delivery,
         id=new_id(),
         office_id=office.id,
         task_area=office.task_area,
@@ -106,7 +102,34 @@ def new_submission(
     now: dt.datetime,
 ) -> Submission:
     """The rows of a new submission (not yet stored): data and files encrypted, deliveries due."""
-    submission = Submission(
+    deliveries = [due_delivery(o, now) for o in offices]
+    received = transient(
+        Event,
+        kind="submission.received",
+        actor=f"sender:{sender.id}",
+        at=now,
+        delivery_id=None,
+        detail={
+            "service": service.id,
+            "schema": service.schema,
+            "municipality_ags": municipality.ags,
+            "attachments": len(files),
+            "flags": sorted(k for k, v in validated.flags.items() if v is True),
+        },
+    )
+    routed = [
+        transient(
+            Event,
+            kind="delivery.routed",
+            actor="system",
+            at=now,
+            delivery_id=d.id,
+            detail={"office": d.office_id, "task_area": d.task_area},
+        )
+        for d in deliveries
+    ]
+    return transient(
+        Submission,
         reference_prefix=municipality.reference_prefix,
         reference_year=reference_year,
         service=service.id,
@@ -120,10 +143,9 @@ def new_submission(
         data=vault.encrypt_json(validated.data),
         received_at=now,
         updated_at=now,
-    )
-    for file in files:
-        submission.attachments.append(
-            Attachment(
+        attachments=[
+            transient(
+                Attachment,
                 field=file.path,
                 filename=vault.encrypt(file.upload.filename.encode()),
                 content_type=file.content_type,
@@ -131,43 +153,58 @@ def new_submission(
                 sha256=file.sha256,
                 content=vault.encrypt(file.upload.content),
             )
-        )
-    deliveries = [due_delivery(o, now) for o in offices]
-    submission.deliveries.extend(deliveries)
-    submission.events.append(
-        Event(
-            kind="submission.received",
-            actor=f"sender:{sender.id}",
-            at=now,
-            detail={
-                "service": service.id,
-                "schema": service.schema,
-                "municipality_ags": municipality.ags,
-                "attachments": len(files),
-                "flags": sorted(k for k, v in validated.flags.items() if v is True),
-            },
-        )
+            for file in files
+        ],
+        deliveries=deliveries,
+        events=[received, *routed],
     )
-    for d in deliveries:
-        submission.events.append(
-            Event(
-                kind="delivery.routed",
-                actor="system",
-                at=now,
-                delivery_id=d.id,
-                detail={"office": d.office_id, "task_area": d.task_area},
+
+
+@dataclass(frozen=True)
+class _Inserts:
+    """The inserts of a new submission's rows, compiled for one dialect."""
+
+    submission: RowInsert
+    attachments: RowInsert
+    deliveries: RowInsert
+    events: RowInsert
+    payments: RowInsert
+
+
+_COMPILED: weakref.WeakKeyDictionary[Dialect, _Inserts] = weakref.WeakKeyDictionary()
+_COMPILING = threading.Lock()
+
+
+def _inserts(dialect: Dialect) -> _Inserts:
+    """The inserts for this dialect, compiled on first use."""
+    found = _COMPILED.get(dialect)
+    if found is not None:
+        return found
+    with _COMPILING:
+        found = _COMPILED.get(dialect)
+        if found is None:
+            if dialect.name == "postgresql":
+                # A new delivery is due at the database's now (domain.clock: the one clock
+                # every host shares), set in the insert itself: no extra round trip. RETURNING
+                # gives the stored time back, so the answer shows what the workers will see.
+                # SQLite's file lives on this host, so this host's clock is the database's.
+                deliveries = RowInsert(
+                    _DELIVERIES,
+                    dialect,
+                    values={"next_attempt_at": _DATABASE_NOW_UTC},
+                    returning=[_DELIVERIES.c.next_attempt_at],
+                )
+            else:
+                deliveries = RowInsert(_DELIVERIES, dialect)
+            found = _Inserts(
+                submission=RowInsert(_SUBMISSIONS, dialect, returning=[_SUBMISSIONS.c.id]),
+                attachments=RowInsert(_ATTACHMENTS, dialect),
+                deliveries=deliveries,
+                events=RowInsert(_EVENTS, dialect),
+                payments=RowInsert(_PAYMENTS, dialect),
             )
-        )
-    return submission
-
-
-def _row(obj: object, table: Any) -> dict[str, Any]:
-    """The column values of a new ORM object, leaving auto-increment keys to the database."""
-    return {
-        c.key: getattr(obj, c.key)
-        for c in table.columns
-        if not (c.primary_key and c.autoincrement is True)
-    }
+            _COMPILED[dialect] = found
+    return found
 
 
 def insert_submission(store: Store, submission: Submission) -> None:
@@ -184,32 +221,29 @@ def insert_submission(store: Store, submission: Submission) -> None:
 def write_submission(conn: Connection, submission: Submission) -> None:
     """The inserts of one new submission on an open transaction.
 
-    Core inserts of the ORM objects' values: the intake's hot path, where the unit of work's
-    bookkeeping cost more than the inserts themselves (bench/intake).
+    Precompiled inserts of the objects' values on the driver's cursor (domain/row_inserts.py):
+    the intake's hot path, where the unit of work's and then Connection.execute's bookkeeping
+    cost more than the inserts themselves (bench/README.md).
     """
-    submission.id = conn.execute(_INSERT_SUBMISSION, _row(submission, _SUBMISSIONS)).scalar_one()
-    for table, children in (
-        (_ATTACHMENTS, submission.attachments),
-        (_DELIVERIES, submission.deliveries),
-        (_EVENTS, submission.events),
-        (_PAYMENTS, submission.payments),
-    ):
-        if not children:
-            continue
-        for child in children:
-            child.submission_id = submission.id
-            if isinstance(child, Payment):
-                # The purpose template names the reference, known only now.
-                child.purpose = child.purpose.replace("{reference}", submission.reference)
-        rows = [_row(c, table) for c in children]
-        if table is _DELIVERIES and conn.dialect.name == "postgresql":
-            for row in rows:
-                del row["next_attempt_at"]
-            due = conn.execute(_INSERT_DELIVERIES_DUE_NOW, rows).scalars().all()
-            for delivery, due_at in zip(submission.deliveries, due, strict=True):
-                delivery.next_attempt_at = due_at
-        else:
-            conn.execute(_INSERTS[table.name], rows)
+    inserts = _inserts(conn.dialect)
+    ((submission.id,),) = inserts.submission.execute(conn, [submission])
+    children: list[Attachment | Delivery | Event | Payment] = [
+        *submission.attachments,
+        *submission.deliveries,
+        *submission.events,
+        *submission.payments,
+    ]
+    for child in children:
+        child.submission_id = submission.id
+    for payment in submission.payments:
+        # The purpose template names the reference, known only now.
+        payment.purpose = payment.purpose.replace("{reference}", submission.reference)
+    inserts.attachments.execute(conn, submission.attachments)
+    due = inserts.deliveries.execute(conn, submission.deliveries)
+    for delivery, (due_at,) in zip(submission.deliveries, due, strict=False):
+        delivery.next_attempt_at = due_at
+    inserts.events.execute(conn, submission.events)
+    inserts.payments.execute(conn, submission.payments)
 
 
 def find_existing(store: Store, sender: Sender, service: Service, key: str) -> Submission | None:
