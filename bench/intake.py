@@ -347,7 +347,13 @@ def cpu_split(
     server = descendants(after, server_pid)
 
     def used(pids: set[int]) -> float:
-        return sum(after[p][2] - before[p][2] for p in pids if p in before and p in after)
+        # A process started during the measurement (a new PostgreSQL backend, say) used all
+        # of its CPU in it; one that is gone by the end cannot be read and falls to "other".
+        return sum(
+            after[p][2] - (before[p][2] if p in before and before[p][0] == after[p][0] else 0.0)
+            for p in pids
+            if p in after
+        )
 
     postgres = {p for p, (comm, _, _) in after.items() if comm.startswith("postgres")}
     redis = {p for p, (comm, _, _) in after.items() if comm.startswith("redis-server")}

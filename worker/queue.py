@@ -43,10 +43,19 @@ def _sequence_key(office_id: str) -> str:
 
 def wake_offices(redis: Redis, office_ids: Iterable[str]) -> int:
     """Make sure a drain job is waiting for each office; returns how many jobs were enqueued."""
+    offices = list(office_ids)
+    if not offices:
+        return 0
+    # One round trip for the marks: under load most offices already have a job waiting, and
+    # the web process's waker asks for several offices at once (worker/waker.py).
+    marks = redis.pipeline(transaction=False)
+    for office_id in offices:
+        marks.set(_queued_key(office_id), "1", nx=True, ex=QUEUED_MARK_TTL_S)
+    marked = marks.execute()
     queue = delivery_queue(redis)
     enqueued = 0
-    for office_id in office_ids:
-        if not redis.set(_queued_key(office_id), "1", nx=True, ex=QUEUED_MARK_TTL_S):
+    for office_id, newly_marked in zip(offices, marked, strict=True):
+        if not newly_marked:
             continue
         # Deterministic per office and wake: readable in RQ's registries, never reused.
         wake = redis.incr(_sequence_key(office_id))
