@@ -35,6 +35,7 @@ import secrets
 import shlex
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -242,6 +243,8 @@ class Run:
     rows_of_run: int | None = None
     busy_before: float = 0.0
     notes: list[str] = dataclasses.field(default_factory=list)
+    #: Which round of `--rounds` (durable and bridge measured in turns on one store).
+    round: int = 1
 
     @property
     def disturbed(self) -> bool:
@@ -279,6 +282,7 @@ class Run:
         return {
             "target": self.target,
             "store": self.store,
+            "round": self.round,
             "gunicorn": dataclasses.asdict(self.setting),
             "duration_s": round(w.duration_s, 3),
             "accepted": w.created,
@@ -635,6 +639,7 @@ class Options:
     timeout_s: int
     bare: bool
     durable: bool
+    rounds: int
     history: int
     access_log: bool
     postgres_url: str
@@ -778,19 +783,37 @@ def run_all(opts: Options) -> tuple[list[Run], dict[str, Any]]:
                     url = recreate_postgres(opts.postgres_url, opts.postgres_db)
                 flush_redis(opts.redis_url)
                 env = bridge_environ(url, opts.redis_url, secret)
+                for round_ in range(1, opts.rounds):
+                    # Earlier rounds: both, in turns; the last round is measured below.
+                    order = ("durable", "bridge") if round_ % 2 else ("bridge", "durable")
+                    for target in order:
+                        if target == "durable" and not opts.durable:
+                            continue
+                        app = DURABLE_APP if target == "durable" else BRIDGE_APP
+                        try:
+                            run = measure(
+                                opts, load, target, store, setting, app, env, workdir, url
+                            )
+                        finally:
+                            flush_redis(opts.redis_url)
+                        run.round = round_
+                        runs.append(run)
                 if opts.durable:
                     try:
                         runs.append(
-                            measure(
-                                opts,
-                                load,
-                                "durable",
-                                store,
-                                setting,
-                                DURABLE_APP,
-                                env,
-                                workdir,
-                                url,
+                            dataclasses.replace(
+                                measure(
+                                    opts,
+                                    load,
+                                    "durable",
+                                    store,
+                                    setting,
+                                    DURABLE_APP,
+                                    env,
+                                    workdir,
+                                    url,
+                                ),
+                                round=opts.rounds,
                             )
                         )
                     finally:
@@ -800,7 +823,12 @@ def run_all(opts: Options) -> tuple[list[Run], dict[str, Any]]:
                         history.seed(url, 1)
                         empty = history.query_timings(url)
                     runs.append(
-                        measure(opts, load, "bridge", store, setting, BRIDGE_APP, env, workdir, url)
+                        dataclasses.replace(
+                            measure(
+                                opts, load, "bridge", store, setting, BRIDGE_APP, env, workdir, url
+                            ),
+                            round=opts.rounds,
+                        )
                     )
                     if opts.history:
                         flush_redis(opts.redis_url)
@@ -814,8 +842,19 @@ def run_all(opts: Options) -> tuple[list[Run], dict[str, Any]]:
                         }
                         target = f"bridge + {opts.history:,} history"
                         runs.append(
-                            measure(
-                                opts, load, target, store, setting, BRIDGE_APP, env, workdir, url
+                            dataclasses.replace(
+                                measure(
+                                    opts,
+                                    load,
+                                    target,
+                                    store,
+                                    setting,
+                                    BRIDGE_APP,
+                                    env,
+                                    workdir,
+                                    url,
+                                ),
+                                round=opts.rounds,
                             )
                         )
                 finally:
@@ -836,10 +875,38 @@ def durable_for(runs: Sequence[Run], run: Run) -> Run | None:
         (
             r
             for r in runs
-            if r.target == "durable" and r.store == run.store and r.setting == run.setting
+            if r.target == "durable"
+            and r.store == run.store
+            and r.setting == run.setting
+            and r.round == run.round
         ),
         None,
     )
+
+
+def ratio_summary(runs: Sequence[Run]) -> list[str]:
+    """Per setting and store with several rounds: the bridge ÷ durable of each, and the median."""
+    lines = []
+    for setting in dict.fromkeys(r.setting for r in runs):
+        for store in dict.fromkeys(r.store for r in runs if r.setting == setting):
+            ratios = []
+            for run in runs:
+                durable = durable_for(runs, run)
+                if (
+                    run.target == "bridge"
+                    and run.store == store
+                    and run.setting == setting
+                    and durable is not None
+                    and durable.wrk.accepted_per_s
+                ):
+                    ratios.append(run.wrk.accepted_per_s / durable.wrk.accepted_per_s)
+            if len(ratios) > 1:
+                lines.append(
+                    f"{setting.label} {store}: bridge ÷ durable by round "
+                    + ", ".join(f"{x:.2f}" for x in ratios)
+                    + f"; median {statistics.median(ratios):.2f}"
+                )
+    return lines
 
 
 def table(runs: Sequence[Run]) -> str:
@@ -851,6 +918,7 @@ def table(runs: Sequence[Run]) -> str:
         "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|---|--:|---|\n"
     )
     lines = []
+    several_rounds = any(r.round > 1 for r in runs)
     for run in runs:
         w = run.wrk
         bare = bare_for(runs, run)
@@ -887,8 +955,9 @@ def table(runs: Sequence[Run]) -> str:
             f"{c['gunicorn']:.1f} / {c['wrk']:.1f} / {c['postgres']:.1f} / {c['redis']:.1f}"
             f" / {c['other']:.1f}" + (" ⚠" if run.disturbed else "")
         )
+        target = f"{run.target} (round {run.round})" if several_rounds else run.target
         lines.append(
-            f"| {run.setting.label} | {run.target} | {run.store} | {w.accepted_per_s:,.0f} "
+            f"| {run.setting.label} | {target} | {run.store} | {w.accepted_per_s:,.0f} "
             f"| {errors} | {w.ms('p50'):.1f} | {w.ms('p90'):.1f} | {w.ms('p99'):.1f} "
             f"| {w.ms('max'):.1f} | {ratio} | {of_durable} | {rows} | {'yes' if meets_aim(w) else 'no'} "
             f"| {run.app_cpu_ms:.2f} | {cpu} |"
@@ -949,6 +1018,8 @@ def report(opts: Options, runs: Sequence[Run], meta: dict[str, Any]) -> tuple[Pa
         f"Aim: {AIM_RPS:,.0f} accepted/s with p99 < {AIM_P99_MS:g} ms.",
         "",
         table(runs),
+        *(f"{line}  " for line in ratio_summary(runs)),
+        "",
         "accepted/s counts new 202 answers only; errors are all other answers, replays "
         "and socket errors. Latencies are wrk's own (all answers). ÷ bare is accepted/s "
         "divided by the bare endpoint's under the same gunicorn setting. rows = 202s: new "
@@ -1030,6 +1101,13 @@ def parse_args(argv: Sequence[str]) -> Options:
         "--no-durable", action="store_true", help="skip the minimal durable intake (baseline)"
     )
     p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure the durable intake and the bridge this many times per store, in turns "
+        "(the order swapped every round), and report the median ratio",
+    )
+    p.add_argument(
         "--history",
         type=int,
         default=0,
@@ -1088,6 +1166,7 @@ def parse_args(argv: Sequence[str]) -> Options:
         timeout_s=a.timeout,
         bare=not a.no_bare,
         durable=not a.no_durable,
+        rounds=a.rounds,
         history=a.history,
         access_log=a.access_log,
         postgres_url=a.postgres_url,
@@ -1114,6 +1193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     json_path, md_path = report(opts, runs, meta)
     print()
     print(table(runs))
+    for line in ratio_summary(runs):
+        print(line)
     for store, h in (meta.get("history") or {}).items():
         print(history.TABLE_HEAD + history.table(store, h["rows"], h["queries"]))
     print(f"written: {md_path}, {json_path}")
