@@ -27,14 +27,19 @@ from typing import Any, ClassVar
 
 from marshmallow import (
     EXCLUDE,
+    INCLUDE,
+    RAISE,
     Schema,
     ValidationError,
     fields,
+    missing,
     pre_load,
     types,
     validate,
     validates_schema,
 )
+from marshmallow.error_store import ErrorStore
+from marshmallow.utils import set_value
 
 from schemas import messages as m
 from schemas.options import LOCAL_TZ, ValidationOptions
@@ -663,6 +668,60 @@ class BridgeSchema(Schema):
     def _known_keys(self) -> frozenset[str]:
         """The input keys of the fields this instance loads (fixed once it is built)."""
         return frozenset(field.data_key or name for name, field in self.load_fields.items())
+
+    @functools.cached_property
+    def _loading(self) -> tuple[tuple[str, fields.Field[Any], str], ...]:
+        """Per loaded field, in marshmallow's order: its input key, the field, its output key."""
+        return tuple(
+            (field.data_key if field.data_key is not None else name, field, field.attribute or name)
+            for name, field in self.load_fields.items()
+        )
+
+    @functools.cached_property
+    def _input_keys(self) -> frozenset[str]:
+        """The input keys of the loaded fields, spelled as marshmallow compares unknown keys."""
+        return frozenset(key for key, _, _ in self._loading)
+
+    def _deserialize(
+        self,
+        data: Any,
+        *,
+        error_store: ErrorStore,
+        many: bool = False,
+        partial: bool | types.StrSequenceOrSet | None = None,
+        unknown: types.UnknownOption = RAISE,
+        index: int | None = None,
+    ) -> Any:
+        # marshmallow's loop builds a closure and a keyword dict for every field of every
+        # object. The bridge loads one object at a time without `partial`; that case runs here,
+        # step for step as marshmallow 4.4's `Schema._deserialize` (the schema tests pin the
+        # messages and the data), and every other case goes to marshmallow.
+        if many or partial is not None or not isinstance(data, Mapping):
+            return super()._deserialize(
+                data,
+                error_store=error_store,
+                many=many,
+                partial=partial,
+                unknown=unknown,
+                index=index,
+            )
+        index = index if self.opts.index_errors else None
+        loaded = self.dict_class()
+        for key, field, attribute in self._loading:
+            try:
+                value = field.deserialize(data.get(key, missing), key, data)
+            except ValidationError as error:
+                error_store.store_error(error.messages, key, index=index)  # type: ignore[no-untyped-call]  # marshmallow's ErrorStore has no annotations
+                value = error.valid_data or missing
+            if value is not missing:
+                set_value(loaded, attribute, value)
+        if unknown != EXCLUDE:
+            for key in set(data) - self._input_keys:
+                if unknown == INCLUDE:
+                    loaded[key] = data[key]
+                elif unknown == RAISE:
+                    error_store.store_error([self.error_messages["unknown"]], key, index)  # type: ignore[no-untyped-call]  # as above
+        return loaded
 
     @pre_load
     def _drop_blanks(self, data: Any, **kwargs: Any) -> Any:
