@@ -955,7 +955,8 @@ def table(runs: Sequence[Run]) -> str:
             f"{c['gunicorn']:.1f} / {c['wrk']:.1f} / {c['postgres']:.1f} / {c['redis']:.1f}"
             f" / {c['other']:.1f}" + (" ⚠" if run.disturbed else "")
         )
-        target = f"{run.target} (round {run.round})" if several_rounds else run.target
+        rounds_apply = several_rounds and run.target != "bare"
+        target = f"{run.target} (round {run.round})" if rounds_apply else run.target
         lines.append(
             f"| {run.setting.label} | {target} | {run.store} | {w.accepted_per_s:,.0f} "
             f"| {errors} | {w.ms('p50'):.1f} | {w.ms('p90'):.1f} | {w.ms('p99'):.1f} "
