@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import Engine, Table, func, insert, literal_column, select
+from sqlalchemy import Connection, Engine, Table, func, insert, literal_column, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -74,6 +74,32 @@ def stored(engine: Engine, table: Table, **where: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def insert_submission(conn: Connection, key: str) -> int:
+    """Store `submission(key)` with a RowInsert; its new id."""
+    ((submission_id,),) = RowInsert(
+        SUBMISSIONS, conn.dialect, returning=[SUBMISSIONS.c.id]
+    ).execute(conn, [submission(key)])
+    assert isinstance(submission_id, int)
+    return submission_id
+
+
+def delivery(office_id: str, **values: Any) -> Delivery:
+    """An unsaved pending case delivery to `office_id`."""
+    return transient(
+        Delivery,
+        id=new_id(),
+        office_id=office_id,
+        task_area="dog_tax",
+        channel="json",
+        kind="case",
+        status=DeliveryStatus.PENDING,
+        attempts=0,
+        created_at=AT,
+        updated_at=AT,
+        **values,
+    )
+
+
 def test_a_row_insert_stores_what_connection_execute_stores(engine: Engine) -> None:
     plan = RowInsert(SUBMISSIONS, engine.dialect, returning=[SUBMISSIONS.c.id])
     fast, core = submission("fast"), submission("core")
@@ -95,9 +121,7 @@ def test_a_row_insert_stores_what_connection_execute_stores(engine: Engine) -> N
 
 def test_several_rows_in_one_call_and_none_for_no_objects(engine: Engine) -> None:
     with engine.begin() as conn:
-        ((submission_id,),) = RowInsert(
-            SUBMISSIONS, engine.dialect, returning=[SUBMISSIONS.c.id]
-        ).execute(conn, [submission("events")])
+        submission_id = insert_submission(conn, "events")
         events = [
             transient(
                 Event,
@@ -125,25 +149,8 @@ def test_returning_comes_back_in_the_objects_order_converted(engine: Engine) -> 
     if engine.dialect.name == "sqlite":
         due_now = func.datetime(literal_column("'now'"))
     with engine.begin() as conn:
-        ((submission_id,),) = RowInsert(
-            SUBMISSIONS, engine.dialect, returning=[SUBMISSIONS.c.id]
-        ).execute(conn, [submission("due")])
-        deliveries = [
-            transient(
-                Delivery,
-                id=new_id(),
-                submission_id=submission_id,
-                office_id=f"office-{n}",
-                task_area="dog_tax",
-                channel="json",
-                kind="case",
-                status=DeliveryStatus.PENDING,
-                attempts=0,
-                created_at=AT,
-                updated_at=AT,
-            )
-            for n in range(3)
-        ]
+        submission_id = insert_submission(conn, "due")
+        deliveries = [delivery(f"office-{n}", submission_id=submission_id) for n in range(3)]
         plan = RowInsert(
             DELIVERIES,
             engine.dialect,
@@ -186,26 +193,12 @@ def test_an_unsaved_model_holds_its_values_and_a_session_can_still_store_it(
     assert new.events == []
     assert new.payments == []
     assert new.flags == {"dangerous_dog": True, "Zwinger": "ä ö ü ß"}
-    new.deliveries.append(
-        transient(
-            Delivery,
-            id=new_id(),
-            office_id="usingen-steueramt",
-            task_area="dog_tax",
-            channel="json",
-            kind="case",
-            status=DeliveryStatus.PENDING,
-            attempts=0,
-            next_attempt_at=AT,
-            created_at=AT,
-            updated_at=AT,
-        )
-    )
+    new.deliveries.append(delivery("usingen-steueramt", next_attempt_at=AT))
     with Session(engine) as session, session.begin():
         session.add(new)
     (row,) = stored(engine, SUBMISSIONS, idempotency_key="session")
     assert row["received_at"] == AT
     assert row["municipality_ags"] == "06434001"
-    (delivery,) = stored(engine, DELIVERIES, office_id="usingen-steueramt")
-    assert delivery["next_attempt_at"] == AT
-    assert delivery["status"] == DeliveryStatus.PENDING
+    (delivered,) = stored(engine, DELIVERIES, office_id="usingen-steueramt")
+    assert delivered["next_attempt_at"] == AT
+    assert delivered["status"] == DeliveryStatus.PENDING
