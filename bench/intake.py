@@ -691,6 +691,7 @@ def measure(
     env: dict[str, str],
     workdir: Path,
     database_url: str | None,
+    round_: int = 1,
 ) -> Run:
     """Start gunicorn, warm up, measure, check the database, stop gunicorn."""
     print(f"  {setting.label:<14} {target:<6} {store:<8} ", end="", flush=True)
@@ -710,7 +711,18 @@ def measure(
         cpu = cpu_split(procs_before, processes(), busy, pid, result.wrk_cpu_s)
         rows_after = settled_rows(database_url) if database_url else None
         of_run = count_rows(database_url, result.run_id) if database_url else None
-    run = Run(target, store, setting, result, cpu, rows_before, rows_after, of_run, busy_before)
+    run = Run(
+        target,
+        store,
+        setting,
+        result,
+        cpu,
+        rows_before,
+        rows_after,
+        of_run,
+        busy_before,
+        round=round_,
+    )
     if run.disturbed:
         run.notes.append(
             f"{setting.label} {target} {store}: other processes used {cpu['other']:.1f} CPU s "
@@ -783,55 +795,33 @@ def run_all(opts: Options) -> tuple[list[Run], dict[str, Any]]:
                     url = recreate_postgres(opts.postgres_url, opts.postgres_db)
                 flush_redis(opts.redis_url)
                 env = bridge_environ(url, opts.redis_url, secret)
-                for round_ in range(1, opts.rounds):
-                    # Earlier rounds: both, in turns; the last round is measured below.
-                    order = ("durable", "bridge") if round_ % 2 else ("bridge", "durable")
-                    for target in order:
-                        if target == "durable" and not opts.durable:
-                            continue
-                        app = DURABLE_APP if target == "durable" else BRIDGE_APP
-                        try:
-                            run = measure(
-                                opts, load, target, store, setting, app, env, workdir, url
-                            )
-                        finally:
-                            flush_redis(opts.redis_url)
-                        run.round = round_
-                        runs.append(run)
-                if opts.durable:
-                    try:
-                        runs.append(
-                            dataclasses.replace(
-                                measure(
-                                    opts,
-                                    load,
-                                    "durable",
-                                    store,
-                                    setting,
-                                    DURABLE_APP,
-                                    env,
-                                    workdir,
-                                    url,
-                                ),
-                                round=opts.rounds,
-                            )
-                        )
-                    finally:
-                        flush_redis(opts.redis_url)
                 try:
                     if opts.history:
                         history.seed(url, 1)
                         empty = history.query_timings(url)
-                    runs.append(
-                        dataclasses.replace(
-                            measure(
-                                opts, load, "bridge", store, setting, BRIDGE_APP, env, workdir, url
-                            ),
-                            round=opts.rounds,
-                        )
-                    )
+                    for round_ in range(1, opts.rounds + 1):
+                        # In turns, the order swapped every round, so drift favours neither.
+                        order = ("durable", "bridge") if round_ % 2 else ("bridge", "durable")
+                        for target in order:
+                            if target == "durable" and not opts.durable:
+                                continue
+                            app = DURABLE_APP if target == "durable" else BRIDGE_APP
+                            runs.append(
+                                measure(
+                                    opts,
+                                    load,
+                                    target,
+                                    store,
+                                    setting,
+                                    app,
+                                    env,
+                                    workdir,
+                                    url,
+                                    round_=round_,
+                                )
+                            )
+                            flush_redis(opts.redis_url)
                     if opts.history:
-                        flush_redis(opts.redis_url)
                         print(f"  adding {opts.history:,} delivered cases ...", flush=True)
                         took = history.seed(url, opts.history)
                         full = history.query_timings(url)
@@ -842,19 +832,17 @@ def run_all(opts: Options) -> tuple[list[Run], dict[str, Any]]:
                         }
                         target = f"bridge + {opts.history:,} history"
                         runs.append(
-                            dataclasses.replace(
-                                measure(
-                                    opts,
-                                    load,
-                                    target,
-                                    store,
-                                    setting,
-                                    BRIDGE_APP,
-                                    env,
-                                    workdir,
-                                    url,
-                                ),
-                                round=opts.rounds,
+                            measure(
+                                opts,
+                                load,
+                                target,
+                                store,
+                                setting,
+                                BRIDGE_APP,
+                                env,
+                                workdir,
+                                url,
+                                round_=opts.rounds,
                             )
                         )
                 finally:

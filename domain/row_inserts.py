@@ -67,7 +67,6 @@ class RowInsert:
         if set(names) != set(by_key):
             raise ValueError(f"{table.name}: the compiled insert binds {names}, not the columns")
         self._positional = compiled.positional
-        self._names = names
         self._binds: list[tuple[str, Processor | None]] = [
             (name, by_key[name].type.dialect_impl(dialect).bind_processor(dialect))
             for name in names
@@ -78,13 +77,11 @@ class RowInsert:
 
     def parameters(self, obj: object) -> Sequence[Any] | dict[str, Any]:
         """The object's values as the driver takes them: in the statement's order, converted."""
-        values = [
-            value if value is None or process is None else process(value)
-            for value, process in ((getattr(obj, key), process) for key, process in self._binds)
-        ]
-        if self._positional:
-            return tuple(values)
-        return dict(zip(self._names, values, strict=True))
+        values = {}
+        for key, process in self._binds:
+            value = getattr(obj, key)
+            values[key] = value if value is None or process is None else process(value)
+        return tuple(values.values()) if self._positional else values
 
     def execute(self, conn: Connection, objects: Sequence[object]) -> list[tuple[Any, ...]]:
         """Insert one row per object on the connection's open transaction.

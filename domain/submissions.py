@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -172,38 +171,34 @@ class _Inserts:
 
 
 _COMPILED: weakref.WeakKeyDictionary[Dialect, _Inserts] = weakref.WeakKeyDictionary()
-_COMPILING = threading.Lock()
 
 
 def _inserts(dialect: Dialect) -> _Inserts:
-    """The inserts for this dialect, compiled on first use."""
+    """The inserts for this dialect, compiled on first use (two threads racing compile alike)."""
     found = _COMPILED.get(dialect)
     if found is not None:
         return found
-    with _COMPILING:
-        found = _COMPILED.get(dialect)
-        if found is None:
-            if dialect.name == "postgresql":
-                # A new delivery is due at the database's now (domain.clock: the one clock
-                # every host shares), set in the insert itself: no extra round trip. RETURNING
-                # gives the stored time back, so the answer shows what the workers will see.
-                # SQLite's file lives on this host, so this host's clock is the database's.
-                deliveries = RowInsert(
-                    _DELIVERIES,
-                    dialect,
-                    values={"next_attempt_at": _DATABASE_NOW_UTC},
-                    returning=[_DELIVERIES.c.next_attempt_at],
-                )
-            else:
-                deliveries = RowInsert(_DELIVERIES, dialect)
-            found = _Inserts(
-                submission=RowInsert(_SUBMISSIONS, dialect, returning=[_SUBMISSIONS.c.id]),
-                attachments=RowInsert(_ATTACHMENTS, dialect),
-                deliveries=deliveries,
-                events=RowInsert(_EVENTS, dialect),
-                payments=RowInsert(_PAYMENTS, dialect),
-            )
-            _COMPILED[dialect] = found
+    if dialect.name == "postgresql":
+        # A new delivery is due at the database's now (domain.clock: the one clock every host
+        # shares), set in the insert itself: no extra round trip. RETURNING gives the stored
+        # time back, so the answer shows what the workers will see. SQLite's file lives on
+        # this host, so this host's clock is the database's there.
+        deliveries = RowInsert(
+            _DELIVERIES,
+            dialect,
+            values={"next_attempt_at": _DATABASE_NOW_UTC},
+            returning=[_DELIVERIES.c.next_attempt_at],
+        )
+    else:
+        deliveries = RowInsert(_DELIVERIES, dialect)
+    found = _Inserts(
+        submission=RowInsert(_SUBMISSIONS, dialect, returning=[_SUBMISSIONS.c.id]),
+        attachments=RowInsert(_ATTACHMENTS, dialect),
+        deliveries=deliveries,
+        events=RowInsert(_EVENTS, dialect),
+        payments=RowInsert(_PAYMENTS, dialect),
+    )
+    _COMPILED[dialect] = found
     return found
 
 
