@@ -6,7 +6,7 @@ from pathlib import Path
 # scripts/run and the systemd unit pass --bind (BRIDGE_PORT); this is the default without.
 bind = "127.0.0.1:8000"
 # One worker per core (threads share a worker's GIL), each with threads that overlap what a
-# request waits for: its commit is shared with the other threads' (domain/group_commit.py, one
+# request waits for: its commit is shared with the other threads' (store/group_commit.py, one
 # fsync for many 202s; ADR 12). bench/README.md has the settings measured.
 workers = multiprocessing.cpu_count()
 worker_class = "gthread"

@@ -13,7 +13,7 @@ Per store (SQLite, PostgreSQL), in one run:
    dog registrations, one drain job), one office with the sweeper running (it wakes the
    office again while the first job drains, so a second job can start), and two offices
    (dog registrations and traffic orders, one job each).
-2. **Plain loop.** The same envelopes (`worker.envelopes.build_envelopes`, rendered by the
+2. **Plain loop.** The same envelopes (`integrations.channels.envelopes.build_envelopes`, rendered by the
    http-json channel and signed as `post_signed` signs) POSTed in one `requests.Session` loop
    to the same back office, timed without building or signing; next to it the channel's own
    `deliver()` in a loop, and the plain loop against the DemoBackOffice.
@@ -85,11 +85,11 @@ from bench.common import (
     machine as machine_basics,
 )
 from bench.samples import form_body
-from domain.crypto import Vault, generate_key
-from domain.logs import JsonFormatter
-from domain.migrations import upgrade
 from domain.settings import Settings
-from domain.store import Store, make_engine, normalise_database_url
+from infra.crypto import Vault, generate_key
+from infra.logs import JsonFormatter
+from store.engine import Store, make_engine, normalise_database_url
+from store.migrations import upgrade
 
 RESULTS = ROOT / "bench" / "results"
 DOG_OFFICE = "usingen-steueramt"  # a dog registration from Neu-Anspach goes to the tax office
@@ -1052,11 +1052,11 @@ def build_posts(bench: Bench, url: str, office_id: str) -> Posts:
     """Build every pending envelope of `office_id` and render and sign it like the channel."""
     from sqlalchemy import select
 
-    from domain.standard_webhooks import sign
-    from domain.store import Delivery
-    from worker.channels import channels
-    from worker.channels.webhook import USER_AGENT, WebhookChannel, signing_key
-    from worker.envelopes import build_envelopes
+    from infra.standard_webhooks import sign
+    from integrations.channels import channels
+    from integrations.channels.envelopes import build_envelopes
+    from integrations.channels.webhook import USER_AGENT, WebhookChannel, signing_key
+    from store.models import Delivery
 
     settings = Settings.from_env(bench.environ(url))
     store = Store.from_url(url)
@@ -1134,7 +1134,7 @@ def plain_loop(
 
 def channel_loop(store: str, posts: Posts, office: str) -> LoopRun:
     """`channel.deliver()` (render, sign, post_signed, read the answer) in a loop."""
-    from worker.channels import DeliveryError
+    from integrations.channels import DeliveryError
 
     session = requests.Session()
     statuses: Counter[int] = Counter()
@@ -1318,9 +1318,9 @@ def in_process_worker(
 
 def measure_phases(bench: Bench, store: str, template: str, trust_env: bool = True) -> PhaseRun:
     """Drain the one-office copy in this process with the drain path's steps timed."""
-    import domain.telemetry
-    import worker.channels.http_json
-    import worker.channels.webhook
+    import infra.telemetry
+    import integrations.channels.http_json
+    import integrations.channels.webhook
     import worker.jobs as jobs
 
     bench.quiet(f"{store} in-process drain")
@@ -1334,13 +1334,13 @@ def measure_phases(bench: Bench, store: str, template: str, trust_env: bool = Tr
             timers.wrap(jobs, "claim_due", "claim")
             timers.wrap(jobs, "build_envelopes", "build")
             timers.wrap(Vault, "decrypt_json", "decrypt")
-            timers.wrap(worker.channels.http_json.HttpJsonChannel, "render", "render")
-            timers.wrap(worker.channels.webhook, "post_signed", "post_signed")
+            timers.wrap(integrations.channels.http_json.HttpJsonChannel, "render", "render")
+            timers.wrap(integrations.channels.webhook, "post_signed", "post_signed")
             timers.wrap(ctx.http, "post", "post")
-            timers.wrap(worker.channels.webhook, "_interpret", "answer")
+            timers.wrap(integrations.channels.webhook, "_interpret", "answer")
             timers.wrap(jobs, "log_event", "log")
             timers.wrap(jobs, "record_outcomes", "record")
-            timers.wrap(domain.telemetry, "count_attempts", "metrics")
+            timers.wrap(infra.telemetry, "count_attempts", "metrics")
             t0 = time.perf_counter()
             done = jobs.drain_office(DOG_OFFICE)
             seconds = time.perf_counter() - t0

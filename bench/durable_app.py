@@ -25,7 +25,8 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields
 from redis import Redis
 from sqlalchemy import Table, insert
 
-from domain.store import Delivery, Submission, make_engine
+from store.engine import make_engine
+from store.models import Delivery, Submission
 from worker.queue import wake_offices
 
 OFFICE = "usingen-steueramt"

@@ -51,10 +51,11 @@ from bench.chaos.stores import RunStore
 from bench.common import ROOT, machine
 from bench.samples import EXAMPLES
 from bridge.app import build_app
-from domain.accounts import Actor, Role
-from domain.api_tokens import create_token
+from domain.accounts.accounts import Actor, Role
+from domain.accounts.api_tokens import create_token
 from domain.settings import Settings
-from domain.store import Store, format_reference
+from store.engine import Store
+from store.models import format_reference
 
 RESULTS = ROOT / "bench" / "results"
 INBOX_OFFICE = "neu-anspach-ordnungsamt"

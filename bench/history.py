@@ -29,9 +29,10 @@ from typing import Any, cast
 from sqlalchemy import Table, func, insert, select
 
 from domain.config import Config, load_config
-from domain.deliveries import claim_due, offices_with_due
-from domain.store import Delivery, Event, Store, Submission
-from domain.submissions import find_existing
+from domain.delivery.deliveries import claim_due, offices_with_due
+from domain.intake.submissions import find_existing
+from store.engine import Store
+from store.models import Delivery, Event, Submission
 
 OFFICE = "usingen-steueramt"
 _S = cast(Table, Submission.__table__)

@@ -64,9 +64,9 @@ from bench.common import (
     machine as machine_basics,
 )
 from bench.samples import form_body
-from domain.crypto import generate_key
-from domain.migrations import upgrade
-from domain.store import make_engine, normalise_database_url
+from infra.crypto import generate_key
+from store.engine import make_engine, normalise_database_url
+from store.migrations import upgrade
 
 RESULTS = ROOT / "bench" / "results"
 SERVICE = "dog-registration"
@@ -1031,7 +1031,7 @@ def report(opts: Options, runs: Sequence[Run], meta: dict[str, Any]) -> tuple[Pa
         + f"Redis {rd.get('version', '?')} ({rd.get('url')}, appendonly={rd.get('appendonly')}),"
         " flushed before and after each bridge run; accepted submissions are counted from the "
         "store, and the office's wake-up (SET NX) is sent by the web process's waker thread, "
-        "one round for the offices gathered meanwhile (worker/waker.py).",
+        "one round for the offices gathered meanwhile (bridge/waker.py).",
     ]
     if meta.get("history"):
         md += [

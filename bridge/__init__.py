@@ -1,4 +1,10 @@
-"""The bridge's web service: Formcycle webhooks, status API, admin and operations endpoints.
+"""The bridge's web service and command line, by feature.
+
+Packages: `intake/` (the Formcycle webhook), `api/` (the JSON API and OpenAPI), `admin/` (the
+German admin page), `payments/` (pay link, return pages, provider callbacks), `ops/` (health,
+metrics), `cli/` (`python -m bridge`). Beside them the app factory (`app`), its long-lived
+parts (`state`), answers (`respond`), who is calling (`auth`) and the web's waker (`waker`).
+May import every other package of the project; nothing imports `bridge`.
 
 `create_app` is imported lazily so that importing `bridge` (e.g. from a worker) never pulls in
 Flask or touches the environment.
@@ -23,8 +29,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     from bridge.app import build_app
 
     if settings is None:
-        from domain.logs import configure_logging
         from domain.settings import Settings
+        from infra.logs import configure_logging
 
         settings = Settings.from_env()
         configure_logging(settings.log_level, settings.log_format)

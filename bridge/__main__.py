@@ -1,6 +1,6 @@
 """`python -m bridge`: the command line (migrate, check-config, sweep, replay, ...)."""
 
-from bridge.cli import main
+from bridge.cli.main import main
 
 if __name__ == "__main__":
     main()

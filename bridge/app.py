@@ -5,23 +5,19 @@ from __future__ import annotations
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from bridge import (
-    access,
-    admin_api,
-    admin_web,
-    api,
-    health,
-    inbox,
-    metrics,
-    payments,
-    tokens_api,
-    webhooks,
-)
+from bridge.admin import web as admin_web
+from bridge.api import access, inbox
+from bridge.api import admin as admin_api
+from bridge.api import status as api
+from bridge.api import tokens as tokens_api
+from bridge.intake import webhooks
+from bridge.ops import health, metrics
+from bridge.payments import routes as payments
 from bridge.respond import problem_response
 from bridge.state import Bridge
 from domain.problems import Problem, msg
 from domain.settings import Settings
-from worker.checks import checked
+from integrations.checks import checked
 
 
 def build_app(settings: Settings | None = None, bridge: Bridge | None = None) -> Flask:
@@ -72,7 +68,7 @@ def _on_http_error(exc: HTTPException) -> Response:
 def _on_unexpected(exc: Exception) -> Response:
     import logging
 
-    from domain.logs import log_event
+    from infra.logs import log_event
 
     log_event(
         logging.getLogger("bridge"),

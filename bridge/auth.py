@@ -8,10 +8,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from domain import standard_webhooks
 from domain.config import Config, Sender
-from domain.logs import log_event
 from domain.problems import Problem, msg
+from infra import standard_webhooks
+from infra.logs import log_event
 
 log = logging.getLogger(__name__)
 

@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 from flask import Flask, current_app
 from redis import Redis
 
-from domain.crypto import Vault
-from domain.intake import Intake
-from domain.redis_connection import connect
+from bridge.waker import Waker
+from domain.intake.pipeline import Intake
 from domain.settings import Settings
-from domain.store import Store, Submission
-from worker.waker import Waker
+from infra.crypto import Vault
+from infra.redis_connection import connect
+from store.engine import Store
+from store.models import Submission
 
 log = logging.getLogger(__name__)
 

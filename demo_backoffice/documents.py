@@ -21,8 +21,8 @@ from typing import Any, cast
 
 from lxml import etree
 
-from domain.safexml import XMLError, load_xsd, parse_xml
-from worker.channels.xml import NS, XSD_PATH
+from infra.safexml import XMLError, load_xsd, parse_xml
+from integrations.channels.xml import NS, XSD_PATH
 
 TOLERANCE_S = 300
 SUBJECT = re.compile(r"^Neuer Antrag (?P<reference>\S+): (?P<service>.+)$")

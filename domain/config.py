@@ -66,7 +66,7 @@ class ConditionalTaskArea:
 
 @dataclass(frozen=True)
 class Fee:
-    """A fee due for a service, in euros, and how it is paid (domain/payments.py)."""
+    """A fee due for a service, in euros, and how it is paid (domain/payments/payments.py)."""
 
     amount: Decimal
     currency: str

@@ -19,9 +19,9 @@ from marshmallow import (
     validates_schema,
 )
 
+from domain.accounts.passwords import ScryptParams
 from domain.config import Config, ConfigError, load_config
-from domain.passwords import ScryptParams
-from domain.redis_connection import url_problem
+from infra.redis_connection import url_problem
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The roles of BRIDGE_API_TOKENS, read only to move its tokens into the database once.

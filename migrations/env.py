@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from alembic import context
 
-import domain.account_store  # noqa: F401 - registers the administration tables on Base
-from domain.store import Base
+import store.accounts  # noqa: F401 - registers the administration tables on Base
+from store.models import Base
 
 connection = context.config.attributes.get("connection")
 if connection is None:
-    raise RuntimeError("run migrations through `python -m bridge migrate` (domain.migrations)")
+    raise RuntimeError("run migrations through `python -m bridge migrate` (store.migrations)")
 context.configure(
     connection=connection,
     target_metadata=Base.metadata,

@@ -57,7 +57,7 @@ def inline_nested(schema: type[Schema] | Schema | str) -> str:
     return ""  # apispec inlines whenever the resolver gives no name
 
 
-#: A file as a JSON body sends it (domain/attachments.py reads exactly these keys).
+#: A file as a JSON body sends it (domain/intake/attachments.py reads exactly these keys).
 BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
 AttachmentShape = Literal["upload", "stored"]
 

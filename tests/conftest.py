@@ -23,12 +23,12 @@ from redis.exceptions import RedisError
 from sqlalchemy import create_engine, text
 
 from bridge.app import build_app
-from domain.accounts import Actor, Role
-from domain.api_tokens import create_token
-from domain.crypto import generate_key
-from domain.migrations import upgrade
+from domain.accounts.accounts import Actor, Role
+from domain.accounts.api_tokens import create_token
 from domain.settings import Settings
-from domain.store import Store, make_engine, normalise_database_url
+from infra.crypto import generate_key
+from store.engine import Store, make_engine, normalise_database_url
+from store.migrations import upgrade
 
 ROOT = Path(__file__).resolve().parent.parent
 FORMCYCLE_SECRET = "formcycle-test-secret-0123456789abcdef"

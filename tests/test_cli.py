@@ -52,7 +52,7 @@ def test_generate_key_makes_a_usable_key(environ: dict[str, str]) -> None:
 def _head() -> str:
     from alembic.script import ScriptDirectory
 
-    from domain.migrations import alembic_config
+    from store.migrations import alembic_config
 
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None
@@ -73,8 +73,8 @@ def test_migrate_says_what_it_did(environ: dict[str, str], tmp_path: Path) -> No
 
 def test_migrate_names_the_revisions_it_upgraded(environ: dict[str, str], tmp_path: Path) -> None:
     """A database at an older revision is upgraded, and the answer names both revisions."""
-    from domain.migrations import upgrade
-    from domain.store import make_engine
+    from store.engine import make_engine
+    from store.migrations import upgrade
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = make_engine(url)

@@ -14,9 +14,10 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import create_engine, make_url, select, text
 
-from domain.clock import database_now
-from domain.deliveries import AttemptOutcome, claim_due, offices_with_due, record_outcomes
-from domain.store import Delivery, DeliveryStatus, Event, Store, Submission, SubmissionStatus
+from domain.delivery.deliveries import AttemptOutcome, claim_due, offices_with_due, record_outcomes
+from store.clock import database_now
+from store.engine import Store
+from store.models import Delivery, DeliveryStatus, Event, Submission, SubmissionStatus
 from tests.conftest import TABLES
 
 OFFICE = "usingen-steueramt"

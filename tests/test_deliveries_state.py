@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from domain.deliveries import derive_status, next_attempt
+from domain.delivery.deliveries import derive_status, next_attempt
 from tests.conftest import ROOT
 
 NOW = dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.UTC)
@@ -67,7 +67,7 @@ def test_retry_after_overrides_schedule_and_is_capped() -> None:
 def test_worker_runs_without_flask() -> None:
     """The worker's modules do not import Flask (dependencies point one way)."""
     code = (
-        "import sys, worker.jobs, worker.sweeper, worker.queue, worker.checks; "
+        "import sys, worker.jobs, worker.sweeper, worker.queue, integrations.checks; "
         "sys.exit(1 if 'flask' in sys.modules else 0)"
     )
     result = subprocess.run(

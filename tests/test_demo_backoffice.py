@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from demo_backoffice import DemoBackOffice
-from domain.standard_webhooks import sign
+from infra.standard_webhooks import sign
 
 ROOT = Path(__file__).resolve().parent.parent
 OFFICE = "neu-anspach-ordnungsamt"

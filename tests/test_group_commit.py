@@ -16,8 +16,8 @@ from flask import Flask
 from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from domain.group_commit import GroupCommit
-from domain.store import Store, make_engine
+from store.engine import Store, make_engine
+from store.group_commit import GroupCommit
 from tests.factories import dog
 from tests.webhook_support import form_body, post
 

@@ -14,11 +14,12 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from bridge.app import build_app
-from domain.forms import RawSubmission
-from domain.intake import Intake
+from domain.intake.forms import RawSubmission
+from domain.intake.pipeline import Intake
 from domain.problems import Problem
 from domain.settings import Settings
-from domain.store import Store, utcnow
+from store.engine import Store
+from store.models import utcnow
 from tests.conftest import snapshot
 from tests.factories import PDF, as_json, dog, flatten, traffic
 from tests.webhook_support import (

@@ -1,24 +1,39 @@
-"""The package layout keeps its direction: bridge -> worker -> domain -> schemas; bench apart."""
+"""The package layout keeps its direction (ADR 14) and has no circle anywhere, bench included.
+
+bridge -> worker -> integrations -> domain -> store / infra / schemas; the benchmarks and the
+stand-in servers apart.
+"""
 
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT
 
-# What each package may not import (ADR 2): dependencies point one way, and the benchmarks
-# measure the product, so they may not lean on the test suite.
+PROJECT = ("bridge", "worker", "integrations", "domain", "store", "infra", "schemas")
+HELPERS = ("tests", "bench", "demo_backoffice", "demo_payments")
+
+# What each package may not import. Project packages by the layers; third-party ones where a
+# layer must stay free of a framework (the domain runs in the web and the worker alike).
 FORBIDDEN = {
-    "schemas": ("domain", "worker", "bridge", "tests", "bench"),
-    "domain": ("worker", "bridge", "tests", "bench"),
-    "worker": ("bridge", "tests", "bench"),
-    "bridge": ("tests", "bench"),
-    "bench": ("tests",),
-    # The payment simulator checks the standard on its own, never with the bridge's code.
-    "demo_payments": ("schemas", "domain", "worker", "bridge", "tests", "bench"),
+    "schemas": ("bridge", "worker", "integrations", "domain", "store", "infra", *HELPERS),
+    "infra": ("bridge", "worker", "integrations", "domain", "store", "schemas", *HELPERS),
+    "store": ("bridge", "worker", "integrations", "domain", "schemas", *HELPERS),
+    "domain": ("bridge", "worker", "integrations", *HELPERS, "flask", "rq", "redis", "requests"),
+    "integrations": ("bridge", "worker", *HELPERS, "flask", "rq"),
+    "worker": ("bridge", *HELPERS, "flask"),
+    "bridge": HELPERS,
+    # The benchmarks measure the product, so they may not lean on the test suite.
+    "bench": ("tests", "demo_backoffice"),
+    # The stand-ins check the standards on their own, never with the bridge's code.
+    "demo_payments": (*PROJECT, "tests", "bench", "demo_backoffice"),
+    # The stand-in back office validates what it receives against the published XSD, with the
+    # project's one safe XML parser; it never reaches into the bridge, the worker or the store.
+    "demo_backoffice": ("bridge", "worker", "domain", "store", "tests", "bench", "demo_payments"),
 }
 
 
@@ -42,3 +57,94 @@ def test_imports_point_one_way(package: str) -> None:
         for path in sorted((ROOT / package).rglob("*.py"))
     }
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def module_name(path: Path) -> str:
+    """The dotted name of a module file under ROOT (a package by its folder's name)."""
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def all_modules() -> dict[str, Path]:
+    """Every module of the project's packages, the test suite and the benchmarks included."""
+    return {
+        module_name(path): path
+        for package in (*PROJECT, *HELPERS)
+        for path in (ROOT / package).rglob("*.py")
+    }
+
+
+def imported_modules(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """The project's modules `name` imports: `from a import b` names module a.b where it is one."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name in modules)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                source = ".".join([*base, node.module] if node.module else base)
+            else:
+                source = node.module or ""
+            for alias in node.names:
+                if f"{source}.{alias.name}" in modules:
+                    found.add(f"{source}.{alias.name}")
+                elif source in modules:
+                    found.add(source)
+    found.discard(name)
+    return found
+
+
+def circles(graph: dict[str, set[str]]) -> Iterator[list[str]]:
+    """The strongly connected components with more than one module (Tarjan, iteratively)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, edges = work[-1]
+            for nxt in edges:
+                if nxt not in index:
+                    index[nxt] = low[nxt] = len(index)
+                    stack.append(nxt)
+                    on_stack.add(nxt)
+                    work.append((nxt, iter(sorted(graph[nxt]))))
+                    break
+                if nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    component = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member == node:
+                            break
+                    if len(component) > 1:
+                        yield sorted(component)
+
+
+def test_no_circle_anywhere() -> None:
+    """No two modules import each other, directly or around a loop (imports in functions count)."""
+    modules = all_modules()
+    graph = {name: imported_modules(name, path, modules) for name, path in modules.items()}
+    assert list(circles(graph)) == []
+
+
+def test_circle_finder_sees_a_loop() -> None:
+    """The finder reports a three-module loop and leaves the module hanging off it alone."""
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
+    assert list(circles(graph)) == [["a", "b", "c"]]

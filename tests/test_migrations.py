@@ -11,9 +11,9 @@ from alembic import command
 from sqlalchemy import Engine, create_engine, text
 
 from bridge.app import build_app
-from domain.migrations import alembic_config, upgrade
 from domain.settings import Settings
-from domain.store import make_engine
+from store.engine import make_engine
+from store.migrations import alembic_config, upgrade
 from tests.conftest import base_environ
 from tests.factories import dog
 from tests.webhook_support import form_body, post

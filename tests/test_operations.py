@@ -8,8 +8,9 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
-from domain.crypto import DecryptionError, Vault, generate_key
-from domain.store import Attachment, Delivery, Event, Store, Submission
+from infra.crypto import DecryptionError, Vault, generate_key
+from store.engine import Store
+from store.models import Attachment, Delivery, Event, Submission
 from tests.conftest import FORMCYCLE_SECRET, MakeToken, bearer, bridge_cli
 from tests.factories import PDF, dog, flatten, traffic
 

@@ -13,9 +13,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import inspect, select, text
 from sqlalchemy.types import LargeBinary
 
-from domain.crypto import Vault
-from domain.logs import JsonFormatter
-from domain.store import Store, Submission
+from infra.crypto import Vault
+from infra.logs import JsonFormatter
+from store.engine import Store
+from store.models import Submission
 from tests.conftest import MakeToken, bearer
 from tests.factories import PDF, dog, flatten, traffic
 from tests.webhook_support import FilePart, form_body, multipart_body, post

@@ -20,12 +20,12 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from bridge.app import build_app
-from bridge.bodies import parse_body
-from domain.forms import RawSubmission
-from domain.limits import BodyLimits
+from bridge.intake.bodies import parse_body
+from domain.intake.forms import RawSubmission
+from domain.intake.limits import BodyLimits
 from domain.problems import Problem
 from domain.settings import Settings
-from domain.store import Store
+from store.engine import Store
 from tests.conftest import FORMCYCLE_SECRET, snapshot
 from tests.factories import ELF, PDF, PNG, dog, flatten, traffic
 from tests.webhook_support import FilePart, multipart_body, signature_headers

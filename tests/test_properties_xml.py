@@ -1,6 +1,6 @@
 """Property tests for XML: entity bombs, external entities, random bytes and the xml channel's data.
 
-Every XML read goes through `domain.safexml.parse_xml`; whatever the bytes, it returns a root
+Every XML read goes through `infra.safexml.parse_xml`; whatever the bytes, it returns a root
 element or raises `XMLError` (never another exception, never an expansion, never a network
 or file access). And whatever validated data a case carries, the xml channel turns it into a
 document the same parser reads back with every value in place.
@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from domain.safexml import XMLError, parse_xml
-from worker.channels.xml import _scalar_text, add_value, xml_text
+from infra.safexml import XMLError, parse_xml
+from integrations.channels.xml import _scalar_text, add_value, xml_text
 
 EXAMPLES = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

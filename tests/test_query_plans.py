@@ -18,10 +18,11 @@ import pytest
 from sqlalchemy import Table, event, func, insert, select, text
 
 from domain.config import Config
-from domain.deliveries import claim_due, offices_with_due, pending_for_office
+from domain.delivery.deliveries import claim_due, offices_with_due, pending_for_office
+from domain.intake.submissions import find_existing
 from domain.settings import Settings
-from domain.store import READONLY, Delivery, Store, Submission
-from domain.submissions import find_existing
+from store.engine import READONLY, Store
+from store.models import Delivery, Submission
 
 _S = cast(Table, Submission.__table__)
 _D = cast(Table, Delivery.__table__)

@@ -13,8 +13,8 @@ import pytest
 from redis import Redis
 from redis.exceptions import RedisError
 
-from domain.redis_connection import SentinelAddress, connect, parse_sentinel_url, url_problem
 from domain.settings import Settings, SettingsError
+from infra.redis_connection import SentinelAddress, connect, parse_sentinel_url, url_problem
 from tests.conftest import _free_port, base_environ
 
 

@@ -1,6 +1,6 @@
 """Precompiled row inserts and unsaved models, on both stores.
 
-The intake writes its rows with `domain.row_inserts.RowInsert` instead of `Connection.execute`;
+The intake writes its rows with `store.row_inserts.RowInsert` instead of `Connection.execute`;
 what lands in the tables must be exactly what `Connection.execute` would have stored, and a
 failing insert must fail as SQLAlchemy's own error, without the row's values in its text.
 """
@@ -16,17 +16,17 @@ from sqlalchemy import Connection, Engine, Table, func, insert, literal_column, 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from domain.row_inserts import RowInsert
-from domain.store import (
+from store.engine import make_engine
+from store.models import (
     Delivery,
     DeliveryStatus,
     Event,
     Submission,
     SubmissionStatus,
-    make_engine,
     new_id,
     transient,
 )
+from store.row_inserts import RowInsert
 
 SUBMISSIONS = cast(Table, Submission.__table__)
 DELIVERIES = cast(Table, Delivery.__table__)

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import requests
 
-from domain.crypto import generate_key
+from infra.crypto import generate_key
 from tests.conftest import ROOT, _free_port
 from tests.factories import dog
 

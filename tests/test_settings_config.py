@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from domain.config import ConfigError, parse_config
-from domain.crypto import generate_key
 from domain.settings import Settings, SettingsError
+from infra.crypto import generate_key
 from tests.conftest import (
     ADMIN_TOKEN,
     EPAY21_PASSWORD,

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
-from domain.store import READONLY, make_engine
+from store.engine import READONLY, make_engine
 
 
 def _engine(tmp_path: Path, **kwargs: int) -> Engine:

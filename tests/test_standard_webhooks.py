@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from domain.standard_webhooks import SigningKeyError, sign, signing_key, verify, within_tolerance
+from infra.standard_webhooks import SigningKeyError, sign, signing_key, verify, within_tolerance
 
 KEY_A = signing_key("whsec_" + base64.b64encode(b"a" * 32).decode())
 KEY_B = signing_key("whsec_" + base64.b64encode(b"b" * 32).decode())

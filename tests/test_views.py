@@ -11,9 +11,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from bridge import views
+from bridge.api import views
 from domain.settings import Settings
-from domain.store import Store, Submission, parse_reference
+from store.engine import Store
+from store.models import Submission, parse_reference
 from tests.factories import dog, traffic
 from tests.webhook_support import form_body, post
 

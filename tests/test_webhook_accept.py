@@ -13,8 +13,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from werkzeug.test import TestResponse
 
-from domain.crypto import Vault
-from domain.store import Attachment, Delivery, Event, Store, Submission
+from infra.crypto import Vault
+from store.engine import Store
+from store.models import Attachment, Delivery, Event, Submission
 from tests.conftest import snapshot
 from tests.factories import PDF, PNG, as_json, dog, flatten, today, traffic
 from tests.schemas.agreement import schema_validator

@@ -10,7 +10,7 @@ import pytest
 from bridge.auth import authenticate
 from domain.config import Sender
 from domain.problems import Problem
-from domain.standard_webhooks import sign, signing_key
+from infra.standard_webhooks import sign, signing_key
 
 SERVICES = frozenset({"dog-registration"})
 TOWN_A = Sender("town-a", SERVICES, "X-Bridge-Secret", "SECRET_A", "SIGNING_A")

@@ -17,8 +17,8 @@ from sqlalchemy import create_engine, inspect
 
 from bridge.app import build_app
 from domain.settings import Settings
-from domain.store import Store
 from schemas.traffic_order import earliest_start
+from store.engine import Store
 from tests.conftest import base_environ, snapshot
 from tests.factories import ELF, PDF, PNG, as_json, dog, flatten, today, traffic
 from tests.schemas.samples import DELETE, company

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import EnvironBuilder, TestResponse, run_wsgi_app
 from werkzeug.wrappers import Request
 
-from domain.standard_webhooks import sign, signing_key
+from infra.standard_webhooks import sign, signing_key
 from tests.conftest import FORMCYCLE_SECRET, SIGNING_SECRET
 from tests.factories import flatten
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from domain.logs import configure_logging
-from worker.checks import settings_or_exit
+from infra.logs import configure_logging
+from integrations.checks import settings_or_exit
 
 
 @click.group()

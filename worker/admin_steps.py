@@ -13,11 +13,11 @@ from collections.abc import Callable
 
 from redis import Redis
 
-from domain import bulk_replay
-from domain.logs import log_event
-from domain.retention import purge
+from domain.admin import bulk_replay
+from domain.delivery.retention import purge
 from domain.settings import Settings
-from domain.store import Store
+from infra.logs import log_event
+from store.engine import Store
 from worker import digest
 from worker.queue_truth import reconcile_failed_jobs
 

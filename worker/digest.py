@@ -19,18 +19,18 @@ from email.utils import make_msgid
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
+from domain.admin.search import BERLIN
 from domain.config import Config
-from domain.logs import log_event
-from domain.payments import to_euros
-from domain.search import BERLIN
+from domain.payments.payments import to_euros
 from domain.settings import Settings
-from domain.store import (
+from infra.logs import log_event
+from store.engine import Store
+from store.models import (
     Delivery,
     DeliveryStatus,
     DigestSent,
     Payment,
     PaymentStatus,
-    Store,
     Submission,
     format_reference,
 )

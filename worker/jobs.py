@@ -9,28 +9,23 @@ from functools import cache
 
 import requests
 
-from domain import bulk_replay, telemetry
+from domain.admin import bulk_replay
 from domain.config import Office
-from domain.crypto import Vault
-from domain.deliveries import (
+from domain.delivery.deliveries import (
     AttemptOutcome,
     claim_due,
     record_outcomes,
     release,
     seconds_until_due,
 )
-from domain.logs import log_event
-from domain.redis_connection import connect
 from domain.settings import Settings
-from domain.store import Store
-from worker.channels import (
-    Channel,
-    DeliveryError,
-    Envelope,
-    PermanentDeliveryError,
-    channels,
-)
-from worker.envelopes import build_envelopes
+from infra import telemetry
+from infra.crypto import Vault
+from infra.logs import log_event
+from infra.redis_connection import connect
+from integrations.channels import Channel, DeliveryError, Envelope, PermanentDeliveryError, channels
+from integrations.channels.envelopes import build_envelopes
+from store.engine import Store
 from worker.pacing import next_slot
 from worker.queue import drain_started, wake_offices
 

@@ -1,6 +1,6 @@
 """Talking to a payment's provider: create its transaction, confirm its status, apply it.
 
-Used by the pay link and the callbacks (bridge/payments.py) and by the reconciliation job
+Used by the pay link and the callbacks (bridge/payments/routes.py) and by the reconciliation job
 (worker/reconcile_payments.py), so all of them call providers and record outcomes one way.
 Our payment row is always committed before the provider is called, and the create carries our
 payment id (requestId) so that a repeat after a crash never makes a second transaction.
@@ -16,12 +16,11 @@ from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
-from domain import payments
-from domain.logs import log_event
-from domain.payments import Applied, Confirmed
+from domain.payments import payments
+from domain.payments.payments import Applied, Confirmed
 from domain.settings import Settings
-from domain.store import Payment, Store, Submission
-from worker.payments import (
+from infra.logs import log_event
+from integrations.payment_providers import (
     PaymentOrder,
     PaymentProvider,
     ProviderError,
@@ -30,6 +29,8 @@ from worker.payments import (
     Transaction,
     build_provider,
 )
+from store.engine import Store
+from store.models import Payment, Submission
 from worker.queue import wake_offices
 
 log = logging.getLogger(__name__)

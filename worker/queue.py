@@ -47,7 +47,7 @@ def wake_offices(redis: Redis, office_ids: Iterable[str]) -> int:
     if not offices:
         return 0
     # One round trip for the marks: under load most offices already have a job waiting, and
-    # the web process's waker asks for several offices at once (worker/waker.py).
+    # the web process's waker asks for several offices at once (bridge/waker.py).
     marks = redis.pipeline(transaction=False)
     for office_id in offices:
         marks.set(_queued_key(office_id), "1", nx=True, ex=QUEUED_MARK_TTL_S)

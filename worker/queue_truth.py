@@ -1,6 +1,6 @@
 """Reconciles RQ's failed-job registry into the database, so the database is the one failure list.
 
-A step of the sweeper: each crashed drain job is recorded (`domain.queue_crashes`) and then
+A step of the sweeper: each crashed drain job is recorded (`domain.delivery.queue_crashes`) and then
 removed from RQ. Recording first and removing after means a crash between the two records
 the job twice at worst, never not at all.
 """
@@ -15,9 +15,9 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
 
-from domain.logs import log_event
-from domain.queue_crashes import record_crash
-from domain.store import Store
+from domain.delivery.queue_crashes import record_crash
+from infra.logs import log_event
+from store.engine import Store
 from worker.queue import DRAIN_JOB, delivery_queue
 
 log = logging.getLogger(__name__)

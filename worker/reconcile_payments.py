@@ -4,9 +4,9 @@ Run by the sweeper every round. Each open payment whose check is due is leased (
 UPDATE, so several sweepers never ask about the same payment at once), then:
 - no transaction yet, but a create was tried and failed (provider down): create it again
   (idempotent by our payment id);
-- a transaction: ask its status and apply it (forward only, domain/payments.py);
+- a transaction: ask its status and apply it (forward only, domain/payments/payments.py);
 - still open at its expiry: `expired` (the pay link then starts a new attempt).
-A provider error counts against the payment (backoff, error cap in domain/payments.py); it
+A provider error counts against the payment (backoff, error cap in domain/payments/payments.py); it
 never stops the round, and a store or Redis error only ends this round.
 """
 
@@ -18,13 +18,14 @@ import logging
 from redis import Redis
 from sqlalchemy.exc import SQLAlchemyError
 
-from domain import payments
-from domain.clock import database_now
-from domain.logs import log_event
+from domain.payments import payments
 from domain.settings import Settings
-from domain.store import Payment, PaymentStatus, Store
+from infra.logs import log_event
+from integrations.payment_providers import ProviderError
+from store.clock import database_now
+from store.engine import Store
+from store.models import Payment, PaymentStatus
 from worker.payment_flow import ask, case_of, confirm, confirmed, create_transaction, wake
-from worker.payments import ProviderError
 
 log = logging.getLogger(__name__)
 

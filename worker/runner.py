@@ -25,9 +25,9 @@ from rq.exceptions import StopRequested
 from rq.serializers import JSONSerializer
 from rq.worker import BaseWorker
 
-from domain.logs import log_event
-from domain.redis_connection import connect
 from domain.settings import Settings
+from infra.logs import log_event
+from infra.redis_connection import connect
 from worker.queue import delivery_queue
 
 log = logging.getLogger(__name__)

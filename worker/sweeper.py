@@ -15,13 +15,13 @@ from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
-from domain.deliveries import offices_with_due
-from domain.logs import log_event
-from domain.redis_connection import connect
+from domain.delivery.deliveries import offices_with_due
 from domain.settings import Settings
-from domain.store import Store
+from infra.logs import log_event
+from infra.redis_connection import connect
+from integrations.channels import channels
+from store.engine import Store
 from worker.admin_steps import Steps
-from worker.channels import channels
 from worker.queue import wake_offices
 from worker.reconcile_payments import reconcile_payments
 

@@ -40,8 +40,8 @@ from bench.chaos.redis_nodes import RedisSetup
 from bench.chaos.report import summary
 from bench.chaos.stores import RunStore
 from bench.common import ROOT, free_port
-from domain.crypto import generate_key
-from domain.store import format_reference
+from infra.crypto import generate_key
+from store.models import format_reference
 
 OWN_ENV = ("BRIDGE_", "DATABASE_URL", "REDIS_URL", "GUNICORN")
 HANG_S = 4.0  # a "timeout" office holds the request past the channel's read timeout (2 s)

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, text
 
-from domain.migrations import upgrade
-from domain.store import make_engine, normalise_database_url
+from store.engine import make_engine, normalise_database_url
+from store.migrations import upgrade
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 

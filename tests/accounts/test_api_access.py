@@ -9,8 +9,9 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from domain.api_tokens import revoke_token
-from domain.store import Event, Store, utcnow
+from domain.accounts.api_tokens import revoke_token
+from store.engine import Store
+from store.models import Event, utcnow
 from tests.conftest import TEST_ADMIN, MakeToken, bearer, snapshot
 from tests.webhook_support import assert_problem
 

@@ -11,8 +11,9 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from domain.migrations import upgrade
-from domain.store import Event, Store, make_engine
+from store.engine import Store, make_engine
+from store.migrations import upgrade
+from store.models import Event
 from tests.conftest import ADMIN_TOKEN, READER_TOKEN, ROOT, bearer, snapshot
 from tests.webhook_support import assert_problem
 
@@ -21,7 +22,7 @@ PASSWORD = "Korrekt-Pferd-Batterie-7"
 
 @pytest.fixture
 def database_url(tmp_path: Path) -> str:
-    """SQLite only: the commands are a thin layer over domain.accounts, which is tested on
+    """SQLite only: the commands are a thin layer over domain.accounts.accounts, which is tested on
     both stores; every command here is a process start of its own."""
     url = f"sqlite:///{tmp_path / 'bridge.db'}"
     engine = make_engine(url)

@@ -17,14 +17,15 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
-from domain.api_tokens import revoke_token
-from domain.fetch_links import fetch_url
-from domain.store import Delivery, DeliveryStatus, Event, Store
+from domain.accounts.api_tokens import revoke_token
+from domain.delivery.fetch_links import fetch_url
+from integrations.channels.envelopes import build_envelopes
+from store.engine import Store
+from store.models import Delivery, DeliveryStatus, Event
 from tests.conftest import TEST_ADMIN, MakeToken, bearer, snapshot
 from tests.delivery.conftest import replace_office
 from tests.factories import PDF, dog, flatten, traffic
 from tests.webhook_support import FilePart, assert_problem, multipart_body, post
-from worker.envelopes import build_envelopes
 
 ORDNUNGSAMT = "neu-anspach-ordnungsamt"
 STEUERAMT = "usingen-steueramt"

@@ -11,17 +11,25 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import select
 
-from domain import passwords
-from domain.account_store import Account, LoginThrottle
-from domain.accounts import AccountError, Actor, create_account, deactivate, set_password, set_role
-from domain.logins import (
+from domain.accounts import passwords
+from domain.accounts.accounts import (
+    AccountError,
+    Actor,
+    create_account,
+    deactivate,
+    set_password,
+    set_role,
+)
+from domain.accounts.logins import (
     ACCOUNT_MAX_FAILURES,
     ADDRESS_MAX_FAILURES,
     LoginRefused,
     authenticate_password,
 )
-from domain.passwords import ScryptParams
-from domain.store import Event, Store
+from domain.accounts.passwords import ScryptParams
+from store.accounts import Account, LoginThrottle
+from store.engine import Store
+from store.models import Event
 from tests.conftest import TEST_ADMIN, snapshot
 
 KDF = ScryptParams(n=2**14)

@@ -8,19 +8,20 @@ import hashlib
 import pytest
 from sqlalchemy import select
 
-from domain.account_store import AdminSession, ApiToken, LoginThrottle
-from domain.accounts import AccountError, Actor, create_account, deactivate
-from domain.admin_sessions import (
+from domain.accounts.accounts import AccountError, Actor, create_account, deactivate
+from domain.accounts.admin_sessions import (
     check_csrf,
     csrf_token,
     end_session,
     resolve_session,
     start_session,
 )
-from domain.api_tokens import authenticate_token, create_token, list_tokens, revoke_token
-from domain.logins import LoginRefused, authenticate_password
-from domain.passwords import ScryptParams
-from domain.store import Event, Store, utcnow
+from domain.accounts.api_tokens import authenticate_token, create_token, list_tokens, revoke_token
+from domain.accounts.logins import LoginRefused, authenticate_password
+from domain.accounts.passwords import ScryptParams
+from store.accounts import AdminSession, ApiToken, LoginThrottle
+from store.engine import Store
+from store.models import Event, utcnow
 from tests.conftest import TEST_ADMIN, snapshot
 
 KDF = ScryptParams(n=2**14)

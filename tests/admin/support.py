@@ -7,8 +7,9 @@ from typing import Any
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
-from domain.accounts import Actor
-from domain.store import Delivery, Store, Submission
+from domain.accounts.accounts import Actor
+from store.engine import Store
+from store.models import Delivery, Submission
 from tests.conftest import FORMCYCLE_SECRET
 from tests.factories import dog, traffic
 

@@ -11,8 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, update
 
-from domain.accounts import Role
-from domain.store import BulkReplay, Delivery, Event, Store, Submission
+from domain.accounts.accounts import Role
+from store.engine import Store
+from store.models import BulkReplay, Delivery, Event, Submission
 from tests.admin.support import fail_all, post
 from tests.conftest import MakeToken, snapshot
 

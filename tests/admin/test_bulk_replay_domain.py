@@ -9,10 +9,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from domain import bulk_replay
-from domain.search import SubmissionFilter
+from domain.admin import bulk_replay
+from domain.admin.search import SubmissionFilter
 from domain.settings import Settings
-from domain.store import BulkReplay, Delivery, Store, utcnow
+from store.engine import Store
+from store.models import BulkReplay, Delivery, utcnow
 from tests.admin.support import OPERATOR, fail_all, post
 
 

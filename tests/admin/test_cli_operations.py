@@ -8,8 +8,9 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from domain.migrations import upgrade
-from domain.store import BulkReplay, Delivery, Event, Store, make_engine
+from store.engine import Store, make_engine
+from store.migrations import upgrade
+from store.models import BulkReplay, Delivery, Event
 from tests.admin.support import fail_all, post
 from tests.conftest import bridge_cli, snapshot
 

@@ -14,7 +14,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
 from domain.settings import Settings
-from domain.store import DigestSent, Payment, Store
+from store.engine import Store
+from store.models import DigestSent, Payment
 from tests.admin.support import fail_all, post
 from tests.conftest import _free_port, bridge_cli
 from worker import digest

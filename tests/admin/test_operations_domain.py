@@ -9,16 +9,17 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from domain.config import Office
-from domain.operations import (
+from domain.admin.operations import (
     cancel_delivery,
     cancel_submission,
     replay_delivery,
     reroute_delivery,
 )
+from domain.config import Office
 from domain.problems import Problem
 from domain.settings import Settings
-from domain.store import Delivery, Event, Store, Submission
+from store.engine import Store
+from store.models import Delivery, Event, Submission
 from tests.admin.support import OPERATOR, VIEWER, fail_all, post
 from tests.conftest import snapshot
 

@@ -7,8 +7,9 @@ import datetime as dt
 from flask.testing import FlaskClient
 from sqlalchemy import update
 
-from domain.overview import overview
-from domain.store import Delivery, Event, Store
+from domain.admin.overview import overview
+from store.engine import Store
+from store.models import Delivery, Event
 from tests.admin.support import fail_all, post
 from worker.queue_status import QueueStatus, queue_status
 

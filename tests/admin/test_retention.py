@@ -8,7 +8,8 @@ import io
 from flask.testing import FlaskClient
 from sqlalchemy import select, text, update
 
-from domain.store import Delivery, Payment, Store, Submission
+from store.engine import Store
+from store.models import Delivery, Payment, Submission
 from tests.admin.support import HEADERS, post
 from tests.conftest import bridge_cli
 from tests.factories import PDF, flatten, traffic

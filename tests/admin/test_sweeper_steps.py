@@ -8,10 +8,11 @@ from flask.testing import FlaskClient
 from redis import Redis
 from sqlalchemy import select, update
 
-from domain import bulk_replay
-from domain.search import SubmissionFilter
+from domain.admin import bulk_replay
+from domain.admin.search import SubmissionFilter
 from domain.settings import Settings
-from domain.store import BulkReplay, Delivery, Store, Submission
+from store.engine import Store
+from store.models import BulkReplay, Delivery, Submission
 from tests.admin.support import OPERATOR, fail_all, post
 from worker.admin_steps import Steps
 from worker.sweeper import sweep_once

@@ -8,9 +8,9 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from domain.accounts import Actor, create_account
-from domain.passwords import ScryptParams
-from domain.store import Store
+from domain.accounts.accounts import Actor, create_account
+from domain.accounts.passwords import ScryptParams
+from store.engine import Store
 
 PASSWORDS = {
     "olga": "Stadtkasse-Usingen-2026!",

@@ -21,11 +21,12 @@ from redis.exceptions import RedisError
 from sqlalchemy import select
 
 from bridge.app import build_app
-from domain.accounts import Actor, create_account
-from domain.migrations import upgrade
-from domain.passwords import ScryptParams
+from domain.accounts.accounts import Actor, create_account
+from domain.accounts.passwords import ScryptParams
 from domain.settings import Settings
-from domain.store import Delivery, Event, Store, Submission, make_engine, utcnow
+from store.engine import Store, make_engine
+from store.migrations import upgrade
+from store.models import Delivery, Event, Submission, utcnow
 from tests.admin_web.browser import chromium, served
 from tests.conftest import FORMCYCLE_SECRET, ROOT, base_environ
 from tests.factories import dog, traffic

@@ -17,8 +17,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from demo_backoffice import DemoBackOffice
-from domain.migrations import upgrade
-from domain.store import Delivery, DeliveryStatus, Event, Store, make_engine
+from store.engine import Store, make_engine
+from store.migrations import upgrade
+from store.models import Delivery, DeliveryStatus, Event
 from tests.admin_web.browser import axe_source, chromium, serious_violations, served
 
 # The delivery tests' fixtures: demo back office, its routing configuration, worker processes.

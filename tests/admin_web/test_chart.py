@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from bridge.admin_chart import office_chart, office_charts
+from bridge.admin.chart import office_chart, office_charts
 
 DAYS = [dt.date(2026, 11, 18) + dt.timedelta(days=i) for i in range(14)]
 

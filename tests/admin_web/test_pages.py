@@ -11,9 +11,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
 from bridge.app import build_app
-from domain.account_store import AdminSession
 from domain.settings import Settings
-from domain.store import Delivery, Event, Payment, Store, utcnow
+from store.accounts import AdminSession
+from store.engine import Store
+from store.models import Delivery, Event, Payment, utcnow
 from tests.admin.support import fail_all, post
 from tests.admin_web.conftest import csrf_of, login
 from tests.conftest import snapshot
@@ -196,7 +197,7 @@ def test_viewer_sees_no_buttons_and_a_viewer_post_is_refused(
     assert "Erneut senden" not in failures
     assert "Alle gefilterten erneut senden" not in failures
     before = snapshot(store)
-    with caplog.at_level("INFO", logger="bridge.admin_web"):
+    with caplog.at_level("INFO", logger="bridge.admin.web"):
         response = viewer.post(
             f"/admin/antraege/{reference}/zustellungen/{delivery_id}/erneut-senden",
             data={"csrf_token": csrf_of(page)},

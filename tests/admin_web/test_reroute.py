@@ -8,7 +8,8 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from domain.store import Delivery, Event, Store
+from store.engine import Store
+from store.models import Delivery, Event
 from tests.admin.support import fail_all, post
 from tests.admin_web.conftest import csrf_of
 from tests.conftest import ROOT, snapshot

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from demo_backoffice import DemoBackOffice
-from worker.channels import Channel, channels
+from integrations.channels import Channel, channels
 
 OFFICE = "usingen-steueramt"
 SECRET_ENV = "TEST_OFFICE_SIGNING"

@@ -7,7 +7,7 @@ import hashlib
 import uuid
 from typing import Any
 
-from worker.channels import Envelope, EnvelopeAttachment
+from integrations.channels import Envelope, EnvelopeAttachment
 
 PDF = b"%PDF-1.4\n% Kaufvertrag (Testdokument)\n%%EOF\n"
 

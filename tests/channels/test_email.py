@@ -10,10 +10,10 @@ import pytest
 import requests
 
 from demo_backoffice import DemoBackOffice
+from integrations.channels import Channel, DeliveryError, PermanentDeliveryError
+from integrations.channels.email import build_message, message_id
 from schemas import SCHEMAS
 from tests.schemas.samples import SAMPLE_OPTIONS, dog_registration_payload, traffic_order_payload
-from worker.channels import Channel, DeliveryError, PermanentDeliveryError
-from worker.channels.email import build_message, message_id
 
 from .conftest import OFFICE, ChannelFactory
 from .factories import PDF, attachment, envelope

@@ -9,9 +9,9 @@ import json
 
 import pytest
 
-from domain.standard_webhooks import sign
-from worker.channels import envelope_json
-from worker.channels.webhook import MAX_RETRY_AFTER_S, parse_retry_after, render_json
+from infra.standard_webhooks import sign
+from integrations.channels import envelope_json
+from integrations.channels.webhook import MAX_RETRY_AFTER_S, parse_retry_after, render_json
 
 from .factories import PDF, attachment, envelope
 

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from demo_backoffice import DemoBackOffice
-from worker.channels import Channel, DeliveryError, PermanentDeliveryError
+from integrations.channels import Channel, DeliveryError, PermanentDeliveryError
 
 from .conftest import OFFICE, SECRET_ENV, ChannelFactory
 from .factories import attachment, envelope

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from worker.channels import PermanentDeliveryError, envelope_json
-from worker.channels.inbox import InboxChannel
+from integrations.channels import PermanentDeliveryError, envelope_json
+from integrations.channels.inbox import InboxChannel
 
 from .conftest import ChannelFactory
 from .factories import attachment, envelope

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import requests
 
-from worker.channels import PermanentDeliveryError, validate_options
+from integrations.channels import PermanentDeliveryError, validate_options
 
 from .conftest import ChannelFactory
 from .factories import envelope

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import requests
 
-from worker.channels import Channel, Envelope, Receipt, Registry, channels
-from worker.channels.base import ChannelOptions
+from integrations.channels import Channel, Envelope, Receipt, Registry, channels
+from integrations.channels.base import ChannelOptions
 
 
 def test_register_and_look_up() -> None:

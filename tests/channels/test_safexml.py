@@ -1,4 +1,4 @@
-"""domain.safexml: the one XML parser refuses entities, DTDs and network access."""
+"""infra.safexml: the one XML parser refuses entities, DTDs and network access."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from demo_backoffice import DemoBackOffice
-from domain.safexml import XMLError, load_xsd, parse_xml
+from infra.safexml import XMLError, load_xsd, parse_xml
 
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
 <!DOCTYPE lolz [

@@ -14,10 +14,10 @@ import requests
 from lxml import etree
 
 from demo_backoffice import DemoBackOffice
-from domain.safexml import load_xsd, parse_xml
+from infra.safexml import load_xsd, parse_xml
+from integrations.channels import DeliveryError, PermanentDeliveryError
+from integrations.channels.xml import NS, XSD_PATH, build_document, render_xml, validate
 from tests.conftest import ROOT
-from worker.channels import DeliveryError, PermanentDeliveryError
-from worker.channels.xml import NS, XSD_PATH, build_document, render_xml, validate
 
 from .conftest import OFFICE, SECRET_ENV, SIGNING_SECRET, ChannelFactory
 from .factories import attachment, envelope

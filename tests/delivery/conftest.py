@@ -20,7 +20,8 @@ from sqlalchemy import select
 
 from demo_backoffice import DemoBackOffice
 from demo_backoffice.ledger import Ledger
-from domain.store import Delivery, Store
+from store.engine import Store
+from store.models import Delivery
 from tests.conftest import OFFICE_SIGNING_SECRET, ROOT
 
 SHIPPED_CONFIG = (ROOT / "config" / "routing.toml").read_text(encoding="utf-8")

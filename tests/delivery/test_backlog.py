@@ -14,7 +14,8 @@ from flask.testing import FlaskClient
 from redis import Redis
 from rq.registry import FinishedJobRegistry, StartedJobRegistry
 
-from domain.store import DeliveryStatus, Store
+from store.engine import Store
+from store.models import DeliveryStatus
 from tests.delivery.conftest import Processes, deliveries, replace_office, submit, wait_for
 from tests.factories import dog
 from worker.queue import delivery_queue, wake_offices

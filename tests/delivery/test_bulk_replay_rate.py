@@ -20,8 +20,9 @@ from sqlalchemy import insert, select, update
 
 from demo_backoffice import DemoBackOffice
 from demo_backoffice.ledger import Ledger
-from domain.accounts import Role
-from domain.store import Delivery, Store, Submission
+from domain.accounts.accounts import Role
+from store.engine import Store
+from store.models import Delivery, Submission
 from tests.conftest import OFFICE_SIGNING_SECRET, MakeToken, bridge_cli
 from tests.delivery.conftest import Processes, submit, wait_for
 from tests.factories import dog, traffic

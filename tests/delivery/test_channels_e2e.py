@@ -8,8 +8,9 @@ import pytest
 from flask.testing import FlaskClient
 
 from demo_backoffice import DemoBackOffice
-from domain.safexml import parse_xml
-from domain.store import DeliveryStatus, Store
+from infra.safexml import parse_xml
+from store.engine import Store
+from store.models import DeliveryStatus
 from tests.delivery.conftest import Processes, deliveries, replace_office, submit, wait_for
 from tests.factories import traffic
 

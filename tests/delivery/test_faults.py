@@ -14,7 +14,8 @@ from redis import Redis
 from sqlalchemy import select
 
 from demo_backoffice import DemoBackOffice
-from domain.store import Delivery, DeliveryStatus, Event, Store
+from store.engine import Store
+from store.models import Delivery, DeliveryStatus, Event
 from tests.conftest import ROOT
 from tests.delivery.conftest import Processes, deliveries, submit, wait_for
 from tests.factories import dog

@@ -9,7 +9,8 @@ from redis import Redis
 from rq.registry import FailedJobRegistry
 from sqlalchemy import select, update
 
-from domain.store import Delivery, Event, Store, Submission
+from store.engine import Store
+from store.models import Delivery, Event, Submission
 from tests.delivery.conftest import Processes, submit, wait_for
 from tests.factories import dog
 from worker.queue import delivery_queue

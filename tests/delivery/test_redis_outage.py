@@ -15,7 +15,8 @@ from rq import Worker
 from rq.worker import BaseWorker
 
 from demo_backoffice import DemoBackOffice
-from domain.store import DeliveryStatus, Store
+from store.engine import Store
+from store.models import DeliveryStatus
 from tests.delivery.conftest import (
     GatedLedger,
     Processes,

@@ -6,7 +6,8 @@ import pytest
 from flask.testing import FlaskClient
 
 from demo_backoffice import DemoBackOffice
-from domain.store import DeliveryStatus, Store
+from store.engine import Store
+from store.models import DeliveryStatus
 from tests.conftest import MakeToken, bearer
 from tests.delivery.conftest import Processes, deliveries, submit, wait_for
 from tests.factories import dog, traffic

@@ -15,7 +15,8 @@ from flask.testing import FlaskClient
 from redis import Redis
 from sqlalchemy import select, text
 
-from domain.store import DeliveryStatus, Store, Submission, SubmissionStatus
+from store.engine import Store
+from store.models import DeliveryStatus, Submission, SubmissionStatus
 from tests.delivery.conftest import Processes, deliveries, submit, wait_for
 from tests.factories import dog
 from worker.queue import wake_offices

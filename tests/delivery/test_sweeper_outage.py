@@ -14,7 +14,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from demo_backoffice import DemoBackOffice
-from domain.store import DeliveryStatus, Store, normalise_database_url
+from store.engine import Store, normalise_database_url
+from store.models import DeliveryStatus
 from tests.delivery.conftest import Processes, deliveries, submit, wait_for
 from tests.factories import dog
 

@@ -9,7 +9,8 @@ from flask.testing import FlaskClient
 
 from demo_backoffice import DemoBackOffice
 from domain.settings import Settings, SettingsError
-from domain.store import DeliveryStatus, Store
+from store.engine import Store
+from store.models import DeliveryStatus
 from tests.delivery.conftest import Processes, deliveries, submit, wait_for
 from tests.factories import dog
 

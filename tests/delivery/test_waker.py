@@ -13,14 +13,14 @@ from redis import Redis
 from sqlalchemy import func, select
 
 from bridge.app import build_app
-from domain.redis_connection import connect
+from bridge.waker import Waker
 from domain.settings import Settings
-from domain.store import Delivery
+from infra.redis_connection import connect
+from store.models import Delivery
 from tests.conftest import base_environ
 from tests.factories import dog
 from tests.webhook_support import form_body, post
 from worker.queue import delivery_queue
-from worker.waker import Waker
 
 OFFICES = ["usingen-steueramt", "neu-anspach-ordnungsamt", "usingen-ordnungsamt"]
 
@@ -77,7 +77,7 @@ def test_a_redis_that_does_not_answer_does_not_delay_the_202(
         app: Flask = build_app(Settings.from_env(environ))
         bridge = app.extensions["bridge"]
         try:
-            with caplog.at_level(logging.WARNING, logger="worker.waker"):
+            with caplog.at_level(logging.WARNING, logger="bridge.waker"):
                 started = time.monotonic()
                 response = post(app.test_client(), "dog-registration", form_body(dog()))
                 answered = time.monotonic() - started
@@ -98,7 +98,7 @@ def test_with_redis_refusing_the_miss_is_logged_and_left_to_the_sweeper(
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     waker = Waker(connect(f"redis://127.0.0.1:{port}/0"))
-    with caplog.at_level(logging.WARNING, logger="worker.waker"):
+    with caplog.at_level(logging.WARNING, logger="bridge.waker"):
         waker.wake([OFFICES[0]])
         assert waker.flush(30)
     # Wakers of earlier tests may log here too; this one's own round is the one counted.

@@ -17,8 +17,8 @@ from demo_payments.config import (
     DEMO_CLIENT_SECRET,
     DEMO_PMPAYMENT_SALT,
 )
-from worker.payments import PaymentOrder, PaymentProvider, build_provider
-from worker.payments.oauth2 import tokens
+from integrations.payment_providers import PaymentOrder, PaymentProvider, build_provider
+from integrations.payment_providers.oauth2 import tokens
 
 #: The secrets the providers' `*_env` options name, as Settings.secrets would hold them.
 SECRETS = {

@@ -21,19 +21,12 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from bridge.app import build_app
 from demo_backoffice import DemoBackOffice
 from demo_payments import DemoPayments, SimulatorConfig
-from domain.accounts import Role
-from domain.api_tokens import create_token
-from domain.safexml import parse_xml
+from domain.accounts.accounts import Role
+from domain.accounts.api_tokens import create_token
 from domain.settings import Settings
-from domain.store import (
-    Delivery,
-    DeliveryKind,
-    Event,
-    Payment,
-    PaymentCallback,
-    Store,
-    Submission,
-)
+from infra.safexml import parse_xml
+from store.engine import Store
+from store.models import Delivery, DeliveryKind, Event, Payment, PaymentCallback, Submission
 from tests.conftest import FORMCYCLE_SECRET, OFFICE_SIGNING_SECRET, TEST_ADMIN
 from tests.delivery.conftest import FAST, SHIPPED_CONFIG, Processes, replace_office, wait_for
 from tests.factories import traffic
@@ -509,8 +502,8 @@ def test_transaction_of_formcycles_own_plugin_is_adopted(
     submission names it, the bridge confirms it with the provider and releases the case."""
     from decimal import Decimal
 
+    from integrations.payment_providers import PaymentOrder
     from worker.payment_flow import provider
-    from worker.payments import PaymentOrder
 
     created = provider(settings, PROVIDER).create(
         PaymentOrder(

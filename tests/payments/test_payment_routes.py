@@ -7,7 +7,8 @@ from typing import Any
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from domain.store import Delivery, Event, Payment, PaymentCallback, Store, Submission
+from store.engine import Store
+from store.models import Delivery, Event, Payment, PaymentCallback, Submission
 from tests.conftest import FORMCYCLE_SECRET
 from tests.delivery.conftest import submit
 from tests.factories import dog, traffic

@@ -8,17 +8,17 @@ from decimal import Decimal
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from domain import payments
-from domain.payments import Confirmed
+from domain.payments import payments
+from domain.payments.payments import Confirmed
 from domain.settings import Settings
-from domain.store import (
+from store.engine import Store
+from store.models import (
     Delivery,
     DeliveryKind,
     DeliveryStatus,
     Event,
     Payment,
     PaymentStatus,
-    Store,
     Submission,
     SubmissionStatus,
 )

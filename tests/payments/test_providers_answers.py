@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from integrations.payment_providers import ProviderRefused, ProviderUnavailable
 from tests.payments.conftest import order, provider
-from worker.payments import ProviderRefused, ProviderUnavailable
 
 
 class Canned:

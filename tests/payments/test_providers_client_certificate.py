@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from demo_payments import DemoPayments, SimulatorConfig
+from integrations.payment_providers import ProviderUnavailable
 from tests.payments.conftest import AGS_NEU_ANSPACH, order, provider
-from worker.payments import ProviderUnavailable
 
 KEY_PASSWORD = "schluessel-passwort"
 

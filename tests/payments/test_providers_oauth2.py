@@ -9,6 +9,8 @@ from collections.abc import Callable
 import pytest
 
 from demo_payments import DemoPayments
+from integrations.payment_providers import ProviderRefused
+from integrations.payment_providers.oauth2 import TokenCache, TokenKey
 from tests.payments.conftest import (
     AGS_NEU_ANSPACH,
     basic_options,
@@ -17,8 +19,6 @@ from tests.payments.conftest import (
     order,
     provider,
 )
-from worker.payments import ProviderRefused
-from worker.payments.oauth2 import TokenCache, TokenKey
 
 
 def test_many_calls_and_instances_share_one_token(simulator: DemoPayments) -> None:

@@ -15,14 +15,14 @@ import pytest
 import requests
 
 from demo_payments import DemoPayments
-from tests.payments.conftest import AGS_NEU_ANSPACH, control, order, provider
-from worker.payments import (
+from integrations.payment_providers import (
     BadCallback,
     ProviderRefused,
     UnknownTransaction,
     validate_provider_options,
 )
-from worker.payments.pmpayment import PmPaymentProvider, init_hash_string, sign
+from integrations.payment_providers.pmpayment import PmPaymentProvider, init_hash_string, sign
+from tests.payments.conftest import AGS_NEU_ANSPACH, control, order, provider
 
 PID = "0123456789abcdef0123456789abcdef"
 VECTOR_SALT = "geheim-1234"

@@ -12,14 +12,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from demo_payments import DemoPayments
-from tests.payments.conftest import basic_options, order, provider
-from worker.payments.common import (
+from integrations.payment_providers.common import (
     sanitize_description,
     sanitize_purpose,
     sanitize_request_id,
 )
-from worker.payments.pmpayment import sanitize_desc
-from worker.payments.xbezahldienste import XBezahldiensteProvider
+from integrations.payment_providers.pmpayment import sanitize_desc
+from integrations.payment_providers.xbezahldienste import XBezahldiensteProvider
+from tests.payments.conftest import basic_options, order, provider
 
 # The standard's patterns as JSON Schema reads them (ASCII \w, \d, \s), written out here and
 # not imported, so a wrong pattern in the code cannot make its own test pass.

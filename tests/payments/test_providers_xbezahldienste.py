@@ -12,8 +12,7 @@ import pytest
 import requests
 
 from demo_payments import DemoPayments
-from tests.payments.conftest import AGS_NEU_ANSPACH, basic_options, control, order, provider
-from worker.payments import (
+from integrations.payment_providers import (
     BadCallback,
     ProviderConfigError,
     ProviderRefused,
@@ -23,6 +22,7 @@ from worker.payments import (
     secret_names,
     validate_provider_options,
 )
+from tests.payments.conftest import AGS_NEU_ANSPACH, basic_options, control, order, provider
 
 
 def test_create_then_pay_then_status_confirms_paid_with_kassenzeichen(

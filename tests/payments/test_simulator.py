@@ -15,10 +15,10 @@ import pytest
 import requests
 
 from demo_payments import DemoPayments, serve_in_thread
+from integrations.payment_providers import ProviderUnavailable
+from integrations.payment_providers.xbezahldienste import XBezahldiensteProvider
 from tests.conftest import ROOT
 from tests.payments.conftest import basic_options, control, oauth2_options, order, provider
-from worker.payments import ProviderUnavailable
-from worker.payments.xbezahldienste import XBezahldiensteProvider
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 429])

@@ -1,0 +1,1 @@
+"""The German admin web page under /admin/: login, overview, lists, case page, replay."""

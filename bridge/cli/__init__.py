@@ -1,0 +1,1 @@
+"""`python -m bridge ...`: the operators' command line (set-up, accounts, cases, replay)."""

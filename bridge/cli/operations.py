@@ -1,0 +1,400 @@
+"""Operators' commands: find cases, replay one or many (with progress), cancel, re-route, purge, digest.
+
+Exit codes: 0 done, 1 nothing matched or the action was refused, 2 bad usage (also a bad
+filter). Actions are recorded with the operator's login name (or --by) as the acting account.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import sys
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, NoReturn
+
+import click
+
+from domain.accounts.accounts import Actor, Role
+from domain.problems import Problem
+from integrations.checks import settings_or_exit
+
+if TYPE_CHECKING:
+    from domain.admin.bulk_replay import BulkReplayView
+    from store.engine import Store
+
+BY = click.option("--by", "who", default=None, help="Who acts (recorded); default: login name.")
+
+
+def _actor(who: str | None) -> Actor:
+    return Actor(name=who or getpass.getuser(), role=Role.ADMIN, via="cli")
+
+
+def _fail(problem: Problem) -> NoReturn:
+    """Print a refusal in German and leave with 2 (bad usage) or 1 (refused / nothing)."""
+    detail = f": {problem.detail}" if problem.detail else ""
+    click.echo(f"{problem.title}{detail}", err=True)
+    for error in problem.errors:
+        click.echo(f"  {error.field}: {error.message}", err=True)
+    sys.exit(2 if problem.status == 400 else 1)
+
+
+def _filter_options(values: Iterable[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.UsageError(f"--filter wants KEY=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _wake(redis_url: str, offices: Iterable[str]) -> None:
+    from redis.exceptions import RedisError
+
+    from infra.redis_connection import connect
+    from worker.queue import wake_offices
+
+    offices = sorted(set(offices))
+    if not offices:
+        return
+    try:
+        wake_offices(connect(redis_url), offices)
+    except RedisError:
+        click.echo("Redis nicht erreichbar: der Sweeper sendet sie.", err=True)
+
+
+FILTERS = [
+    click.option("--service"),
+    click.option("--municipality", help="Id or 8-digit AGS."),
+    click.option("--office"),
+    click.option("--status"),
+    click.option("--from", "from_", help="First day (YYYY-MM-DD, Europe/Berlin)."),
+    click.option("--to", help="Last day, included."),
+    click.option("--reference"),
+]
+
+
+def _with_filters(fn: click.decorators.FC) -> click.decorators.FC:
+    for option in reversed(FILTERS):
+        fn = option(fn)
+    return fn
+
+
+@click.group("submissions")
+def submissions() -> None:
+    """Find submissions."""
+
+
+@submissions.command("list")
+@_with_filters
+@click.option("--page", default=1, show_default=True)
+@click.option("--per-page", default=50, show_default=True)
+def list_command(
+    service: str | None,
+    municipality: str | None,
+    office: str | None,
+    status: str | None,
+    from_: str | None,
+    to: str | None,
+    reference: str | None,
+    page: int,
+    per_page: int,
+) -> None:
+    """List submissions matching the filters, newest first."""
+    from domain.admin.search import SubmissionFilter, list_submissions
+    from store.engine import Store
+
+    settings = settings_or_exit()
+    args = {"service": service, "municipality": municipality, "office": office,
+            "status": status, "from": from_, "to": to, "reference": reference}  # fmt: skip
+    store = Store.from_url(settings.database_url)
+    try:
+        flt = SubmissionFilter.from_args(
+            {k: v for k, v in args.items() if v is not None}, settings.config
+        )
+        found = list_submissions(store, flt, settings.config, page=page, per_page=per_page)
+    except Problem as problem:
+        _fail(problem)
+    finally:
+        store.dispose()
+    for row in found.items:
+        offices = ", ".join(f"{d.office}={d.status}" for d in row.deliveries)
+        click.echo(
+            f"{row.reference:<16} {row.service:<18} {row.municipality:<14} {row.status:<20} "
+            f"{row.received_at:%Y-%m-%d %H:%M} {offices}"
+        )
+    click.echo(f"{found.total} submission(s), page {found.page}/{found.pages}")
+    sys.exit(0 if found.total else 1)
+
+
+@click.command()
+@click.option("--office", help="Only this office's failed deliveries.")
+def failed(office: str | None) -> None:
+    """List failed deliveries (the dead-letter list) with their last error."""
+    from domain.admin.search import SubmissionFilter, failed_deliveries
+    from store.engine import Store
+
+    settings = settings_or_exit()
+    store = Store.from_url(settings.database_url)
+    try:
+        flt = SubmissionFilter.from_args({"office": office} if office else {}, settings.config)
+        rows = []
+        page = 1
+        while True:
+            found = failed_deliveries(store, flt, page=page, per_page=200)
+            rows += found.items
+            if page >= found.pages:
+                break
+            page += 1
+    except Problem as problem:
+        _fail(problem)
+    finally:
+        store.dispose()
+    if not rows:
+        click.echo("no failed deliveries")
+    for d in rows:
+        click.echo(
+            f"{d.delivery_id}  {d.reference:<16} {d.office:<28} attempts={d.attempts}  "
+            f"last error: {d.last_error or '-'}"
+        )
+
+
+@click.command()
+@click.option("--delivery", "delivery_ids", multiple=True, help="A failed delivery's id.")
+@click.option("--office", help="Replay all failed deliveries of this office at once.")
+@click.option(
+    "--filter", "filters", multiple=True, help="Bulk replay by KEY=VALUE (repeatable), paced."
+)
+@click.option("--dry-run", is_flag=True, help="Only count what a bulk replay would take.")
+@click.option("--wait/--no-wait", default=True, help="Show the bulk replay's progress until done.")
+@BY
+@click.option("--reason", default="", help="Why (recorded; required for a bulk replay).")
+def replay(
+    delivery_ids: tuple[str, ...],
+    office: str | None,
+    filters: tuple[str, ...],
+    dry_run: bool,
+    wait: bool,
+    who: str | None,
+    reason: str,
+) -> None:
+    """Replay failed deliveries: named ones or an office's at once, or by filter as a bulk replay."""
+    if filters or dry_run:
+        if delivery_ids or office:
+            raise click.UsageError("--filter/--dry-run do not go with --delivery or --office")
+        _bulk(_filter_options(filters), reason, dry_run, wait, who)
+        return
+    _replay_now(delivery_ids, office, who, reason)
+
+
+def _replay_now(
+    delivery_ids: tuple[str, ...], office: str | None, who: str | None, reason: str
+) -> None:
+    from sqlalchemy import select
+
+    from domain.delivery.deliveries import failed_deliveries
+    from domain.delivery.deliveries import replay as replay_deliveries
+    from store.engine import Store
+    from store.models import Delivery
+
+    if not delivery_ids and not office:
+        raise click.UsageError("name --delivery ID (repeatable), --office OFFICE or --filter K=V")
+    settings = settings_or_exit()
+    if office and office not in settings.config.offices:
+        raise click.UsageError(f"unknown office {office!r}")
+    store = Store.from_url(settings.database_url)
+    ids = list(delivery_ids) + ([d.id for d in failed_deliveries(store, office)] if office else [])
+    result = replay_deliveries(store, ids, actor=f"cli:{who or getpass.getuser()}", reason=reason)
+    for delivery_id in result.replayed:
+        click.echo(f"replayed {delivery_id}")
+    for delivery_id, why in result.skipped.items():
+        click.echo(f"skipped  {delivery_id}: {why}", err=True)
+    if result.replayed:
+        with store.read() as session:
+            offices = set(
+                session.scalars(select(Delivery.office_id).where(Delivery.id.in_(result.replayed)))
+            )
+        _wake(settings.redis_url, offices)
+    store.dispose()
+    sys.exit(0 if result.replayed or not ids else 1)
+
+
+def _bulk(args: dict[str, str], reason: str, dry_run: bool, wait: bool, who: str | None) -> None:
+    from domain.admin import bulk_replay
+    from domain.admin.search import SubmissionFilter, count_replayable
+    from store.engine import Store
+
+    settings = settings_or_exit()
+    store = Store.from_url(settings.database_url)
+    try:
+        flt = SubmissionFilter.from_args(args, settings.config, extra=())
+        if dry_run:
+            count = count_replayable(store, flt)
+            click.echo(f"{count} failed deliveries match; nothing was changed (dry run)")
+            sys.exit(0 if count else 1)
+        view, offices = bulk_replay.start(
+            store, settings.config, flt, _actor(who), reason,
+            rate_per_office=settings.replay_rate_per_office,
+        )  # fmt: skip
+    except Problem as problem:
+        store.dispose()
+        _fail(problem)
+    _wake(settings.redis_url, offices)
+    click.echo(
+        f"bulk replay {view.id} started: {view.total} deliveries, at most "
+        f"{view.rate_per_office:g}/s per office"
+    )
+    if not wait:
+        store.dispose()
+        return
+    view = _progress(store, view.id, view.total)
+    store.dispose()
+    _summary(view)
+
+
+def _progress(store: Store, job_id: int, total: int) -> BulkReplayView:
+    from domain.admin import bulk_replay
+
+    shown = 0
+    with click.progressbar(length=total, label=f"bulk replay {job_id}") as bar:
+        while True:
+            view = bulk_replay.get(store, job_id)
+            assert view is not None
+            bar.update(view.processed - shown)
+            shown = view.processed
+            if view.processed >= view.total or not view.active:
+                return view
+            time.sleep(0.5)
+
+
+def _summary(view: BulkReplayView) -> None:
+    click.echo(
+        f"bulk replay {view.id}: {view.processed} of {view.total} sent, {view.delivered} delivered, "
+        f"{view.failed} failed again (status {view.status})"
+    )
+
+
+@click.command("replay-status")
+@click.argument("job_id", type=int)
+def replay_status(job_id: int) -> None:
+    """Show a bulk replay's progress."""
+    from domain.admin import bulk_replay
+    from store.engine import Store
+
+    settings = settings_or_exit()
+    store = Store.from_url(settings.database_url)
+    view = bulk_replay.get(store, job_id) if 0 < job_id < 2**62 else None
+    store.dispose()
+    if view is None:
+        click.echo(f"no bulk replay {job_id}", err=True)
+        sys.exit(1)
+    click.echo(f"filter {view.filter or 'all'}, by {view.created_by}: {view.reason}")
+    _summary(view)
+
+
+@click.command()
+@click.option("--reference", help="Cancel every open delivery of this submission.")
+@click.option("--replay", "job_id", type=int, help="Cancel this bulk replay.")
+@BY
+@click.option("--reason", required=True, help="Why (recorded).")
+def cancel(reference: str | None, job_id: int | None, who: str | None, reason: str) -> None:
+    """Cancel a submission's open deliveries, or a running bulk replay."""
+    from domain.admin import bulk_replay
+    from domain.admin.operations import cancel_submission
+    from store.engine import Store
+
+    if (reference is None) == (job_id is None):
+        raise click.UsageError("name either --reference REF or --replay ID")
+    settings = settings_or_exit()
+    store = Store.from_url(settings.database_url)
+    try:
+        if reference is not None:
+            outcome = cancel_submission(store, reference, _actor(who), reason)
+            click.echo(str(outcome.message))
+            changed = outcome.changed
+        else:
+            assert job_id is not None
+            if not 0 < job_id < 2**62:
+                raise bulk_replay.unknown_replay(job_id)
+            view, changed = bulk_replay.cancel(store, job_id, _actor(who), reason)
+            _summary(view)
+    except Problem as problem:
+        _fail(problem)
+    finally:
+        store.dispose()
+    sys.exit(0 if changed else 1)
+
+
+@click.command()
+@click.option("--delivery", "delivery_id", required=True)
+@click.option("--office", required=True, help="An office of the same task area.")
+@BY
+@click.option("--reason", required=True)
+def reroute(delivery_id: str, office: str, who: str | None, reason: str) -> None:
+    """Send a delivery to another office of the same task area instead."""
+    from domain.admin.operations import reroute_delivery
+    from store.engine import Store
+
+    settings = settings_or_exit()
+    store = Store.from_url(settings.database_url)
+    try:
+        outcome = reroute_delivery(store, settings.config, delivery_id, office, _actor(who), reason)
+    except Problem as problem:
+        _fail(problem)
+    finally:
+        store.dispose()
+    _wake(settings.redis_url, outcome.wake)
+    click.echo(f"{outcome.message} ({', '.join(outcome.delivery_ids)})")
+    sys.exit(0 if outcome.changed else 1)
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="Only count the cases a purge would clear.")
+def purge(dry_run: bool) -> None:
+    """Purge personal data of cases delivered longer ago than their service's retention_days."""
+    from domain.delivery.retention import purge as purge_cases
+    from store.engine import Store
+
+    settings = settings_or_exit()
+    store = Store.from_url(settings.database_url)
+    result = purge_cases(store, settings.config, dry_run=dry_run)
+    store.dispose()
+    if dry_run:
+        click.echo(f"{result.submissions} submission(s) would be purged (dry run)")
+    else:
+        click.echo(
+            f"purged {result.submissions} submission(s) and {result.attachments} attachment(s)"
+        )
+    sys.exit(0 if result.submissions else 1)
+
+
+@click.command()
+@click.option("--send", "mode", flag_value="send", help="Send today's digest (once per day).")
+@click.option("--print", "mode", flag_value="print", default=True, help="Print it (default).")
+def digest(mode: str) -> None:
+    """The daily digest for administrators: print it, or send it to BRIDGE_DIGEST_RECIPIENTS."""
+    from domain.admin.search import BERLIN
+    from store.engine import Store
+    from worker import digest as daily
+
+    settings = settings_or_exit()
+    store = Store.from_url(settings.database_url)
+    now = dt.datetime.now(dt.UTC)
+    try:
+        if mode == "print":
+            day = now.astimezone(BERLIN).date()
+            click.echo(daily.render(daily.build(store, settings.config, now), day), nl=False)
+            return
+        if not settings.digest_recipients:
+            raise click.UsageError("BRIDGE_DIGEST_RECIPIENTS is empty")
+        sent = daily.send_once(settings, store, now)
+    finally:
+        store.dispose()
+    click.echo(
+        "digest sent" if sent else "not sent (already sent today, or the mail server refused)"
+    )
+    sys.exit(0 if sent else 1)
+
+
+COMMANDS = (submissions, failed, replay, replay_status, cancel, reroute, purge, digest)

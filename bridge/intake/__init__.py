@@ -1,0 +1,1 @@
+"""The Formcycle webhook: authenticate the sender, parse the body strictly, hand it to the intake."""

@@ -1,0 +1,1 @@
+"""The citizen's payment routes and pages, and the providers' callbacks."""

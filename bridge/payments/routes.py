@@ -1,0 +1,472 @@
+"""The public payment routes: the pay link, the citizen's return, the providers' callbacks.
+
+- `GET /pay/<reference>`: creates the provider transaction on first use (our row is already
+  stored, the create carries our id), reuses an open one, and redirects (303) to the pay page.
+  After FAILED, CANCELED or expired it starts a new attempt. Provider down: a German 503 page.
+- `GET /pay/<reference>/return?payment=<id>`: a trigger; the status is asked, then shown.
+- `POST /webhooks/payments/<provider>`: journalled first (own transaction, even if refused),
+  parsed by the plugin, confirmed by the provider's status call, applied forward only.
+Callbacks and returns are never trusted: only what `status()` confirms is applied.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from decimal import Decimal
+from typing import Any
+
+from flask import Blueprint, Response, request
+from redis.exceptions import RedisError
+from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from bridge.payments import pages as pages
+from bridge.respond import json_response
+from bridge.state import Bridge, current
+from domain.payments import payments
+from domain.problems import Problem, msg
+from infra.logs import log_event
+from integrations.payment_providers import (
+    BadCallback,
+    ProviderError,
+    ProviderRefused,
+    ProviderUnavailable,
+)
+from store.models import Payment, PaymentCallback, PaymentStatus, Submission, parse_reference
+from worker.payment_flow import (
+    Case,
+    case_of,
+    confirm,
+    create_transaction,
+    payment_by_transaction,
+)
+from worker.payment_flow import provider as build_provider
+
+log = logging.getLogger(__name__)
+blueprint = Blueprint("payments", __name__)
+
+MAX_CALLBACK_BYTES = 64 * 1024  # a provider's notification is small; more is refused unread
+JOURNAL_BODY_BYTES = 16 * 1024  # what the journal keeps of a body
+RETRY_AFTER_S = 120
+RATE_LIMIT = 30  # requests per minute and address on the public pay routes
+# Headers that may carry credentials are not journalled.
+SECRET_HEADERS = frozenset({"authorization", "cookie", "set-cookie", "proxy-authorization"})
+SECRETISH = re.compile(r"secret|token|signature|password|api-key", re.IGNORECASE)
+PAID_CLAIMS = frozenset({"PAYED", "BOOKED", "1", "PAID", "SUCCESS"})
+
+
+def _same_amount(amount: Decimal, cents: int) -> bool:
+    """Whether a claimed euro amount is our amount in cents (an amount with more decimals is not)."""
+    try:
+        return payments.to_cents(amount) == cents
+    except (ValueError, ArithmeticError):
+        return False
+
+
+def _limited(bridge: Bridge, route: str) -> bool:
+    """A fixed one-minute window per address in Redis; without Redis nobody is limited."""
+    key = f"bridge:rate:{route}:{request.remote_addr or '-'}"
+    try:
+        pipe = bridge.redis.pipeline()
+        pipe.incr(key)
+        pipe.expire(key, 60, nx=True)
+        count = int(pipe.execute()[0])
+    except RedisError:
+        return False
+    return count > RATE_LIMIT
+
+
+def _case(bridge: Bridge, reference: str) -> Case | None:
+    parsed = parse_reference(reference)
+    if parsed is None:
+        return None
+    prefix, year, number = parsed
+    with bridge.store.read() as session:
+        found = session.scalars(
+            select(Submission.id).where(
+                Submission.id == number,
+                Submission.reference_prefix == prefix,
+                Submission.reference_year == year,
+            )
+        ).first()
+    return case_of(bridge.store, found) if found is not None else None
+
+
+def _see_other(url: str) -> Response:
+    """303 to the provider's pay page (only http(s) URLs the provider gave us)."""
+    if not url.startswith(("https://", "http://")):
+        raise ProviderRefused("Zahlungsanbieter: ungültige Bezahlseite")
+    return Response(status=303, headers={"Location": url, "Cache-Control": "no-store"})
+
+
+def _pay_link(bridge: Bridge, reference: str) -> str:
+    return f"{bridge.settings.public_url}/pay/{reference}"
+
+
+@blueprint.get("/pay/<reference>")
+def pay(reference: str) -> Response:
+    """Send the citizen to the provider's pay page (creating the transaction on first use)."""
+    bridge = current()
+    if _limited(bridge, "pay"):
+        return pages.too_many(60)
+    try:
+        return _pay(bridge, reference)
+    except ProviderError:
+        return pages.unavailable(reference, None, RETRY_AFTER_S)
+    except SQLAlchemyError as exc:
+        log_event(log, "payment.store_failed", level=logging.ERROR, error=type(exc).__name__)
+        return pages.unavailable(reference, None, RETRY_AFTER_S)
+
+
+def _pay(bridge: Bridge, reference: str) -> Response:
+    case = _case(bridge, reference)
+    if case is None:
+        return pages.unknown()
+    config = bridge.settings.config
+    service = config.services.get(case.service)
+    municipality = config.municipality_by_ags(case.municipality_ags)
+    provider_id = (
+        config.payment_provider_for(service, municipality)
+        if service is not None and municipality is not None
+        else None
+    )
+    if service is None or service.fee is None or provider_id is None:
+        return pages.unknown()
+    hours = service.fee.expires_after_hours
+    # Twice at most: an open transaction the provider meanwhile failed starts a new attempt.
+    for _ in range(2):
+        payment = payments.open_attempt(
+            bridge.store, case.submission_id, provider_id, hours, "citizen"
+        )
+        if payment is None:
+            return pages.unknown()
+        if payment.status in PaymentStatus.PAID:
+            return pages.paid(reference, payment)
+        if payment.transaction_id is None:
+            try:
+                transaction = create_transaction(
+                    bridge.settings, bridge.store, payment, case, "citizen"
+                )
+            except ProviderError:
+                return pages.unavailable(reference, payment, RETRY_AFTER_S)
+            if transaction.pay_url:
+                return _see_other(transaction.pay_url)
+            return pages.pending(reference, payment, _pay_link(bridge, reference))
+        # An open transaction: ask first, so a lost callback does not send a payer back.
+        try:
+            applied = confirm(bridge.settings, bridge.store, bridge.redis, payment, case, "citizen")
+        except ProviderError:
+            applied = None
+        if applied is not None and applied.status in PaymentStatus.PAID:
+            fresh = payments.get(bridge.store, payment.id)
+            return pages.paid(reference, fresh or payment)
+        if applied is not None and applied.verdict == "applied":
+            continue  # FAILED or CANCELED just now: start a new attempt
+        if payment.pay_url:
+            return _see_other(payment.pay_url)
+        return pages.pending(reference, payment, _pay_link(bridge, reference))
+    return pages.unavailable(reference, None, RETRY_AFTER_S)
+
+
+@blueprint.get("/pay/<reference>/return")
+def pay_return(reference: str) -> Response:
+    """The citizen's browser is back from the provider: ask the provider, then say how it went."""
+    bridge = current()
+    if _limited(bridge, "pay"):
+        return pages.too_many(60)
+    try:
+        return _return(bridge, reference)
+    except SQLAlchemyError as exc:
+        log_event(log, "payment.store_failed", level=logging.ERROR, error=type(exc).__name__)
+        return pages.unavailable(reference, None, RETRY_AFTER_S)
+
+
+def _return(bridge: Bridge, reference: str) -> Response:
+    case = _case(bridge, reference)
+    payment_id = request.args.get("payment", "")[:64]
+    payment = payments.get(bridge.store, payment_id) if payment_id else None
+    if case is None or payment is None or payment.submission_id != case.submission_id:
+        return pages.unknown()
+    journal_id = _journal(bridge, payment.provider, "return", b"", payment.id, "received")
+    try:
+        applied = confirm(bridge.settings, bridge.store, bridge.redis, payment, case, "citizen")
+    except ProviderError:
+        _verdict(bridge, journal_id, "not_confirmable")
+        return pages.pending(reference, payment, _pay_link(bridge, reference))
+    _verdict(bridge, journal_id, applied.verdict)
+    fresh = payments.get(bridge.store, payment.id) or payment
+    if fresh.status in PaymentStatus.PAID:
+        return pages.paid(reference, fresh)
+    if fresh.status in PaymentStatus.FINAL:
+        return pages.not_completed(reference, fresh, _pay_link(bridge, reference))
+    return pages.pending(reference, fresh, _pay_link(bridge, reference))
+
+
+def _journal(
+    bridge: Bridge,
+    provider_id: str,
+    kind: str,
+    body: bytes,
+    payment_id: str | None,
+    verdict: str,
+) -> int | None:
+    """Keep the inbound call (headers without credentials, bounded body) in its own transaction."""
+    headers = {
+        k: v[:500]
+        for k, v in list(request.headers.items())[:50]
+        if k.lower() not in SECRET_HEADERS and not SECRETISH.search(k)
+    }
+    try:
+        with bridge.store.session() as session:
+            row = PaymentCallback(
+                provider=provider_id[:64],
+                kind=kind,
+                remote_addr=(request.remote_addr or "")[:64] or None,
+                headers={"query": request.query_string.decode("latin-1")[:1000], **headers},
+                body=body[:JOURNAL_BODY_BYTES],
+                body_truncated=len(body) > JOURNAL_BODY_BYTES,
+                payment_id=payment_id,
+                verdict=verdict,
+            )
+            session.add(row)
+            session.flush()
+            return row.id
+    except SQLAlchemyError as exc:
+        log_event(log, "payment.journal_failed", level=logging.ERROR, error=type(exc).__name__)
+        return None
+
+
+def _verdict(bridge: Bridge, journal_id: int | None, verdict: str, **changes: Any) -> None:
+    if journal_id is None:
+        return
+    try:
+        with bridge.store.session() as session:
+            session.execute(
+                update(PaymentCallback)
+                .where(PaymentCallback.id == journal_id)
+                .values(verdict=verdict, **changes)
+            )
+    except SQLAlchemyError as exc:
+        log_event(log, "payment.journal_failed", level=logging.ERROR, error=type(exc).__name__)
+
+
+def _refuse(
+    bridge: Bridge,
+    journal_id: int | None,
+    provider_id: str,
+    status: int,
+    verdict: str,
+    title: tuple[str, str],
+    detail: tuple[str, str],
+    payment_id: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Problem:
+    """Record the refusal (journal verdict, security log event) and the problem to answer."""
+    _verdict(bridge, journal_id, verdict, payment_id=payment_id, detail=detail[1][:200])
+    log_event(
+        log,
+        "payment.callback_refused",
+        level=logging.WARNING,
+        provider=provider_id[:64],
+        verdict=verdict,
+        payment_id=payment_id,
+        remote_addr=request.remote_addr,
+    )
+    return Problem(
+        status,
+        f"payment-callback-{verdict.replace('_', '-')}",
+        msg(*title),
+        msg(*detail),
+        headers=headers or {},
+    )
+
+
+@blueprint.post("/webhooks/payments/<provider_id>")
+def callback(provider_id: str) -> Response:
+    """A provider's notification: a trigger to ask the provider, never the truth itself."""
+    bridge = current()
+    try:
+        return _callback(bridge, provider_id)
+    except SQLAlchemyError as exc:
+        # The provider retries a notification it could not deliver; nothing half-applied
+        # stays behind (every change is one transaction).
+        log_event(log, "payment.store_failed", level=logging.ERROR, error=type(exc).__name__)
+        raise Problem(
+            503,
+            "store-unavailable",
+            msg("Die Nachricht konnte nicht verarbeitet werden.", "The call could not be handled."),
+            headers={"Retry-After": "30"},
+        ) from None
+
+
+def _callback(bridge: Bridge, provider_id: str) -> Response:
+    length = request.content_length
+    if length is not None and length > MAX_CALLBACK_BYTES:
+        body = b""
+        too_large = True
+    else:
+        body = request.stream.read(MAX_CALLBACK_BYTES + 1)
+        too_large = len(body) > MAX_CALLBACK_BYTES
+    journal_id = _journal(bridge, provider_id, "notify", body, None, "received")
+    if journal_id is None:
+        # Without the journal row we cannot prove the call later: let the provider retry.
+        raise Problem(
+            503,
+            "store-unavailable",
+            msg("Die Nachricht konnte nicht gespeichert werden.", "The call could not be stored."),
+            headers={"Retry-After": "30"},
+        )
+    if too_large:
+        raise _refuse(
+            bridge,
+            journal_id,
+            provider_id,
+            413,
+            "too_large",
+            ("Die Nachricht ist zu groß.", "The notification is too large."),
+            ("Eine Zahlungsnachricht ist höchstens 64 KB groß.", "At most 64 KB."),
+        )
+    settings = bridge.settings
+    if provider_id not in settings.config.payment_providers:
+        raise _refuse(
+            bridge,
+            journal_id,
+            provider_id,
+            404,
+            "unknown_provider",
+            ("Unbekannter Zahlungsanbieter.", "Unknown payment provider."),
+            ("Dieser Zahlungsanbieter ist hier nicht eingerichtet.", "No such provider here."),
+        )
+    try:
+        plugin = build_provider(settings, provider_id)
+        claim = plugin.parse_callback(
+            dict(request.headers.items()), body, {k: v for k, v in request.args.items()}
+        )
+    except BadCallback:
+        raise _refuse(
+            bridge,
+            journal_id,
+            provider_id,
+            400,
+            "unreadable",
+            ("Die Zahlungsnachricht ist nicht lesbar.", "The notification cannot be read."),
+            ("Es fehlt die Zahlung oder die Transaktion.", "Payment or transaction missing."),
+        ) from None
+    except ProviderError:
+        raise _refuse(
+            bridge,
+            journal_id,
+            provider_id,
+            503,
+            "provider_unconfigured",
+            ("Der Zahlungsanbieter ist nicht nutzbar.", "The provider is not usable."),
+            ("Bitte später erneut senden.", "Please send it again later."),
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        ) from None
+    payment: Payment | None = None
+    if claim.payment_id:
+        payment = payments.get(bridge.store, claim.payment_id[:64])
+    elif claim.transaction_id:
+        payment = payment_by_transaction(bridge.store, provider_id, claim.transaction_id)
+    if payment is None or payment.provider != provider_id:
+        raise _refuse(
+            bridge,
+            journal_id,
+            provider_id,
+            404,
+            "unknown_payment",
+            ("Unbekannte Zahlung.", "Unknown payment."),
+            ("Zu dieser Nachricht gibt es keine Zahlung.", "No payment matches this call."),
+        )
+    if payment.transaction_id is None or (
+        claim.transaction_id is not None and claim.transaction_id != payment.transaction_id
+    ):
+        # Never let a caller point our payment at some other (paid) transaction.
+        raise _refuse(
+            bridge,
+            journal_id,
+            provider_id,
+            409,
+            "transaction_mismatch",
+            ("Die Transaktion passt nicht zur Zahlung.", "Transaction does not match."),
+            ("Die genannte Transaktion gehört nicht zu dieser Zahlung.", "Not this payment's."),
+            payment_id=payment.id,
+        )
+    if claim.amount is not None and not _same_amount(claim.amount, payment.amount_cents):
+        # The notification itself names another amount (pmPayment's notify form does).
+        raise _refuse(
+            bridge,
+            journal_id,
+            provider_id,
+            422,
+            "amount_mismatch",
+            ("Der Betrag stimmt nicht.", "The amount does not match."),
+            ("Der gemeldete Betrag weicht von der Gebühr ab.", "Notified amount differs."),
+            payment_id=payment.id,
+        )
+    case = case_of(bridge.store, payment.submission_id)
+    if case is None:  # pragma: no cover - a payment always has its submission
+        raise _refuse(
+            bridge,
+            journal_id,
+            provider_id,
+            404,
+            "unknown_payment",
+            ("Unbekannte Zahlung.", "Unknown payment."),
+            ("Kein Antrag.", "No submission."),
+        )
+    try:
+        applied = confirm(
+            settings, bridge.store, bridge.redis, payment, case, f"provider:{provider_id}"
+        )
+    except ProviderUnavailable:
+        raise _refuse(
+            bridge,
+            journal_id,
+            provider_id,
+            503,
+            "not_confirmable",
+            ("Die Zahlung kann gerade nicht bestätigt werden.", "Cannot confirm right now."),
+            ("Der Zahlungsanbieter antwortet nicht; bitte erneut senden.", "Please retry."),
+            payment_id=payment.id,
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        ) from None
+    except ProviderError:
+        raise _refuse(
+            bridge,
+            journal_id,
+            provider_id,
+            422,
+            "not_confirmed",
+            ("Die Zahlung ist nicht bestätigt.", "The payment is not confirmed."),
+            ("Der Zahlungsanbieter kennt diese Transaktion nicht.", "Unknown to the provider."),
+            payment_id=payment.id,
+        ) from None
+    if applied.verdict == "amount_mismatch":
+        raise _refuse(
+            bridge,
+            journal_id,
+            provider_id,
+            422,
+            "amount_mismatch",
+            ("Der Betrag stimmt nicht.", "The amount does not match."),
+            ("Der bestätigte Betrag weicht von der Gebühr ab.", "Confirmed amount differs."),
+            payment_id=payment.id,
+        )
+    claimed_paid = (claim.status or "").upper() in PAID_CLAIMS
+    if claimed_paid and applied.status not in PaymentStatus.PAID:
+        raise _refuse(
+            bridge,
+            journal_id,
+            provider_id,
+            422,
+            "not_confirmed",
+            ("Die Zahlung ist nicht bestätigt.", "The payment is not confirmed."),
+            ("Der Zahlungsanbieter bestätigt die gemeldete Zahlung nicht.", "Not confirmed."),
+            payment_id=payment.id,
+        )
+    _verdict(bridge, journal_id, applied.verdict, payment_id=payment.id)
+    return json_response(
+        {"payment": payment.id, "status": applied.status, "result": applied.verdict}
+    )

@@ -1,0 +1,146 @@
+"""One case as an administrator sees it: its deliveries, its payment and its timeline."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from domain.config import Config
+from domain.payments.payments import counted, payment_view
+from store.engine import Store
+from store.models import Payment, Submission, parse_reference
+
+
+@dataclass(frozen=True)
+class DeliveryDetail:
+    """One delivery of the case, with what went wrong last."""
+
+    id: str
+    office: str
+    office_name: str
+    task_area: str
+    status: str
+    attempts: int
+    last_error: str | None
+    last_status_code: int | None
+    next_attempt_at: dt.datetime | None
+    delivered_at: dt.datetime | None
+    case_number: str | None
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One event of the case's history (ids and kinds only, never personal data)."""
+
+    at: dt.datetime
+    kind: str
+    actor: str
+    delivery_id: str | None
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SubmissionDetail:
+    """A case with everything an administrator needs to decide what to do with it."""
+
+    id: int
+    reference: str
+    service: str
+    service_title: str
+    municipality_ags: str
+    municipality: str
+    status: str
+    received_at: dt.datetime
+    personal_data_kept: bool
+    deliveries: list[DeliveryDetail]
+    payment: dict[str, Any] | None
+    timeline: list[TimelineEntry]
+
+
+def payment_of(session: Session, submission: Submission, config: Config) -> dict[str, Any] | None:
+    """The case's payment for administrators, or None when no fee is due.
+
+    The attempt that counts (the paid one, else the latest) with its provider, Kassenzeichen
+    and status, and every attempt below it; a case stored before payments existed shows the
+    configured fee without a status.
+    """
+    attempts = list(
+        session.scalars(
+            select(Payment)
+            .where(Payment.submission_id == submission.id)
+            .order_by(Payment.created_at, Payment.id)
+        )
+    )
+    if attempts:
+        chosen = counted(attempts)
+        assert chosen is not None  # there is at least one attempt
+        view = payment_view(chosen)
+        view["attempts"] = [payment_view(p) for p in attempts]
+        return view
+    service = config.services.get(submission.service)
+    if service is None or service.fee is None:
+        return None
+    fee = service.fee
+    return {"amount": str(fee.amount), "currency": fee.currency, "purpose": fee.purpose}
+
+
+def submission_detail(store: Store, config: Config, reference: str) -> SubmissionDetail | None:
+    """The case with this public reference, or None when there is none."""
+    parsed = parse_reference(reference)
+    if parsed is None:
+        return None
+    prefix, year, number = parsed
+    with store.read() as session:
+        s = session.scalars(
+            select(Submission)
+            .where(
+                Submission.id == number,
+                Submission.reference_prefix == prefix,
+                Submission.reference_year == year,
+            )
+            .options(selectinload(Submission.deliveries), selectinload(Submission.events))
+        ).one_or_none()
+        if s is None:
+            return None
+        town = config.municipality_by_ags(s.municipality_ags)
+        service = config.services.get(s.service)
+        return SubmissionDetail(
+            id=s.id,
+            reference=s.reference,
+            service=s.service,
+            service_title=service.title if service else s.service,
+            municipality_ags=s.municipality_ags,
+            municipality=town.name if town else s.municipality_ags,
+            status=s.status,
+            received_at=s.received_at,
+            personal_data_kept=s.data is not None,
+            deliveries=[
+                DeliveryDetail(
+                    id=d.id,
+                    office=d.office_id,
+                    office_name=config.offices[d.office_id].name
+                    if d.office_id in config.offices
+                    else d.office_id,
+                    task_area=d.task_area,
+                    status=d.status,
+                    attempts=d.attempts,
+                    last_error=d.last_error,
+                    last_status_code=d.last_status_code,
+                    next_attempt_at=d.next_attempt_at if d.status == "pending" else None,
+                    delivered_at=d.delivered_at,
+                    case_number=d.case_number,
+                    updated_at=d.updated_at,
+                )
+                for d in s.deliveries
+            ],
+            payment=payment_of(session, s, config),
+            timeline=[
+                TimelineEntry(e.at, e.kind, e.actor, e.delivery_id, dict(e.detail))
+                for e in s.events
+            ],
+        )

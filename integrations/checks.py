@@ -1,0 +1,50 @@
+"""Start-up checks of the routing configuration that need the channel plugins."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from domain.config import Config
+from domain.settings import Settings, SettingsError
+from integrations.channels import validate_options
+from integrations.payment_providers import validate_provider_options
+
+
+def office_problems(config: Config) -> list[str]:
+    """Every office whose channel is unknown or whose options its channel refuses."""
+    problems: list[str] = []
+    for office in config.offices.values():
+        _, found = validate_options(office.channel, office.options)
+        problems.extend(f"offices.{office.id}.options.{p}" for p in found)
+    return problems
+
+
+def provider_problems(config: Config) -> list[str]:
+    """Every payment provider whose plugin is unknown or whose options its plugin refuses."""
+    problems: list[str] = []
+    for provider in config.payment_providers.values():
+        _, found = validate_provider_options(provider.plugin, provider.options)
+        problems.extend(
+            f"payment_providers.{provider.id}.{p if p.startswith('plugin') else 'options.' + p}"
+            for p in found
+        )
+    return problems
+
+
+def checked(settings: Settings) -> Settings:
+    """The settings, if every office's channel and every provider's options are valid."""
+    problems = office_problems(settings.config) + provider_problems(settings.config)
+    if problems:
+        raise SettingsError(problems)
+    return settings
+
+
+def settings_or_exit() -> Settings:
+    """Settings for a command-line entry point; on problems print them all and exit 2."""
+    try:
+        return checked(Settings.from_env())
+    except SettingsError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
