@@ -162,51 +162,40 @@ def _number(value: Any) -> Decimal | None:
     return Decimal(value)
 
 
-def validate_request(body: Any) -> tuple[list[str], str]:
-    """The standard's field rules: (problems as "field: message", functional code)."""
-    if not isinstance(body, dict):
-        return ["body: must be a JSON object"], "VALIDATION_ERROR"
-    problems: list[str] = []
+def _check_text(
+    body: dict[str, Any],
+    name: str,
+    pattern: re.Pattern[str] | None,
+    limit: int,
+    problems: list[str],
+    required: bool = True,
+) -> None:
+    """A string field: present when required, non-empty, within its length and pattern."""
+    value = body.get(name)
+    if value is None:
+        if required:
+            problems.append(f"{name}: required")
+        return
+    if not isinstance(value, str) or not value:
+        problems.append(f"{name}: must be a non-empty string")
+    elif len(value) > limit:
+        problems.append(f"{name}: at most {limit} characters")
+    elif pattern is not None and not pattern.match(value):
+        problems.append(f"{name}: does not match {pattern.pattern}")
 
-    def text(name: str, pattern: re.Pattern[str] | None, limit: int, required: bool = True) -> None:
-        value = body.get(name)
-        if value is None:
-            if required:
-                problems.append(f"{name}: required")
-            return
-        if not isinstance(value, str) or not value:
-            problems.append(f"{name}: must be a non-empty string")
-        elif len(value) > limit:
-            problems.append(f"{name}: at most {limit} characters")
-        elif pattern is not None and not pattern.match(value):
-            problems.append(f"{name}: does not match {pattern.pattern}")
 
-    text("requestId", REQUEST_ID, 36)
-    text("requestTimestamp", None, 64)
-    stamp = body.get("requestTimestamp")
-    if isinstance(stamp, str):
-        try:
-            dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-        except ValueError:
-            problems.append("requestTimestamp: not an ISO 8601 timestamp")
-    text("currency", CURRENCY, 3)
-    text("purpose", PURPOSE, 27)
-    text("description", DESCRIPTION, 250, required=False)
-    text("redirectUrl", None, 2082)
-    for name in ("redirectUrl", "notifyUrl"):
-        url = body.get(name)
-        if isinstance(url, str) and not re.match(r"^https?://[^\s]+\Z", url):
-            problems.append(f"{name}: must be an http(s) URL")
-    text("notifyUrl", None, 2082, required=False)
-    amount = _number(body.get("grosAmount"))
+def _check_amount(value: Any, problems: list[str]) -> Decimal | None:
+    """The gross amount: a number above 0 and up to 999999, in cents."""
+    amount = _number(value)
     if amount is None:
         problems.append("grosAmount: must be a number")
     elif not (Decimal(0) < amount <= Decimal(999999)) or amount != amount.quantize(Decimal("0.01")):
         problems.append("grosAmount: must be > 0, <= 999999, with at most 2 decimals")
-    items = body.get("items")
-    if not isinstance(items, list) or not 1 <= len(items) <= 99:
-        problems.append("items: 1 to 99 items required")
-        return problems, "VALIDATION_ERROR"
+    return amount
+
+
+def _items_total(items: list[Any], problems: list[str]) -> Decimal:
+    """The sum of the items' net and tax amounts; a malformed item is a problem."""
     total = Decimal(0)
     for i, item in enumerate(items):
         if not isinstance(item, dict):
@@ -218,6 +207,37 @@ def validate_request(body: Any) -> tuple[list[str], str]:
             problems.append(f"items.{i}: totalNetAmount and totalTaxAmount must be numbers")
             continue
         total += net + tax
+    return total
+
+
+def validate_request(body: Any) -> tuple[list[str], str]:
+    """The standard's field rules: (problems as "field: message", functional code)."""
+    if not isinstance(body, dict):
+        return ["body: must be a JSON object"], "VALIDATION_ERROR"
+    problems: list[str] = []
+    _check_text(body, "requestId", REQUEST_ID, 36, problems)
+    _check_text(body, "requestTimestamp", None, 64, problems)
+    stamp = body.get("requestTimestamp")
+    if isinstance(stamp, str):
+        try:
+            dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        except ValueError:
+            problems.append("requestTimestamp: not an ISO 8601 timestamp")
+    _check_text(body, "currency", CURRENCY, 3, problems)
+    _check_text(body, "purpose", PURPOSE, 27, problems)
+    _check_text(body, "description", DESCRIPTION, 250, problems, required=False)
+    _check_text(body, "redirectUrl", None, 2082, problems)
+    for name in ("redirectUrl", "notifyUrl"):
+        url = body.get(name)
+        if isinstance(url, str) and not re.match(r"^https?://[^\s]+\Z", url):
+            problems.append(f"{name}: must be an http(s) URL")
+    _check_text(body, "notifyUrl", None, 2082, problems, required=False)
+    amount = _check_amount(body.get("grosAmount"), problems)
+    items = body.get("items")
+    if not isinstance(items, list) or not 1 <= len(items) <= 99:
+        problems.append("items: 1 to 99 items required")
+        return problems, "VALIDATION_ERROR"
+    total = _items_total(items, problems)
     if problems:
         return problems, "VALIDATION_ERROR"
     if amount is not None and total != amount:

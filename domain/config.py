@@ -430,20 +430,23 @@ def _build(data: dict[str, Any], problems: list[str]) -> Config:
     )
 
 
+def _check_secret_options(where: str, options: Mapping[str, Any], problems: list[str]) -> None:
+    """A plugin's options name environment variables for secrets, never the secrets."""
+    for key, value in options.items():
+        if INLINE_SECRET.search(key):
+            problems.append(
+                f"{where}.options.{key}: secrets never go into the file; "
+                f"name an environment variable with {key}_env instead"
+            )
+        if key.endswith("_env") and not (isinstance(value, str) and ENV_NAME.match(value)):
+            problems.append(f"{where}.options.{key}: must name an environment variable")
+
+
 def _check_payments(config: Config, problems: list[str]) -> None:
     """Fees name known providers, every town has a cash office, provider secrets by env var."""
     providers = config.payment_providers
     for p in providers.values():
-        for key, value in p.options.items():
-            if INLINE_SECRET.search(key):
-                problems.append(
-                    f"payment_providers.{p.id}.options.{key}: secrets never go into the file; "
-                    f"name an environment variable with {key}_env instead"
-                )
-            if key.endswith("_env") and not (isinstance(value, str) and ENV_NAME.match(value)):
-                problems.append(
-                    f"payment_providers.{p.id}.options.{key}: must name an environment variable"
-                )
+        _check_secret_options(f"payment_providers.{p.id}", p.options, problems)
     for m in config.municipalities.values():
         if m.payment_provider is not None and m.payment_provider not in providers:
             problems.append(
@@ -457,7 +460,7 @@ def _check_payments(config: Config, problems: list[str]) -> None:
             problems.append(f"services.{s.id}.fee.provider: unknown provider {fee.provider!r}")
         if "{" in fee.purpose.replace("{reference}", ""):
             problems.append(f"services.{s.id}.fee.purpose: the only placeholder is {{reference}}")
-        # The cash office of every town is checked with the task areas (_cross_check).
+        # The cash office of every town is checked with the task areas (_check_responsibilities).
         for m in config.municipalities.values():
             if config.payment_provider_for(s, m) is None:
                 problems.append(
@@ -466,7 +469,8 @@ def _check_payments(config: Config, problems: list[str]) -> None:
                 )
 
 
-def _cross_check(config: Config, environ: Mapping[str, str], problems: list[str]) -> None:
+def _check_municipalities(config: Config, problems: list[str]) -> None:
+    """AGS and reference prefixes are unique; a town's ARS lies within its AGS's district."""
     seen_ags: dict[str, str] = {}
     seen_prefix: dict[str, str] = {}
     for m in config.municipalities.values():
@@ -481,17 +485,18 @@ def _cross_check(config: Config, environ: Mapping[str, str], problems: list[str]
         seen_prefix[m.reference_prefix] = m.id
         if not m.ars.startswith(m.ags[:5]):
             problems.append(f"municipalities.{m.id}.ars: does not belong to AGS {m.ags}")
+
+
+def _check_offices(config: Config, problems: list[str]) -> None:
+    """Offices belong to known towns and name their secrets by environment variable."""
     for o in config.offices.values():
         if o.municipality not in config.municipalities:
             problems.append(f"offices.{o.id}.municipality: unknown municipality {o.municipality!r}")
-        for key, value in o.options.items():
-            if INLINE_SECRET.search(key):
-                problems.append(
-                    f"offices.{o.id}.options.{key}: secrets never go into the file; "
-                    f"name an environment variable with {key}_env instead"
-                )
-            if key.endswith("_env") and not (isinstance(value, str) and ENV_NAME.match(value)):
-                problems.append(f"offices.{o.id}.options.{key}: must name an environment variable")
+        _check_secret_options(f"offices.{o.id}", o.options, problems)
+
+
+def _check_services(config: Config, problems: list[str]) -> set[str]:
+    """Zones and aliases make sense; returns the task areas the services route to."""
     needed: set[str] = set()
     for s in config.services.values():
         needed.update(s.task_areas)
@@ -503,6 +508,11 @@ def _cross_check(config: Config, environ: Mapping[str, str], problems: list[str]
         for alias, target in s.aliases.items():
             if not target or any(not part for part in target.split(".")):
                 problems.append(f"services.{s.id}.aliases.{alias}: {target!r} is not a field path")
+    return needed
+
+
+def _check_responsibilities(config: Config, needed: set[str], problems: list[str]) -> None:
+    """Every needed task area has, for every town, one known office of that task area."""
     for area in sorted(needed):
         table = config.responsibilities.get(area, {})
         for m in config.municipalities.values():
@@ -522,7 +532,10 @@ def _cross_check(config: Config, environ: Mapping[str, str], problems: list[str]
         for mid in table:
             if mid not in config.municipalities:
                 problems.append(f"responsibilities.{area}.{mid}: unknown municipality")
-    _check_payments(config, problems)
+
+
+def _check_senders(config: Config, problems: list[str]) -> None:
+    """Senders name known services and a way to authenticate."""
     for sender in config.senders.values():
         for sid in sorted(sender.services - {"*"}):
             if sid not in config.services:
@@ -532,6 +545,15 @@ def _cross_check(config: Config, environ: Mapping[str, str], problems: list[str]
                 f"senders.{sender.id}: needs secret_env (shared-secret header) "
                 "or signing_secret_env (Standard Webhooks signature)"
             )
+
+
+def _cross_check(config: Config, environ: Mapping[str, str], problems: list[str]) -> None:
+    """What no single table can check: references between them and the secrets they name."""
+    _check_municipalities(config, problems)
+    _check_offices(config, problems)
+    _check_responsibilities(config, _check_services(config, problems), problems)
+    _check_payments(config, problems)
+    _check_senders(config, problems)
     for name in sorted(config.secret_names()):
         if not environ.get(name):
             problems.append(f"environment variable {name} (a secret named in the file) is not set")

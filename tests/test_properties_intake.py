@@ -150,6 +150,36 @@ def _file_part(draw: st.DrawFn) -> FilePart:
     return FilePart(name, draw(st.sampled_from(["a.pdf", "", "b.png"])), declared, content)
 
 
+def _json_document(draw: st.DrawFn, document: dict[str, Any]) -> dict[str, Any]:
+    """Files as base64, broken base64, details without content, or any JSON value, put in."""
+    for _ in range(draw(st.sampled_from([0, 0, 1, 2]))):
+        place = draw(st.sampled_from(["attachments", "site_plan", "dog", "x.y"]))
+        document[place] = draw(
+            st.sampled_from(
+                [
+                    [{"filename": "a.pdf", "content_base64": base64.b64encode(PDF).decode()}],
+                    {"filename": "a.pdf", "content_base64": "%%%"},
+                    {"filename": "a.pdf", "content_type": "application/pdf", "size": 9},
+                    [{"filename": "a.pdf", "size": 1, "sha256": "0" * 64}],
+                ]
+            )
+            | JSON_VALUES
+        )
+    return document
+
+
+def _credentials(draw: st.DrawFn, body: bytes) -> dict[str, str]:
+    """The sender's credentials: mostly the secret, sometimes a signature, none or a wrong one."""
+    credentials = draw(st.sampled_from(["secret"] * 6 + ["signature"] * 2 + ["none", "wrong"]))
+    if credentials == "secret":
+        return {"X-Bridge-Secret": FORMCYCLE_SECRET}
+    if credentials == "signature":
+        return signature_headers(body, draw(st.sampled_from(["m-1", "m-2"])), int(time.time()))
+    if credentials == "wrong":
+        return {"X-Bridge-Secret": "not-the-secret"}
+    return {}
+
+
 @st.composite
 def webhook_calls(draw: st.DrawFn) -> dict[str, Any]:
     """One webhook call: service, encoding, fields, files, key, credentials and media type."""
@@ -175,36 +205,13 @@ def webhook_calls(draw: st.DrawFn) -> dict[str, Any]:
         files = [_file_part(draw) for _ in range(draw(st.integers(0, 4)))]
         body, content_type = multipart_body(fields, files)
     else:
-        document: dict[str, Any] = {**base, **dict(extra)}
-        for _ in range(draw(st.sampled_from([0, 0, 1, 2]))):
-            # Files as base64, broken base64, details without content, or any JSON value.
-            place = draw(st.sampled_from(["attachments", "site_plan", "dog", "x.y"]))
-            document[place] = draw(
-                st.sampled_from(
-                    [
-                        [{"filename": "a.pdf", "content_base64": base64.b64encode(PDF).decode()}],
-                        {"filename": "a.pdf", "content_base64": "%%%"},
-                        {"filename": "a.pdf", "content_type": "application/pdf", "size": 9},
-                        [{"filename": "a.pdf", "size": 1, "sha256": "0" * 64}],
-                    ]
-                )
-                | JSON_VALUES
-            )
-        body = json.dumps(document).encode()
+        body = json.dumps(_json_document(draw, {**base, **dict(extra)})).encode()
         content_type = "application/json"
     if draw(st.integers(0, 14)) == 0:
         content_type = draw(MEDIA_TYPES)
     if draw(st.integers(0, 14)) == 0:
         body = body[: draw(st.integers(0, len(body)))]
-    credentials = draw(st.sampled_from(["secret"] * 6 + ["signature"] * 2 + ["none", "wrong"]))
-    if credentials == "secret":
-        headers = {"X-Bridge-Secret": FORMCYCLE_SECRET}
-    elif credentials == "signature":
-        headers = signature_headers(body, draw(st.sampled_from(["m-1", "m-2"])), int(time.time()))
-    elif credentials == "wrong":
-        headers = {"X-Bridge-Secret": "not-the-secret"}
-    else:
-        headers = {}
+    headers = _credentials(draw, body)
     headers["Content-Type"] = content_type
     return {"service": service, "body": body, "headers": headers}
 

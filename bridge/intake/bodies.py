@@ -100,42 +100,10 @@ def _parse_multipart(body: bytes, boundary: str, limits: BodyLimits) -> RawSubmi
     decoder = MultipartDecoder(boundary.encode("latin-1", "replace"), max_parts=limits.max_fields)
     fields: list[tuple[str, Any]] = []
     uploads: list[Upload] = []
-    current: Field | File | None = None
-    chunks: list[bytes] = []
-    finished = False
     try:
         decoder.receive_data(body)
         decoder.receive_data(None)
-        while True:
-            event = decoder.next_event()
-            if isinstance(event, (Field, File)):
-                if not event.name:
-                    raise ValueError("part without a name")
-                current, chunks = event, []
-            elif isinstance(event, Data):
-                chunks.append(event.data)
-                if not event.more_data and current is not None:
-                    raw = b"".join(chunks)
-                    if isinstance(current, File):
-                        uploads.append(
-                            Upload(
-                                field=current.name,
-                                filename=current.filename,
-                                declared_type=current.headers.get("Content-Type", ""),
-                                content=raw,
-                            )
-                        )
-                    else:
-                        charset = parse_options_header(
-                            current.headers.get("Content-Type", "text/plain; charset=utf-8")
-                        )[1].get("charset", "utf-8")
-                        fields.append((current.name, _decode(raw, charset)))
-                    current = None
-            elif isinstance(event, Epilogue):
-                finished = True
-                break
-            elif isinstance(event, NeedData):
-                break
+        finished = _read_parts(decoder, fields, uploads)
     except Problem:
         raise
     except RequestEntityTooLarge:
@@ -148,6 +116,49 @@ def _parse_multipart(body: bytes, boundary: str, limits: BodyLimits) -> RawSubmi
             "The multipart data is incomplete or broken.",
         )
     return RawSubmission(fields=fields, uploads=uploads)
+
+
+def _read_parts(
+    decoder: MultipartDecoder, fields: list[tuple[str, Any]], uploads: list[Upload]
+) -> bool:
+    """Collect the fields and files of a fed decoder; True when the body ended properly."""
+    current: Field | File | None = None
+    chunks: list[bytes] = []
+    while True:
+        event = decoder.next_event()
+        if isinstance(event, (Field, File)):
+            if not event.name:
+                raise ValueError("part without a name")
+            current, chunks = event, []
+        elif isinstance(event, Data):
+            chunks.append(event.data)
+            if not event.more_data and current is not None:
+                _add_part(fields, uploads, current, b"".join(chunks))
+                current = None
+        elif isinstance(event, Epilogue):
+            return True
+        elif isinstance(event, NeedData):
+            return False
+
+
+def _add_part(
+    fields: list[tuple[str, Any]], uploads: list[Upload], part: Field | File, raw: bytes
+) -> None:
+    """A file part becomes an upload, any other part a text field in its declared charset."""
+    if isinstance(part, File):
+        uploads.append(
+            Upload(
+                field=part.name,
+                filename=part.filename,
+                declared_type=part.headers.get("Content-Type", ""),
+                content=raw,
+            )
+        )
+        return
+    charset = parse_options_header(part.headers.get("Content-Type", "text/plain; charset=utf-8"))[
+        1
+    ].get("charset", "utf-8")
+    fields.append((part.name, _decode(raw, charset)))
 
 
 class _ConstantError(ValueError):
