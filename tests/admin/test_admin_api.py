@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select, update
 
 from domain.accounts.accounts import Role
+from schemas.options import LOCAL_TZ
 from store.engine import Store
 from store.models import BulkReplay, Delivery, Event, Submission
 from tests.admin.support import fail_all, post
@@ -57,7 +58,8 @@ def test_list_filters_and_pages(client: FlaskClient, store: Store) -> None:
     assert (
         _get(client, "/api/v1/submissions", reference=dogs[1])["items"][0]["reference"] == dogs[1]
     )
-    today = dt.datetime.now(dt.UTC).date().isoformat()
+    # Dates in filters are the town's calendar days (Europe/Berlin), not UTC's.
+    today = dt.datetime.now(LOCAL_TZ).date().isoformat()
     assert _get(client, "/api/v1/submissions", **{"from": "2020-01-01", "to": today})["total"] == 4
     assert _get(client, "/api/v1/submissions", to="2020-01-01")["total"] == 0
     assert _get(client, "/api/v1/submissions", status="routed")["total"] == 3
