@@ -3,11 +3,11 @@
 Roles are ordered: a viewer reads, an operator also replays, cancels and re-routes, an admin
 also manages accounts and tokens. Every admin action is an `Event` naming the actor.
 
-Passwords are hashed with scrypt (`domain.accounts.passwords`); API tokens and session cookies are
-random, so their SHA-256 is what the database keeps. Failed logins are counted in the
-database (per account and per remote address), so the lock-out holds when Redis is down.
-Logins and their lock-out are `domain.accounts.logins`, the web page's sessions `domain.accounts.admin_sessions`,
-API tokens `domain.accounts.api_tokens`.
+Passwords are hashed with scrypt (`domain.accounts.passwords`); API tokens and session
+cookies are random, so their SHA-256 is what the database keeps. Failed logins are counted in
+the database (per account and per remote address), so the lock-out holds when Redis is down.
+Logins and their lock-out are `domain.accounts.logins`, the web page's sessions
+`domain.accounts.admin_sessions`, API tokens `domain.accounts.api_tokens`.
 """
 
 from __future__ import annotations

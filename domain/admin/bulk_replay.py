@@ -2,9 +2,9 @@
 
 Starting a bulk replay freezes the set of deliveries (those the dry run counted, taken under
 the same filter in the same transaction), replays each through the one state machine
-(`domain.delivery.deliveries.replay_in`) and staggers when each is due: the k-th delivery of an office
-is due k / rate seconds after the start, so the workers release them at the office's rate
-without any long-running job. The database row is the job's state; the sweeper brings its
+(`domain.delivery.deliveries.replay_in`) and staggers when each is due: the k-th delivery of
+an office is due k / rate seconds after the start, so the workers release them at the
+office's rate without any long-running job. The database row is the job's state; the sweeper brings its
 counts up to date and marks it done (`refresh_running`), and a restart of any process loses
 nothing. Only one bulk replay runs at a time: a partial unique index says so.
 

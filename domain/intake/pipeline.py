@@ -1,9 +1,9 @@
 """Intake: turn one posted form into a validated, routed, durably stored submission.
 
-The steps live in their own modules: shaping the form (domain/intake/forms.py), the idempotency key
-and fingerprint (domain/intake/idempotency.py), attachment screening (domain/intake/attachments.py), the
-municipality (domain/intake/municipalities.py) and the one-transaction insert
-(domain/intake/submissions.py). This module runs them in order and decides what a repeat gets.
+The steps live in their own modules beside this one: shaping the form (`forms`), the
+idempotency key and fingerprint (`idempotency`), attachment screening (`attachments`), the
+municipality (`municipalities`) and the one-transaction insert (`submissions`). This module
+runs them in order and decides what a repeat gets.
 """
 
 from __future__ import annotations
