@@ -1,7 +1,8 @@
 """The run's Redis: one private redis-server, or a primary, a replica and three sentinels.
 
-The servers are the harness's (harness.redis_servers), under the run's supervisor. Both keep their data in an append-only file under the run directory, so "restart with data"
-replays it and "restart without data" deletes it first. Under Sentinel the fault is the death
+The servers are started with the harness's arguments (harness.redis_servers) under the run's
+supervisor. Both keep their data in an append-only file under the run directory, so "restart
+with data" replays it and "restart without data" deletes it first. Under Sentinel the fault is the death
 of whichever node is primary at that moment; it comes back later as a replica.
 """
 
