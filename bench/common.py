@@ -1,10 +1,9 @@
-"""What both benchmarks need: the machine's CPU accounting, ports and the code state."""
+"""What the benchmarks share: the machine's CPU accounting and the code state measured."""
 
 from __future__ import annotations
 
 import os
 import platform
-import socket
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -66,13 +65,6 @@ def code_state() -> str:
     ).stdout.split("\n")
     files = sorted(line[3:] for line in changed if line.strip())
     return head + (f" + uncommitted changes in {', '.join(files)}" if files else "")
-
-
-def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def machine(**tools: str) -> dict[str, str]:

@@ -44,7 +44,6 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
 from sqlalchemy import Engine, text
 
-from bench.chaos.processes import Managed, Supervisor
 from bench.chaos.redis_nodes import RedisSetup
 from bench.chaos.run import bridge_env, gunicorn_host
 from bench.chaos.stores import RunStore
@@ -54,6 +53,7 @@ from bridge.app import build_app
 from domain.accounts.accounts import Actor, Role
 from domain.accounts.api_tokens import create_token
 from domain.settings import Settings
+from harness.processes import Managed, Supervisor
 from store.engine import Store
 from store.models import format_reference
 

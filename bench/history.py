@@ -28,6 +28,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, func, insert, select
 
+from bench.stores import DEFAULT_POSTGRES, prepare_sqlite, recreate_postgres
 from domain.config import Config, load_config
 from domain.delivery.deliveries import claim_due, offices_with_due
 from domain.intake.submissions import find_existing
@@ -227,8 +228,6 @@ TABLE_HEAD = (
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Seed a fresh store of each kind and print the query comparison."""
-    from bench.intake import DEFAULT_POSTGRES, prepare_sqlite, recreate_postgres
-
     p = argparse.ArgumentParser(prog="python -m bench.history", description=__doc__)
     p.add_argument("--rows", type=int, default=1_000_000, help="submissions in the history")
     p.add_argument("--stores", default="sqlite,postgres")

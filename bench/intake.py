@@ -29,7 +29,6 @@ import http.client
 import itertools
 import json
 import os
-import re
 import resource
 import secrets
 import shlex
@@ -56,7 +55,6 @@ from bench.common import (
     ROOT,
     busy_cpu_s,
     descendants,
-    free_port,
     read_text,
     version_of,
 )
@@ -64,9 +62,10 @@ from bench.common import (
     machine as machine_basics,
 )
 from bench.samples import form_body
+from bench.stores import DEFAULT_POSTGRES, prepare_sqlite, recreate_postgres
+from harness.ports import free_port
 from infra.crypto import generate_key
 from store.engine import make_engine, normalise_database_url
-from store.migrations import upgrade
 
 RESULTS = ROOT / "bench" / "results"
 SERVICE = "dog-registration"
@@ -79,7 +78,6 @@ DURABLE_APP = "bench.durable_app:create_app()"
 AIM_DURABLE_RATIO = 0.8
 AIM_RPS = 1000.0
 AIM_P99_MS = 50.0
-DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/15"
 # gunicorn.conf.py's production formula, so that a plain run measures the production setting.
 
@@ -474,43 +472,6 @@ def wait_until_serving(port: int, proc: subprocess.Popen[bytes], errorlog: Path)
 
 
 # --- stores -------------------------------------------------------------------------------
-
-
-def prepare_sqlite(workdir: Path) -> str:
-    """A fresh, migrated SQLite database file."""
-    path = workdir / "bench-intake.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-    url = f"sqlite:///{path}"
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    return url
-
-
-def _database_name(name: str) -> str:
-    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
-        raise SystemExit(f"--postgres-db must be a plain lower-case identifier, not {name!r}")
-    return name
-
-
-def recreate_postgres(admin_url: str, name: str, create: bool = True) -> str:
-    """Drop the scratch database and (unless `create` is false) create and migrate it anew."""
-    name = _database_name(name)
-    admin = create_engine(normalise_database_url(admin_url), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            if create:
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        admin.dispose()
-    url = normalise_database_url(admin_url).rsplit("/", 1)[0] + f"/{name}"
-    if create:
-        engine = make_engine(url)
-        upgrade(engine)
-        engine.dispose()
-    return url
 
 
 def postgres_notes(url: str) -> dict[str, str]:

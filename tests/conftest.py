@@ -5,12 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,12 +16,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from bridge.app import build_app
 from domain.accounts.accounts import Actor, Role
 from domain.accounts.api_tokens import create_token
 from domain.settings import Settings
+from harness.postgres import create_database, drop_database, unique_name
+from harness.redis_servers import RedisServer, redis_binary
 from infra.crypto import generate_key
 from store.engine import Store, make_engine, normalise_database_url
 from store.migrations import upgrade
@@ -57,12 +55,6 @@ TABLES = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[str]:
     """A Redis for this test process: a private redis-server when installed, else REDIS_URL.
@@ -70,8 +62,7 @@ def redis_server() -> Iterator[str]:
     A private server keeps parallel test runs (and anything else on the machine) from
     flushing each other's queues; without the binary the reachable Redis is shared.
     """
-    binary = shutil.which("redis-server")
-    if binary is None:
+    if redis_binary() is None:
         url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
         try:
             Redis.from_url(url, socket_connect_timeout=1).ping()
@@ -82,23 +73,11 @@ def redis_server() -> Iterator[str]:
             )
         yield url.rsplit("/", 1)[0]
         return
-    port = _free_port()
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
+    server = RedisServer().start()
     try:
-        url = f"redis://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                Redis.from_url(url).ping()
-                break
-            except RedisError:
-                time.sleep(0.05)
-        yield url
+        yield server.base_url
     finally:
-        proc.terminate()
-        proc.wait(10)
+        server.stop()
 
 
 @pytest.fixture
@@ -131,25 +110,19 @@ def postgres_url(worker_id: str) -> Iterator[str | None]:
     if admin_url is None:
         yield None
         return
-    name = f"bridge_test_{worker_id}_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = unique_name(f"bridge_test_{worker_id}_")
     try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = create_database(admin_url, name)
     except Exception as exc:
         if os.environ.get("CI") == "true":
             pytest.fail(f"PostgreSQL at TEST_POSTGRES_URL is not usable: {exc}")
-        admin.dispose()
         yield None
         return
-    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
     engine = make_engine(url)
     upgrade(engine)
     engine.dispose()
     yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    drop_database(admin_url, name)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import smtplib
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import pytest
 import requests
 
 from demo_backoffice import DemoBackOffice
+from harness.ports import free_port
 from infra.standard_webhooks import sign
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -329,14 +329,8 @@ def test_smtp_faults(demo: DemoBackOffice) -> None:
     assert len(demo.cases(OFFICE)) == 1
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_command_line_runs_until_terminated() -> None:
-    port, smtp_port = _free_port(), _free_port()
+    port, smtp_port = free_port(), free_port()
     proc = subprocess.Popen(
         [
             sys.executable,

@@ -1,7 +1,7 @@
 """The package layout keeps its direction (ADR 14) and has no circle anywhere, bench included.
 
-bridge -> worker -> integrations -> domain -> store / infra / schemas; the benchmarks and the
-stand-in servers apart.
+bridge -> worker -> integrations -> domain -> store / infra / schemas; the benchmarks, the
+harness of real processes and the stand-in servers apart.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import ROOT
 
 PROJECT = ("bridge", "worker", "integrations", "domain", "store", "infra", "schemas")
-HELPERS = ("tests", "bench", "demo_backoffice", "demo_payments")
+HELPERS = ("tests", "bench", "harness", "demo_backoffice", "demo_payments")
 
 # What each package may not import. Project packages by the layers; third-party ones where a
 # layer must stay free of a framework (the domain runs in the web and the worker alike).
@@ -29,11 +29,33 @@ FORBIDDEN = {
     "bridge": HELPERS,
     # The benchmarks measure the product, so they may not lean on the test suite.
     "bench": ("tests", "demo_backoffice"),
+    # The harness starts real processes for the tests, the benchmarks and the chaos run, so it
+    # may lean on neither. It starts the product as processes and needs of its code only the
+    # store's URL handling; the stand-ins are started as processes too.
+    "harness": (
+        "tests",
+        "bench",
+        "bridge",
+        "worker",
+        "integrations",
+        "domain",
+        "demo_backoffice",
+        "demo_payments",
+    ),
     # The stand-ins check the standards on their own, never with the bridge's code.
-    "demo_payments": (*PROJECT, "tests", "bench", "demo_backoffice"),
+    "demo_payments": (*PROJECT, "tests", "bench", "harness", "demo_backoffice"),
     # The stand-in back office validates what it receives against the published XSD, with the
     # project's one safe XML parser; it never reaches into the bridge, the worker or the store.
-    "demo_backoffice": ("bridge", "worker", "domain", "store", "tests", "bench", "demo_payments"),
+    "demo_backoffice": (
+        "bridge",
+        "worker",
+        "domain",
+        "store",
+        "tests",
+        "bench",
+        "harness",
+        "demo_payments",
+    ),
 }
 
 

@@ -14,8 +14,9 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from domain.settings import Settings, SettingsError
+from harness.ports import free_port
 from infra.redis_connection import SentinelAddress, connect, parse_sentinel_url, url_problem
-from tests.conftest import _free_port, base_environ
+from tests.conftest import base_environ
 
 
 @pytest.mark.parametrize(
@@ -136,7 +137,7 @@ def sentinel_setup(tmp_path: Path) -> Iterator[SentinelSetup]:
     server, sentinel = shutil.which("redis-server"), shutil.which("redis-sentinel")
     if server is None or sentinel is None:
         pytest.skip("needs redis-server and redis-sentinel (apt-get install -y redis-sentinel)")
-    setup = SentinelSetup(_free_port(), _free_port(), _free_port())
+    setup = SentinelSetup(free_port(), free_port(), free_port())
     # A replica writes the primary's snapshot to its directory: a temporary one.
     common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)]
     auth = ["--requirepass", setup.password, "--masterauth", setup.password]

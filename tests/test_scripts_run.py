@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 import requests
 
+from harness.ports import free_port
 from infra.crypto import generate_key
-from tests.conftest import ROOT, _free_port
+from tests.conftest import ROOT
 from tests.factories import dog
 
 # Written by scripts/run before lines had `export`: `. var/local.env` kept them from programs.
@@ -87,11 +88,11 @@ def checkout(tmp_path: Path) -> Iterator[Checkout]:
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(tmp_path),
-        "BRIDGE_PORT": str(_free_port()),
-        "BACKOFFICE_PORT": str(_free_port()),
-        "BACKOFFICE_SMTP_PORT": str(_free_port()),
-        "PAYMENTS_PORT": str(_free_port()),
-        "REDIS_URL": f"redis://127.0.0.1:{_free_port()}/0",
+        "BRIDGE_PORT": str(free_port()),
+        "BACKOFFICE_PORT": str(free_port()),
+        "BACKOFFICE_SMTP_PORT": str(free_port()),
+        "PAYMENTS_PORT": str(free_port()),
+        "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
         # Two web processes start faster than one per core and a half on a loaded machine.
         "GUNICORN_CMD_ARGS": "--workers 2",
     }

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 import requests
 
-from bench.chaos.processes import Managed
 from bench.chaos.redis_nodes import RedisSetup
 from bench.chaos.stores import RunStore
+from harness.processes import Managed
 
 OFFICE_MODES = ("500", "timeout", "429", "302", "refuse")
 KINDS = (

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from bench.chaos.bodies import Planned
 from bench.chaos.faults import Fault
 from bench.chaos.load import Try
-from bench.chaos.processes import Exit
 from domain.delivery.deliveries import derive_status
+from harness.processes import Exit
 
 #: a request that overlaps a store outage, or ends this long after it, may be answered 503
 OUTAGE_GRACE_S = 2.0

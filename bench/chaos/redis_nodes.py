@@ -1,7 +1,8 @@
 """The run's Redis: one private redis-server, or a primary, a replica and three sentinels.
 
-Both keep their data in an append-only file under the run directory, so "restart with data"
-replays it and "restart without data" deletes it first. Under Sentinel the fault is the death
+The servers are started with the harness's arguments (harness.redis_servers) under the run's
+supervisor. Both keep their data in an append-only file under the run directory, so "restart
+with data" replays it and "restart without data" deletes it first. Under Sentinel the fault is the death
 of whichever node is primary at that moment; it comes back later as a replica.
 """
 
@@ -15,46 +16,11 @@ from pathlib import Path
 from redis import Redis
 from redis.exceptions import RedisError
 
-from bench.chaos.processes import Managed, Supervisor
-from bench.common import free_port
+from harness.ports import free_port
+from harness.processes import Managed, Supervisor
+from harness.redis_servers import MISSING, pings, redis_argv, redis_binary
 
 MASTER_NAME = "mymaster"
-
-
-def redis_argv(binary: str, port: int, data: Path, *extra: str) -> list[str]:
-    """A loopback redis-server keeping an append-only file in `data`."""
-    return [
-        binary,
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--dir",
-        str(data),
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "everysec",
-        "--save",
-        "",
-        "--maxmemory-policy",
-        "noeviction",
-        "--repl-diskless-sync-delay",
-        "0",
-        *extra,
-    ]
-
-
-def pings(port: int) -> bool:
-    """True when a Redis answers on `port`."""
-    try:
-        client = Redis(port=port, socket_connect_timeout=0.5, socket_timeout=0.5)
-        try:
-            return bool(client.ping())
-        finally:
-            client.close()
-    except RedisError:
-        return False
 
 
 def _synced(port: int) -> bool:
@@ -159,14 +125,20 @@ class RedisSetup:
 
 
 def _node(sup: Supervisor, run_dir: Path, name: str, env: dict[str, str], extra: list[str]) -> Node:
-    binary = shutil.which("redis-server")
+    binary = redis_binary()
     if binary is None:
-        raise RuntimeError("redis-server is missing: apt-get install -y redis-server (as root)")
+        raise RuntimeError(MISSING)
     port = free_port()
     data = run_dir / name
     data.mkdir()
     m = sup.add(
-        Managed(name, redis_argv(binary, port, data, *extra), env, run_dir / f"{name}.log", run_dir)
+        Managed(
+            name,
+            redis_argv(binary, port, data, *extra, persist=True),
+            env,
+            run_dir / f"{name}.log",
+            run_dir,
+        )
     )
     m.ready = lambda: pings(port)
     m.wait_ready()

@@ -35,11 +35,12 @@ from bench.chaos.bodies import ORDER_OFFICE, TAX_OFFICE, plan
 from bench.chaos.faults import KINDS, SENTINEL_KINDS, Injector, Targets
 from bench.chaos.invariants import DbDelivery, DbSubmission, Evidence, check
 from bench.chaos.load import Load
-from bench.chaos.processes import Managed, Supervisor
 from bench.chaos.redis_nodes import RedisSetup
 from bench.chaos.report import summary
 from bench.chaos.stores import RunStore
-from bench.common import ROOT, free_port
+from bench.common import ROOT
+from harness.ports import free_port
+from harness.processes import Managed, Supervisor
 from infra.crypto import generate_key
 from store.models import format_reference
 

@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import sqlite3
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 
-from store.engine import make_engine, normalise_database_url
+from harness.postgres import (
+    DEFAULT_ADMIN_URL,
+    admin_engine,
+    create_database,
+    drop_database,
+    unique_name,
+)
+from store.engine import make_engine
 from store.migrations import upgrade
 
-DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+DEFAULT_POSTGRES = DEFAULT_ADMIN_URL
 
 
 @dataclass
@@ -39,11 +43,8 @@ class RunStore:
         if kind == "sqlite":
             store = cls(kind, f"sqlite:///{run_dir / 'bridge.db'}")
         else:
-            admin_url = normalise_database_url(postgres_url)
-            name = f"chaos_{uuid.uuid4().hex[:10]}"
-            with _admin(admin_url) as admin, admin.connect() as conn:
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-            store = cls(kind, admin_url.rsplit("/", 1)[0] + f"/{name}", admin_url, name)
+            name = unique_name("chaos_")
+            store = cls(kind, create_database(postgres_url, name), postgres_url, name)
         engine = make_engine(store.url)
         upgrade(engine)
         engine.dispose()
@@ -72,7 +73,7 @@ class RunStore:
             conn.close()
 
     def _refuse_connections(self, seconds: float) -> None:
-        with _admin(self.admin_url) as admin, admin.connect() as conn:
+        with admin_engine(self.admin_url) as admin, admin.connect() as conn:
             conn.execute(text(f'ALTER DATABASE "{self.name}" WITH ALLOW_CONNECTIONS false'))
             try:
                 until = time.monotonic() + seconds
@@ -91,15 +92,4 @@ class RunStore:
     def drop(self) -> None:
         """Remove a PostgreSQL database (a SQLite file goes with the run directory)."""
         if self.kind == "postgres":
-            with _admin(self.admin_url) as admin, admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
-
-
-@contextmanager
-def _admin(url: str) -> Iterator[Engine]:
-    """An AUTOCOMMIT engine on the administrative database, disposed after use."""
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        yield engine
-    finally:
-        engine.dispose()
+            drop_database(self.admin_url, self.name)

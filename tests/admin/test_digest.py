@@ -14,10 +14,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
 from domain.settings import Settings
+from harness.ports import free_port
 from store.engine import Store
 from store.models import DigestSent, Payment
 from tests.admin.support import fail_all, post
-from tests.conftest import _free_port, bridge_cli
+from tests.conftest import bridge_cli
 from worker import digest
 
 
@@ -39,7 +40,7 @@ class Inbox:
 def smtp() -> Iterator[tuple[Inbox, int]]:
     """A real SMTP server on loopback."""
     inbox = Inbox()
-    port = _free_port()
+    port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     yield inbox, port
@@ -97,7 +98,7 @@ def test_refused_mail_is_tried_again(
     """With the mail server away the day is not marked sent, so the next round tries again."""
     from dataclasses import replace
 
-    away = replace(settings, smtp_port=_free_port())
+    away = replace(settings, smtp_port=free_port())
     now = dt.datetime(2026, 12, 2, 8, 0, tzinfo=dt.UTC)
     assert digest.send_once(away, store, now) is False
     with store.read() as session:

@@ -17,6 +17,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from demo_backoffice import DemoBackOffice
+from harness.waiting import wait_for
 from store.engine import Store, make_engine
 from store.migrations import upgrade
 from store.models import Delivery, DeliveryStatus, Event
@@ -30,7 +31,6 @@ from tests.delivery.conftest import (  # noqa: F401 - fixtures are found by name
     environ,
     processes,
     submit,
-    wait_for,
 )
 from tests.factories import dog
 

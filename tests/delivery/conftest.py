@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +15,11 @@ from redis import Redis
 from rq import Worker
 from sqlalchemy import select
 
+import harness.processes
 from demo_backoffice import DemoBackOffice
 from demo_backoffice.ledger import Ledger
+from harness.redis_servers import RedisServer, redis_binary
+from harness.waiting import wait_for
 from store.engine import Store
 from store.models import Delivery
 from tests.conftest import OFFICE_SIGNING_SECRET, ROOT
@@ -80,23 +80,16 @@ def environ(
     return environ
 
 
-class Processes:
-    """Worker and sweeper processes started for a test, killed at its end."""
+class Processes(harness.processes.Processes):
+    """Worker and sweeper processes started for a test, stopped at its end."""
 
     def __init__(self, environ: dict[str, str], log_dir: Path) -> None:
-        """Remember the environment the processes get."""
-        self.env = {**os.environ, **environ, "PYTHONPATH": str(ROOT)}
-        self.log_dir = log_dir
-        self.running: list[subprocess.Popen[bytes]] = []
+        """Every process gets our environment with the test's on top (`env` may change)."""
+        super().__init__(log_dir, {**os.environ, **environ})
 
     def start(self, *args: str) -> subprocess.Popen[bytes]:
         """Start `python -m <args>` (e.g. "worker", "work")."""
-        log = (self.log_dir / f"{'-'.join(args)}-{len(self.running)}.log").open("wb")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", *args], env=self.env, cwd=ROOT, stdout=log, stderr=log
-        )
-        self.running.append(proc)
-        return proc
+        return self.python("-".join(args), args)
 
     def worker(self) -> subprocess.Popen[bytes]:
         """Start a delivery worker."""
@@ -117,27 +110,6 @@ class Processes:
         """Start the sweeper."""
         return self.start("worker", "sweep")
 
-    def kill(self, proc: subprocess.Popen[bytes]) -> None:
-        """SIGKILL a process (a crash, not a shutdown)."""
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-
-    def stop_all(self) -> None:
-        """Stop everything still running."""
-        for proc in self.running:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.running:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-
-    def logs(self) -> str:
-        """Everything the processes wrote (shown when a test fails)."""
-        return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("*.log")))
-
 
 @pytest.fixture
 def processes(environ: dict[str, str], tmp_path: Path) -> Iterator[Processes]:
@@ -149,17 +121,6 @@ def processes(environ: dict[str, str], tmp_path: Path) -> Iterator[Processes]:
     procs.stop_all()
     # Shown by pytest only when the test failed.
     print(procs.logs())
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    """Poll until `condition()` is truthy; fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def deliveries(store: Store, reference_number: int | None = None) -> list[Delivery]:
@@ -188,68 +149,14 @@ def submit(client: FlaskClient, service: str, body: dict[str, Any], key: str | N
     return response.get_json()
 
 
-class RedisServer:
-    """A private redis-server on a port of its own that a test can stop and start again.
-
-    Nothing is persisted (no RDB, no append-only file), so a restart comes back empty, as a
-    Redis without persistence (or with a lost disk) does.
-    """
-
-    def __init__(self, binary: str, port: int, workdir: Path) -> None:
-        """Remember where to run; nothing is started here."""
-        self.binary = binary
-        self.port = port
-        self.workdir = workdir
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        """The URL of database 0 on this server."""
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        """Start the server and wait until it answers."""
-        from redis import Redis
-        from redis.exceptions import RedisError
-
-        self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir)],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        client = Redis(port=self.port, socket_connect_timeout=0.5)
-
-        def _up() -> bool:
-            try:
-                return bool(client.ping())
-            except RedisError:
-                return False
-
-        wait_for(_up, timeout=10, what=f"redis-server on port {self.port}")
-        client.close()
-
-    def stop(self) -> None:
-        """Stop the server (its data is gone)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-        self.proc = None
-
-
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A redis-server for this test alone, which it may restart (skipped without the binary)."""
-    import shutil
-
-    from tests.conftest import _free_port
-
-    binary = shutil.which("redis-server")
-    if binary is None:
+    if redis_binary() is None:
         pytest.skip("redis-server is not installed (sudo apt-get install -y redis-server)")
     workdir = tmp_path / "redis"
     workdir.mkdir()
-    server = RedisServer(binary, _free_port(), workdir)
-    server.start()
+    server = RedisServer(workdir=workdir).start()
     yield server
     server.stop()
 

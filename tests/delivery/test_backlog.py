@@ -14,9 +14,10 @@ from flask.testing import FlaskClient
 from redis import Redis
 from rq.registry import FinishedJobRegistry, StartedJobRegistry
 
+from harness.waiting import wait_for
 from store.engine import Store
 from store.models import DeliveryStatus
-from tests.delivery.conftest import Processes, deliveries, replace_office, submit, wait_for
+from tests.delivery.conftest import Processes, deliveries, replace_office, submit
 from tests.factories import dog
 from worker.queue import delivery_queue, wake_offices
 

@@ -21,10 +21,11 @@ from sqlalchemy import insert, select, update
 from demo_backoffice import DemoBackOffice
 from demo_backoffice.ledger import Ledger
 from domain.accounts.accounts import Role
+from harness.waiting import wait_for
 from store.engine import Store
 from store.models import Delivery, Submission
 from tests.conftest import OFFICE_SIGNING_SECRET, MakeToken, bridge_cli
-from tests.delivery.conftest import Processes, submit, wait_for
+from tests.delivery.conftest import Processes, submit
 from tests.factories import dog, traffic
 
 RATE = 50.0

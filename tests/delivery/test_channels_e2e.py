@@ -8,10 +8,11 @@ import pytest
 from flask.testing import FlaskClient
 
 from demo_backoffice import DemoBackOffice
+from harness.waiting import wait_for
 from infra.safexml import parse_xml
 from store.engine import Store
 from store.models import DeliveryStatus
-from tests.delivery.conftest import Processes, deliveries, replace_office, submit, wait_for
+from tests.delivery.conftest import Processes, deliveries, replace_office, submit
 from tests.factories import traffic
 
 OFFICE = "neu-anspach-ordnungsamt"

@@ -14,10 +14,11 @@ from redis import Redis
 from sqlalchemy import select
 
 from demo_backoffice import DemoBackOffice
+from harness.waiting import wait_for
 from store.engine import Store
 from store.models import Delivery, DeliveryStatus, Event
 from tests.conftest import ROOT
-from tests.delivery.conftest import Processes, deliveries, submit, wait_for
+from tests.delivery.conftest import Processes, deliveries, submit
 from tests.factories import dog
 
 OFFICE = "usingen-steueramt"

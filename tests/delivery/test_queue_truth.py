@@ -9,9 +9,10 @@ from redis import Redis
 from rq.registry import FailedJobRegistry
 from sqlalchemy import select, update
 
+from harness.waiting import wait_for
 from store.engine import Store
 from store.models import Delivery, Event, Submission
-from tests.delivery.conftest import Processes, submit, wait_for
+from tests.delivery.conftest import Processes, submit
 from tests.factories import dog
 from worker.queue import delivery_queue
 from worker.queue_truth import reconcile_failed_jobs

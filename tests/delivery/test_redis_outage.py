@@ -15,17 +15,11 @@ from rq import Worker
 from rq.worker import BaseWorker
 
 from demo_backoffice import DemoBackOffice
+from harness.redis_servers import RedisServer
+from harness.waiting import wait_for
 from store.engine import Store
 from store.models import DeliveryStatus
-from tests.delivery.conftest import (
-    GatedLedger,
-    Processes,
-    RedisServer,
-    deliveries,
-    routing_config,
-    submit,
-    wait_for,
-)
+from tests.delivery.conftest import GatedLedger, Processes, deliveries, routing_config, submit
 from tests.factories import dog, traffic
 
 TAX = "usingen-steueramt"

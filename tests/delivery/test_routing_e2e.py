@@ -6,10 +6,11 @@ import pytest
 from flask.testing import FlaskClient
 
 from demo_backoffice import DemoBackOffice
+from harness.waiting import wait_for
 from store.engine import Store
 from store.models import DeliveryStatus
 from tests.conftest import MakeToken, bearer
-from tests.delivery.conftest import Processes, deliveries, submit, wait_for
+from tests.delivery.conftest import Processes, deliveries, submit
 from tests.factories import dog, traffic
 
 pytestmark = pytest.mark.usefixtures("processes")

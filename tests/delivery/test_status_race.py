@@ -15,9 +15,10 @@ from flask.testing import FlaskClient
 from redis import Redis
 from sqlalchemy import select, text
 
+from harness.waiting import wait_for
 from store.engine import Store
 from store.models import DeliveryStatus, Submission, SubmissionStatus
-from tests.delivery.conftest import Processes, deliveries, submit, wait_for
+from tests.delivery.conftest import Processes, deliveries, submit
 from tests.factories import dog
 from worker.queue import wake_offices
 

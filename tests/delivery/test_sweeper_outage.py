@@ -14,9 +14,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from demo_backoffice import DemoBackOffice
+from harness.waiting import wait_for
 from store.engine import Store, normalise_database_url
 from store.models import DeliveryStatus
-from tests.delivery.conftest import Processes, deliveries, submit, wait_for
+from tests.delivery.conftest import Processes, deliveries, submit
 from tests.factories import dog
 
 

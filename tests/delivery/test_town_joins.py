@@ -9,9 +9,10 @@ from flask.testing import FlaskClient
 
 from demo_backoffice import DemoBackOffice
 from domain.settings import Settings, SettingsError
+from harness.waiting import wait_for
 from store.engine import Store
 from store.models import DeliveryStatus
-from tests.delivery.conftest import Processes, deliveries, submit, wait_for
+from tests.delivery.conftest import Processes, deliveries, submit
 from tests.factories import dog
 
 WEHRHEIM = """

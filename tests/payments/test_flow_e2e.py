@@ -24,11 +24,12 @@ from demo_payments import DemoPayments, SimulatorConfig
 from domain.accounts.accounts import Role
 from domain.accounts.api_tokens import create_token
 from domain.settings import Settings
+from harness.waiting import wait_for
 from infra.safexml import parse_xml
 from store.engine import Store
 from store.models import Delivery, DeliveryKind, Event, Payment, PaymentCallback, Submission
 from tests.conftest import FORMCYCLE_SECRET, OFFICE_SIGNING_SECRET, TEST_ADMIN
-from tests.delivery.conftest import FAST, SHIPPED_CONFIG, Processes, replace_office, wait_for
+from tests.delivery.conftest import FAST, SHIPPED_CONFIG, Processes, replace_office
 from tests.factories import traffic
 
 ORDER_OFFICE = "neu-anspach-ordnungsamt"

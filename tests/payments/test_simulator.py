@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import pytest
 import requests
 
 from demo_payments import DemoPayments, serve_in_thread
+from harness.ports import free_port
 from integrations.payment_providers import ProviderUnavailable
 from integrations.payment_providers.xbezahldienste import XBezahldiensteProvider
 from tests.conftest import ROOT
@@ -126,15 +126,9 @@ def test_serve_in_thread_gives_a_url_and_a_stop() -> None:
         requests.get(f"{url}/_control/transactions", timeout=2)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_python_m_demo_payments_runs_and_stops_on_sigterm() -> None:
     """The Procfile's `payments:` line: the module listens on --port and ends on SIGTERM."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "demo_payments", "--port", str(port)],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},

@@ -1,0 +1,1 @@
+"""Tests of the harness: real processes, private redis-servers, scratch PostgreSQL databases."""
