@@ -16,7 +16,6 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from flask import Blueprint, g, redirect, render_template, request, url_for
-from redis.exceptions import RedisError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
@@ -48,7 +47,7 @@ from domain.accounts.logins import LoginRefused, authenticate_password
 from domain.accounts.passwords import ScryptParams
 from domain.admin import bulk_replay
 from domain.admin.case_view import submission_detail
-from domain.admin.operations import Outcome, cancel_delivery, replay_delivery, reroute_delivery
+from domain.admin.operations import cancel_delivery, replay_delivery, reroute_delivery
 from domain.admin.overview import overview as build_overview
 from domain.admin.search import (
     FILTER_KEYS,
@@ -61,7 +60,7 @@ from domain.admin.search import (
 from domain.problems import Problem, msg
 from infra.logs import log_event
 from store.models import utcnow
-from worker.queue import wake_offices
+from worker.queue import wake_quietly
 from worker.queue_status import queue_status
 
 log = logging.getLogger(__name__)
@@ -625,16 +624,6 @@ def _delivery_of_case(reference: str, delivery_id: str) -> None:
         )
 
 
-def _wake(outcome: Outcome) -> None:
-    """Wake the workers of the offices the action made due; the sweeper covers a lost wake-up."""
-    if not outcome.wake:
-        return
-    try:
-        wake_offices(_bridge().redis, outcome.wake)
-    except RedisError as exc:
-        log_event(log, "admin.wake_failed", level=logging.WARNING, error=type(exc).__name__)
-
-
 def _after_action(reference: str, notice: str) -> Response:
     """Back to the failures list the clerk came from (with its filter), else to the case."""
     back = urlsplit(request.form.get("back", ""))
@@ -654,7 +643,7 @@ def replay(reference: str, delivery_id: str) -> Response:
     outcome = replay_delivery(
         _bridge().store, delivery_id, _actor(), request.form.get("reason", "")
     )
-    _wake(outcome)
+    wake_quietly(_bridge().redis, outcome.wake, log=log)
     return _after_action(reference, "replayed" if outcome.changed else "noop")
 
 
@@ -682,7 +671,7 @@ def reroute(reference: str, delivery_id: str) -> Response:
         _actor(),
         request.form.get("reason", ""),
     )
-    _wake(outcome)
+    wake_quietly(_bridge().redis, outcome.wake, log=log)
     return _after_action(reference, "rerouted")
 
 
@@ -750,7 +739,7 @@ def bulk_start() -> Response:
         request.form.get("reason", ""),
         rate_per_office=bridge.settings.replay_rate_per_office,
     )
-    _wake(Outcome(True, msg("", ""), wake=offices))
+    wake_quietly(bridge.redis, offices, log=log)
     return redirect(url_for("admin.bulk_progress", job_id=view.id), 303)
 
 

@@ -50,17 +50,11 @@ def _filter_options(values: Iterable[str]) -> dict[str, str]:
 
 
 def _wake(redis_url: str, offices: Iterable[str]) -> None:
-    from redis.exceptions import RedisError
-
+    """Wake the offices the action made due; when Redis is away, say the sweeper will."""
     from infra.redis_connection import connect
-    from worker.queue import wake_offices
+    from worker.queue import wake_quietly
 
-    offices = sorted(set(offices))
-    if not offices:
-        return
-    try:
-        wake_offices(connect(redis_url), offices)
-    except RedisError:
+    if not wake_quietly(connect(redis_url), offices):
         click.echo("Redis nicht erreichbar: der Sweeper sendet sie.", err=True)
 
 
