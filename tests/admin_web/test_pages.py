@@ -197,7 +197,7 @@ def test_viewer_sees_no_buttons_and_a_viewer_post_is_refused(
     assert "Erneut senden" not in failures
     assert "Alle gefilterten erneut senden" not in failures
     before = snapshot(store)
-    with caplog.at_level("INFO", logger="bridge.admin.web"):
+    with caplog.at_level("INFO", logger="bridge.admin"):
         response = viewer.post(
             f"/admin/antraege/{reference}/zustellungen/{delivery_id}/erneut-senden",
             data={"csrf_token": csrf_of(page)},
