@@ -7,6 +7,7 @@ The pages register their routes on `blueprint` in their own modules (`session`, 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, g, render_template, request, url_for
@@ -34,12 +35,15 @@ from infra.logs import log_event
 
 log = logging.getLogger(__name__)
 
+# The page's templates and style sheet live in bridge/ (beside the app), not in bridge/admin/.
+BRIDGE_DIR = Path(__file__).resolve().parent.parent
+
 blueprint = Blueprint(
     "admin",
     __name__,
     url_prefix="/admin",
-    template_folder="templates",
-    static_folder="static",
+    template_folder=str(BRIDGE_DIR / "templates"),
+    static_folder=str(BRIDGE_DIR / "static"),
 )
 
 CSP = (
