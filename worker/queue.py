@@ -12,11 +12,15 @@ path, so this module does not import the job code (and the job code may import t
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Queue
 from rq.serializers import JSONSerializer
+
+from infra.logs import log_event
 
 QUEUE_NAME = "deliveries"
 DRAIN_JOB = "worker.jobs.drain_office"
@@ -70,6 +74,28 @@ def wake_offices(redis: Redis, office_ids: Iterable[str]) -> int:
         )
         enqueued += 1
     return enqueued
+
+
+def wake_quietly(
+    redis: Redis, office_ids: Iterable[str], *, log: logging.Logger | None = None
+) -> bool:
+    """Wake these offices after an operator's committed action; False when Redis is away.
+
+    The admin API, the admin page and the command line call this after a replay, cancel or
+    re-route. Their change is committed and its deliveries are due in the database, so an
+    outage is no error to them: the sweeper wakes due offices anyway. With `log`, an outage
+    is logged there as `admin.wake_failed`; the command line tells the operator instead.
+    """
+    offices = sorted(set(office_ids))
+    if not offices:
+        return True
+    try:
+        wake_offices(redis, offices)
+    except RedisError as exc:
+        if log is not None:
+            log_event(log, "admin.wake_failed", level=logging.WARNING, error=type(exc).__name__)
+        return False
+    return True
 
 
 def drain_started(redis: Redis, office_id: str) -> None:

@@ -10,12 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
 from flask import Blueprint, Response, g, request
-from redis.exceptions import RedisError
 
 from bridge.api.access import require_role
 from bridge.intake.bodies import media_type_of
@@ -39,8 +38,7 @@ from domain.admin.search import (
     list_submissions,
 )
 from domain.problems import FieldError, Problem, msg
-from infra.logs import log_event
-from worker.queue import wake_offices
+from worker.queue import wake_quietly
 from worker.queue_status import queue_status
 
 blueprint = Blueprint("admin_api", __name__)
@@ -136,19 +134,8 @@ def _actor() -> Actor:
     return actor
 
 
-def _wake(offices: Iterable[str]) -> None:
-    """Wake the offices after the commit; when Redis is away the sweeper will."""
-    offices = sorted(set(offices))
-    if not offices:
-        return
-    try:
-        wake_offices(current().redis, offices)
-    except RedisError as exc:
-        log_event(log, "admin.wake_failed", level=logging.WARNING, error=type(exc).__name__)
-
-
 def _outcome(outcome: Outcome) -> Response:
-    _wake(outcome.wake)
+    wake_quietly(current().redis, outcome.wake, log=log)
     message = outcome.message.en if language() == "en" else str(outcome.message)
     return json_response(
         {"changed": outcome.changed, "message": message, "deliveries": outcome.delivery_ids}
@@ -283,7 +270,7 @@ def start_replay() -> Response:
         reason,
         rate_per_office=bridge.settings.replay_rate_per_office,
     )
-    _wake(offices)
+    wake_quietly(current().redis, offices, log=log)
     return json_response(
         bulk_replay.as_json(view), 202, headers={"Location": f"/api/v1/replays/{view.id}"}
     )

@@ -14,6 +14,7 @@ from typing import NoReturn
 
 import click
 
+from bridge.cli.context import Context, pass_context
 from domain.accounts.accounts import (
     AccountError,
     Actor,
@@ -26,8 +27,6 @@ from domain.accounts.accounts import (
     set_role,
 )
 from domain.accounts.api_tokens import create_token, import_token, list_tokens, revoke_token
-from domain.settings import Settings
-from integrations.checks import settings_or_exit
 from store.engine import Store
 
 EXIT_INVALID = 3
@@ -38,11 +37,6 @@ _EXITS = {"invalid": EXIT_INVALID, "unknown": EXIT_UNKNOWN}
 by_option = click.option(
     "--by", "by", default=None, help="The account acting (recorded); default: cli:<login name>."
 )
-
-
-def _open() -> tuple[Settings, Store]:
-    settings = settings_or_exit()
-    return settings, Store.from_url(settings.database_url)
 
 
 def _actor(store: Store, by: str | None) -> Actor:
@@ -85,11 +79,17 @@ def accounts() -> None:
 @click.option("--display-name", default=None)
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @by_option
+@pass_context
 def create_command(
-    username: str, role: str, display_name: str | None, password_stdin: bool, by: str | None
+    ctx: Context,
+    username: str,
+    role: str,
+    display_name: str | None,
+    password_stdin: bool,
+    by: str | None,
 ) -> None:
     """Create an account (the first admin too); the password is asked for hidden."""
-    settings, store = _open()
+    settings, store = ctx.settings, ctx.store
     actor = _actor(store, by)
     password = _password(password_stdin)
     try:
@@ -104,16 +104,15 @@ def create_command(
         )
     except AccountError as exc:
         _fail(exc)
-    store.dispose()
     click.echo(f"created account {account.username} ({account.role})")
 
 
 @accounts.command("list")
-def list_command() -> None:
+@pass_context
+def list_command(ctx: Context) -> None:
     """List the accounts with role, state and last login."""
-    _, store = _open()
+    store = ctx.store
     rows = list_accounts(store)
-    store.dispose()
     if not rows:
         click.echo("no accounts; create the first admin with: accounts create NAME --role admin")
     for a in rows:
@@ -127,14 +126,14 @@ def list_command() -> None:
 @click.argument("username")
 @click.argument("role", type=role_choice)
 @by_option
-def set_role_command(username: str, role: str, by: str | None) -> None:
+@pass_context
+def set_role_command(ctx: Context, username: str, role: str, by: str | None) -> None:
     """Give an account another role."""
-    _, store = _open()
+    store = ctx.store
     try:
         account = set_role(store, username, role, actor=_actor(store, by))
     except AccountError as exc:
         _fail(exc)
-    store.dispose()
     click.echo(f"{account.username} is now {account.role}")
 
 
@@ -142,30 +141,30 @@ def set_role_command(username: str, role: str, by: str | None) -> None:
 @click.argument("username")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @by_option
-def set_password_command(username: str, password_stdin: bool, by: str | None) -> None:
+@pass_context
+def set_password_command(ctx: Context, username: str, password_stdin: bool, by: str | None) -> None:
     """Set a new password (also lifts a lock-out and ends the account's sessions)."""
-    settings, store = _open()
+    settings, store = ctx.settings, ctx.store
     actor = _actor(store, by)
     password = _password(password_stdin)
     try:
         set_password(store, username, password, actor=actor, kdf=settings.password_kdf)
     except AccountError as exc:
         _fail(exc)
-    store.dispose()
     click.echo(f"password of {username.strip().lower()} set")
 
 
 @accounts.command("deactivate")
 @click.argument("username")
 @by_option
-def deactivate_command(username: str, by: str | None) -> None:
+@pass_context
+def deactivate_command(ctx: Context, username: str, by: str | None) -> None:
     """Deactivate an account: it can no longer log in, its sessions and tokens stop."""
-    _, store = _open()
+    store = ctx.store
     try:
         account = deactivate(store, username, actor=_actor(store, by))
     except AccountError as exc:
         _fail(exc)
-    store.dispose()
     click.echo(f"deactivated {account.username}")
 
 
@@ -180,11 +179,12 @@ def tokens() -> None:
 @click.option("--office", default=None, help="A back office's own token: only its cases.")
 @click.option("--days", type=click.IntRange(1, 3650), default=365, show_default=True)
 @by_option
+@pass_context
 def token_create_command(
-    name: str, role: str, office: str | None, days: int, by: str | None
+    ctx: Context, name: str, role: str, office: str | None, days: int, by: str | None
 ) -> None:
     """Create a token and print it once (it cannot be shown again)."""
-    settings, store = _open()
+    settings, store = ctx.settings, ctx.store
     if office is not None and office not in settings.config.offices:
         click.echo(f"unknown office {office!r}", err=True)
         sys.exit(EXIT_UNKNOWN)
@@ -195,18 +195,17 @@ def token_create_command(
         )
     except AccountError as exc:
         _fail(exc)
-    store.dispose()
     scope = f" for office {office}" if office else ""
     click.echo(f"token {token.name} ({token.role}{scope}), expires {expires:%Y-%m-%d}:", err=True)
     click.echo(clear)
 
 
 @tokens.command("list")
-def token_list_command() -> None:
+@pass_context
+def token_list_command(ctx: Context) -> None:
     """List the tokens: prefix, role, office, expiry, last use (never the secret)."""
-    _, store = _open()
+    store = ctx.store
     rows = list_tokens(store)
-    store.dispose()
     if not rows:
         click.echo("no tokens")
     now = dt.datetime.now(dt.UTC)
@@ -228,22 +227,23 @@ def token_list_command() -> None:
 @tokens.command("revoke")
 @click.argument("name")
 @by_option
-def token_revoke_command(name: str, by: str | None) -> None:
+@pass_context
+def token_revoke_command(ctx: Context, name: str, by: str | None) -> None:
     """Revoke a token at once."""
-    _, store = _open()
+    store = ctx.store
     try:
         revoke_token(store, name, actor=_actor(store, by))
     except AccountError as exc:
         _fail(exc)
-    store.dispose()
     click.echo(f"revoked {name}")
 
 
 @tokens.command("import-env")
 @by_option
-def token_import_command(by: str | None) -> None:
+@pass_context
+def token_import_command(ctx: Context, by: str | None) -> None:
     """Move the tokens of BRIDGE_API_TOKENS into the database once (reader -> viewer)."""
-    settings, store = _open()
+    settings, store = ctx.settings, ctx.store
     if not settings.legacy_api_tokens:
         click.echo("BRIDGE_API_TOKENS is not set: nothing to import")
         return
@@ -256,7 +256,6 @@ def token_import_command(by: str | None) -> None:
             _fail(exc)
         conflicts += outcome == "conflict"
         click.echo(f"{outcome:<9} {legacy.name} ({legacy.role})")
-    store.dispose()
     click.echo(
         "The tokens keep working from the database. Remove BRIDGE_API_TOKENS from the "
         "environment now; it is no longer read for access."

@@ -5,10 +5,10 @@ from __future__ import annotations
 import click
 
 from bridge.cli.accounts import accounts, tokens
+from bridge.cli.context import Context, pass_context
 from bridge.cli.operations import COMMANDS
 from domain.payments.payments import fee_summary
 from infra.crypto import generate_key
-from integrations.checks import settings_or_exit
 
 
 @click.group()
@@ -23,22 +23,19 @@ def generate_key_command() -> None:
 
 
 @main.command()
-def migrate() -> None:
+@pass_context
+def migrate(ctx: Context) -> None:
     """Create or upgrade the database schema."""
-    from store.engine import make_engine
     from store.migrations import upgrade
 
-    settings = settings_or_exit()
-    engine = make_engine(settings.database_url)
-    done = upgrade(engine)
-    engine.dispose()
-    click.echo(done.describe())
+    click.echo(upgrade(ctx.store.engine).describe())
 
 
 @main.command("check-config")
-def check_config() -> None:
+@pass_context
+def check_config(ctx: Context) -> None:
     """Validate the routing configuration and print who handles what for every town."""
-    settings = settings_or_exit()
+    settings = ctx.settings
     config = settings.config
     click.echo(f"configuration {settings.config_path}: valid")
     for service in config.services.values():
@@ -58,19 +55,17 @@ def check_config() -> None:
 
 
 @main.command("rotate-keys")
-def rotate_keys() -> None:
+@pass_context
+def rotate_keys(ctx: Context) -> None:
     """Re-encrypt all stored personal data with the first key of BRIDGE_ENCRYPTION_KEYS."""
     from sqlalchemy import select
 
     from infra.crypto import Vault
-    from store.engine import Store
     from store.models import Attachment, Submission
 
-    settings = settings_or_exit()
-    vault = Vault(settings.encryption_keys)
-    store = Store.from_url(settings.database_url)
+    vault = Vault(ctx.settings.encryption_keys)
     count = 0
-    with store.session() as session:
+    with ctx.store.session() as session:
         for s in session.scalars(select(Submission).where(Submission.data.is_not(None))):
             assert s.data is not None
             s.data = vault.rotate(s.data)
@@ -80,7 +75,6 @@ def rotate_keys() -> None:
             if a.content is not None:
                 a.content = vault.rotate(a.content)
             count += 1
-    store.dispose()
     click.echo(f"re-encrypted {count} values; older keys can now be removed")
 
 

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 
+from bridge.cli.context import Context, pass_context
 from domain.accounts.accounts import Actor, Role
 from domain.problems import Problem
-from integrations.checks import settings_or_exit
 
 if TYPE_CHECKING:
     from domain.admin.bulk_replay import BulkReplayView
@@ -49,18 +49,11 @@ def _filter_options(values: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def _wake(redis_url: str, offices: Iterable[str]) -> None:
-    from redis.exceptions import RedisError
+def _wake(ctx: Context, offices: Iterable[str]) -> None:
+    """Wake the offices the action made due; when Redis is away, say the sweeper will."""
+    from worker.queue import wake_quietly
 
-    from infra.redis_connection import connect
-    from worker.queue import wake_offices
-
-    offices = sorted(set(offices))
-    if not offices:
-        return
-    try:
-        wake_offices(connect(redis_url), offices)
-    except RedisError:
+    if not wake_quietly(ctx.redis, offices):
         click.echo("Redis nicht erreichbar: der Sweeper sendet sie.", err=True)
 
 
@@ -90,7 +83,9 @@ def submissions() -> None:
 @_with_filters
 @click.option("--page", default=1, show_default=True)
 @click.option("--per-page", default=50, show_default=True)
+@pass_context
 def list_command(
+    ctx: Context,
     service: str | None,
     municipality: str | None,
     office: str | None,
@@ -103,21 +98,17 @@ def list_command(
 ) -> None:
     """List submissions matching the filters, newest first."""
     from domain.admin.search import SubmissionFilter, list_submissions
-    from store.engine import Store
 
-    settings = settings_or_exit()
+    settings = ctx.settings
     args = {"service": service, "municipality": municipality, "office": office,
             "status": status, "from": from_, "to": to, "reference": reference}  # fmt: skip
-    store = Store.from_url(settings.database_url)
     try:
         flt = SubmissionFilter.from_args(
             {k: v for k, v in args.items() if v is not None}, settings.config
         )
-        found = list_submissions(store, flt, settings.config, page=page, per_page=per_page)
+        found = list_submissions(ctx.store, flt, settings.config, page=page, per_page=per_page)
     except Problem as problem:
         _fail(problem)
-    finally:
-        store.dispose()
     for row in found.items:
         offices = ", ".join(f"{d.office}={d.status}" for d in row.deliveries)
         click.echo(
@@ -130,13 +121,13 @@ def list_command(
 
 @click.command()
 @click.option("--office", help="Only this office's failed deliveries.")
-def failed(office: str | None) -> None:
+@pass_context
+def failed(ctx: Context, office: str | None) -> None:
     """List failed deliveries (the dead-letter list) with their last error."""
     from domain.admin.search import SubmissionFilter, failed_deliveries
-    from store.engine import Store
 
-    settings = settings_or_exit()
-    store = Store.from_url(settings.database_url)
+    settings = ctx.settings
+    store = ctx.store
     try:
         flt = SubmissionFilter.from_args({"office": office} if office else {}, settings.config)
         rows = []
@@ -149,8 +140,6 @@ def failed(office: str | None) -> None:
             page += 1
     except Problem as problem:
         _fail(problem)
-    finally:
-        store.dispose()
     if not rows:
         click.echo("no failed deliveries")
     for d in rows:
@@ -170,7 +159,9 @@ def failed(office: str | None) -> None:
 @click.option("--wait/--no-wait", default=True, help="Show the bulk replay's progress until done.")
 @BY
 @click.option("--reason", default="", help="Why (recorded; required for a bulk replay).")
+@pass_context
 def replay(
+    ctx: Context,
     delivery_ids: tuple[str, ...],
     office: str | None,
     filters: tuple[str, ...],
@@ -183,27 +174,25 @@ def replay(
     if filters or dry_run:
         if delivery_ids or office:
             raise click.UsageError("--filter/--dry-run do not go with --delivery or --office")
-        _bulk(_filter_options(filters), reason, dry_run, wait, who)
+        _bulk(ctx, _filter_options(filters), reason, dry_run, wait, who)
         return
-    _replay_now(delivery_ids, office, who, reason)
+    _replay_now(ctx, delivery_ids, office, who, reason)
 
 
 def _replay_now(
-    delivery_ids: tuple[str, ...], office: str | None, who: str | None, reason: str
+    ctx: Context, delivery_ids: tuple[str, ...], office: str | None, who: str | None, reason: str
 ) -> None:
     from sqlalchemy import select
 
     from domain.delivery.deliveries import failed_deliveries
     from domain.delivery.deliveries import replay as replay_deliveries
-    from store.engine import Store
     from store.models import Delivery
 
     if not delivery_ids and not office:
         raise click.UsageError("name --delivery ID (repeatable), --office OFFICE or --filter K=V")
-    settings = settings_or_exit()
-    if office and office not in settings.config.offices:
+    if office and office not in ctx.settings.config.offices:
         raise click.UsageError(f"unknown office {office!r}")
-    store = Store.from_url(settings.database_url)
+    store = ctx.store
     ids = list(delivery_ids) + ([d.id for d in failed_deliveries(store, office)] if office else [])
     result = replay_deliveries(store, ids, actor=f"cli:{who or getpass.getuser()}", reason=reason)
     for delivery_id in result.replayed:
@@ -215,18 +204,18 @@ def _replay_now(
             offices = set(
                 session.scalars(select(Delivery.office_id).where(Delivery.id.in_(result.replayed)))
             )
-        _wake(settings.redis_url, offices)
-    store.dispose()
+        _wake(ctx, offices)
     sys.exit(0 if result.replayed or not ids else 1)
 
 
-def _bulk(args: dict[str, str], reason: str, dry_run: bool, wait: bool, who: str | None) -> None:
+def _bulk(
+    ctx: Context, args: dict[str, str], reason: str, dry_run: bool, wait: bool, who: str | None
+) -> None:
     from domain.admin import bulk_replay
     from domain.admin.search import SubmissionFilter, count_replayable
-    from store.engine import Store
 
-    settings = settings_or_exit()
-    store = Store.from_url(settings.database_url)
+    settings = ctx.settings
+    store = ctx.store
     try:
         flt = SubmissionFilter.from_args(args, settings.config, extra=())
         if dry_run:
@@ -238,19 +227,15 @@ def _bulk(args: dict[str, str], reason: str, dry_run: bool, wait: bool, who: str
             rate_per_office=settings.replay_rate_per_office,
         )  # fmt: skip
     except Problem as problem:
-        store.dispose()
         _fail(problem)
-    _wake(settings.redis_url, offices)
+    _wake(ctx, offices)
     click.echo(
         f"bulk replay {view.id} started: {view.total} deliveries, at most "
         f"{view.rate_per_office:g}/s per office"
     )
     if not wait:
-        store.dispose()
         return
-    view = _progress(store, view.id, view.total)
-    store.dispose()
-    _summary(view)
+    _summary(_progress(store, view.id, view.total))
 
 
 def _progress(store: Store, job_id: int, total: int) -> BulkReplayView:
@@ -277,15 +262,13 @@ def _summary(view: BulkReplayView) -> None:
 
 @click.command("replay-status")
 @click.argument("job_id", type=int)
-def replay_status(job_id: int) -> None:
+@pass_context
+def replay_status(ctx: Context, job_id: int) -> None:
     """Show a bulk replay's progress."""
     from domain.admin import bulk_replay
-    from store.engine import Store
 
-    settings = settings_or_exit()
-    store = Store.from_url(settings.database_url)
+    store = ctx.store
     view = bulk_replay.get(store, job_id) if 0 < job_id < 2**62 else None
-    store.dispose()
     if view is None:
         click.echo(f"no bulk replay {job_id}", err=True)
         sys.exit(1)
@@ -298,16 +281,17 @@ def replay_status(job_id: int) -> None:
 @click.option("--replay", "job_id", type=int, help="Cancel this bulk replay.")
 @BY
 @click.option("--reason", required=True, help="Why (recorded).")
-def cancel(reference: str | None, job_id: int | None, who: str | None, reason: str) -> None:
+@pass_context
+def cancel(
+    ctx: Context, reference: str | None, job_id: int | None, who: str | None, reason: str
+) -> None:
     """Cancel a submission's open deliveries, or a running bulk replay."""
     from domain.admin import bulk_replay
     from domain.admin.operations import cancel_submission
-    from store.engine import Store
 
     if (reference is None) == (job_id is None):
         raise click.UsageError("name either --reference REF or --replay ID")
-    settings = settings_or_exit()
-    store = Store.from_url(settings.database_url)
+    store = ctx.store
     try:
         if reference is not None:
             outcome = cancel_submission(store, reference, _actor(who), reason)
@@ -321,8 +305,6 @@ def cancel(reference: str | None, job_id: int | None, who: str | None, reason: s
             _summary(view)
     except Problem as problem:
         _fail(problem)
-    finally:
-        store.dispose()
     sys.exit(0 if changed else 1)
 
 
@@ -331,35 +313,31 @@ def cancel(reference: str | None, job_id: int | None, who: str | None, reason: s
 @click.option("--office", required=True, help="An office of the same task area.")
 @BY
 @click.option("--reason", required=True)
-def reroute(delivery_id: str, office: str, who: str | None, reason: str) -> None:
+@pass_context
+def reroute(ctx: Context, delivery_id: str, office: str, who: str | None, reason: str) -> None:
     """Send a delivery to another office of the same task area instead."""
     from domain.admin.operations import reroute_delivery
-    from store.engine import Store
 
-    settings = settings_or_exit()
-    store = Store.from_url(settings.database_url)
+    settings = ctx.settings
     try:
-        outcome = reroute_delivery(store, settings.config, delivery_id, office, _actor(who), reason)
+        outcome = reroute_delivery(
+            ctx.store, settings.config, delivery_id, office, _actor(who), reason
+        )
     except Problem as problem:
         _fail(problem)
-    finally:
-        store.dispose()
-    _wake(settings.redis_url, outcome.wake)
+    _wake(ctx, outcome.wake)
     click.echo(f"{outcome.message} ({', '.join(outcome.delivery_ids)})")
     sys.exit(0 if outcome.changed else 1)
 
 
 @click.command()
 @click.option("--dry-run", is_flag=True, help="Only count the cases a purge would clear.")
-def purge(dry_run: bool) -> None:
+@pass_context
+def purge(ctx: Context, dry_run: bool) -> None:
     """Purge personal data of cases delivered longer ago than their service's retention_days."""
     from domain.delivery.retention import purge as purge_cases
-    from store.engine import Store
 
-    settings = settings_or_exit()
-    store = Store.from_url(settings.database_url)
-    result = purge_cases(store, settings.config, dry_run=dry_run)
-    store.dispose()
+    result = purge_cases(ctx.store, ctx.settings.config, dry_run=dry_run)
     if dry_run:
         click.echo(f"{result.submissions} submission(s) would be purged (dry run)")
     else:
@@ -372,25 +350,22 @@ def purge(dry_run: bool) -> None:
 @click.command()
 @click.option("--send", "mode", flag_value="send", help="Send today's digest (once per day).")
 @click.option("--print", "mode", flag_value="print", default=True, help="Print it (default).")
-def digest(mode: str) -> None:
+@pass_context
+def digest(ctx: Context, mode: str) -> None:
     """The daily digest for administrators: print it, or send it to BRIDGE_DIGEST_RECIPIENTS."""
     from domain.admin.search import BERLIN
-    from store.engine import Store
     from worker import digest as daily
 
-    settings = settings_or_exit()
-    store = Store.from_url(settings.database_url)
+    settings = ctx.settings
+    store = ctx.store
     now = dt.datetime.now(dt.UTC)
-    try:
-        if mode == "print":
-            day = now.astimezone(BERLIN).date()
-            click.echo(daily.render(daily.build(store, settings.config, now), day), nl=False)
-            return
-        if not settings.digest_recipients:
-            raise click.UsageError("BRIDGE_DIGEST_RECIPIENTS is empty")
-        sent = daily.send_once(settings, store, now)
-    finally:
-        store.dispose()
+    if mode == "print":
+        day = now.astimezone(BERLIN).date()
+        click.echo(daily.render(daily.build(store, settings.config, now), day), nl=False)
+        return
+    if not settings.digest_recipients:
+        raise click.UsageError("BRIDGE_DIGEST_RECIPIENTS is empty")
+    sent = daily.send_once(settings, store, now)
     click.echo(
         "digest sent" if sent else "not sent (already sent today, or the mail server refused)"
     )

@@ -46,6 +46,18 @@ def test_login_page_is_german_with_headers(client: FlaskClient) -> None:
     assert "SameSite=Lax" in cookie
 
 
+def test_the_style_sheet_is_served_without_a_session(client: FlaskClient) -> None:
+    """The login page's style sheet link works: the blueprint finds bridge/static, not a 404."""
+    page = client.get("/admin/login").get_data(as_text=True)
+    assert 'href="/admin/static/admin.css"' in page
+    response = client.get("/admin/static/admin.css")
+    assert response.status_code == 200
+    assert response.mimetype == "text/css"
+    # Only the pages are no-store; the style sheet may be kept by the browser.
+    assert response.headers.get("Cache-Control") != "no-store"
+    response.close()
+
+
 def test_login_sets_a_session_cookie_and_logout_ends_it(
     client: FlaskClient, accounts: dict[str, str]
 ) -> None:
@@ -197,7 +209,7 @@ def test_viewer_sees_no_buttons_and_a_viewer_post_is_refused(
     assert "Erneut senden" not in failures
     assert "Alle gefilterten erneut senden" not in failures
     before = snapshot(store)
-    with caplog.at_level("INFO", logger="bridge.admin.web"):
+    with caplog.at_level("INFO", logger="bridge.admin"):
         response = viewer.post(
             f"/admin/antraege/{reference}/zustellungen/{delivery_id}/erneut-senden",
             data={"csrf_token": csrf_of(page)},

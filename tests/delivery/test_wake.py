@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 
+import pytest
 from redis import Redis
 
-from tests.conftest import ROOT
-from worker.queue import QUEUED_MARK_TTL_S, delivery_queue, drain_started, wake_offices
+from tests.conftest import ROOT, _free_port
+from worker.queue import (
+    QUEUED_MARK_TTL_S,
+    delivery_queue,
+    drain_started,
+    wake_offices,
+    wake_quietly,
+)
 
 OFFICE = "usingen-steueramt"
 
@@ -54,3 +62,34 @@ def test_waking_does_not_load_the_job_code(redis_url: str) -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr or "waking an office imported worker.jobs"
+
+
+def test_waking_quietly_wakes_each_office_once(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After an operator's action: each named office gets its job, repeats and all, no log."""
+    redis = Redis.from_url(redis_url)
+    log = logging.getLogger("tests.wake")
+    with caplog.at_level("INFO", logger="tests.wake"):
+        assert wake_quietly(redis, [OFFICE, "neu-anspach-ordnungsamt", OFFICE], log=log)
+        assert wake_quietly(redis, [], log=log)
+    ids = sorted(job.id for job in delivery_queue(redis).get_jobs())
+    assert ids == ["drain-neu-anspach-ordnungsamt-1", f"drain-{OFFICE}-1"]
+    assert [r.getMessage() for r in caplog.records if r.name == "tests.wake"] == []
+
+
+def test_waking_quietly_survives_a_redis_that_is_not_there(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A closed port is no error: False, and `admin.wake_failed` on the caller's log if given."""
+    away = Redis.from_url(f"redis://127.0.0.1:{_free_port()}/0", socket_connect_timeout=1)
+    log = logging.getLogger("tests.wake")
+    with caplog.at_level("INFO", logger="tests.wake"):
+        assert wake_quietly(away, [OFFICE], log=log) is False
+        assert wake_quietly(away, [OFFICE]) is False
+        # Nothing to wake asks nothing of Redis, so there is nothing to fail.
+        assert wake_quietly(away, [], log=log) is True
+    [record] = [r for r in caplog.records if r.name == "tests.wake"]
+    assert record.getMessage() == "admin.wake_failed"
+    assert record.levelno == logging.WARNING
+    assert getattr(record, "bridge_fields", {}) == {"error": "ConnectionError"}

@@ -1,0 +1,122 @@
+"""Bulk replay on the admin page: the confirmation with the exact count, the start, progress, stop."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from bridge.admin import csrf as admin_csrf
+from bridge.admin.blueprint import actor, blueprint, forbidden
+from bridge.admin.filters import FILTER_LABELS, read_filter
+from bridge.admin.labels import BULK_STATUS, SUBMISSION_STATUS, label
+from bridge.state import current
+from domain.accounts.accounts import Role
+from domain.admin import bulk_replay
+from domain.admin.search import SubmissionFilter, count_replayable
+from worker.queue import wake_quietly
+
+log = logging.getLogger(__name__)
+
+BULK_FORM_KEYS = (admin_csrf.FIELD, "reason", "expected")
+
+
+def running_bulk() -> bulk_replay.BulkReplayView | None:
+    """The bulk replay running now, if any (shown on the overview and the failures page)."""
+    return next((v for v in bulk_replay.latest(current().store, 1) if v.active), None)
+
+
+@blueprint.get("/fehler/alle-erneut-senden")
+def bulk_confirm() -> str | Response:
+    """The confirmation of a bulk replay: the exact count (the dry run) and a reason field."""
+    if not actor().may(Role.OPERATOR):
+        return forbidden("bulk-replay")
+    flt = read_filter(request.args, extra=())
+    return _confirmation(flt, count_replayable(current().store, flt), 200)
+
+
+def _confirmation(flt: SubmissionFilter, count: int, status: int, notice: str = "") -> Response:
+    config = current().settings.config
+    shown: list[tuple[str, str]] = []
+    for key, value in flt.as_args().items():
+        if key == "service" and value in config.services:
+            value = config.services[value].title
+        elif key == "office" and value in config.offices:
+            value = config.offices[value].name
+        elif key == "municipality":
+            town = config.municipality_by_ags(value)
+            value = town.name if town else value
+        elif key == "status":
+            value = label(SUBMISSION_STATUS, value)
+        shown.append((FILTER_LABELS.get(key, key), value))
+    body = render_template(
+        "admin/bulk_confirm.html",
+        nav="failures",
+        count=count,
+        filter_args=flt.as_args(),
+        filter_labels=shown,
+        changed_notice=notice,
+    )
+    return Response(body, status=status, mimetype="text/html")
+
+
+@blueprint.post("/fehler/alle-erneut-senden")
+def bulk_start() -> Response:
+    """Start the bulk replay the clerk confirmed, then show its progress (operators only).
+
+    When the count changed since the confirmation (new failures, or someone else replayed
+    some), the confirmation is shown again with the new count instead of starting.
+    """
+    if not actor().may(Role.OPERATOR):
+        return forbidden("bulk-replay")
+    bridge = current()
+    flt = read_filter(request.form, extra=BULK_FORM_KEYS)
+    count = count_replayable(bridge.store, flt)
+    if request.form.get("expected", "") != str(count):
+        return _confirmation(
+            flt,
+            count,
+            409,
+            "Die Anzahl hat sich seit der Bestätigung geändert. Bitte die neue Anzahl prüfen.",
+        )
+    view, offices = bulk_replay.start(
+        bridge.store,
+        bridge.settings.config,
+        flt,
+        actor(),
+        request.form.get("reason", ""),
+        rate_per_office=bridge.settings.replay_rate_per_office,
+    )
+    wake_quietly(bridge.redis, offices, log=log)
+    return redirect(url_for("admin.bulk_progress", job_id=view.id), 303)
+
+
+def _bulk_or_404(job_id: int) -> bulk_replay.BulkReplayView:
+    view = bulk_replay.get(current().store, job_id)
+    if view is None:
+        raise bulk_replay.unknown_replay(job_id)
+    return view
+
+
+@blueprint.get("/sammel/<int:job_id>")
+def bulk_progress(job_id: int) -> str:
+    """Processed / total / failed of a bulk replay; refreshes itself while it runs."""
+    view = _bulk_or_404(job_id)
+    return render_template(
+        "admin/bulk_progress.html",
+        nav="failures",
+        job=view,
+        running=view.active,
+        state_label=label(BULK_STATUS, view.status),
+    )
+
+
+@blueprint.post("/sammel/<int:job_id>/abbrechen")
+def bulk_cancel(job_id: int) -> Response:
+    """Stop a running bulk replay; what was not sent yet goes back to the failed list."""
+    if not actor().may(Role.OPERATOR):
+        return forbidden("bulk-cancel")
+    _bulk_or_404(job_id)
+    bulk_replay.cancel(current().store, job_id, actor(), request.form.get("reason", ""))
+    return redirect(url_for("admin.bulk_progress", job_id=job_id, hinweis="bulk-cancelled"), 303)
