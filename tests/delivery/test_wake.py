@@ -9,7 +9,8 @@ import sys
 import pytest
 from redis import Redis
 
-from tests.conftest import ROOT, _free_port
+from harness.ports import free_port
+from tests.conftest import ROOT
 from worker.queue import (
     QUEUED_MARK_TTL_S,
     delivery_queue,
@@ -82,7 +83,7 @@ def test_waking_quietly_survives_a_redis_that_is_not_there(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A closed port is no error: False, and `admin.wake_failed` on the caller's log if given."""
-    away = Redis.from_url(f"redis://127.0.0.1:{_free_port()}/0", socket_connect_timeout=1)
+    away = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=1)
     log = logging.getLogger("tests.wake")
     with caplog.at_level("INFO", logger="tests.wake"):
         assert wake_quietly(away, [OFFICE], log=log) is False
