@@ -374,7 +374,7 @@ def purge(dry_run: bool) -> None:
 @click.option("--print", "mode", flag_value="print", default=True, help="Print it (default).")
 def digest(mode: str) -> None:
     """The daily digest for administrators: print it, or send it to BRIDGE_DIGEST_RECIPIENTS."""
-    from domain.admin.search import BERLIN
+    from schemas.options import LOCAL_TZ
     from store.engine import Store
     from worker import digest as daily
 
@@ -383,7 +383,7 @@ def digest(mode: str) -> None:
     now = dt.datetime.now(dt.UTC)
     try:
         if mode == "print":
-            day = now.astimezone(BERLIN).date()
+            day = now.astimezone(LOCAL_TZ).date()
             click.echo(daily.render(daily.build(store, settings.config, now), day), nl=False)
             return
         if not settings.digest_recipients:
