@@ -2,7 +2,7 @@
 
     python -m bench.fuzz [--quick] [--cases N] [--seed N] [--live] [--output PATH]
 
-Fetches `/openapi.json` from the app built in this process (`bridge.app.build_app`, called
+Fetches `/openapi.json` from the app built in this process (`bridge.create_app`, called
 through schemathesis' WSGI transport) or, with `--live`, from a gunicorn on a free port; it
 covers the webhooks, the status API and the inbox API. Each operation gets positive (valid by the
 schema) and negative (invalid) cases from schemathesis' hypothesis strategies, sent with and
@@ -49,7 +49,7 @@ from bench.chaos.run import bridge_env, gunicorn_host
 from bench.chaos.stores import RunStore
 from bench.common import ROOT, machine
 from bench.samples import EXAMPLES
-from bridge.app import build_app
+from bridge import create_app
 from domain.accounts.accounts import Actor, Role
 from domain.accounts.api_tokens import create_token
 from domain.settings import Settings
@@ -320,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
             def call(case: Any, headers: dict[str, str]) -> Any:
                 return case.call(base_url=base, session=session, headers=headers, timeout=30)
         else:
-            app = build_app(Settings.from_env(env))
+            app = create_app(Settings.from_env(env))
             client = app.test_client()
             seed_cases(
                 lambda path, body, headers: (

@@ -1,4 +1,4 @@
-"""The application factory: settings in, configured Flask app out, no side effects at import."""
+"""The application's assembly behind `bridge.create_app`: blueprints and error handlers."""
 
 from __future__ import annotations
 
@@ -20,13 +20,14 @@ from domain.settings import Settings
 from integrations.checks import checked
 
 
-def build_app(settings: Settings | None = None, bridge: Bridge | None = None) -> Flask:
-    """Create the Flask app for `settings` (read from the environment when omitted)."""
-    settings = checked(settings or Settings.from_env())
+def _build_app(settings: Settings) -> Flask:
+    # Private so that `bridge.create_app` stays the one factory; it reads the environment
+    # and sets up the logs when no settings are given.
+    settings = checked(settings)
     app = Flask(__name__)
     # Werkzeug refuses larger bodies itself; our own checks give the German problem answer.
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_SORT_KEYS=False)
-    (bridge or Bridge.from_settings(settings)).init_app(app)
+    Bridge.from_settings(settings).init_app(app)
     access.warn_legacy_tokens(settings)
     app.register_blueprint(webhooks.blueprint)
     app.register_blueprint(api.blueprint)

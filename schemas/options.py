@@ -8,6 +8,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 #: Wall-clock time of the member municipalities; dates and naive times mean this zone.
+#: The product's one definition: every layer above imports it from here.
 LOCAL_TZ = ZoneInfo("Europe/Berlin")
 
 #: Defaults shared by `ValidationOptions` and the published JSON Schema.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import uuid
+from enum import StrEnum, nonmember
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
@@ -109,7 +110,10 @@ def _attributes(cls: type[Base]) -> tuple[frozenset[str], frozenset[str]]:
     return columns, collections
 
 
-class SubmissionStatus:
+# The statuses and kinds are StrEnums: each member is the str it stands for, so the database,
+# JSON, templates and logs see the same value as before, and a plain string read back from a
+# column compares (and hashes) equal to its member.
+class SubmissionStatus(StrEnum):
     """Status names of a submission, derived from its deliveries once it is routed."""
 
     RECEIVED = "received"
@@ -122,7 +126,7 @@ class SubmissionStatus:
     AWAITING_PAYMENT = "awaiting_payment"
 
 
-class DeliveryStatus:
+class DeliveryStatus(StrEnum):
     """Status names of a delivery; `failed` is the dead-letter list."""
 
     PENDING = "pending"
@@ -206,7 +210,7 @@ class Attachment(Base):
     submission: Mapped[Submission] = relationship(back_populates="attachments")
 
 
-class DeliveryKind:
+class DeliveryKind(StrEnum):
     """What a delivery carries: the case itself, or the notice of a payment to the cash office."""
 
     CASE = "case"
@@ -273,7 +277,7 @@ class Event(Base):
 # --- E-Payment (issue 7): payments and the journal of provider callbacks -----------------------
 
 
-class PaymentStatus:
+class PaymentStatus(StrEnum):
     """Statuses of a payment: XBezahldienste's, plus our own `expired` after the deadline."""
 
     INITIAL = "INITIAL"
@@ -282,8 +286,9 @@ class PaymentStatus:
     FAILED = "FAILED"
     CANCELED = "CANCELED"
     EXPIRED = "expired"
-    PAID = frozenset({PAYED, BOOKED})
-    FINAL = frozenset({PAYED, BOOKED, FAILED, CANCELED, EXPIRED})
+    # Groups of statuses, not statuses themselves: nonmember keeps them out of the members.
+    PAID = nonmember(frozenset({PAYED, BOOKED}))
+    FINAL = nonmember(frozenset({PAYED, BOOKED, FAILED, CANCELED, EXPIRED}))
 
 
 class Payment(Base):
@@ -342,7 +347,7 @@ class PaymentCallback(Base):
 # --- Administration: bulk replays and the daily digest (issue 8, migration 0005) ------------
 
 
-class BulkReplayStatus:
+class BulkReplayStatus(StrEnum):
     """Status names of a bulk replay; only one may be `running` at a time (a unique index)."""
 
     RUNNING = "running"

@@ -18,7 +18,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import text
 
-from bridge.app import build_app
+from bridge import create_app
 from domain.accounts.accounts import Actor, Role
 from domain.accounts.api_tokens import create_token
 from domain.settings import Settings
@@ -180,7 +180,7 @@ def settings(environ: dict[str, str]) -> Settings:
 @pytest.fixture
 def app(settings: Settings) -> Iterator[Flask]:
     """The application under test."""
-    app = build_app(settings)
+    app = create_app(settings)
     app.config["TESTING"] = True
     yield app
     app.extensions["bridge"].store.dispose()

@@ -172,13 +172,13 @@ def test_a_new_submission_is_due_by_the_database_clock(
     db_behind: Store, redis_url: str, auth_headers: dict[str, str]
 ) -> None:
     """A web host an hour ahead of the database: its new delivery is due at once, not in an hour."""
-    from bridge.app import build_app
+    from bridge import create_app
     from domain.settings import Settings
     from tests.conftest import base_environ
     from tests.factories import as_json, dog
 
     url = db_behind.engine.url.render_as_string(hide_password=False)
-    app = build_app(Settings.from_env(base_environ(url, redis_url)))
+    app = create_app(Settings.from_env(base_environ(url, redis_url)))
     try:
         response = app.test_client().post(
             "/webhooks/formcycle/dog-registration",

@@ -14,7 +14,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from bridge.app import build_app
+from bridge import create_app
 from domain.settings import Settings
 from tests.conftest import ROOT
 
@@ -36,7 +36,7 @@ def app_with() -> Iterator[list[Flask]]:
 
 
 def _build(environ: dict[str, str], apps: list[Flask], **changes: str) -> FlaskClient:
-    app = build_app(Settings.from_env({**environ, **changes}))
+    app = create_app(Settings.from_env({**environ, **changes}))
     apps.append(app)
     return app.test_client()
 

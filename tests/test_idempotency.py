@@ -13,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from bridge.app import build_app
+from bridge import create_app
 from domain.intake.forms import RawSubmission
 from domain.intake.pipeline import Intake
 from domain.problems import Problem
@@ -281,7 +281,7 @@ def test_repeat_is_answered_even_if_today_it_would_be_refused(
     )
     first = post(client, DOG, body, content_type)
     after_first = snapshot(store)
-    stricter = build_app(Settings.from_env({**environ, "BRIDGE_MAX_FILE_BYTES": "2048"}))
+    stricter = create_app(Settings.from_env({**environ, "BRIDGE_MAX_FILE_BYTES": "2048"}))
     try:
         later = stricter.test_client()
         second = post(later, DOG, body, content_type)

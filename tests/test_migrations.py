@@ -10,7 +10,7 @@ import pytest
 from alembic import command
 from sqlalchemy import Engine, create_engine, text
 
-from bridge.app import build_app
+from bridge import create_app
 from domain.settings import Settings
 from store.engine import make_engine
 from store.migrations import alembic_config, upgrade
@@ -101,7 +101,7 @@ def test_upgrade_keeps_old_submissions_as_legacy_repeats(
                 assert conn.execute(text("PRAGMA foreign_key_check")).all() == []
     finally:
         engine.dispose()
-    app = build_app(Settings.from_env(base_environ(empty_database_url, redis_url)))
+    app = create_app(Settings.from_env(base_environ(empty_database_url, redis_url)))
     try:
         client = app.test_client()
         # Whatever its content, a repeat of the legacy submission is answered with it.

@@ -19,7 +19,7 @@ from flask import Flask
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from bridge.app import build_app
+from bridge import create_app
 from bridge.intake.bodies import parse_body
 from domain.intake.forms import RawSubmission
 from domain.intake.limits import BodyLimits
@@ -225,7 +225,7 @@ def small_app(environ: dict[str, str]) -> Iterator[Flask]:
         "BRIDGE_MAX_FILES": str(LIMITS.max_files),
         "BRIDGE_MAX_FORM_FIELDS": str(LIMITS.max_fields),
     }
-    app = build_app(Settings.from_env({**environ, **limits}))
+    app = create_app(Settings.from_env({**environ, **limits}))
     yield app
     app.extensions["bridge"].store.dispose()
 

@@ -15,7 +15,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, inspect
 
-from bridge.app import build_app
+from bridge import create_app
 from domain.settings import Settings
 from schemas.traffic_order import earliest_start
 from store.engine import Store
@@ -1060,7 +1060,7 @@ def test_store_unreachable_answers_503(
         broken = f"sqlite:///{tmp_path / 'not-migrated.db'}"
     else:
         broken = database_url.rsplit("/", 1)[0] + "/no_such_database_for_bridge"
-    app = build_app(Settings.from_env(base_environ(broken, redis_url)))
+    app = create_app(Settings.from_env(base_environ(broken, redis_url)))
     try:
         extra = [("process_id", "proc-503")] if with_key else []
         response = post(app.test_client(), DOG, form_body(dog(), extra))

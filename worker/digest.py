@@ -19,11 +19,11 @@ from email.utils import make_msgid
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
-from domain.admin.search import BERLIN
 from domain.config import Config
 from domain.payments.payments import to_euros
 from domain.settings import Settings
 from infra.logs import log_event
+from schemas.options import LOCAL_TZ
 from store.engine import Store
 from store.models import (
     Delivery,
@@ -50,7 +50,7 @@ SectionFn = Callable[[Store, Config, dt.datetime], Section | None]
 
 
 def _local(moment: dt.datetime) -> str:
-    return moment.astimezone(BERLIN).strftime("%d.%m.%Y %H:%M")
+    return moment.astimezone(LOCAL_TZ).strftime("%d.%m.%Y %H:%M")
 
 
 def failures_per_office(store: Store, config: Config, now: dt.datetime) -> Section:
@@ -192,7 +192,7 @@ def send_once(
     """Send today's digest unless it went out already; True when this call sent it."""
     if not settings.digest_recipients:
         return False
-    day = now.astimezone(BERLIN).date()
+    day = now.astimezone(LOCAL_TZ).date()
     try:
         with store.session() as session:
             session.add(
@@ -214,4 +214,6 @@ def send_once(
 
 def due(settings: Settings, now: dt.datetime) -> bool:
     """Whether it is late enough in the Berlin day to send the digest."""
-    return bool(settings.digest_recipients) and now.astimezone(BERLIN).hour >= settings.digest_hour
+    return (
+        bool(settings.digest_recipients) and now.astimezone(LOCAL_TZ).hour >= settings.digest_hour
+    )

@@ -125,7 +125,7 @@ def postgres_notes(url: str) -> dict[str, str]:
 
 def prepare_template(bench: Bench, store: str, kind: str, n: int) -> tuple[str, float]:
     """Store `n` submissions through the intake (no worker runs); returns (URL, seconds)."""
-    from bridge.app import build_app
+    from bridge import create_app
 
     name = f"tpl_{kind}"
     url = fresh_database(bench, store, name)
@@ -133,7 +133,7 @@ def prepare_template(bench: Bench, store: str, kind: str, n: int) -> tuple[str, 
     settings = Settings.from_env(
         bench.environ(url, redis_url=f"{bench.redis.base_url}/1", log_level="WARNING")
     )
-    app = build_app(settings)
+    app = create_app(settings)
     client = app.test_client()
     bodies = {s: form_body(s) for s in ("dog-registration", "traffic-order")}
     started = time.perf_counter()

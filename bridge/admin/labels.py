@@ -7,9 +7,8 @@ so a status added later is still visible (just not translated yet).
 from __future__ import annotations
 
 import datetime as dt
-from zoneinfo import ZoneInfo
 
-BERLIN = ZoneInfo("Europe/Berlin")
+from schemas.options import LOCAL_TZ
 
 SUBMISSION_STATUS = {
     "received": "Eingegangen",
@@ -89,7 +88,7 @@ def local_time(value: dt.datetime | None) -> str:
     """A timestamp as clerks in Hesse read it: ``01.12.2026, 09:14`` in Europe/Berlin."""
     if value is None:
         return "–"
-    return value.astimezone(BERLIN).strftime("%d.%m.%Y, %H:%M")
+    return value.astimezone(LOCAL_TZ).strftime("%d.%m.%Y, %H:%M")
 
 
 def local_day(value: dt.date) -> str:

@@ -353,14 +353,14 @@ def purge(ctx: Context, dry_run: bool) -> None:
 @pass_context
 def digest(ctx: Context, mode: str) -> None:
     """The daily digest for administrators: print it, or send it to BRIDGE_DIGEST_RECIPIENTS."""
-    from domain.admin.search import BERLIN
+    from schemas.options import LOCAL_TZ
     from worker import digest as daily
 
     settings = ctx.settings
     store = ctx.store
     now = dt.datetime.now(dt.UTC)
     if mode == "print":
-        day = now.astimezone(BERLIN).date()
+        day = now.astimezone(LOCAL_TZ).date()
         click.echo(daily.render(daily.build(store, settings.config, now), day), nl=False)
         return
     if not settings.digest_recipients:

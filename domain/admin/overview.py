@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from domain.admin.search import BERLIN
+from schemas.options import LOCAL_TZ
 from store.engine import Store
 from store.models import Delivery, DeliveryStatus, Event, Submission, format_reference
 
@@ -52,9 +52,9 @@ def overview(
     oldest: int = 10,
 ) -> Overview:
     """Counts and the failure chart's data as of `now` (days are Europe/Berlin days)."""
-    today = now.astimezone(BERLIN).date()
+    today = now.astimezone(LOCAL_TZ).date()
     day_list = [today - dt.timedelta(days=i) for i in range(days - 1, -1, -1)]
-    start = dt.datetime.combine(day_list[0], dt.time(), tzinfo=BERLIN).astimezone(dt.UTC)
+    start = dt.datetime.combine(day_list[0], dt.time(), tzinfo=LOCAL_TZ).astimezone(dt.UTC)
     with store.read() as session:
         by_submission = {
             status: count
@@ -75,7 +75,7 @@ def overview(
             .join(Delivery, Delivery.id == Event.delivery_id)
             .where(Event.kind == "delivery.failed", Event.at >= start)
         ):
-            day = at.astimezone(BERLIN).date()
+            day = at.astimezone(LOCAL_TZ).date()
             if day in index:
                 failures.setdefault(office_id, [0] * days)[index[day]] += 1
         waiting = session.execute(

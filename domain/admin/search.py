@@ -11,12 +11,12 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Select, and_, exists, func, select
 
 from domain.config import Config
 from domain.problems import FieldError, Problem, msg
+from schemas.options import LOCAL_TZ
 from store.engine import Store
 from store.models import (
     Delivery,
@@ -27,7 +27,6 @@ from store.models import (
     parse_reference,
 )
 
-BERLIN = ZoneInfo("Europe/Berlin")
 FILTER_KEYS = ("service", "municipality", "office", "status", "from", "to", "reference")
 PAGING_KEYS = ("page", "per_page")
 MAX_PER_PAGE = 200
@@ -266,7 +265,7 @@ def _date(values: Mapping[str, str], key: str, errors: list[FieldError]) -> dt.d
 
 def day_start(day: dt.date, *, plus_days: int = 0) -> dt.datetime:
     """The first instant (UTC) of a day in Europe/Berlin, optionally some days later."""
-    local = dt.datetime.combine(day + dt.timedelta(days=plus_days), dt.time(), tzinfo=BERLIN)
+    local = dt.datetime.combine(day + dt.timedelta(days=plus_days), dt.time(), tzinfo=LOCAL_TZ)
     return local.astimezone(dt.UTC)
 
 

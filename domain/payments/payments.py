@@ -527,10 +527,12 @@ def apply(
             found = conn.execute(select(_P.c.status).where(_P.c.id == payment_id)).scalar_one()
             same = found == confirmed.status or (paid and found in PaymentStatus.PAID)
             return Applied("duplicate" if same else "final", payment_id, found)
-        kind = {
+        # Keyed by str: the provider's status is a plain string, equal to the member it names.
+        kinds: dict[str, str] = {
             PaymentStatus.FAILED: "payment.failed",
             PaymentStatus.CANCELED: "payment.canceled",
-        }.get(confirmed.status, "payment.paid")
+        }
+        kind = kinds.get(confirmed.status, "payment.paid")
         conn.execute(
             insert(_E).values(
                 submission_id=row.submission_id,

@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from email.message import EmailMessage
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import requests
 from marshmallow import ValidationError, fields, validate, validates_schema
@@ -36,9 +35,8 @@ from integrations.channels.base import (
     utc,
 )
 from schemas.labels import describe, flag_notes
+from schemas.options import LOCAL_TZ
 
-# The towns are in Hesse: clerks read local time.
-LOCAL_TZ = ZoneInfo("Europe/Berlin")
 MESSAGE_ID_DOMAIN = "formcycle-bridge"
 DEFAULT_INLINE_LIMIT = 10 * 1024 * 1024
 # Control characters would break header encoding of a citizen's file name.

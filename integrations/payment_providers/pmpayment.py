@@ -31,7 +31,6 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, quote
-from zoneinfo import ZoneInfo
 
 from marshmallow import ValidationError, fields, validate, validates
 
@@ -58,8 +57,8 @@ from integrations.payment_providers.common import (
     send,
     transaction_id_or_none,
 )
+from schemas.options import LOCAL_TZ
 
-LOCAL = ZoneInfo("Europe/Berlin")
 AGS = r"^\d{8}\Z"
 #: Placeholders an `accounting_record` template may use.
 ACCOUNTING_FIELDS = frozenset({"reference", "payment_id", "ags"})
@@ -146,7 +145,7 @@ def local_time(value: Any) -> dt.datetime | None:
         moment = dt.datetime.strptime(value.strip(), "%Y-%m-%d %H:%M:%S")
     except ValueError:
         return None
-    return moment.replace(tzinfo=LOCAL).astimezone(dt.UTC)
+    return moment.replace(tzinfo=LOCAL_TZ).astimezone(dt.UTC)
 
 
 def _plain(value: Any) -> str | None:

@@ -20,7 +20,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
-from bridge.app import build_app
+from bridge import create_app
 from domain.accounts.accounts import Actor, create_account
 from domain.accounts.passwords import ScryptParams
 from domain.settings import Settings
@@ -141,7 +141,7 @@ def main() -> None:
             settings = Settings.from_env(
                 base_environ(url, redis_url, BRIDGE_PASSWORD_SCRYPT_N=str(KDF.n))
             )
-            app = build_app(settings)
+            app = create_app(settings)
             store: Store = app.extensions["bridge"].store
             client = app.test_client()
             references = []

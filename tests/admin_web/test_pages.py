@@ -10,7 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
-from bridge.app import build_app
+from bridge import create_app
 from domain.settings import Settings
 from store.accounts import AdminSession
 from store.engine import Store
@@ -511,7 +511,7 @@ def test_unknown_case_is_a_german_404(operator: FlaskClient) -> None:
 def test_database_outage_is_a_german_503(environ: dict[str, str], tmp_path: Path) -> None:
     """A store that cannot be reached: the admin page answers 503 in German, not an error."""
     environ["DATABASE_URL"] = f"sqlite:///{tmp_path / 'fehlt' / 'bridge.db'}"
-    app = build_app(Settings.from_env(environ))
+    app = create_app(Settings.from_env(environ))
     client = app.test_client()
     client.set_cookie("bridge_admin", "x" * 43, path="/admin")
     response = client.get("/admin/")

@@ -12,7 +12,7 @@ from flask import Flask
 from redis import Redis
 from sqlalchemy import func, select
 
-from bridge.app import build_app
+from bridge import create_app
 from bridge.waker import Waker
 from domain.settings import Settings
 from infra.redis_connection import connect
@@ -74,7 +74,7 @@ def test_a_redis_that_does_not_answer_does_not_delay_the_202(
         silent.bind(("127.0.0.1", 0))
         silent.listen(64)  # the kernel completes the handshakes; nobody ever reads or answers
         environ = base_environ(database_url, f"redis://127.0.0.1:{silent.getsockname()[1]}/0")
-        app: Flask = build_app(Settings.from_env(environ))
+        app: Flask = create_app(Settings.from_env(environ))
         bridge = app.extensions["bridge"]
         try:
             with caplog.at_level(logging.WARNING, logger="bridge.waker"):

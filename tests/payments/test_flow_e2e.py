@@ -18,7 +18,7 @@ import requests
 from sqlalchemy import func, select
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from bridge.app import build_app
+from bridge import create_app
 from demo_backoffice import DemoBackOffice
 from demo_payments import DemoPayments, SimulatorConfig
 from domain.accounts.accounts import Role
@@ -141,7 +141,7 @@ def environ(
 @pytest.fixture
 def bridge(settings: Settings, live: LiveBridge) -> Iterator[Store]:
     """Start the bridge on its live server; yields its store."""
-    app = build_app(settings)
+    app = create_app(settings)
     store = app.extensions["bridge"].store
     _, live.token = create_token(
         store, "e2e-viewer", Role.VIEWER, expires_at=None, actor=TEST_ADMIN
@@ -600,7 +600,7 @@ def test_a_town_with_its_own_provider_pays_through_it(
     environ["BRIDGE_SECRET_USINGEN_PMPAYMENT"] = DEMO_PMPAYMENT_SALT
     processes.env["BRIDGE_SECRET_USINGEN_PMPAYMENT"] = DEMO_PMPAYMENT_SALT
     settings = Settings.from_env(environ)
-    app = build_app(settings)
+    app = create_app(settings)
     store: Store = app.extensions["bridge"].store
     _, live.token = create_token(
         store, "e2e-viewer", Role.VIEWER, expires_at=None, actor=TEST_ADMIN
