@@ -17,9 +17,9 @@ ELF = b"\x7fELF\x02\x01\x01" + b"\x00" * 64
 
 def today() -> dt.date:
     """The local date in Hesse, which the service uses for its date rules."""
-    from zoneinfo import ZoneInfo
+    from schemas.options import LOCAL_TZ
 
-    return dt.datetime.now(ZoneInfo("Europe/Berlin")).date()
+    return dt.datetime.now(LOCAL_TZ).date()
 
 
 def dog(changes: Mapping[str, Any] | None = None, **overrides: Any) -> dict[str, Any]:
