@@ -255,8 +255,8 @@ def _text(response: Any) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse the command line, fuzz, write the results; 1 when a check failed."""
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line."""
     parser = argparse.ArgumentParser(
         prog="python -m bench.fuzz", description=__doc__.split("\n")[0]
     )
@@ -269,86 +269,110 @@ def main(argv: list[str] | None = None) -> int:
         "--live", action="store_true", help="against a gunicorn instead of in process"
     )
     parser.add_argument("--output", default=None, help="results path without suffix")
-    args = parser.parse_args(argv)
-    seed = args.seed if args.seed is not None else int(time.time())
-    total = args.cases or (400 if args.quick else 12_000)
-    run_dir = Path(tempfile.mkdtemp(prefix="fuzz-"))
-    sup = Supervisor()
-    started = time.monotonic()
-    try:
-        redis = RedisSetup.single(sup, run_dir, {})
-        store = RunStore.create("sqlite", run_dir, "")
-        env = bridge_env(store, redis.url, fuzz_config(run_dir), "formcycle-" + "x" * 32)
-        for n, token_env in enumerate(INBOX_OFFICES.values()):
-            env[token_env] = f"inbox-token-{n}-" + "y" * 32
-        # A worker, as in production: /readyz is 503 without one (the documented answer).
-        worker = sup.add(
-            Managed(
-                "worker",
-                [sys.executable, "-m", "worker", "work"],
-                env,
-                run_dir / "worker.log",
-                ROOT,
-            )
+    return parser.parse_args(argv)
+
+
+def start_backend(sup: Supervisor, run_dir: Path) -> tuple[dict[str, str], Engine]:
+    """A private Redis, a SQLite store and one worker; the bridge's environment and engine."""
+    redis = RedisSetup.single(sup, run_dir, {})
+    store = RunStore.create("sqlite", run_dir, "")
+    env = bridge_env(store, redis.url, fuzz_config(run_dir), "formcycle-" + "x" * 32)
+    for n, token_env in enumerate(INBOX_OFFICES.values()):
+        env[token_env] = f"inbox-token-{n}-" + "y" * 32
+    # A worker, as in production: /readyz is 503 without one (the documented answer).
+    worker = sup.add(
+        Managed(
+            "worker",
+            [sys.executable, "-m", "worker", "work"],
+            env,
+            run_dir / "worker.log",
+            ROOT,
         )
-        worker.wait_ready()
-        engine = store.engine()
-        # A viewer's token in the store, made as `python -m bridge tokens create` makes it.
-        _, api_token = create_token(
-            Store(engine),
-            "fuzz",
-            Role.VIEWER,
-            expires_at=None,
-            actor=Actor(name="bench", role=Role.ADMIN, via="cli"),
-        )
-        fuzzer = Fuzzer(env, engine, seed, api_token)
-        if args.live:
-            web = sup.add(gunicorn_host("web", env, run_dir / "web.log"))
-            web.wait_ready(90)
-            base = f"http://127.0.0.1:{web.port}"
-            seed_cases(
-                lambda path, body, headers: (
-                    requests.post(base + path, json=body, headers=headers, timeout=30).status_code
-                ),
-                env["BRIDGE_SECRET_FORMCYCLE"],
-            )
-            spec = requests.get(f"{base}/openapi.json", timeout=30).json()
-            steer(spec, engine)
-            schema = schemathesis.openapi.from_dict(spec)
-            session = requests.Session()
+    )
+    worker.wait_ready()
+    return env, store.engine()
 
-            def call(case: Any, headers: dict[str, str]) -> Any:
-                return case.call(base_url=base, session=session, headers=headers, timeout=30)
-        else:
-            app = create_app(Settings.from_env(env))
-            client = app.test_client()
-            seed_cases(
-                lambda path, body, headers: (
-                    client.post(path, json=body, headers=headers).status_code
-                ),
-                env["BRIDGE_SECRET_FORMCYCLE"],
-            )
-            spec = client.get("/openapi.json").get_json()
-            steer(spec, engine)
-            schema = schemathesis.openapi.from_dict(spec)
-            schema.app = app
 
-            def call(case: Any, headers: dict[str, str]) -> Any:
-                return case.call(headers=headers)
+def viewer_token(engine: Engine) -> str:
+    """A viewer's API token in the store, made as `python -m bridge tokens create` makes it."""
+    _, api_token = create_token(
+        Store(engine),
+        "fuzz",
+        Role.VIEWER,
+        expires_at=None,
+        actor=Actor(name="bench", role=Role.ADMIN, via="cli"),
+    )
+    return api_token
 
-        # Operations without inputs (/healthz) have one case; rounds with further seeds go on
-        # until the others have made up the total.
-        rounds = 0
-        while sum(fuzzer.tally.cases.values()) < total and rounds < 20:
-            left = total - sum(fuzzer.tally.cases.values())
-            fuzzer.seed = seed + rounds
-            fuzzer.run(schema, max(1, left // (2 * with_inputs(schema))), call)
-            rounds += 1
-        engine.dispose()
-    finally:
-        sup.shutdown()
-    tally = fuzzer.tally
-    result = {
+
+def live_target(
+    sup: Supervisor, env: dict[str, str], run_dir: Path, engine: Engine
+) -> tuple[Any, Callable[[Any, dict[str, str]], Any]]:
+    """Seed and fetch the schema from a gunicorn on a free port; the schema and its caller."""
+    web = sup.add(gunicorn_host("web", env, run_dir / "web.log"))
+    web.wait_ready(90)
+    base = f"http://127.0.0.1:{web.port}"
+    seed_cases(
+        lambda path, body, headers: (
+            requests.post(base + path, json=body, headers=headers, timeout=30).status_code
+        ),
+        env["BRIDGE_SECRET_FORMCYCLE"],
+    )
+    spec = requests.get(f"{base}/openapi.json", timeout=30).json()
+    steer(spec, engine)
+    schema = schemathesis.openapi.from_dict(spec)
+    session = requests.Session()
+
+    def call(case: Any, headers: dict[str, str]) -> Any:
+        return case.call(base_url=base, session=session, headers=headers, timeout=30)
+
+    return schema, call
+
+
+def in_process_target(
+    env: dict[str, str], engine: Engine
+) -> tuple[Any, Callable[[Any, dict[str, str]], Any]]:
+    """Seed and fetch the schema from the app built here (WSGI); the schema and its caller."""
+    app = create_app(Settings.from_env(env))
+    client = app.test_client()
+    seed_cases(
+        lambda path, body, headers: client.post(path, json=body, headers=headers).status_code,
+        env["BRIDGE_SECRET_FORMCYCLE"],
+    )
+    spec = client.get("/openapi.json").get_json()
+    steer(spec, engine)
+    schema = schemathesis.openapi.from_dict(spec)
+    schema.app = app
+
+    def call(case: Any, headers: dict[str, str]) -> Any:
+        return case.call(headers=headers)
+
+    return schema, call
+
+
+def fuzz_rounds(
+    fuzzer: Fuzzer,
+    schema: Any,
+    call: Callable[[Any, dict[str, str]], Any],
+    seed: int,
+    total: int,
+) -> None:
+    """Fuzz in rounds with successive seeds until `total` cases (at most 20 rounds)."""
+    # Operations without inputs (/healthz) have one case; rounds with further seeds go on
+    # until the others have made up the total.
+    rounds = 0
+    while sum(fuzzer.tally.cases.values()) < total and rounds < 20:
+        left = total - sum(fuzzer.tally.cases.values())
+        fuzzer.seed = seed + rounds
+        fuzzer.run(schema, max(1, left // (2 * with_inputs(schema))), call)
+        rounds += 1
+
+
+def result_record(
+    argv: list[str] | None, args: argparse.Namespace, seed: int, tally: Tally, started: float
+) -> dict[str, Any]:
+    """Every figure of the run, as written to the .json file."""
+    return {
         "command": "python -m bench.fuzz " + " ".join(argv if argv is not None else sys.argv[1:]),
         "seed": seed,
         "transport": "live gunicorn" if args.live else "in process (WSGI)",
@@ -361,7 +385,10 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(time.monotonic() - started, 1),
         "machine": machine(seed=str(seed)),
     }
-    passed = not tally.server_errors and not tally.stored_by_rejected
+
+
+def write_results(args: argparse.Namespace, result: dict[str, Any], passed: bool) -> None:
+    """Write the .json and .md files (to --output or bench/results/) and print the .md."""
     tag = ("-quick" if args.quick else "") + ("-live" if args.live else "")
     path = (
         Path(args.output) if args.output else RESULTS / f"fuzz-{dt.date.today().isoformat()}{tag}"
@@ -373,6 +400,30 @@ def main(argv: list[str] | None = None) -> int:
     text_ = markdown(result, passed)
     path.with_suffix(".md").write_text(text_, encoding="utf-8")
     print(text_)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line, fuzz, write the results; 1 when a check failed."""
+    args = parse_args(argv)
+    seed = args.seed if args.seed is not None else int(time.time())
+    total = args.cases or (400 if args.quick else 12_000)
+    run_dir = Path(tempfile.mkdtemp(prefix="fuzz-"))
+    sup = Supervisor()
+    started = time.monotonic()
+    try:
+        env, engine = start_backend(sup, run_dir)
+        fuzzer = Fuzzer(env, engine, seed, viewer_token(engine))
+        if args.live:
+            schema, call = live_target(sup, env, run_dir, engine)
+        else:
+            schema, call = in_process_target(env, engine)
+        fuzz_rounds(fuzzer, schema, call, seed, total)
+        engine.dispose()
+    finally:
+        sup.shutdown()
+    result = result_record(argv, args, seed, fuzzer.tally, started)
+    passed = not fuzzer.tally.server_errors and not fuzzer.tally.stored_by_rejected
+    write_results(args, result, passed)
     if passed:
         shutil.rmtree(run_dir, ignore_errors=True)
     return 0 if passed else 1

@@ -713,104 +713,141 @@ def run_all(opts: Options) -> tuple[list[Run], dict[str, Any]]:
     meta: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-intake-") as tmp:
         workdir = Path(tmp)
-        body = form_body("dog-registration")
-        (workdir / "body.txt").write_text(body)
-        (workdir / "post.lua").write_text(LUA)
-        load = Load(
-            opts.concurrency,
-            opts.wrk_threads,
-            opts.timeout_s,
-            workdir / "post.lua",
-            workdir / "body.txt",
-            secret,
-        )
-        meta["body_bytes"] = len(body.encode())
-        meta["body_fields"] = body.count("&") + 1
-        redis = Redis.from_url(opts.redis_url, socket_connect_timeout=2)
-        try:
-            keys = int(redis.dbsize())
-            if keys:
-                raise SystemExit(
-                    f"the Redis database {opts.redis_url} holds {keys} keys; the benchmark "
-                    "flushes its database, so give it an empty one of its own (--redis-url)"
-                )
-            meta["redis"] = {
-                "url": opts.redis_url,
-                "version": str(redis.info("server").get("redis_version")),
-                "appendonly": str(redis.config_get("appendonly").get("appendonly")),
-                "save": str(redis.config_get("save").get("save")),
-            }
-        finally:
-            redis.close()
+        load = make_load(opts, workdir, secret, meta)
+        meta["redis"] = redis_notes(opts.redis_url)
         if "postgres" in opts.stores:
             meta["postgres"] = postgres_notes(opts.postgres_url)
         for setting in opts.settings:
-            bare: Run | None = None
             if opts.bare:
-                bare = measure(opts, load, "bare", "-", setting, BARE_APP, {}, workdir, None)
-                runs.append(bare)
+                runs.append(measure(opts, load, "bare", "-", setting, BARE_APP, {}, workdir, None))
             for store in opts.stores:
-                if store == "sqlite":
-                    url = prepare_sqlite(workdir)
-                else:
-                    url = recreate_postgres(opts.postgres_url, opts.postgres_db)
-                flush_redis(opts.redis_url)
-                env = bridge_environ(url, opts.redis_url, secret)
-                try:
-                    if opts.history:
-                        history.seed(url, 1)
-                        empty = history.query_timings(url)
-                    for round_ in range(1, opts.rounds + 1):
-                        # In turns, the order swapped every round, so drift favours neither.
-                        order = ("durable", "bridge") if round_ % 2 else ("bridge", "durable")
-                        for target in order:
-                            if target == "durable" and not opts.durable:
-                                continue
-                            app = DURABLE_APP if target == "durable" else BRIDGE_APP
-                            runs.append(
-                                measure(
-                                    opts,
-                                    load,
-                                    target,
-                                    store,
-                                    setting,
-                                    app,
-                                    env,
-                                    workdir,
-                                    url,
-                                    round_=round_,
-                                )
-                            )
-                            flush_redis(opts.redis_url)
-                    if opts.history:
-                        print(f"  adding {opts.history:,} delivered cases ...", flush=True)
-                        took = history.seed(url, opts.history)
-                        full = history.query_timings(url)
-                        meta.setdefault("history", {})[store] = {
-                            "rows": opts.history,
-                            "seed_s": round(took, 1),
-                            "queries": history.compare(empty, full),
-                        }
-                        target = f"bridge + {opts.history:,} history"
-                        runs.append(
-                            measure(
-                                opts,
-                                load,
-                                target,
-                                store,
-                                setting,
-                                BRIDGE_APP,
-                                env,
-                                workdir,
-                                url,
-                                round_=opts.rounds,
-                            )
-                        )
-                finally:
-                    flush_redis(opts.redis_url)
-                    if store == "postgres":
-                        recreate_postgres(opts.postgres_url, opts.postgres_db, create=False)
+                runs += measure_store(opts, load, setting, store, workdir, secret, meta)
     return runs, meta
+
+
+def make_load(opts: Options, workdir: Path, secret: str, meta: dict[str, Any]) -> Load:
+    """Write wrk's body and Lua script to `workdir`; note the body's size in `meta`."""
+    body = form_body("dog-registration")
+    (workdir / "body.txt").write_text(body)
+    (workdir / "post.lua").write_text(LUA)
+    load = Load(
+        opts.concurrency,
+        opts.wrk_threads,
+        opts.timeout_s,
+        workdir / "post.lua",
+        workdir / "body.txt",
+        secret,
+    )
+    meta["body_bytes"] = len(body.encode())
+    meta["body_fields"] = body.count("&") + 1
+    return load
+
+
+def redis_notes(url: str) -> dict[str, str]:
+    """Redis's version and persistence settings; stops when its database is not empty."""
+    redis = Redis.from_url(url, socket_connect_timeout=2)
+    try:
+        keys = int(redis.dbsize())
+        if keys:
+            # The benchmark flushes the database before and after each run.
+            raise SystemExit(
+                f"the Redis database {url} holds {keys} keys; the benchmark "
+                "flushes its database, so give it an empty one of its own (--redis-url)"
+            )
+        return {
+            "url": url,
+            "version": str(redis.info("server").get("redis_version")),
+            "appendonly": str(redis.config_get("appendonly").get("appendonly")),
+            "save": str(redis.config_get("save").get("save")),
+        }
+    finally:
+        redis.close()
+
+
+def measure_store(
+    opts: Options,
+    load: Load,
+    setting: Setting,
+    store: str,
+    workdir: Path,
+    secret: str,
+    meta: dict[str, Any],
+) -> list[Run]:
+    """On a fresh `store`: the rounds of durable and bridge, then the bridge with history."""
+    if store == "sqlite":
+        url = prepare_sqlite(workdir)
+    else:
+        url = recreate_postgres(opts.postgres_url, opts.postgres_db)
+    flush_redis(opts.redis_url)
+    env = bridge_environ(url, opts.redis_url, secret)
+    runs: list[Run] = []
+    try:
+        empty: dict[str, dict[str, float]] | None = None
+        if opts.history:
+            # One case, so the "known key" look-up of the empty store's timings has a key.
+            history.seed(url, 1)
+            empty = history.query_timings(url)
+        runs += measure_rounds(opts, load, setting, store, env, workdir, url)
+        if empty is not None:
+            runs.append(
+                measure_with_history(opts, load, setting, store, env, workdir, url, empty, meta)
+            )
+    finally:
+        flush_redis(opts.redis_url)
+        if store == "postgres":
+            recreate_postgres(opts.postgres_url, opts.postgres_db, create=False)
+    return runs
+
+
+def measure_rounds(
+    opts: Options,
+    load: Load,
+    setting: Setting,
+    store: str,
+    env: dict[str, str],
+    workdir: Path,
+    url: str,
+) -> list[Run]:
+    """The durable intake and the bridge, `opts.rounds` times each, in turns."""
+    runs: list[Run] = []
+    for round_ in range(1, opts.rounds + 1):
+        # In turns, the order swapped every round, so drift favours neither.
+        order = ("durable", "bridge") if round_ % 2 else ("bridge", "durable")
+        for target in order:
+            if target == "durable" and not opts.durable:
+                continue
+            app = DURABLE_APP if target == "durable" else BRIDGE_APP
+            runs.append(
+                measure(opts, load, target, store, setting, app, env, workdir, url, round_=round_)
+            )
+            flush_redis(opts.redis_url)
+    return runs
+
+
+def measure_with_history(
+    opts: Options,
+    load: Load,
+    setting: Setting,
+    store: str,
+    env: dict[str, str],
+    workdir: Path,
+    url: str,
+    empty: dict[str, dict[str, float]],
+    meta: dict[str, Any],
+) -> Run:
+    """Add `opts.history` delivered cases, time the hot queries against `empty`, measure again."""
+    print(f"  adding {opts.history:,} delivered cases ...", flush=True)
+    took = history.seed(url, opts.history)
+    full = history.query_timings(url)
+    meta.setdefault("history", {})[store] = {
+        "rows": opts.history,
+        "seed_s": round(took, 1),
+        "queries": history.compare(empty, full),
+    }
+    target = f"bridge + {opts.history:,} history"
+    return measure(
+        opts, load, target, store, setting, BRIDGE_APP, env, workdir, url, round_=opts.rounds
+    )
 
 
 def bare_for(runs: Sequence[Run], run: Run) -> Run | None:

@@ -90,37 +90,60 @@ def check(ev: Evidence) -> Verdict:
     v = Verdict()
     by_ref = {s.reference: s for s in ev.submissions}
     delivery_of = {d.id: (s, d) for s in ev.submissions for d in s.deliveries}
-    ok_records: dict[str, list[tuple[str, str, str, str, float]]] = defaultdict(list)
-    last_answer: dict[str, str] = {}
-    for rec in sorted(ev.records, key=lambda r: r[4]):
-        last_answer[rec[0]] = rec[3]
-        if rec[3] == "ok":
-            ok_records[rec[0]].append(rec)
+    ok_records, last_answer = _index_records(ev.records)
     _check_answers(ev, v)
     accepted_refs = _check_accepted(ev, v, by_ref, ok_records, last_answer)
     _check_stored(ev, v, accepted_refs)
     _check_office_records(v, delivery_of, ok_records)
+    _check_statuses(ev, v)
+    _check_processes(ev, v)
+    _check_faults(ev, v)
+    for problem in ev.harness_problems:
+        v.fail(problem)
+    if not ev.settled:
+        v.fail("deliveries still pending when the drain time ran out")
+    return v
+
+
+def _index_records(
+    records: list[tuple[str, str, str, str, float]],
+) -> tuple[dict[str, list[tuple[str, str, str, str, float]]], dict[str, str]]:
+    """The offices' `ok` records by delivery id, and each delivery's last answer in time."""
+    ok_records: dict[str, list[tuple[str, str, str, str, float]]] = defaultdict(list)
+    last_answer: dict[str, str] = {}
+    for rec in sorted(records, key=lambda r: r[4]):
+        last_answer[rec[0]] = rec[3]
+        if rec[3] == "ok":
+            ok_records[rec[0]].append(rec)
+    return ok_records, last_answer
+
+
+def _check_statuses(ev: Evidence, v: Verdict) -> None:
+    """Every submission's status agrees with its deliveries."""
     for s in ev.submissions:
         expected = derive_status([d.status for d in s.deliveries])
         if s.status != expected:
             v.fail(f"{s.reference}: status {s.status}, its deliveries say {expected}")
+
+
+def _check_processes(ev: Evidence, v: Verdict) -> None:
+    """No process died on its own, none is dead at the end, every host is ready."""
     for e in [e for e in ev.exits if not e.expected]:
         v.fail(f"{e.name} exited on its own (code {e.code}): {e.log_tail[-400:]}")
     for name in ev.dead:
         v.fail(f"{name} is not running at the end")
     for name in ev.not_ready:
         v.fail(f"not ready at the end (/readyz): {name}")
+
+
+def _check_faults(ev: Evidence, v: Verdict) -> None:
+    """Each injection worked, and every fault kind asked for was injected at least once."""
     for f in ev.faults:
         if f.error:
             v.fail(f"fault {f.kind} on {f.target or '?'} could not be injected: {f.error}")
     missing = sorted(set(ev.kinds) - {f.kind for f in ev.faults if not f.error})
     if missing:
         v.fail(f"fault kinds never injected: {', '.join(missing)}")
-    for problem in ev.harness_problems:
-        v.fail(problem)
-    if not ev.settled:
-        v.fail("deliveries still pending when the drain time ran out")
-    return v
 
 
 def _check_answers(ev: Evidence, v: Verdict) -> None:
@@ -151,7 +174,9 @@ def _check_accepted(
     ok_records: dict[str, list[tuple[str, str, str, str, float]]],
     last_answer: dict[str, str],
 ) -> set[str]:
+    """Every planned submission answered 202 kept one reference, is stored, routed and delivered."""
     accepted_refs: set[str] = set()
+    # One Counter through all helpers: its keys' first-seen order is the order of the figures.
     counts: Counter[str] = Counter()
     for p in ev.plan:
         answered = [t for t in ev.answers.get(p.index, []) if t.status == 202]
@@ -167,40 +192,61 @@ def _check_accepted(
             )
         for ref in refs:
             accepted_refs.add(ref)
-            sub = by_ref.get(ref)
-            if sub is None:
-                v.fail(f"#{p.index} answered 202 {ref}, not in the database (lost)")
-                continue
-            offices = sorted(d.office for d in sub.deliveries)
-            if offices != sorted(p.offices):
-                v.fail(f"{ref}: routed to {offices}, responsible are {sorted(p.offices)}")
-            for d in sub.deliveries:
-                counts["deliveries"] += 1
-                received = len(ok_records.get(d.id, []))
-                counts["duplicates_received"] += max(0, received - 1)
-                if d.status == "delivered":
-                    counts["delivered"] += 1
-                    if not received:
-                        v.fail(
-                            f"{ref}: delivery {d.id} to {d.office} is delivered, office has no record"
-                        )
-                elif d.status == "failed":
-                    counts["failed"] += 1
-                    v.failed_reasons[(d.last_error or "")[:80]] += 1
-                    if received:
-                        counts["failed_but_received"] += 1
-                    if not d.last_error:
-                        v.fail(f"{ref}: delivery {d.id} failed without a reason")
-                    # The only permanent answer the offices give is the injected redirect.
-                    if last_answer.get(d.id) != "302":
-                        v.fail(
-                            f"{ref}: delivery {d.id} to {d.office} failed ({d.last_error}); "
-                            f"the office's last answer was {last_answer.get(d.id, 'none')}"
-                        )
-                else:
-                    v.fail(f"{ref}: delivery {d.id} to {d.office} is {d.status} at the end")
+            _check_reference(v, counts, p, ref, by_ref.get(ref), ok_records, last_answer)
     v.figures.update(planned=len(ev.plan), repeated=sum(bool(p.repeat) for p in ev.plan), **counts)
     return accepted_refs
+
+
+def _check_reference(
+    v: Verdict,
+    counts: Counter[str],
+    p: Planned,
+    ref: str,
+    sub: DbSubmission | None,
+    ok_records: dict[str, list[tuple[str, str, str, str, float]]],
+    last_answer: dict[str, str],
+) -> None:
+    """One accepted reference: stored, routed to the plan's offices, each delivery settled."""
+    if sub is None:
+        v.fail(f"#{p.index} answered 202 {ref}, not in the database (lost)")
+        return
+    offices = sorted(d.office for d in sub.deliveries)
+    if offices != sorted(p.offices):
+        v.fail(f"{ref}: routed to {offices}, responsible are {sorted(p.offices)}")
+    for d in sub.deliveries:
+        _check_delivery(v, counts, ref, d, len(ok_records.get(d.id, [])), last_answer)
+
+
+def _check_delivery(
+    v: Verdict,
+    counts: Counter[str],
+    ref: str,
+    d: DbDelivery,
+    received: int,
+    last_answer: dict[str, str],
+) -> None:
+    """One delivery of an accepted submission: delivered with a record, or failed for the redirect."""
+    counts["deliveries"] += 1
+    counts["duplicates_received"] += max(0, received - 1)
+    if d.status == "delivered":
+        counts["delivered"] += 1
+        if not received:
+            v.fail(f"{ref}: delivery {d.id} to {d.office} is delivered, office has no record")
+    elif d.status == "failed":
+        counts["failed"] += 1
+        v.failed_reasons[(d.last_error or "")[:80]] += 1
+        if received:
+            counts["failed_but_received"] += 1
+        if not d.last_error:
+            v.fail(f"{ref}: delivery {d.id} failed without a reason")
+        # The only permanent answer the offices give is the injected redirect.
+        if last_answer.get(d.id) != "302":
+            v.fail(
+                f"{ref}: delivery {d.id} to {d.office} failed ({d.last_error}); "
+                f"the office's last answer was {last_answer.get(d.id, 'none')}"
+            )
+    else:
+        v.fail(f"{ref}: delivery {d.id} to {d.office} is {d.status} at the end")
 
 
 def _check_stored(ev: Evidence, v: Verdict, accepted_refs: set[str]) -> None:

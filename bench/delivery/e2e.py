@@ -26,7 +26,7 @@ from bench.common import (
     read_text,
 )
 from bench.delivery.databases import count_delivered, drop_database, fresh_database, plain_engine
-from bench.delivery.jobs import drain_jobs, settle_jobs, start_workers, worker_labels
+from bench.delivery.jobs import JobInfo, drain_jobs, settle_jobs, start_workers, worker_labels
 from bench.delivery.shared import SENDER_HEADER, Bench, CpuMeter, processes, wait_http
 from bench.samples import form_body
 from harness.ports import free_port
@@ -250,6 +250,103 @@ class Backlog:
         return round(cov / var, 2) if var else None
 
 
+@dataclasses.dataclass
+class Latencies:
+    """The measured sends and, for each delivered one, its three latencies in ms."""
+
+    measured: list[Send]
+    total: list[float]  # arrival at the office − send
+    intake: list[float]  # answer − send
+    after: list[float]  # arrival at the office − answer
+
+
+def start_gunicorn(
+    bench: Bench, store: str, env: dict[str, str]
+) -> tuple[subprocess.Popen[bytes], int]:
+    """gunicorn with the project's config and the overrides, on a free port (not yet ready)."""
+    port = free_port()
+    conf = bench.workdir / f"gunicorn-{store}.conf.py"
+    conf.write_text(
+        gunicorn_config(
+            port, bench.opts.gunicorn_workers, bench.workdir / "logs" / "gunicorn-error.log"
+        )
+    )
+    web = bench.procs.python(
+        "gunicorn", ["gunicorn", "--config", str(conf), "bridge:create_app()"], env
+    )
+    return web, port
+
+
+def wait_delivered(engine: Engine, accepted: int, timeout_s: float = 60) -> int:
+    """Poll the delivered count until it reaches `accepted` or the time runs out; the count."""
+    deadline = time.monotonic() + timeout_s
+    delivered = count_delivered(engine)
+    while delivered < accepted and time.monotonic() < deadline:
+        time.sleep(0.05)
+        delivered = count_delivered(engine)
+    return delivered
+
+
+def peak_rss_by_role(
+    web: subprocess.Popen[bytes],
+    workers: list[subprocess.Popen[bytes]],
+    sweeper: subprocess.Popen[bytes],
+) -> dict[str, float]:
+    """The largest peak resident set (MiB) of a web worker, a delivery worker, the sweeper."""
+    # gunicorn's arbiter is left out: its children serve the requests.
+    web_pids = descendants(processes(), web.pid) - {web.pid}
+    return {
+        "web worker": max(peak_rss_mb(web_pids).values(), default=math.nan),
+        "delivery worker": max(peak_rss_mb({p.pid for p in workers}).values(), default=math.nan),
+        "sweeper": max(peak_rss_mb({sweeper.pid}).values(), default=math.nan),
+    }
+
+
+def delivery_latencies(
+    sends: list[Send], warm: int, arrivals: list[tuple[str, str, str, float]]
+) -> Latencies:
+    """Each measured, accepted send against the first arrival of its reference at an office."""
+    first: dict[str, float] = {}
+    for _, reference, _, at in arrivals:
+        first.setdefault(reference, at)
+    measured = [s for s in sends if s.index >= warm]
+    out = Latencies(measured, [], [], [])
+    for s in measured:
+        if s.status == 202 and s.reference in first:
+            out.total.append(1000 * (first[s.reference] - s.sent))
+            out.intake.append(1000 * (s.answered - s.sent))
+            out.after.append(1000 * (first[s.reference] - s.answered))
+    return out
+
+
+def cpu_by_role(
+    bench: Bench,
+    meter: CpuMeter,
+    web: subprocess.Popen[bytes],
+    started: list[subprocess.Popen[bytes]],
+) -> dict[str, float]:
+    """CPU seconds of gunicorn, the two workers, the sweeper, the office, Redis and the bench."""
+    return meter.split(
+        {
+            "gunicorn": {web.pid},
+            "workers": {p.pid for p in started[1:3]},
+            "sweeper": {started[3].pid} if len(started) > 3 else set(),
+            "office": {bench.office_pid},
+            "redis": {bench.redis.pid},
+            "bench": {os.getpid()},
+        }
+    )
+
+
+def run_notes(notes: list[str], office: dict[str, Any], jobs: list[JobInfo]) -> None:
+    """Add what went wrong on the way: bad signatures at the office, failed drain jobs."""
+    if office.get("bad_signatures"):
+        notes.append(f"the office saw {office['bad_signatures']} bad signatures")
+    failed = [j for j in jobs if j.status == "failed"]
+    if failed:
+        notes.append(f"{len(failed)} drain job(s) failed, e.g. {failed[0].error}")
+
+
 def measure_e2e(bench: Bench, store: str) -> E2ERun:
     """gunicorn + 2 workers + sweeper; open-loop submissions; arrival − send per delivery."""
     opts = bench.opts
@@ -258,14 +355,8 @@ def measure_e2e(bench: Bench, store: str) -> E2ERun:
     bench.flush_redis()
     bench.office.reset()
     env = bench.environ(url)
-    port = free_port()
-    conf = bench.workdir / f"gunicorn-{store}.conf.py"
-    conf.write_text(
-        gunicorn_config(port, opts.gunicorn_workers, bench.workdir / "logs" / "gunicorn-error.log")
-    )
-    web = bench.procs.python(
-        "gunicorn", ["gunicorn", "--config", str(conf), "bridge:create_app()"], env
-    )
+    web, port = start_gunicorn(bench, store, env)
+    # Every process started so far, in order: the finally stops them whatever failed.
     started: list[subprocess.Popen[bytes]] = [web]
     redis = Redis.from_url(bench.redis_url)
     engine = plain_engine(url)
@@ -291,23 +382,12 @@ def measure_e2e(bench: Bench, store: str) -> E2ERun:
         )  # fmt: skip
         backlog.stop()
         accepted_all = sum(s.status == 202 for s in sends)
-        deadline = time.monotonic() + 60
-        delivered = count_delivered(engine)
-        while delivered < accepted_all and time.monotonic() < deadline:
-            time.sleep(0.05)
-            delivered = count_delivered(engine)
+        delivered = wait_delivered(engine, accepted_all)
         meter.stop()
         if delivered < accepted_all:
             notes.append(f"only {delivered} of {accepted_all} accepted were delivered after 60 s")
         settle_jobs(redis)
-        web_pids = descendants(processes(), web.pid) - {web.pid}
-        rss = {
-            "web worker": max(peak_rss_mb(web_pids).values(), default=math.nan),
-            "delivery worker": max(
-                peak_rss_mb({p.pid for p in workers}).values(), default=math.nan
-            ),
-            "sweeper": max(peak_rss_mb({sweeper.pid}).values(), default=math.nan),
-        }
+        rss = peak_rss_by_role(web, workers, sweeper)
         jobs = drain_jobs(redis, labels)
         office = bench.office.stats()
         arrivals = bench.office.arrivals()
@@ -316,42 +396,20 @@ def measure_e2e(bench: Bench, store: str) -> E2ERun:
         engine.dispose()
         redis.close()
     drop_database(bench, store, "e2e")
-    first: dict[str, float] = {}
-    for _, reference, _, at in arrivals:
-        first.setdefault(reference, at)
-    measured = [s for s in sends if s.index >= warm]
-    latencies, intake, after = [], [], []
-    for s in measured:
-        if s.status == 202 and s.reference in first:
-            latencies.append(1000 * (first[s.reference] - s.sent))
-            intake.append(1000 * (s.answered - s.sent))
-            after.append(1000 * (first[s.reference] - s.answered))
+    lat = delivery_latencies(sends, warm, arrivals)
     per_worker: Counter[str] = Counter(j.worker for j in jobs)
-    cpu = meter.split(
-        {
-            "gunicorn": {web.pid},
-            "workers": {p.pid for p in started[1:3]},
-            "sweeper": {started[3].pid} if len(started) > 3 else set(),
-            "office": {bench.office_pid},
-            "redis": {bench.redis.pid},
-            "bench": {os.getpid()},
-        }
-    )
-    if office.get("bad_signatures"):
-        notes.append(f"the office saw {office['bad_signatures']} bad signatures")
-    failed = [j for j in jobs if j.status == "failed"]
-    if failed:
-        notes.append(f"{len(failed)} drain job(s) failed, e.g. {failed[0].error}")
+    cpu = cpu_by_role(bench, meter, web, started)
+    run_notes(notes, office, jobs)
     return E2ERun(
         store=store,
         rate=opts.rate,
         seconds=opts.seconds,
         warmup=opts.warmup,
         sends=sends,
-        measured=measured,
-        latencies_ms=latencies,
-        intake_ms=intake,
-        after_ms=after,
+        measured=lat.measured,
+        latencies_ms=lat.total,
+        intake_ms=lat.intake,
+        after_ms=lat.after,
         delivered_db=delivered,
         office=office,
         jobs=len(jobs),

@@ -10,6 +10,7 @@ from collections import Counter
 from typing import Any
 
 from redis import Redis
+from sqlalchemy import Engine
 
 from bench.delivery.databases import (
     copy_database,
@@ -79,6 +80,40 @@ def steady_rate(times: list[float]) -> float | None:
     return (hi - lo) / span if span > 0 else None
 
 
+def wait_drained(engine: Engine, n: int, t0: float, notes: list[str]) -> int:
+    """Poll until `n` deliveries are delivered, or none more for 30 s (noted); the count."""
+    delivered, last_change, last = 0, t0, 0
+    while delivered < n:
+        time.sleep(0.02)
+        delivered = count_delivered(engine)
+        now = time.perf_counter()
+        if delivered != last:
+            last, last_change = delivered, now
+        elif now - last_change > 30:
+            notes.append(f"stalled at {delivered} of {n} delivered for 30 s")
+            break
+    return delivered
+
+
+def attempts_per_worker(jobs: list[JobInfo]) -> Counter[str]:
+    """Delivery attempts each worker made, summed over its drain jobs."""
+    per_worker: Counter[str] = Counter()
+    for job in jobs:
+        per_worker[job.worker] += job.attempts or 0
+    return per_worker
+
+
+def drain_notes(notes: list[str], jobs: list[JobInfo], office: dict[str, Any]) -> None:
+    """Add what went wrong on the way: failed drain jobs, duplicates and bad signatures."""
+    failed = [j for j in jobs if j.status == "failed"]
+    if failed:
+        notes.append(f"{len(failed)} drain job(s) failed, e.g. {failed[0].error}")
+    if office.get("duplicates"):
+        notes.append(f"the office saw {office['duplicates']} duplicate deliveries")
+    if office.get("bad_signatures"):
+        notes.append(f"the office saw {office['bad_signatures']} bad signatures")
+
+
 def measure_throughput(
     bench: Bench, store: str, scenario: Scenario, workers: int, template: str, n: int
 ) -> ThroughputRun:
@@ -106,16 +141,7 @@ def measure_throughput(
             # Started after the wake-up: its first sweep comes when it has started (about a
             # second), then one every BRIDGE_SWEEP_INTERVAL_S, like a sweeper already running.
             sweeper = bench.procs.python("sweeper", ["worker", "sweep"], env)
-        delivered, last_change, last = 0, t0, 0
-        while delivered < n:
-            time.sleep(0.02)
-            delivered = count_delivered(engine)
-            now = time.perf_counter()
-            if delivered != last:
-                last, last_change = delivered, now
-            elif now - last_change > 30:
-                notes.append(f"stalled at {delivered} of {n} delivered for 30 s")
-                break
+        delivered = wait_drained(engine, n, t0, notes)
         seconds = time.perf_counter() - t0
         meter.stop()
         settle_jobs(redis)
@@ -134,16 +160,8 @@ def measure_throughput(
         "redis": {bench.redis.pid},
         "bench": {os.getpid()},
     }
-    per_worker: Counter[str] = Counter()
-    for job in jobs:
-        per_worker[job.worker] += job.attempts or 0
-    failed = [j for j in jobs if j.status == "failed"]
-    if failed:
-        notes.append(f"{len(failed)} drain job(s) failed, e.g. {failed[0].error}")
-    if office.get("duplicates"):
-        notes.append(f"the office saw {office['duplicates']} duplicate deliveries")
-    if office.get("bad_signatures"):
-        notes.append(f"the office saw {office['bad_signatures']} bad signatures")
+    per_worker = attempts_per_worker(jobs)
+    drain_notes(notes, jobs, office)
     drop_database(bench, store, "run")
     return ThroughputRun(
         store=store,
