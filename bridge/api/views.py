@@ -247,7 +247,7 @@ def _base(
 def answer(submission: Submission, config: Config, public_url: str = "") -> dict[str, Any]:
     """The 202 answer for a stored submission.
 
-    Built as `_ANSWER.dump` would write it (same keys, order and values; tests/test_views.py
+    Built as `_ANSWER.dump` would write it (same keys, order and values; tests/bridge/api/test_views.py
     compares them) without the dump, which cost more than building the body: every value
     here already has its JSON type except the points in time.
     """

@@ -7,7 +7,7 @@ Create Date: 2026-12-01 11:20:00
 (status, next_attempt_at) served the sweeper and the claim on a young store. Once a store
 holds a long history of delivered cases and has statistics (PostgreSQL's autovacuum analyses
 on its own; SQLite after ANALYZE), a planner may prefer reading the whole office index to
-avoid a sort for the sweeper's DISTINCT office_id (tests/test_query_plans.py). With
+avoid a sort for the sweeper's DISTINCT office_id (tests/store/test_query_plans.py). With
 (status, office_id, next_attempt_at) both queries are one range over the pending rows.
 """
 

@@ -1,1 +1,0 @@
-"""Accounts, roles, hashed API tokens, login sessions and office-scoped fetch links (issue 8)."""

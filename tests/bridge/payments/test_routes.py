@@ -1,0 +1,138 @@
+"""The public payment routes refuse what they must: German pages and problems, nothing changed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from store.engine import Store
+from store.models import Delivery, Event, Payment, PaymentCallback, Submission
+from tests.conftest import FORMCYCLE_SECRET
+from tests.factories import dog, traffic
+from tests.worker.conftest import submit
+
+HOOK = "/webhooks/payments/epay21-demo"
+
+
+def _counts(store: Store) -> tuple[int, ...]:
+    with store.read() as session:
+        return tuple(
+            int(session.scalar(select(func.count()).select_from(model)) or 0)
+            for model in (Submission, Payment, Delivery, Event)
+        )
+
+
+def _journal(store: Store) -> list[tuple[str, str, bool]]:
+    with store.read() as session:
+        return [
+            (j.provider, j.verdict, j.body_truncated)
+            for j in session.scalars(select(PaymentCallback).order_by(PaymentCallback.id))
+        ]
+
+
+def test_pay_link_of_nothing_payable_is_a_german_404(client: FlaskClient, store: Store) -> None:
+    """Unknown, malformed and fee-less references: 404 page, no personal data, nothing stored."""
+    reference = submit(client, "dog-registration", dog())["reference"]
+    before = _counts(store)
+    for path in ("/pay/US-2026-999999", "/pay/%C2%B9", f"/pay/{reference}", "/pay/x/return"):
+        response = client.get(path)
+        assert response.status_code == 404, path
+        assert "Keine Zahlung gefunden" in response.get_data(as_text=True)
+        assert response.headers["Cache-Control"] == "no-store"
+    assert _counts(store) == before
+
+
+def test_pay_link_is_rate_limited(client: FlaskClient) -> None:
+    """More than 30 requests a minute from one address get 429 with Retry-After."""
+    codes = [client.get("/pay/US-2026-999999").status_code for _ in range(31)]
+    assert codes == [404] * 30 + [429]
+    limited = client.get("/pay/US-2026-999999")
+    assert limited.headers["Retry-After"] == "60"
+    assert "Zu viele Anfragen" in limited.get_data(as_text=True)
+
+
+def test_oversized_and_unreadable_callbacks_are_journalled_and_refused(
+    client: FlaskClient, store: Store
+) -> None:
+    """A body over 64 KB (413) or one naming no payment (400): journalled, nothing else."""
+    submit(client, "traffic-order", traffic())
+    before = _counts(store)
+    big = client.post(HOOK, data=b"x" * (64 * 1024 + 1), content_type="application/json")
+    assert big.status_code == 413
+    assert big.headers["Content-Type"] == "application/problem+json"
+    unreadable = client.post(HOOK, data=b"{not json", content_type="application/json")
+    assert unreadable.status_code == 400
+    assert unreadable.get_json()["title"] == "Die Zahlungsnachricht ist nicht lesbar."
+    empty = client.post(HOOK, json={}, headers={"Accept-Language": "en"})
+    assert empty.status_code == 400
+    assert empty.get_json()["title"] == "The notification cannot be read."
+    assert _counts(store) == before
+    assert _journal(store) == [
+        ("epay21-demo", "too_large", False),
+        ("epay21-demo", "unreadable", False),
+        ("epay21-demo", "unreadable", False),
+    ]
+
+
+def test_callback_journal_keeps_no_credentials(client: FlaskClient, store: Store) -> None:
+    """Authorization and Cookie headers are not journalled; the body is kept bounded."""
+    client.post(
+        HOOK,
+        json={"transactionId": "t-1"},
+        headers={
+            "Authorization": "Basic c2VjcmV0",
+            "Cookie": "session=abc",
+            "X-Provider-Signature": "sig",
+            "X-Trace": "1",
+        },
+    )
+    with store.read() as session:
+        [row] = session.scalars(select(PaymentCallback)).all()
+    assert row.verdict == "unknown_payment"
+    assert "X-Trace" in row.headers
+    assert "Authorization" not in row.headers
+    assert "Cookie" not in row.headers
+    assert "X-Provider-Signature" not in row.headers
+    assert row.body == b'{"transactionId": "t-1"}'
+
+
+def _post(client: FlaskClient, service: str, body: dict[str, Any]) -> Any:
+    return client.post(
+        f"/webhooks/formcycle/{service}", json=body, headers={"X-Bridge-Secret": FORMCYCLE_SECRET}
+    )
+
+
+def test_a_named_transaction_is_validated(client: FlaskClient, store: Store) -> None:
+    """payment.transaction_id and payment.provider: checked, 422 with both fields, no fee no
+    payment block; nothing stored."""
+    before = _counts(store)
+    bad = traffic()
+    bad["payment"] = {"transaction_id": "a b/../c", "provider": "paypal"}
+    response = _post(client, "traffic-order", bad)
+    assert response.status_code == 422
+    assert sorted(e["field"] for e in response.get_json()["errors"]) == [
+        "payment.provider",
+        "payment.transaction_id",
+    ]
+    fee_less = dog()
+    fee_less["payment"] = {"transaction_id": "t-1", "provider": "epay21-demo"}
+    response = _post(client, "dog-registration", fee_less)
+    assert response.status_code == 422
+    assert [e["field"] for e in response.get_json()["errors"]] == ["payment"]
+    assert _counts(store) == before
+
+
+def test_confirmation_page_offers_the_pay_link(client: FlaskClient) -> None:
+    """The German HTML answer of a fee-bearing service names the fee and links to /pay."""
+    response = client.post(
+        "/webhooks/formcycle/traffic-order",
+        json=traffic(),
+        headers={"X-Bridge-Secret": FORMCYCLE_SECRET, "Accept": "text/html"},
+    )
+    assert response.status_code == 202
+    page = response.get_data(as_text=True)
+    assert "Gebühr von 35,00 EUR" in page
+    assert "sobald die Zahlung eingegangen ist" in page
+    assert 'href="http://127.0.0.1:8000/pay/US-' in page

@@ -1,0 +1,261 @@
+"""The payment state machine on both stores: forward only, applied once, one notice per payment."""
+
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from domain.payments import payments
+from domain.payments.payments import Confirmed
+from domain.settings import Settings
+from store.engine import Store
+from store.models import (
+    Delivery,
+    DeliveryKind,
+    DeliveryStatus,
+    Event,
+    Payment,
+    PaymentStatus,
+    Submission,
+    SubmissionStatus,
+)
+from tests.factories import traffic
+from tests.worker.conftest import submit
+
+PAID = Confirmed("PAYED", 3500, "EUR", transaction_reference="KZ-2026-0001", method="GIROPAY")
+
+
+def _order(client: FlaskClient, store: Store) -> Payment:
+    answer = submit(client, "traffic-order", traffic())
+    assert answer["status"] == SubmissionStatus.AWAITING_PAYMENT
+    number = int(answer["reference"].rsplit("-", 1)[1])
+    with store.read() as session:
+        [payment] = session.scalars(select(Payment).where(Payment.submission_id == number)).all()
+    return payment
+
+
+def _snapshot(store: Store) -> tuple[object, ...]:
+    with store.read() as session:
+        return (
+            sorted((p.id, p.status, p.paid_at) for p in session.scalars(select(Payment))),
+            sorted((d.id, d.status) for d in session.scalars(select(Delivery))),
+            session.scalar(select(func.count()).select_from(Event)),
+            sorted((s.id, s.status) for s in session.scalars(select(Submission))),
+        )
+
+
+def test_intake_holds_the_case_and_stores_an_open_payment(
+    client: FlaskClient, store: Store
+) -> None:
+    """A fee before delivery: the payment row is INITIAL with the exact amount, the case held."""
+    payment = _order(client, store)
+    assert (payment.status, payment.amount_cents, payment.currency) == ("INITIAL", 3500, "EUR")
+    assert payment.purpose.endswith(" Halteverbot")
+    assert payment.purpose.startswith("US-")
+    assert payment.transaction_id is None
+    with store.read() as session:
+        [delivery] = session.scalars(select(Delivery)).all()
+    assert (delivery.status, delivery.kind) == (DeliveryStatus.HELD, DeliveryKind.CASE)
+
+
+def test_paid_releases_the_case_and_creates_one_notice(
+    client: FlaskClient, store: Store, settings: Settings
+) -> None:
+    """PAYED: the case becomes due, the cash office gets one notice; a repeat changes nothing."""
+    payment = _order(client, store)
+    applied = payments.apply(store, settings.config, payment.id, PAID, "test")
+    assert applied.verdict == "applied"
+    assert applied.wake == ["neu-anspach-ordnungsamt", "usingen-stadtkasse"]
+    before = _snapshot(store)
+    again = payments.apply(store, settings.config, payment.id, PAID, "test")
+    assert again.verdict == "duplicate"
+    booked = payments.apply(
+        store, settings.config, payment.id, Confirmed("BOOKED", 3500, "EUR"), "test"
+    )
+    assert booked.verdict == "duplicate"
+    late_cancel = payments.apply(
+        store, settings.config, payment.id, Confirmed("CANCELED", None), "test"
+    )
+    assert (late_cancel.verdict, late_cancel.status) == ("final", "PAYED")
+    assert _snapshot(store) == before
+    with store.read() as session:
+        rows = session.scalars(select(Delivery).order_by(Delivery.kind)).all()
+        stored = session.get(Payment, payment.id)
+        submission = session.scalars(select(Submission)).one()
+    assert [(d.kind, d.office_id, d.status, d.payment_id) for d in rows] == [
+        ("case", "neu-anspach-ordnungsamt", "pending", None),
+        ("payment-notice", "usingen-stadtkasse", "pending", payment.id),
+    ]
+    assert stored is not None
+    assert (stored.status, stored.transaction_reference, stored.method) == (
+        "PAYED",
+        "KZ-2026-0001",
+        "GIROPAY",
+    )
+    assert stored.paid_at is not None
+    # The notice does not count as the case's own progress.
+    assert submission.status == SubmissionStatus.ROUTED
+
+
+def test_amount_mismatch_changes_nothing(
+    client: FlaskClient, store: Store, settings: Settings
+) -> None:
+    """A provider confirming 3.50 EUR (or another currency) for a 35.00 EUR fee is refused."""
+    payment = _order(client, store)
+    before = _snapshot(store)
+    for wrong in (Confirmed("PAYED", 350, "EUR"), Confirmed("PAYED", 3500, "USD")):
+        assert payments.apply(store, settings.config, payment.id, wrong, "t").verdict == (
+            "amount_mismatch"
+        )
+    assert _snapshot(store) == before
+
+
+def test_failed_is_final_and_the_pay_link_starts_a_new_attempt(
+    client: FlaskClient, store: Store, settings: Settings
+) -> None:
+    """CANCELED stays; the next attempt is a new row; only the paid attempt's amount counts."""
+    payment = _order(client, store)
+    cancel = Confirmed("CANCELED", None)
+    assert payments.apply(store, settings.config, payment.id, cancel, "t").verdict == "applied"
+    assert payments.apply(store, settings.config, payment.id, PAID, "t").verdict == "final"
+    fresh = payments.open_attempt(store, payment.submission_id, "epay21-demo", 72, "citizen")
+    assert fresh is not None
+    assert fresh.id != payment.id
+    assert fresh.status == "INITIAL"
+    same = payments.open_attempt(store, payment.submission_id, "epay21-demo", 72, "citizen")
+    assert same is not None
+    assert same.id == fresh.id
+    with store.read() as session:
+        assert session.scalars(select(Delivery.status)).all() == [DeliveryStatus.HELD]
+    assert payments.apply(store, settings.config, fresh.id, PAID, "t").verdict == "applied"
+    attempts = payments.payments_of(store, payment.submission_id)
+    counted = payments.counted(attempts)
+    assert counted is not None
+    assert counted.id == fresh.id
+    assert payments.to_euros(counted.amount_cents) == Decimal("35.00")
+    assert [p.status for p in attempts] == ["CANCELED", "PAYED"]
+
+
+def test_concurrent_confirmations_apply_once(
+    client: FlaskClient, store: Store, settings: Settings
+) -> None:
+    """Eight threads confirm the same payment at once: one applies, one notice exists."""
+    payment = _order(client, store)
+    verdicts: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def confirm() -> None:
+        barrier.wait()
+        verdicts.append(payments.apply(store, settings.config, payment.id, PAID, "t").verdict)
+
+    threads = [threading.Thread(target=confirm) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(verdicts) == ["applied"] + ["duplicate"] * 7
+    with store.read() as session:
+        notices = session.scalars(
+            select(Delivery).where(Delivery.kind == DeliveryKind.PAYMENT_NOTICE)
+        ).all()
+        paid_events = session.scalars(select(Event).where(Event.kind == "payment.paid")).all()
+    assert len(notices) == 1
+    assert len(paid_events) == 1
+
+
+def test_expired_then_paid_late_still_counts(
+    client: FlaskClient, store: Store, settings: Settings
+) -> None:
+    """Our own `expired` gives up waiting; a PAYED the provider confirms later is applied."""
+    payment = _order(client, store)
+    with store.session() as session:
+        row = session.get(Payment, payment.id)
+        assert row is not None
+        row.expires_at = row.created_at.replace(year=row.created_at.year - 1)
+    assert payments.expire(store, payment.id)
+    assert not payments.expire(store, payment.id)
+    stored = payments.get(store, payment.id)
+    assert stored is not None
+    assert stored.status == PaymentStatus.EXPIRED
+    failed = Confirmed("FAILED", None)
+    assert payments.apply(store, settings.config, payment.id, failed, "t").verdict == "final"
+    assert payments.apply(store, settings.config, payment.id, PAID, "t").verdict == "applied"
+
+
+def _due_now(store: Store, count: int, client: FlaskClient) -> list[str]:
+    """`count` open payments with a transaction, all due for a check."""
+    ids = []
+    for i in range(count):
+        payment = _order(client, store)
+        assert payments.record_created(
+            store,
+            payment.id,
+            transaction_id=f"tx-{i}",
+            pay_url=None,
+            transaction_reference=None,
+            first_check_s=0,
+            actor="t",
+        )
+        ids.append(payment.id)
+    return ids
+
+
+def test_two_reconcilers_never_check_the_same_payment(client: FlaskClient, store: Store) -> None:
+    """Two sweepers claim at once: each payment goes to one of them; leased ones wait."""
+    ids = _due_now(store, 6, client)
+    claimed: list[list[str]] = []
+    barrier = threading.Barrier(2)
+
+    def claim() -> None:
+        barrier.wait()
+        claimed.append([p.id for p in payments.claim_checks(store, 4, 60)])
+
+    threads = [threading.Thread(target=claim) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    everything = [i for batch in claimed for i in batch]
+    assert sorted(everything) == sorted(ids)
+    assert len(set(everything)) == len(everything)
+    assert payments.claim_checks(store, 10, 60) == []
+
+
+def test_provider_errors_back_off_and_are_capped(client: FlaskClient, store: Store) -> None:
+    """Each error counts and schedules the next check; at the cap the next is the expiry."""
+    [payment_id] = _due_now(store, 1, client)
+    for n in range(1, payments.MAX_CHECK_ERRORS + 1):
+        payments.record_error(store, payment_id, "HTTP 503 Service Unavailable", 30)
+        stored = payments.get(store, payment_id)
+        assert stored is not None
+        assert stored.attempts == n
+        assert stored.last_error == "HTTP 503 Service Unavailable"
+        assert stored.next_check_at is not None
+        if n < payments.MAX_CHECK_ERRORS:
+            assert stored.next_check_at < stored.expires_at
+    assert stored is not None
+    assert stored.next_check_at == stored.expires_at
+    with store.read() as session:
+        kinds = session.scalars(select(Event.kind).where(Event.kind == "payment.provider_error"))
+        assert len(kinds.all()) == payments.MAX_CHECK_ERRORS
+
+
+def test_an_unreported_amount_counts_only_for_our_own_transactions(
+    client: FlaskClient, store: Store, settings: Settings
+) -> None:
+    """A status call without an amount (legacy pmPayment) confirms a transaction we created
+    with our amount; an adopted one (Formcycle's plugin made it) needs the amount confirmed."""
+    ours = _order(client, store)
+    adopted = _order(client, store)
+    with store.session() as session:
+        row = session.get(Payment, adopted.id)
+        assert row is not None
+        row.origin = "formcycle"
+    silent = Confirmed("PAYED", None)
+    assert payments.apply(store, settings.config, adopted.id, silent, "t").verdict == (
+        "amount_mismatch"
+    )
+    assert payments.apply(store, settings.config, ours.id, silent, "t").verdict == "applied"

@@ -1,1 +1,0 @@
-"""Tests of the E-Payment flow (issue 7)."""

@@ -1,0 +1,44 @@
+"""The sweeper's administration steps: a finished bulk replay is marked done, old data purged."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask.testing import FlaskClient
+from redis import Redis
+from sqlalchemy import select, update
+
+from domain.admin import bulk_replay
+from domain.admin.search import SubmissionFilter
+from domain.settings import Settings
+from store.engine import Store
+from store.models import BulkReplay, Delivery, Submission
+from tests.admin_support import OPERATOR, fail_all, post
+from worker.admin_steps import Steps
+from worker.sweeper import sweep_once
+
+
+def test_one_sweep_runs_every_step(
+    client: FlaskClient, store: Store, settings: Settings, redis_url: str
+) -> None:
+    """A sweep round brings the bulk replay's counts in and purges what retention allows."""
+    old = post(client)
+    post(client)
+    fail_all(store)
+    bulk_replay.start(
+        store, settings.config, SubmissionFilter(), OPERATOR, "wieder da", rate_per_office=5.0
+    )
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=200)
+    number = int(old.rsplit("-", 1)[1])
+    with store.session() as session:
+        session.execute(update(Delivery).values(status="delivered", attempts=1))
+        session.execute(
+            update(Delivery).where(Delivery.submission_id == number).values(delivered_at=long_ago)
+        )
+    sweep_once(settings, store, Redis.from_url(redis_url), Steps())
+    with store.read() as session:
+        job = session.scalars(select(BulkReplay)).one()
+        data = dict(session.execute(select(Submission.id, Submission.data)).all())
+    assert (job.status, job.processed, job.failed) == ("done", 2, 0)
+    assert data[number] is None
+    assert all(v is not None for k, v in data.items() if k != number)

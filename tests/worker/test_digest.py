@@ -1,0 +1,136 @@
+"""The daily digest: German mail per recipient over real SMTP, once a day, sections fail alone."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import email.policy
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from flask.testing import FlaskClient
+from sqlalchemy import select, update
+
+from domain.settings import Settings
+from harness.ports import free_port
+from store.engine import Store
+from store.models import DigestSent, Payment
+from tests.admin_support import fail_all, post
+from tests.conftest import bridge_cli
+from worker import digest
+
+
+class Inbox:
+    """An aiosmtpd handler keeping every message it is given."""
+
+    def __init__(self) -> None:
+        """Nothing received yet."""
+        self.messages: list[tuple[list[str], email.message.EmailMessage]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's hook name
+        """Keep the message."""
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        self.messages.append((list(envelope.rcpt_tos), message))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, int]]:
+    """A real SMTP server on loopback."""
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield inbox, port
+    controller.stop()
+
+
+@pytest.fixture
+def environ(environ: dict[str, str], smtp: tuple[Inbox, int]) -> dict[str, str]:
+    """Two recipients and the loopback SMTP server."""
+    environ.update(
+        BRIDGE_DIGEST_RECIPIENTS="it@usingen.test, kasse@neu-anspach.test",
+        BRIDGE_SMTP_HOST="127.0.0.1",
+        BRIDGE_SMTP_PORT=str(smtp[1]),
+        BRIDGE_SMTP_FROM="bruecke@usingen.test",
+    )
+    return environ
+
+
+def _broken(store: Store, config: Any, now: dt.datetime) -> digest.Section:
+    raise RuntimeError("this section is broken")
+
+
+def test_digest_once_a_day_and_a_broken_section_does_not_stop_it(
+    client: FlaskClient, store: Store, settings: Settings, smtp: tuple[Inbox, int]
+) -> None:
+    """Each recipient gets one German mail; the same day again sends nothing."""
+    inbox, _ = smtp
+    post(client)
+    post(client)
+    post(client, "traffic-order")
+    fail_all(store)
+    now = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)
+    sections = (_broken, *digest.SECTIONS)
+    assert digest.send_once(settings, store, now, sections) is True
+    assert sorted(r for rcpt, _ in inbox.messages for r in rcpt) == [
+        "it@usingen.test", "kasse@neu-anspach.test",
+    ]  # fmt: skip
+    message = inbox.messages[0][1]
+    assert message["Subject"] == "Brücke: Tagesbericht 01.12.2026"
+    body = message.get_content()
+    assert "Dieser Abschnitt konnte nicht erstellt werden." in body
+    assert "Steueramt Usingen: 2 fehlgeschlagen, erste " in body
+    assert "Ordnungsamt Neu-Anspach: 1 fehlgeschlagen" in body
+    assert "Am längsten wartende Zustellungen" in body
+    # Twice the same day (a second sweeper, a restart): nothing more is sent.
+    assert digest.send_once(settings, store, now + dt.timedelta(hours=3), sections) is False
+    assert len(inbox.messages) == 2
+    with store.read() as session:
+        assert list(session.scalars(select(DigestSent.day))) == [dt.date(2026, 12, 1)]
+
+
+def test_refused_mail_is_tried_again(
+    client: FlaskClient, store: Store, settings: Settings, smtp: tuple[Inbox, int]
+) -> None:
+    """With the mail server away the day is not marked sent, so the next round tries again."""
+    from dataclasses import replace
+
+    away = replace(settings, smtp_port=free_port())
+    now = dt.datetime(2026, 12, 2, 8, 0, tzinfo=dt.UTC)
+    assert digest.send_once(away, store, now) is False
+    with store.read() as session:
+        assert list(session.scalars(select(DigestSent.day))) == []
+    assert digest.send_once(settings, store, now) is True
+    assert len(smtp[0].messages) == 2
+
+
+def test_cli_prints_the_digest(client: FlaskClient, environ: dict[str, str]) -> None:
+    """`digest --print` shows the German text and sends nothing."""
+    done = bridge_cli(environ, "digest", "--print")
+    assert done.returncode == 0, done.stderr
+    assert "Tagesbericht der Formcycle/Civento-Brücke" in done.stdout
+    assert "Fehlgeschlagene Zustellungen je Dienststelle\n" in done.stdout
+
+
+def test_payments_left_open_are_listed(
+    client: FlaskClient, store: Store, settings: Settings
+) -> None:
+    """A fee still open a day after it started is named with case, amount and provider; a
+    fresh one is not (the citizen may be on the pay page right now)."""
+    old = post(client, "traffic-order")
+    fresh = post(client, "traffic-order")
+    now = dt.datetime.now(dt.UTC)
+    with store.session() as session:
+        session.execute(
+            update(Payment)
+            .where(Payment.submission_id == int(old.rsplit("-", 1)[1]))
+            .values(created_at=now - dt.timedelta(days=2))
+        )
+    section = digest.open_payments(store, settings.config, now)
+    assert section.title == "Offene Zahlungen (älter als ein Tag)"
+    [line] = section.lines
+    assert line.startswith(f"{old}: 35.00 EUR bei epay21-demo, offen seit ")
+    assert fresh not in line
