@@ -1,4 +1,4 @@
-"""Answers: problem+json in the caller's language, JSON documents, the German HTML confirmation."""
+"""Answers: problem+json in the caller's language, JSON documents, whether the caller wants HTML."""
 
 from __future__ import annotations
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, render_template, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from bridge import auth
@@ -96,7 +95,7 @@ def _receive(service_id: str) -> Response:
     if wants_html():
         payment = views.answer(submission, settings.config, settings.public_url).get("payment")
         return Response(
-            _confirmation_page(submission.reference, service.title, payment),
+            confirmation_page(submission.reference, service.title, payment),
             status=202,
             headers=headers,
             mimetype="text/html",
@@ -106,43 +105,14 @@ def _receive(service_id: str) -> Response:
     )
 
 
-def _payment_block(payment: dict[str, Any] | None) -> str:
-    """The German lines about the fee: amount, state, and the pay link while unpaid."""
-    if payment is None:
-        return ""
-    euros = html.escape(payment["amount"].replace(".", ",") + " " + payment["currency"])
-    if payment["paid"]:
-        return f'<p id="payment">Die Gebühr von {euros} ist bezahlt.</p>'
-    wait = (
-        " Ihr Antrag wird bearbeitet, sobald die Zahlung eingegangen ist."
-        if payment["before_delivery"]
-        else ""
+def confirmation_page(reference: str, title: str, payment: dict[str, Any] | None = None) -> str:
+    """The German page Formcycle shows the citizen: the reference and, if any, the fee."""
+    euros = f"{payment['amount'].replace('.', ',')} {payment['currency']}" if payment else ""
+    return render_template(
+        "citizen/confirmation.html",
+        reference=reference,
+        title=title,
+        payment=payment,
+        euros=euros,
+        held=payment is not None and payment["before_delivery"] and not payment["paid"],
     )
-    url = html.escape(payment["url"], quote=True)
-    return (
-        f'<p id="payment">Für diesen Antrag ist eine Gebühr von {euros} zu zahlen.{wait}</p>\n'
-        f'<p><a id="pay" href="{url}">Jetzt online bezahlen</a></p>'
-    )
-
-
-def _confirmation_page(reference: str, title: str, payment: dict[str, Any] | None = None) -> str:
-    ref, svc = html.escape(reference), html.escape(title)
-    held = payment is not None and payment["before_delivery"] and not payment["paid"]
-    forwarded = (
-        "geht nach Eingang der Gebühr an die zuständige Stelle"
-        if held
-        else "an die zuständige Stelle weitergeleitet"
-    )
-    return f"""<!doctype html>
-<html lang="de">
-<head><meta charset="utf-8"><title>Antrag eingegangen – {ref}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body style="font-family: sans-serif; max-width: 40em; margin: 2em auto; line-height: 1.5">
-<h1>Vielen Dank, Ihr Antrag ist eingegangen.</h1>
-<p>Ihr Antrag „{svc}“ wurde sicher gespeichert und {forwarded}.</p>
-<p>Ihr Aktenzeichen lautet: <strong id="reference">{ref}</strong></p>
-<p>Bitte geben Sie dieses Aktenzeichen bei Rückfragen an.</p>
-{_payment_block(payment)}
-</body>
-</html>
-"""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 from decimal import Decimal
+from enum import Enum
 from typing import Any
 
 from flask import Blueprint, Response, request
@@ -251,34 +252,134 @@ def _verdict(bridge: Bridge, journal_id: int | None, verdict: str, **changes: An
         log_event(log, "payment.journal_failed", level=logging.ERROR, error=type(exc).__name__)
 
 
-def _refuse(
-    bridge: Bridge,
-    journal_id: int | None,
-    provider_id: str,
-    status: int,
-    verdict: str,
-    title: tuple[str, str],
-    detail: tuple[str, str],
-    payment_id: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> Problem:
+class Refusal(Enum):
+    """Every way a provider's notification is refused, described once.
+
+    Columns: the HTTP status, the verdict (journalled, logged and the problem type's suffix),
+    the title and the detail (German, English), and whether the provider should send the
+    notification again later (503 with Retry-After).
+    """
+
+    TOO_LARGE = (
+        413,
+        "too_large",
+        ("Die Nachricht ist zu groß.", "The notification is too large."),
+        ("Eine Zahlungsnachricht ist höchstens 64 KB groß.", "At most 64 KB."),
+    )
+    UNKNOWN_PROVIDER = (
+        404,
+        "unknown_provider",
+        ("Unbekannter Zahlungsanbieter.", "Unknown payment provider."),
+        ("Dieser Zahlungsanbieter ist hier nicht eingerichtet.", "No such provider here."),
+    )
+    UNREADABLE = (
+        400,
+        "unreadable",
+        ("Die Zahlungsnachricht ist nicht lesbar.", "The notification cannot be read."),
+        ("Es fehlt die Zahlung oder die Transaktion.", "Payment or transaction missing."),
+    )
+    PROVIDER_UNCONFIGURED = (
+        503,
+        "provider_unconfigured",
+        ("Der Zahlungsanbieter ist nicht nutzbar.", "The provider is not usable."),
+        ("Bitte später erneut senden.", "Please send it again later."),
+        True,
+    )
+    UNKNOWN_PAYMENT = (
+        404,
+        "unknown_payment",
+        ("Unbekannte Zahlung.", "Unknown payment."),
+        ("Zu dieser Nachricht gibt es keine Zahlung.", "No payment matches this call."),
+    )
+    TRANSACTION_MISMATCH = (
+        409,
+        "transaction_mismatch",
+        ("Die Transaktion passt nicht zur Zahlung.", "Transaction does not match."),
+        ("Die genannte Transaktion gehört nicht zu dieser Zahlung.", "Not this payment's."),
+    )
+    NOTIFIED_AMOUNT_MISMATCH = (
+        422,
+        "amount_mismatch",
+        ("Der Betrag stimmt nicht.", "The amount does not match."),
+        ("Der gemeldete Betrag weicht von der Gebühr ab.", "Notified amount differs."),
+    )
+    NO_SUBMISSION = (
+        404,
+        "unknown_payment",
+        ("Unbekannte Zahlung.", "Unknown payment."),
+        ("Kein Antrag.", "No submission."),
+    )
+    NOT_CONFIRMABLE = (
+        503,
+        "not_confirmable",
+        ("Die Zahlung kann gerade nicht bestätigt werden.", "Cannot confirm right now."),
+        ("Der Zahlungsanbieter antwortet nicht; bitte erneut senden.", "Please retry."),
+        True,
+    )
+    UNKNOWN_TO_PROVIDER = (
+        422,
+        "not_confirmed",
+        ("Die Zahlung ist nicht bestätigt.", "The payment is not confirmed."),
+        ("Der Zahlungsanbieter kennt diese Transaktion nicht.", "Unknown to the provider."),
+    )
+    CONFIRMED_AMOUNT_MISMATCH = (
+        422,
+        "amount_mismatch",
+        ("Der Betrag stimmt nicht.", "The amount does not match."),
+        ("Der bestätigte Betrag weicht von der Gebühr ab.", "Confirmed amount differs."),
+    )
+    PAID_NOT_CONFIRMED = (
+        422,
+        "not_confirmed",
+        ("Die Zahlung ist nicht bestätigt.", "The payment is not confirmed."),
+        ("Der Zahlungsanbieter bestätigt die gemeldete Zahlung nicht.", "Not confirmed."),
+    )
+
+    def __init__(
+        self,
+        status: int,
+        verdict: str,
+        title: tuple[str, str],
+        detail: tuple[str, str],
+        send_again: bool = False,
+    ) -> None:
+        self.status = status
+        self.verdict = verdict
+        self.title = title
+        self.detail = detail
+        self.send_again = send_again
+
+
+class Refused(Exception):
+    """A notification refused as `refusal` says; `payment_id` once the payment is known."""
+
+    def __init__(self, refusal: Refusal, payment_id: str | None = None) -> None:
+        super().__init__(refusal.verdict)
+        self.refusal = refusal
+        self.payment_id = payment_id
+
+
+def _refuse(bridge: Bridge, journal_id: int, provider_id: str, refused: Refused) -> Problem:
     """Record the refusal (journal verdict, security log event) and the problem to answer."""
-    _verdict(bridge, journal_id, verdict, payment_id=payment_id, detail=detail[1][:200])
+    refusal, payment_id = refused.refusal, refused.payment_id
+    _verdict(
+        bridge, journal_id, refusal.verdict, payment_id=payment_id, detail=refusal.detail[1][:200]
+    )
     log_event(
         log,
         "payment.callback_refused",
         level=logging.WARNING,
         provider=provider_id[:64],
-        verdict=verdict,
+        verdict=refusal.verdict,
         payment_id=payment_id,
         remote_addr=request.remote_addr,
     )
     return Problem(
-        status,
-        f"payment-callback-{verdict.replace('_', '-')}",
-        msg(*title),
-        msg(*detail),
-        headers=headers or {},
+        refusal.status,
+        f"payment-callback-{refusal.verdict.replace('_', '-')}",
+        msg(*refusal.title),
+        msg(*refusal.detail),
+        headers={"Retry-After": str(RETRY_AFTER_S)} if refusal.send_again else {},
     )
 
 
@@ -301,13 +402,12 @@ def callback(provider_id: str) -> Response:
 
 
 def _callback(bridge: Bridge, provider_id: str) -> Response:
+    """Journal the notification first, then confirm it or refuse it as the table says."""
     length = request.content_length
-    if length is not None and length > MAX_CALLBACK_BYTES:
-        body = b""
-        too_large = True
-    else:
-        body = request.stream.read(MAX_CALLBACK_BYTES + 1)
-        too_large = len(body) > MAX_CALLBACK_BYTES
+    # A body announced as too large is refused unread, but still journalled.
+    too_large = length is not None and length > MAX_CALLBACK_BYTES
+    body = b"" if too_large else request.stream.read(MAX_CALLBACK_BYTES + 1)
+    too_large = too_large or len(body) > MAX_CALLBACK_BYTES
     journal_id = _journal(bridge, provider_id, "notify", body, None, "received")
     if journal_id is None:
         # Without the journal row we cannot prove the call later: let the provider retry.
@@ -317,156 +417,60 @@ def _callback(bridge: Bridge, provider_id: str) -> Response:
             msg("Die Nachricht konnte nicht gespeichert werden.", "The call could not be stored."),
             headers={"Retry-After": "30"},
         )
-    if too_large:
-        raise _refuse(
-            bridge,
-            journal_id,
-            provider_id,
-            413,
-            "too_large",
-            ("Die Nachricht ist zu groß.", "The notification is too large."),
-            ("Eine Zahlungsnachricht ist höchstens 64 KB groß.", "At most 64 KB."),
-        )
+    try:
+        if too_large:
+            raise Refused(Refusal.TOO_LARGE)
+        payment, applied = _confirmed(bridge, provider_id, body)
+    except Refused as refused:
+        raise _refuse(bridge, journal_id, provider_id, refused) from None
+    _verdict(bridge, journal_id, applied.verdict, payment_id=payment.id)
+    return json_response(
+        {"payment": payment.id, "status": applied.status, "result": applied.verdict}
+    )
+
+
+def _confirmed(bridge: Bridge, provider_id: str, body: bytes) -> tuple[Payment, payments.Applied]:
+    """The notified payment and what the provider confirms of it; Refused at the first doubt."""
     settings = bridge.settings
     if provider_id not in settings.config.payment_providers:
-        raise _refuse(
-            bridge,
-            journal_id,
-            provider_id,
-            404,
-            "unknown_provider",
-            ("Unbekannter Zahlungsanbieter.", "Unknown payment provider."),
-            ("Dieser Zahlungsanbieter ist hier nicht eingerichtet.", "No such provider here."),
-        )
+        raise Refused(Refusal.UNKNOWN_PROVIDER)
     try:
         plugin = build_provider(settings, provider_id)
         claim = plugin.parse_callback(
             dict(request.headers.items()), body, {k: v for k, v in request.args.items()}
         )
     except BadCallback:
-        raise _refuse(
-            bridge,
-            journal_id,
-            provider_id,
-            400,
-            "unreadable",
-            ("Die Zahlungsnachricht ist nicht lesbar.", "The notification cannot be read."),
-            ("Es fehlt die Zahlung oder die Transaktion.", "Payment or transaction missing."),
-        ) from None
+        raise Refused(Refusal.UNREADABLE) from None
     except ProviderError:
-        raise _refuse(
-            bridge,
-            journal_id,
-            provider_id,
-            503,
-            "provider_unconfigured",
-            ("Der Zahlungsanbieter ist nicht nutzbar.", "The provider is not usable."),
-            ("Bitte später erneut senden.", "Please send it again later."),
-            headers={"Retry-After": str(RETRY_AFTER_S)},
-        ) from None
+        raise Refused(Refusal.PROVIDER_UNCONFIGURED) from None
     payment: Payment | None = None
     if claim.payment_id:
         payment = payments.get(bridge.store, claim.payment_id[:64])
     elif claim.transaction_id:
         payment = payment_by_transaction(bridge.store, provider_id, claim.transaction_id)
     if payment is None or payment.provider != provider_id:
-        raise _refuse(
-            bridge,
-            journal_id,
-            provider_id,
-            404,
-            "unknown_payment",
-            ("Unbekannte Zahlung.", "Unknown payment."),
-            ("Zu dieser Nachricht gibt es keine Zahlung.", "No payment matches this call."),
-        )
+        raise Refused(Refusal.UNKNOWN_PAYMENT)
     if payment.transaction_id is None or (
         claim.transaction_id is not None and claim.transaction_id != payment.transaction_id
     ):
         # Never let a caller point our payment at some other (paid) transaction.
-        raise _refuse(
-            bridge,
-            journal_id,
-            provider_id,
-            409,
-            "transaction_mismatch",
-            ("Die Transaktion passt nicht zur Zahlung.", "Transaction does not match."),
-            ("Die genannte Transaktion gehört nicht zu dieser Zahlung.", "Not this payment's."),
-            payment_id=payment.id,
-        )
+        raise Refused(Refusal.TRANSACTION_MISMATCH, payment.id)
     if claim.amount is not None and not _same_amount(claim.amount, payment.amount_cents):
         # The notification itself names another amount (pmPayment's notify form does).
-        raise _refuse(
-            bridge,
-            journal_id,
-            provider_id,
-            422,
-            "amount_mismatch",
-            ("Der Betrag stimmt nicht.", "The amount does not match."),
-            ("Der gemeldete Betrag weicht von der Gebühr ab.", "Notified amount differs."),
-            payment_id=payment.id,
-        )
+        raise Refused(Refusal.NOTIFIED_AMOUNT_MISMATCH, payment.id)
     case = case_of(bridge.store, payment.submission_id)
     if case is None:  # pragma: no cover - a payment always has its submission
-        raise _refuse(
-            bridge,
-            journal_id,
-            provider_id,
-            404,
-            "unknown_payment",
-            ("Unbekannte Zahlung.", "Unknown payment."),
-            ("Kein Antrag.", "No submission."),
-        )
+        raise Refused(Refusal.NO_SUBMISSION)
+    actor = f"provider:{provider_id}"
     try:
-        applied = confirm(
-            settings, bridge.store, bridge.redis, payment, case, f"provider:{provider_id}"
-        )
+        applied = confirm(settings, bridge.store, bridge.redis, payment, case, actor)
     except ProviderUnavailable:
-        raise _refuse(
-            bridge,
-            journal_id,
-            provider_id,
-            503,
-            "not_confirmable",
-            ("Die Zahlung kann gerade nicht bestätigt werden.", "Cannot confirm right now."),
-            ("Der Zahlungsanbieter antwortet nicht; bitte erneut senden.", "Please retry."),
-            payment_id=payment.id,
-            headers={"Retry-After": str(RETRY_AFTER_S)},
-        ) from None
+        raise Refused(Refusal.NOT_CONFIRMABLE, payment.id) from None
     except ProviderError:
-        raise _refuse(
-            bridge,
-            journal_id,
-            provider_id,
-            422,
-            "not_confirmed",
-            ("Die Zahlung ist nicht bestätigt.", "The payment is not confirmed."),
-            ("Der Zahlungsanbieter kennt diese Transaktion nicht.", "Unknown to the provider."),
-            payment_id=payment.id,
-        ) from None
+        raise Refused(Refusal.UNKNOWN_TO_PROVIDER, payment.id) from None
     if applied.verdict == "amount_mismatch":
-        raise _refuse(
-            bridge,
-            journal_id,
-            provider_id,
-            422,
-            "amount_mismatch",
-            ("Der Betrag stimmt nicht.", "The amount does not match."),
-            ("Der bestätigte Betrag weicht von der Gebühr ab.", "Confirmed amount differs."),
-            payment_id=payment.id,
-        )
+        raise Refused(Refusal.CONFIRMED_AMOUNT_MISMATCH, payment.id)
     claimed_paid = (claim.status or "").upper() in PAID_CLAIMS
     if claimed_paid and applied.status not in PaymentStatus.PAID:
-        raise _refuse(
-            bridge,
-            journal_id,
-            provider_id,
-            422,
-            "not_confirmed",
-            ("Die Zahlung ist nicht bestätigt.", "The payment is not confirmed."),
-            ("Der Zahlungsanbieter bestätigt die gemeldete Zahlung nicht.", "Not confirmed."),
-            payment_id=payment.id,
-        )
-    _verdict(bridge, journal_id, applied.verdict, payment_id=payment.id)
-    return json_response(
-        {"payment": payment.id, "status": applied.status, "result": applied.verdict}
-    )
+        raise Refused(Refusal.PAID_NOT_CONFIRMED, payment.id)
+    return payment, applied
