@@ -30,6 +30,7 @@ from domain.problems import Problem, msg
 from infra.logs import log_event
 from integrations.payment_providers import (
     BadCallback,
+    CallbackClaim,
     ProviderError,
     ProviderRefused,
     ProviderUnavailable,
@@ -145,29 +146,43 @@ def _pay(bridge: Bridge, reference: str) -> Response:
         if payment.status in PaymentStatus.PAID:
             return pages.paid(reference, payment)
         if payment.transaction_id is None:
-            try:
-                transaction = create_transaction(
-                    bridge.settings, bridge.store, payment, case, "citizen"
-                )
-            except ProviderError:
-                return pages.unavailable(reference, payment, RETRY_AFTER_S)
-            if transaction.pay_url:
-                return _see_other(transaction.pay_url)
-            return pages.pending(reference, payment, _pay_link(bridge, reference))
-        # An open transaction: ask first, so a lost callback does not send a payer back.
-        try:
-            applied = confirm(bridge.settings, bridge.store, bridge.redis, payment, case, "citizen")
-        except ProviderError:
-            applied = None
-        if applied is not None and applied.status in PaymentStatus.PAID:
-            fresh = payments.get(bridge.store, payment.id)
-            return pages.paid(reference, fresh or payment)
-        if applied is not None and applied.verdict == "applied":
-            continue  # FAILED or CANCELED just now: start a new attempt
-        if payment.pay_url:
-            return _see_other(payment.pay_url)
-        return pages.pending(reference, payment, _pay_link(bridge, reference))
+            return _new_transaction(bridge, reference, payment, case)
+        answer = _open_transaction(bridge, reference, payment, case)
+        if answer is not None:
+            return answer
     return pages.unavailable(reference, None, RETRY_AFTER_S)
+
+
+def _new_transaction(bridge: Bridge, reference: str, payment: Payment, case: Case) -> Response:
+    """Create the payment's transaction at the provider and send the citizen to pay it."""
+    try:
+        transaction = create_transaction(bridge.settings, bridge.store, payment, case, "citizen")
+    except ProviderError:
+        return pages.unavailable(reference, payment, RETRY_AFTER_S)
+    if transaction.pay_url:
+        return _see_other(transaction.pay_url)
+    return pages.pending(reference, payment, _pay_link(bridge, reference))
+
+
+def _open_transaction(
+    bridge: Bridge, reference: str, payment: Payment, case: Case
+) -> Response | None:
+    """An open transaction: ask first, so a lost callback does not send a payer back.
+
+    None when the provider says it failed or was cancelled just now: a new attempt is due.
+    """
+    try:
+        applied = confirm(bridge.settings, bridge.store, bridge.redis, payment, case, "citizen")
+    except ProviderError:
+        applied = None
+    if applied is not None and applied.status in PaymentStatus.PAID:
+        fresh = payments.get(bridge.store, payment.id)
+        return pages.paid(reference, fresh or payment)
+    if applied is not None and applied.verdict == "applied":
+        return None
+    if payment.pay_url:
+        return _see_other(payment.pay_url)
+    return pages.pending(reference, payment, _pay_link(bridge, reference))
 
 
 @blueprint.get("/pay/<reference>/return")
@@ -431,18 +446,44 @@ def _callback(bridge: Bridge, provider_id: str) -> Response:
 
 def _confirmed(bridge: Bridge, provider_id: str, body: bytes) -> tuple[Payment, payments.Applied]:
     """The notified payment and what the provider confirms of it; Refused at the first doubt."""
+    claim = _claim(bridge, provider_id, body)
+    payment = _claimed_payment(bridge, provider_id, claim)
+    case = case_of(bridge.store, payment.submission_id)
+    if case is None:  # pragma: no cover - a payment always has its submission
+        raise Refused(Refusal.NO_SUBMISSION)
+    actor = f"provider:{provider_id}"
+    try:
+        applied = confirm(bridge.settings, bridge.store, bridge.redis, payment, case, actor)
+    except ProviderUnavailable:
+        raise Refused(Refusal.NOT_CONFIRMABLE, payment.id) from None
+    except ProviderError:
+        raise Refused(Refusal.UNKNOWN_TO_PROVIDER, payment.id) from None
+    if applied.verdict == "amount_mismatch":
+        raise Refused(Refusal.CONFIRMED_AMOUNT_MISMATCH, payment.id)
+    claimed_paid = (claim.status or "").upper() in PAID_CLAIMS
+    if claimed_paid and applied.status not in PaymentStatus.PAID:
+        raise Refused(Refusal.PAID_NOT_CONFIRMED, payment.id)
+    return payment, applied
+
+
+def _claim(bridge: Bridge, provider_id: str, body: bytes) -> CallbackClaim:
+    """What the callback says, read by its provider's plugin; Refused when unreadable."""
     settings = bridge.settings
     if provider_id not in settings.config.payment_providers:
         raise Refused(Refusal.UNKNOWN_PROVIDER)
     try:
         plugin = build_provider(settings, provider_id)
-        claim = plugin.parse_callback(
+        return plugin.parse_callback(
             dict(request.headers.items()), body, {k: v for k, v in request.args.items()}
         )
     except BadCallback:
         raise Refused(Refusal.UNREADABLE) from None
     except ProviderError:
         raise Refused(Refusal.PROVIDER_UNCONFIGURED) from None
+
+
+def _claimed_payment(bridge: Bridge, provider_id: str, claim: CallbackClaim) -> Payment:
+    """Our payment the claim names, when its provider, transaction and amount agree."""
     payment: Payment | None = None
     if claim.payment_id:
         payment = payments.get(bridge.store, claim.payment_id[:64])
@@ -458,19 +499,4 @@ def _confirmed(bridge: Bridge, provider_id: str, body: bytes) -> tuple[Payment, 
     if claim.amount is not None and not _same_amount(claim.amount, payment.amount_cents):
         # The notification itself names another amount (pmPayment's notify form does).
         raise Refused(Refusal.NOTIFIED_AMOUNT_MISMATCH, payment.id)
-    case = case_of(bridge.store, payment.submission_id)
-    if case is None:  # pragma: no cover - a payment always has its submission
-        raise Refused(Refusal.NO_SUBMISSION)
-    actor = f"provider:{provider_id}"
-    try:
-        applied = confirm(settings, bridge.store, bridge.redis, payment, case, actor)
-    except ProviderUnavailable:
-        raise Refused(Refusal.NOT_CONFIRMABLE, payment.id) from None
-    except ProviderError:
-        raise Refused(Refusal.UNKNOWN_TO_PROVIDER, payment.id) from None
-    if applied.verdict == "amount_mismatch":
-        raise Refused(Refusal.CONFIRMED_AMOUNT_MISMATCH, payment.id)
-    claimed_paid = (claim.status or "").upper() in PAID_CLAIMS
-    if claimed_paid and applied.status not in PaymentStatus.PAID:
-        raise Refused(Refusal.PAID_NOT_CONFIRMED, payment.id)
-    return payment, applied
+    return payment
