@@ -10,6 +10,9 @@ import pytest
 from demo_backoffice import DemoBackOffice
 from infra.safexml import XMLError, load_xsd, parse_xml
 
+# The stand-in back office serves the DTD a parser must never fetch.
+from tests.integrations.channels.conftest import backoffice  # noqa: F401 - a fixture, by name
+
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
 <!DOCTYPE lolz [
  <!ENTITY lol "lol">
@@ -77,7 +80,9 @@ def test_billion_laughs_is_refused_quickly() -> None:
     assert "lol" not in str(info.value)
 
 
-def test_external_dtd_is_never_fetched(backoffice: DemoBackOffice) -> None:
+def test_external_dtd_is_never_fetched(
+    backoffice: DemoBackOffice,  # noqa: F811 - the imported fixture, requested by name
+) -> None:
     payload = f'<?xml version="1.0"?><!DOCTYPE r SYSTEM "{backoffice.url}/evil.dtd"><r/>'.encode()
 
     with pytest.raises(XMLError):

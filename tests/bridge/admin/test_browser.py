@@ -25,7 +25,14 @@ from tests.bridge.admin.browser import axe_source, chromium, serious_violations,
 from tests.factories import dog
 
 # The delivery tests' fixtures: demo back office, its routing configuration, worker processes.
-from tests.worker.conftest import Processes, submit
+from tests.worker.conftest import (  # noqa: F401 - fixtures are found by name
+    Processes,
+    backoffice,
+    config_extra,
+    environ,
+    processes,
+    submit,
+)
 
 OFFICE = "usingen-steueramt"
 
@@ -53,8 +60,8 @@ def test_weekend_failures_found_and_replayed_in_chromium(
     app: Flask,
     client: FlaskClient,
     store: Store,
-    backoffice: DemoBackOffice,
-    processes: Processes,
+    backoffice: DemoBackOffice,  # noqa: F811 - the imported fixture, requested by name
+    processes: Processes,  # noqa: F811 - the imported fixture, requested by name
     accounts: dict[str, str],
 ) -> None:
     """Log in, see the failures, replay one from its case page and the rest in bulk, all
