@@ -1,0 +1,1 @@
+"""Tests of the rules: settings and configuration, and each feature's folder."""

@@ -1,0 +1,1 @@
+"""Tests of the plumbing: Redis connections, safe XML, Standard Webhooks signatures."""

@@ -1,0 +1,1 @@
+"""Tests of the plugins: delivery channels and E-Payment providers."""

@@ -1,0 +1,1 @@
+"""Tests of the German admin page: pages, actions, the chart, a walk in Chromium."""

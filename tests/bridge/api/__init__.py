@@ -1,0 +1,1 @@
+"""Tests of the JSON API: status, access by role and office, admin actions, views."""

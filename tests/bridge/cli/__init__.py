@@ -1,0 +1,1 @@
+"""Tests of `python -m bridge`: commands, accounts, operations and their one context."""

@@ -1,0 +1,1 @@
+"""Tests of the Formcycle webhook: accepted, authenticated, refused, and property tests."""

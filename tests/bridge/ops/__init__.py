@@ -1,0 +1,1 @@
+"""Tests of the operations endpoints: liveness and readiness."""

@@ -1,0 +1,1 @@
+"""Tests of the pay link, the citizen's return and the providers' callbacks."""

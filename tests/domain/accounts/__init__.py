@@ -1,0 +1,1 @@
+"""Tests of passwords, logins, sessions and API tokens."""

@@ -1,0 +1,1 @@
+"""Tests of the administrators' overview, actions on cases and bulk replay."""

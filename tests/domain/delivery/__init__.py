@@ -1,0 +1,1 @@
+"""Tests of the delivery state machine, its clock and retention."""

@@ -1,0 +1,1 @@
+"""Tests of idempotency: repeats, reuses and concurrent arrivals."""

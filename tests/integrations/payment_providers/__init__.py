@@ -1,0 +1,1 @@
+"""Tests of the E-Payment providers against the stand-in provider, end to end too."""
