@@ -19,7 +19,7 @@ from typing import Any
 from marshmallow import Schema, fields
 
 from domain.config import Service
-from domain.intake.filetypes import ALLOWED_LABEL, normalise_declared, sniff
+from domain.intake.filetypes import ALLOWED_LABEL, normalise_declared, safe_filename, sniff
 from domain.intake.forms import Upload, get_path, is_index
 from domain.intake.limits import BodyLimits
 from domain.intake.validation import invalid_field, problem_422
@@ -46,12 +46,14 @@ class File:
 
 @dataclass(frozen=True)
 class Screened:
-    """A file that passed screening, with the type its content showed."""
+    """A file that passed screening, with the type its content showed and the name we give it."""
 
     path: str
     upload: Upload
     sha256: str
     content_type: str
+    # The citizen's name rebuilt for that type (`safe_filename`); the one stored and delivered.
+    filename: str
 
 
 @functools.lru_cache(maxsize=16)
@@ -170,7 +172,8 @@ def screen(
         if refusal is not None or actual is None:
             errors.append(FieldError(file.path, refusal or NOT_A_FILE))
             continue
-        out.append(Screened(file.path, file.upload, file.sha256, actual))
+        name = safe_filename(file.upload.filename, actual)
+        out.append(Screened(file.path, file.upload, file.sha256, actual, name))
     if errors:
         raise problem_422(errors)
     places = slots(service)
@@ -219,7 +222,7 @@ def _refusal(upload: Upload, actual: str | None) -> Msg | None:
 def _place(data: dict[str, Any], screened: Screened, places: dict[str, bool]) -> bool:
     """Write the file's metadata at its path; False when the data has no room there."""
     meta = {
-        "filename": screened.upload.filename or "anlage",
+        "filename": screened.filename,
         "content_type": screened.content_type,
         "size": len(screened.upload.content),
         "sha256": screened.sha256,

@@ -146,7 +146,7 @@ def new_submission(
             transient(
                 Attachment,
                 field=file.path,
-                filename=vault.encrypt(file.upload.filename.encode()),
+                filename=vault.encrypt(file.filename.encode()),
                 content_type=file.content_type,
                 size=len(file.upload.content),
                 sha256=file.sha256,

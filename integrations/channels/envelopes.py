@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from domain.delivery.fetch_links import fetch_url
+from domain.intake.filetypes import safe_filename
 from domain.payments.payments import counted, payment_view
 from domain.settings import Settings
 from infra.crypto import Vault
@@ -69,7 +70,10 @@ def build_envelopes(
                     attachments=[
                         EnvelopeAttachment(
                             field=a.field,
-                            filename=vault.decrypt(a.filename).decode(),
+                            # Rebuilt again: rows stored before issue 23 hold the citizen's name.
+                            filename=safe_filename(
+                                vault.decrypt(a.filename).decode(), a.content_type
+                            ),
                             content_type=a.content_type,
                             size=a.size,
                             sha256=a.sha256,

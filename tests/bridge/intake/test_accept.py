@@ -8,12 +8,17 @@ import hashlib
 import re
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 from werkzeug.test import TestResponse
 
 from infra.crypto import Vault
+from integrations.channels import envelope_json
+from integrations.channels.email import build_message
+from integrations.channels.envelopes import build_envelopes
+from integrations.channels.xml import NS, build_document
 from store.engine import Store
 from store.models import Attachment, Delivery, Event, Submission
 from tests.conftest import snapshot
@@ -407,3 +412,78 @@ def test_secret_and_signature_together(client: FlaskClient, store: Store) -> Non
 def test_dotted_key_at_the_nesting_limit(client: FlaskClient) -> None:
     """A dotted key of 31 segments nests exactly 32 levels deep with its value: accepted."""
     _accepted(post(client, DOG, form_body(dog(), [(".".join(["a"] * 31), "x")]), FORM))
+
+
+# Issue 23: the citizen's names, with the content's real type (a PDF, a PNG) behind them.
+RENAMED_FILES = [
+    ("Kaufvertrag.html", "application/pdf", PDF, "Kaufvertrag.pdf"),
+    ("Rechnung\u202efdp.exe", "image/png", PNG, "Rechnungfdp.png"),
+]
+
+
+def _files_body(kind: str) -> tuple[bytes, str]:
+    """A dog registration with RENAMED_FILES as multipart file parts or as JSON base64 objects."""
+    if kind == "multipart":
+        parts = [
+            FilePart("attachments", n, "application/octet-stream", c)
+            for n, _, c, _ in RENAMED_FILES
+        ]
+        return multipart_body(flatten(dog()), parts)
+    files = [
+        {"filename": n, "content_base64": base64.b64encode(c).decode()}
+        for n, _, c, _ in RENAMED_FILES
+    ]
+    return as_json(dog(attachments=files)), JSON
+
+
+@pytest.mark.parametrize("kind", ["multipart", "json"])
+def test_file_names_are_rebuilt_from_the_content_type(
+    client: FlaskClient, store: Store, app: Flask, kind: str
+) -> None:
+    """A PDF named `.html` is stored and delivered as `.pdf`, a name's RLO is dropped: in the
+    row, the data, and what the JSON, XML and e-mail channels send."""
+    body_bytes, content_type = _files_body(kind)
+    body = _accepted(post(client, DOG, body_bytes, content_type))
+    expected = [(name, media_type) for _, media_type, _, name in RENAMED_FILES]
+    submission = _stored(store, body["reference"])
+    vault = _vault(app)
+    stored = [(vault.decrypt(a.filename).decode(), a.content_type) for a in submission.attachments]
+    assert stored == expected
+    assert submission.data is not None
+    data = vault.decrypt_json(submission.data)
+    assert [(a["filename"], a["content_type"]) for a in data["attachments"]] == expected
+    bridge = app.extensions["bridge"]
+    [delivery] = body["deliveries"]
+    [envelope] = build_envelopes(bridge.settings, bridge.store, bridge.vault, [delivery["id"]])
+    as_json_case = envelope_json(envelope)
+    assert [(a["filename"], a["content_type"]) for a in as_json_case["attachments"]] == expected
+    sent_data = as_json_case["data"]["attachments"]
+    assert [(a["filename"], a["content_type"]) for a in sent_data] == expected
+    document = build_document(envelope)
+    in_xml = [
+        (a.findtext(f"{{{NS}}}filename"), a.findtext(f"{{{NS}}}contentType"))
+        for a in document.iter(f"{{{NS}}}attachment")
+    ]
+    assert in_xml == expected
+    mail = build_message(envelope, "bruecke@example.org", "amt@example.org")
+    mailed = [(p.get_filename(), p.get_content_type()) for p in mail.iter_attachments()]
+    assert mailed == expected
+    assert "\u202e" not in mail.as_string()
+
+
+def test_names_stored_before_the_rebuild_are_rebuilt_when_delivered(
+    client: FlaskClient, store: Store, app: Flask
+) -> None:
+    """A case stored with the citizen's own name (before issue 23) goes out under a rebuilt one."""
+    body_bytes, content_type = multipart_body(
+        flatten(dog()), [FilePart("attachments", "Kaufvertrag.pdf", "application/pdf", PDF)]
+    )
+    body = _accepted(post(client, DOG, body_bytes, content_type))
+    vault = _vault(app)
+    with store.session() as session:
+        [row] = session.scalars(select(Attachment)).all()
+        row.filename = vault.encrypt("Kauf\u202evertrag.html".encode())
+    bridge = app.extensions["bridge"]
+    [delivery] = body["deliveries"]
+    [envelope] = build_envelopes(bridge.settings, bridge.store, bridge.vault, [delivery["id"]])
+    assert [a.filename for a in envelope.attachments] == ["Kaufvertrag.pdf"]

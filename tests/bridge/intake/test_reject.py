@@ -60,6 +60,9 @@ NOT_A_FILE = (
     "werden nicht angenommen."
 )
 DOTTED_TOO_DEEP = "Ein Feldname mit Punkten ist tiefer als 32 Ebenen verschachtelt."
+# Not PDFs, though `%PDF-` is in their first KiB: a page with a script, a Windows executable.
+HTML_WITH_PDF_MARKER = b"<html><!-- %PDF-1.4 --><script>alert(document.cookie)</script></html>"
+PE_WITH_PDF_MARKER = b"MZ\x90\x00\x03" + b"\x00" * 59 + b"PE\x00\x00%PDF-1.4\n"
 # What a sender could claim about a file it never sent (the PDF's real size and hash).
 FILE_DETAILS = {
     "filename": "lageplan.pdf",
@@ -505,6 +508,30 @@ CASES: dict[str, Bad] = {
     # --- attachments ----------------------------------------------------------------------------
     "executable-disguised-as-pdf": Bad(
         TRAFFIC, _construction((_plan(ELF),)), 422, V, (("site_plan", BAD_FILE_TYPE),)
+    ),
+    # Issue 23: `%PDF-` anywhere in the first KiB made any file a PDF.
+    "html-with-pdf-marker": Bad(
+        TRAFFIC,
+        _construction(
+            (FilePart("site_plan", "Lageplan.html", "application/pdf", HTML_WITH_PDF_MARKER),)
+        ),
+        422,
+        V,
+        (("site_plan", BAD_FILE_TYPE),),
+    ),
+    "pe-stub-with-pdf-marker": Bad(
+        TRAFFIC,
+        _construction((_plan(PE_WITH_PDF_MARKER),)),
+        422,
+        V,
+        (("site_plan", BAD_FILE_TYPE),),
+    ),
+    "json-html-with-pdf-marker": Bad(
+        DOG,
+        _dog_json(attachments=[_base64_file(HTML_WITH_PDF_MARKER)]),
+        422,
+        V,
+        (("attachments.0", BAD_FILE_TYPE),),
     ),
     "png-declared-as-pdf": Bad(
         TRAFFIC,
@@ -984,6 +1011,11 @@ ENGLISH: dict[str, tuple[Bad, tuple[tuple[str, str], ...], str | None]] = {
         CASES["wrong-media-type"],
         (),
         f"Got: text/plain; supported are {SUPPORTED}.",
+    ),
+    "en-html-with-pdf-marker": (
+        CASES["html-with-pdf-marker"],
+        (("site_plan", "This file type is not allowed; allowed are PDF, PNG, JPEG."),),
+        "1 field(s) need to be corrected.",
     ),
     "en-unknown-service": (CASES["unknown-service"], (), "No service 'cat-registration'."),
     "en-site-plan-details": (
