@@ -43,6 +43,29 @@ def _other_office() -> Problem:
     )
 
 
+# The deliveries whose office has the case: to fetch, fetched, or still being tried. A
+# cancelled (or re-routed away) delivery's office no longer handles it; a held one (waiting for
+# the fee) has not got it yet.
+READABLE = frozenset({DeliveryStatus.PENDING, DeliveryStatus.DELIVERED, DeliveryStatus.FAILED})
+
+
+def _check_office(submission: Submission, office_id: str) -> None:
+    """Raise 403 unless a delivery of `submission` to `office_id` is in a READABLE status."""
+    own = [d for d in submission.deliveries if d.office_id == office_id]
+    if any(d.status in READABLE for d in own):
+        return
+    raise _not_with_office() if own else _other_office()
+
+
+def _not_with_office() -> Problem:
+    return forbidden(
+        "Dieser Antrag liegt Ihrer Stelle nicht vor: die Zustellung wurde storniert, umgeleitet "
+        "oder wartet auf die Zahlung der Gebühr.",
+        "This submission is not with your office: its delivery was cancelled, re-routed or "
+        "waits for the fee to be paid.",
+    )
+
+
 def _fetcher(reference: str, sha256: str) -> tuple[Actor | None, str | None, Submission]:
     """Who fetches (the token's Actor, if any), the office the fetch is limited to, the submission.
 
@@ -55,7 +78,10 @@ def _fetcher(reference: str, sha256: str) -> tuple[Actor | None, str | None, Sub
         actor = bearer_actor()
         assert actor is not None
         check_role(actor, Role.VIEWER, offices=True)
-        return actor, actor.office_id, _load(reference)
+        submission = _load(reference)
+        if actor.office_id is not None:
+            _check_office(submission, actor.office_id)
+        return actor, actor.office_id, submission
     bridge = current()
     check = check_link(
         args.get("delivery", ""),
@@ -83,6 +109,8 @@ def _fetcher(reference: str, sha256: str) -> tuple[Actor | None, str | None, Sub
             "Diese Zustellung wurde storniert; der Abruflink gilt nicht mehr.",
             "This delivery was cancelled; the fetch link no longer works.",
         )
+    if delivery.status not in READABLE:
+        raise _not_with_office()  # held for the fee: the office has not got the case yet
     actor = bearer_actor(required=False)
     if actor is not None and actor.office_id is not None and actor.office_id != delivery.office_id:
         raise _other_office()
@@ -121,12 +149,11 @@ def attachment(reference: str, sha256: str) -> Response:
 
     A signed link (``?delivery=&expires=&signature=``, from the envelope) works for the office
     the delivery went to until it expires; an office's own token must belong to that office.
-    Without a link a staff token (viewer or above) is needed, or the token of an office that
-    this submission was delivered to.
+    Without a link a staff token (viewer or above) is needed, or the token of an office with a
+    pending, delivered or failed delivery of this submission (not a cancelled, re-routed or
+    held one).
     """
     actor, office_id, submission = _fetcher(reference, sha256.lower())
-    if office_id is not None and office_id not in {d.office_id for d in submission.deliveries}:
-        raise _other_office()
     bridge = current()
     found = next((a for a in submission.attachments if a.sha256 == sha256.lower()), None)
     if found is None or found.content is None:

@@ -18,6 +18,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
 from domain.accounts.api_tokens import revoke_token
+from domain.admin.operations import reroute_delivery
 from domain.delivery.fetch_links import fetch_url
 from integrations.channels.envelopes import build_envelopes
 from store.engine import Store
@@ -175,6 +176,17 @@ def test_link_of_a_cancelled_delivery_is_refused(
     assert snapshot(store) == before
 
 
+def test_link_of_a_held_delivery_is_refused(
+    client: FlaskClient, store: Store, cases: tuple[Case, Case]
+) -> None:
+    """A delivery held for the fee has not reached its office: its link reads nothing."""
+    plan, _ = cases
+    _set_status(store, plan.delivery_id, DeliveryStatus.HELD)
+    before = snapshot(store)
+    assert_problem(client.get(plan.local()), 403, "forbidden", detail=NOT_YOURS_NOW)
+    assert snapshot(store) == before
+
+
 def test_office_token_reads_only_its_own_cases(
     client: FlaskClient, store: Store, api_token: MakeToken, cases: tuple[Case, Case]
 ) -> None:
@@ -215,6 +227,15 @@ def test_staff_token_fetches_without_a_link_and_nobody_without_anything(
     assert response.data == PLAN
 
 
+SCHMITTEN = "schmitten-steueramt"
+SCHMITTEN_BLOCK = f"""
+[offices.{SCHMITTEN}]
+name = "Steueramt Schmitten"
+municipality = "usingen"
+task_area = "tax"
+channel = "inbox"
+options = {{ token_env = "BRIDGE_SECRET_INBOX_SCHMITTEN" }}
+"""
 INBOX_TOKENS = {
     ORDNUNGSAMT: "inbox-token-ordnungsamt-0123456789abcdef",
     STEUERAMT: "inbox-token-steueramt-0123456789abcdef",
@@ -241,6 +262,10 @@ def environ(environ: dict[str, str], tmp_path: Path) -> dict[str, str]:
         environ[variable] = INBOX_TOKENS[office]
     # Not about the fee: the traffic order is in the inbox at once (tests/payments holds it).
     text = text.replace("before_delivery = true", "before_delivery = false")
+    # A second tax office, for re-routing the Steueramt's case.
+    marker = "# --- Online services"
+    text = text.replace(marker, f"{SCHMITTEN_BLOCK}\n{marker}")
+    environ["BRIDGE_SECRET_INBOX_SCHMITTEN"] = "inbox-token-schmitten-0123456789abcdef"
     path.write_text(text, encoding="utf-8")
     environ["BRIDGE_CONFIG"] = str(path)
     return environ
@@ -318,3 +343,88 @@ def test_inbox_takes_the_offices_own_api_token_too(
     revoke_token(store, "steueramt", actor=TEST_ADMIN)
     response = client.get(f"/api/v1/inbox/{STEUERAMT}/cases", headers=steueramt)
     assert_problem(response, 401, "unauthorized", detail=refused)
+
+
+NOT_YOURS_NOW = (
+    "Dieser Antrag liegt Ihrer Stelle nicht vor: die Zustellung wurde storniert, umgeleitet "
+    "oder wartet auf die Zahlung der Gebühr."
+)
+
+
+def _set_status(store: Store, delivery_id: str, status: DeliveryStatus) -> None:
+    with store.session() as session:
+        session.execute(update(Delivery).where(Delivery.id == delivery_id).values(status=status))
+
+
+@pytest.mark.parametrize(
+    "status", [DeliveryStatus.PENDING, DeliveryStatus.DELIVERED, DeliveryStatus.FAILED]
+)
+def test_office_token_reads_its_pending_delivered_or_failed_case(
+    client: FlaskClient,
+    store: Store,
+    api_token: MakeToken,
+    cases: tuple[Case, Case],
+    status: DeliveryStatus,
+) -> None:
+    """While the office has the case (to fetch, fetched, or failing to reach it) it reads it."""
+    _, vaccination = cases
+    _set_status(store, vaccination.delivery_id, status)
+    steueramt = bearer(api_token(name="steueramt", office_id=STEUERAMT))
+    response = client.get(vaccination.path, headers=steueramt)
+    assert response.status_code == 200
+    assert response.data == VACCINATION
+
+
+@pytest.mark.parametrize("status", [DeliveryStatus.CANCELLED, DeliveryStatus.HELD])
+def test_office_token_reads_nothing_of_a_cancelled_or_held_case(
+    client: FlaskClient,
+    store: Store,
+    api_token: MakeToken,
+    cases: tuple[Case, Case],
+    status: DeliveryStatus,
+) -> None:
+    """Issue 23: the token read the file after its delivery was cancelled and while the case
+    was held for payment; now it is a 403, German first, and nothing is recorded."""
+    _, vaccination = cases
+    steueramt = bearer(api_token(name="steueramt", office_id=STEUERAMT))
+    # Read while pending (which also records the token's first use), then the case moves on.
+    assert client.get(vaccination.path, headers=steueramt).status_code == 200
+    _set_status(store, vaccination.delivery_id, status)
+    before = snapshot(store)
+    response = client.get(vaccination.path, headers=steueramt)
+    assert_problem(response, 403, "forbidden", detail=NOT_YOURS_NOW, title="Keine Berechtigung.")
+    english = client.get(vaccination.path, headers={**steueramt, "Accept-Language": "en"})
+    assert_problem(
+        english,
+        403,
+        "forbidden",
+        detail=(
+            "This submission is not with your office: its delivery was cancelled, re-routed or "
+            "waits for the fee to be paid."
+        ),
+        lang="en",
+    )
+    assert snapshot(store) == before
+
+
+def test_rerouted_case_is_read_by_the_new_office_only(
+    client: FlaskClient, app: Flask, store: Store, api_token: MakeToken, cases: tuple[Case, Case]
+) -> None:
+    """After a re-route the old office's token is refused, the new office's token reads it."""
+    _, vaccination = cases
+    steueramt = bearer(api_token(name="steueramt", office_id=STEUERAMT))
+    assert client.get(vaccination.path, headers=steueramt).status_code == 200
+    config = app.extensions["bridge"].settings.config
+    done = reroute_delivery(
+        store, config, vaccination.delivery_id, SCHMITTEN, TEST_ADMIN, "Zuständigkeit gewechselt"
+    )
+    assert done.changed
+    schmitten = bearer(api_token(name="schmitten", office_id=SCHMITTEN))
+    before = snapshot(store)
+    assert_problem(
+        client.get(vaccination.path, headers=steueramt), 403, "forbidden", detail=NOT_YOURS_NOW
+    )
+    assert snapshot(store) == before
+    response = client.get(vaccination.path, headers=schmitten)
+    assert response.status_code == 200
+    assert response.data == VACCINATION
