@@ -23,7 +23,7 @@ from types import FrameType
 
 from redis import Redis
 from redis.client import Pipeline
-from redis.exceptions import RedisError
+from redis.exceptions import AuthenticationError, RedisError
 from rq import Queue, SimpleWorker, Worker, worker_registration
 from rq.exceptions import DeserializationError, StopRequested
 from rq.intermediate_queue import IntermediateQueue
@@ -206,13 +206,20 @@ def live_workers(redis: Redis) -> int:
 
 
 def _unavailable(worker: str | None, during: str, exc: RedisError) -> None:
+    # A refused login is no outage that passes: the operator has to fix REDIS_URL.
+    hint = (
+        {"hint": "Redis refused the login: REDIS_URL needs Redis's password"}
+        if isinstance(exc, AuthenticationError)
+        else {}
+    )
     log_event(
         log,
         "worker.redis_unavailable",
-        level=logging.WARNING,
+        level=logging.ERROR if hint else logging.WARNING,
         worker=worker,
         during=during,
         error=type(exc).__name__,
+        **hint,
     )
 
 
