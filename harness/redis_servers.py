@@ -40,10 +40,10 @@ def redis_argv(binary: str, port: int, data: Path | None, *extra: str, persist: 
     return [*argv, *extra]
 
 
-def pings(port: int) -> bool:
-    """True when a Redis answers on `port`."""
+def pings(port: int, password: str | None = None) -> bool:
+    """True when a Redis answers on `port` (logging in with `password`, when given)."""
     try:
-        client = Redis(port=port, socket_connect_timeout=0.5, socket_timeout=0.5)
+        client = Redis(port=port, password=password, socket_connect_timeout=0.5, socket_timeout=0.5)
         try:
             return bool(client.ping())
         finally:
@@ -56,7 +56,7 @@ class RedisServer:
     """A redis-server without persistence on a port of its own; nothing runs until `start()`.
 
     The port stays the server's across restarts, so clients holding its URL reconnect to the
-    new process.
+    new process. With a `password` the server requires it (`requirepass`), and its URLs carry it.
     """
 
     def __init__(
@@ -65,9 +65,11 @@ class RedisServer:
         workdir: Path | None = None,
         log: Path | None = None,
         binary: str | None = None,
+        password: str | None = None,
     ) -> None:
         """A server on `port` (a free one by default) working in `workdir`, logging to `log`
-        (discarded by default); raises RuntimeError when redis-server is not installed."""
+        (discarded by default), requiring `password` when given; raises RuntimeError when
+        redis-server is not installed."""
         found = binary or redis_binary()
         if found is None:
             raise RuntimeError(MISSING)
@@ -75,12 +77,14 @@ class RedisServer:
         self.port = port or free_port()
         self.workdir = workdir
         self.log = log
+        self.password = password
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def base_url(self) -> str:
-        """redis://127.0.0.1:<port>, to which a caller appends `/<database>`."""
-        return f"redis://127.0.0.1:{self.port}"
+        """redis://[:password@]127.0.0.1:<port>, to which a caller appends `/<database>`."""
+        login = f":{self.password}@" if self.password else ""
+        return f"redis://{login}127.0.0.1:{self.port}"
 
     @property
     def url(self) -> str:
@@ -96,13 +100,18 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         """Start the server and wait until it answers (10 s at most)."""
-        argv = redis_argv(self.binary, self.port, self.workdir, persist=False)
+        extra = ("--requirepass", self.password) if self.password else ()
+        argv = redis_argv(self.binary, self.port, self.workdir, *extra, persist=False)
         if self.log is None:
             self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
         else:
             with self.log.open("ab") as out:
                 self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
-        wait_for(lambda: pings(self.port), timeout=10, what=f"redis-server on port {self.port}")
+        wait_for(
+            lambda: pings(self.port, self.password),
+            timeout=10,
+            what=f"redis-server on port {self.port}",
+        )
         return self
 
     def stop(self) -> None:
@@ -119,7 +128,7 @@ class RedisServer:
 
     def flush(self, db: int | None = None) -> None:
         """Empty database `db`, or every database when it is None."""
-        client = Redis(port=self.port, db=db or 0)
+        client = Redis(port=self.port, db=db or 0, password=self.password)
         try:
             if db is None:
                 client.flushall()

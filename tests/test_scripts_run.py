@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 import requests
+from redis import Redis
+from redis.exceptions import AuthenticationError
 
 from harness.ports import free_port
 from infra.crypto import generate_key
@@ -118,10 +120,33 @@ def checkout(tmp_path: Path) -> Iterator[Checkout]:
         print(run.log())
 
 
+def _assert_redis_is_protected(checkout: Checkout, lines: list[str]) -> None:
+    """The Redis scripts/run started requires the password it made once and keeps in
+    var/local.env; REDIS_URL there carries it; neither the output nor `ps` shows it."""
+    [password] = [
+        line.split("=", 1)[1]
+        for line in lines
+        if line.startswith("export BRIDGE_LOCAL_REDIS_PASSWORD=")
+    ]
+    assert len(password) >= 32
+    port = checkout.env["REDIS_URL"].rsplit(":", 1)[1].split("/")[0]
+    assert f"export REDIS_URL=redis://:{password}@127.0.0.1:{port}/0" in lines
+    anonymous = Redis(port=int(port), socket_connect_timeout=2)
+    try:
+        with pytest.raises(AuthenticationError):
+            anonymous.ping()
+    finally:
+        anonymous.close()
+    assert password not in checkout.log()
+    pid = int((checkout.root / "var" / "redis" / "redis.pid").read_text().strip())
+    assert password.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes()
+    assert (checkout.root / "var" / "redis" / "redis.conf").stat().st_mode & 0o777 == 0o600
+
+
 def test_scripts_run_on_other_ports_survives_a_crashed_worker(checkout: Checkout) -> None:
     """Every port follows the environment (the demo offices' URLs too); var/local.env gets
-    `export` lines, so the README's CLI lines work in a fresh shell; a killed worker is
-    started again while everything else keeps running."""
+    `export` lines, so the README's CLI lines work in a fresh shell; the Redis it starts has a
+    password; a killed worker is started again while everything else keeps running."""
     ready = _wait(
         lambda: requests.get(checkout.url("/readyz"), timeout=2).status_code == 200,
         "the service to be ready",
@@ -134,7 +159,7 @@ def test_scripts_run_on_other_ports_survives_a_crashed_worker(checkout: Checkout
     lines = [line for line in local_env.splitlines() if line.strip()]
     assert all(line.startswith("export ") for line in lines), local_env
     assert f"export BRIDGE_PORT={checkout.env['BRIDGE_PORT']}" in lines
-    assert f"export REDIS_URL={checkout.env['REDIS_URL']}" in lines
+    _assert_redis_is_protected(checkout, lines)
     cli = subprocess.run(
         ["bash", "-c", ". var/local.env && .venv/bin/python -m bridge check-config"],
         cwd=checkout.root, env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True,

@@ -24,6 +24,9 @@ from infra.logs import log_event
 
 QUEUE_NAME = "deliveries"
 DRAIN_JOB = "worker.jobs.drain_office"
+# Every job function the bridge enqueues, by the dotted name RQ stores. A worker runs no other
+# (worker/runner.py): whoever can write to Redis could otherwise name any importable function.
+JOBS = frozenset({DRAIN_JOB})
 # A drain job ends when nothing is due; a long one is a back office that is slow, not a hang.
 JOB_TIMEOUT_S = 900
 # A waiting mark older than this is presumed lost (e.g. Redis flushed, worker killed).

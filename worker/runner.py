@@ -7,6 +7,10 @@ registry for good. Here a supervising loop starts a fresh RQ worker after each s
 backoff) until the process is asked to stop, and a worker writes itself back into the registry
 at its next heartbeat when Redis lost it. The deliveries of an interrupted job are safe either
 way: each is leased in the database, and the sweeper wakes offices whose wake-up Redis lost.
+
+A worker runs only the bridge's own jobs (`worker.queue.JOBS`): RQ would import and call any
+function a job names, so write access to Redis would be code execution here. The check reads
+the name the job stores, before anything is imported; a job that fails it is dropped.
 """
 
 from __future__ import annotations
@@ -19,16 +23,18 @@ from types import FrameType
 
 from redis import Redis
 from redis.client import Pipeline
-from redis.exceptions import RedisError
-from rq import SimpleWorker, Worker, worker_registration
-from rq.exceptions import StopRequested
+from redis.exceptions import AuthenticationError, RedisError
+from rq import Queue, SimpleWorker, Worker, worker_registration
+from rq.exceptions import DeserializationError, StopRequested
+from rq.intermediate_queue import IntermediateQueue
+from rq.job import Job
 from rq.serializers import JSONSerializer
 from rq.worker import BaseWorker
 
 from domain.settings import Settings
 from infra.logs import log_event
 from infra.redis_connection import connect
-from worker.queue import delivery_queue
+from worker.queue import JOBS, delivery_queue
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +48,59 @@ RESTART_DELAY_CAP_S = 30.0
 HEALTHY_AFTER_S = 60.0
 
 
+def refusal(job: Job) -> str | None:
+    """Why a worker must not run this job, or None when it is one of the bridge's own jobs.
+
+    Only what the job stores as data is read (its function's dotted name is a string), so
+    nothing the job names is imported. Callbacks and webhooks are refused too: RQ would import
+    a callback by its name and post a webhook to any address.
+    """
+    try:
+        func, instance = job.func_name, job.instance
+    except DeserializationError:
+        # Not JSON (e.g. pickled by RQ's default serializer): never unpickled here.
+        return "unreadable"
+    if func not in JOBS or instance is not None:
+        return "not_a_bridge_job"
+    callbacks = (job._success_callback_name, job._failure_callback_name, job._stopped_callback_name)
+    if any(callbacks) or getattr(job, "webhooks", None):
+        return "callback"
+    return None
+
+
+def _func_name(job: Job) -> str | None:
+    try:
+        return job.func_name
+    except DeserializationError:
+        return None
+
+
 class RedisTolerantWorker(BaseWorker):
-    """RQ worker behaviour that keeps a Redis outage from ending the process."""
+    """RQ worker behaviour that keeps a Redis outage from ending the process and runs only the
+    bridge's own jobs."""
 
     stop_event: threading.Event
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        """Run the job if it is one of ours (`refusal`); else log and drop it, unrun."""
+        reason = refusal(job)
+        if reason is None:
+            super().execute_job(job, queue)
+            return
+        # The name only: a job's arguments may be anything, personal data included.
+        log_event(
+            log,
+            "worker.job_refused",
+            level=logging.ERROR,
+            job=job.id,
+            func=_func_name(job),
+            reason=reason,
+        )
+        with self.connection.pipeline() as p:
+            # Out of the queue, every registry and Redis: not retried, not kept as failed.
+            job.delete(pipeline=p)
+            p.lrem(IntermediateQueue(queue.key, self.connection).key, 0, job.id)
+            p.execute()
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         """SIGTERM/SIGINT: remember it for the supervising loop, then stop as RQ does."""
@@ -116,6 +171,8 @@ def run(
                 connection=redis,
                 serializer=JSONSerializer,
                 worker_ttl=WORKER_TTL_S,
+                # RQ's description quotes a job's arguments; its id says which job it is.
+                log_job_description=False,
             )
             worker.stop_event = stop
             worker.work(burst=burst, with_scheduler=False, logging_level=settings.log_level)
@@ -149,13 +206,20 @@ def live_workers(redis: Redis) -> int:
 
 
 def _unavailable(worker: str | None, during: str, exc: RedisError) -> None:
+    # A refused login is no outage that passes: the operator has to fix REDIS_URL.
+    hint = (
+        {"hint": "Redis refused the login: REDIS_URL needs Redis's password"}
+        if isinstance(exc, AuthenticationError)
+        else {}
+    )
     log_event(
         log,
         "worker.redis_unavailable",
-        level=logging.WARNING,
+        level=logging.ERROR if hint else logging.WARNING,
         worker=worker,
         during=during,
         error=type(exc).__name__,
+        **hint,
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response
-from redis.exceptions import RedisError
+from redis.exceptions import AuthenticationError, RedisError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -41,6 +41,12 @@ def readyz() -> Response:
         checks["redis"] = "ok"
         workers = live_workers(bridge.redis)
         checks["workers"] = "ok" if workers else "none alive (no worker heartbeat in Redis)"
+    except AuthenticationError as exc:
+        # Redis answers but refuses us: a missing or wrong password, not an outage.
+        checks.setdefault(
+            "redis", f"login refused ({type(exc).__name__}): REDIS_URL needs Redis's password"
+        )
+        checks["workers"] = "unknown (Redis unreachable)"
     except RedisError as exc:
         checks.setdefault("redis", f"unreachable ({type(exc).__name__})")
         checks["workers"] = "unknown (Redis unreachable)"

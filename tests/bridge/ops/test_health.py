@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -16,6 +17,7 @@ from flask.testing import FlaskClient
 
 from bridge import create_app
 from domain.settings import Settings
+from harness.redis_servers import RedisServer, redis_binary
 from tests.conftest import ROOT
 
 
@@ -139,3 +141,26 @@ def test_readyz_does_not_leak_connection_details(
     text = client.get("/readyz").get_data(as_text=True)
     assert "s3cret" not in text
     assert str(port) not in text
+
+
+@pytest.mark.parametrize("login", ["", ":wrong@"], ids=["no-password", "wrong-password"])
+def test_readyz_503_names_a_refused_redis_login(
+    environ: dict[str, str], app_with: list[Flask], tmp_path: Path, login: str
+) -> None:
+    """A Redis that requires a password and REDIS_URL without it (or with a wrong one): not
+    ready, and the answer says the login was refused, not that Redis is away."""
+    if redis_binary() is None:
+        pytest.skip("redis-server is not installed (sudo apt-get install -y redis-server)")
+    server = RedisServer(workdir=tmp_path, password="the-right-one").start()
+    try:
+        url = f"redis://{login}127.0.0.1:{server.port}/0"
+        response = _build(environ, app_with, REDIS_URL=url).get("/readyz")
+        assert response.status_code == 503
+        checks = response.get_json()["checks"]
+        assert checks["redis"] == (
+            "login refused (AuthenticationError): REDIS_URL needs Redis's password"
+        )
+        assert checks["workers"] == "unknown (Redis unreachable)"
+        assert "wrong" not in response.get_data(as_text=True)
+    finally:
+        server.stop()
