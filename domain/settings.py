@@ -74,6 +74,10 @@ class Settings:
     # E-Payment: how long after creation, then between, the provider is asked about an open
     # payment (the last step repeats until the payment's expiry); see worker/reconcile_payments.
     payment_check_schedule: tuple[float, ...] = (30, 60, 120, 300, 600, 1800, 3600)
+    # Days the providers' callbacks stay in the journal (payment_callbacks), then the sweeper
+    # deletes them: long enough to answer a provider's or a cash office's question about a
+    # payment, short enough that the callers' addresses and a flood's rows do not stay.
+    payment_journal_days: int = 30
     # Administration (issue 8): bulk replay pace, daily digest, retention.
     replay_rate_per_office: float = 5.0
     digest_recipients: tuple[str, ...] = ()
@@ -265,6 +269,9 @@ class _EnvSchema(Schema):
     )
     payment_check_schedule = fields.String(
         data_key="BRIDGE_PAYMENT_CHECK_SCHEDULE", load_default="30s,1m,2m,5m,10m,30m,1h"
+    )
+    payment_journal_days = fields.Integer(
+        data_key="BRIDGE_PAYMENT_JOURNAL_DAYS", load_default=30, validate=validate.Range(1, 3650)
     )
 
     # The list-valued variables are checked in a schema validator that also runs when other

@@ -1,4 +1,5 @@
-"""The administration's steps of the sweeper loop: bulk replay progress, queue truth, digest, purge.
+"""The administration's steps of the sweeper loop: bulk replay progress, queue truth, digest,
+purge (cases' personal data, and the payment callback journal past its days).
 
 Each step runs at its own pace and on its own: one that fails is logged and the others (and
 the sweeper's own wake-ups) go on.
@@ -15,6 +16,7 @@ from redis import Redis
 
 from domain.admin import bulk_replay
 from domain.delivery.retention import purge
+from domain.payments.journal import purge_journal
 from domain.settings import Settings
 from infra.logs import log_event
 from store.engine import Store
@@ -24,7 +26,13 @@ from worker.queue_truth import reconcile_failed_jobs
 log = logging.getLogger(__name__)
 
 # Seconds between two runs of each step (the bulk replay's counts every sweep).
-PACE = {"bulk_replay": 0.0, "queue_truth": 10.0, "digest": 60.0, "retention": 3600.0}
+PACE = {
+    "bulk_replay": 0.0,
+    "queue_truth": 10.0,
+    "digest": 60.0,
+    "retention": 3600.0,
+    "payment_journal": 3600.0,
+}
 
 
 class Steps:
@@ -41,6 +49,7 @@ class Steps:
             "queue_truth": lambda: reconcile_failed_jobs(store, redis),
             "digest": lambda: _digest(settings, store),
             "retention": lambda: _retention(settings, store),
+            "payment_journal": lambda: _payment_journal(settings, store),
         }
         now = time.monotonic()
         for name, step in steps.items():
@@ -69,3 +78,9 @@ def _retention(settings: Settings, store: Store) -> None:
             log, "retention.purged", submissions=result.submissions,
             attachments=result.attachments,
         )  # fmt: skip
+
+
+def _payment_journal(settings: Settings, store: Store) -> None:
+    deleted = purge_journal(store, settings.payment_journal_days)
+    if deleted:
+        log_event(log, "payment.journal_purged", rows=deleted)

@@ -4,15 +4,17 @@
   stored, the create carries our id), reuses an open one, and redirects (303) to the pay page.
   After FAILED, CANCELED or expired it starts a new attempt. Provider down: a German 503 page.
 - `GET /pay/<reference>/return?payment=<id>`: a trigger; the status is asked, then shown.
-- `POST /webhooks/payments/<provider>`: journalled first (own transaction, even if refused),
-  parsed by the plugin, confirmed by the provider's status call, applied forward only.
+- `POST /webhooks/payments/<provider>`: at most `CALLBACK_RATE_LIMIT` a minute per address; a
+  provider not in the routing file is refused unjournalled; a configured provider's call is
+  journalled first (own transaction, even if refused; bounded: `JOURNAL_BODY_BYTES` of the body,
+  the `JOURNAL_HEADERS`), parsed by the plugin, confirmed by the provider's status call, applied
+  forward only. The journal is purged after BRIDGE_PAYMENT_JOURNAL_DAYS (the sweeper).
 Callbacks and returns are never trusted: only what `status()` confirms is applied.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from decimal import Decimal
 from enum import Enum
 from typing import Any
@@ -49,12 +51,22 @@ log = logging.getLogger(__name__)
 blueprint = Blueprint("payments", __name__)
 
 MAX_CALLBACK_BYTES = 64 * 1024  # a provider's notification is small; more is refused unread
-JOURNAL_BODY_BYTES = 16 * 1024  # what the journal keeps of a body
+# What the journal keeps of a body (the rest is marked `body_truncated`): every provider's
+# notification fits (a few hundred bytes), and a caller cannot grow the store by more per call.
+JOURNAL_BODY_BYTES = 4 * 1024
+# The headers the journal keeps: the one a provider plugin reads (parse_callback reads only
+# Content-Type), the size the caller announced and who says it called; anything else is not
+# needed to understand a call, and padding headers would only fill the store. With the query
+# string, values cut to these lengths and printable ASCII, a row's headers stay under 1 KiB.
+JOURNAL_HEADERS = {"Content-Type": 100, "Content-Length": 20, "User-Agent": 100}
+JOURNAL_QUERY_CHARS = 200
 RETRY_AFTER_S = 120
 RATE_LIMIT = 30  # requests per minute and address on the public pay routes
-# Headers that may carry credentials are not journalled.
-SECRET_HEADERS = frozenset({"authorization", "cookie", "set-cookie", "proxy-authorization"})
-SECRETISH = re.compile(r"secret|token|signature|password|api-key", re.IGNORECASE)
+RATE_WINDOW_S = 60
+# Provider calls per minute and address: a provider calls once per payment state change (and
+# retries a refused call), so 60 leave room for a burst after its outage, while a flood stores at
+# most 60 bounded rows a minute per address. The reconciliation asks the provider anyway.
+CALLBACK_RATE_LIMIT = 60
 PAID_CLAIMS = frozenset({"PAYED", "BOOKED", "1", "PAID", "SUCCESS"})
 
 
@@ -66,17 +78,25 @@ def _same_amount(amount: Decimal, cents: int) -> bool:
         return False
 
 
-def _limited(bridge: Bridge, route: str) -> bool:
-    """A fixed one-minute window per address in Redis; without Redis nobody is limited."""
+def _calls(bridge: Bridge, route: str) -> int:
+    """This call's number in its address's fixed one-minute window in Redis; 0 without Redis.
+
+    Without Redis nobody is limited: refusing every citizen and provider would be worse than
+    an unlimited minute, and each journal row stays bounded anyway.
+    """
     key = f"bridge:rate:{route}:{request.remote_addr or '-'}"
     try:
         pipe = bridge.redis.pipeline()
         pipe.incr(key)
-        pipe.expire(key, 60, nx=True)
-        count = int(pipe.execute()[0])
+        pipe.expire(key, RATE_WINDOW_S, nx=True)
+        return int(pipe.execute()[0])
     except RedisError:
-        return False
-    return count > RATE_LIMIT
+        return 0
+
+
+def _limited(bridge: Bridge, route: str) -> bool:
+    """Whether the address made more than `RATE_LIMIT` calls to `route` this minute."""
+    return _calls(bridge, route) > RATE_LIMIT
 
 
 def _case(bridge: Bridge, reference: str) -> Case | None:
@@ -227,19 +247,20 @@ def _journal(
     payment_id: str | None,
     verdict: str,
 ) -> int | None:
-    """Keep the inbound call (headers without credentials, bounded body) in its own transaction."""
+    """Keep the inbound call (allow-listed headers, bounded body) in its own transaction."""
     headers = {
-        k: v[:500]
-        for k, v in list(request.headers.items())[:50]
-        if k.lower() not in SECRET_HEADERS and not SECRETISH.search(k)
+        name: _printable(value[:chars])
+        for name, chars in JOURNAL_HEADERS.items()
+        if (value := request.headers.get(name)) is not None
     }
+    query = _printable(request.query_string.decode("latin-1")[:JOURNAL_QUERY_CHARS])
     try:
         with bridge.store.session() as session:
             row = PaymentCallback(
                 provider=provider_id[:64],
                 kind=kind,
                 remote_addr=(request.remote_addr or "")[:64] or None,
-                headers={"query": request.query_string.decode("latin-1")[:1000], **headers},
+                headers={"query": query, **headers},
                 body=body[:JOURNAL_BODY_BYTES],
                 body_truncated=len(body) > JOURNAL_BODY_BYTES,
                 payment_id=payment_id,
@@ -251,6 +272,11 @@ def _journal(
     except SQLAlchemyError as exc:
         log_event(log, "payment.journal_failed", level=logging.ERROR, error=type(exc).__name__)
         return None
+
+
+def _printable(text: str) -> str:
+    """Printable ASCII only, so that JSON escaping cannot multiply a value's stored size."""
+    return "".join(c if " " <= c <= "~" else "?" for c in text)
 
 
 def _verdict(bridge: Bridge, journal_id: int | None, verdict: str, **changes: Any) -> None:
@@ -271,9 +297,22 @@ class Refusal(Enum):
     """Every way a provider's notification is refused, described once.
 
     Columns: the HTTP status, the verdict (journalled, logged and the problem type's suffix),
-    the title and the detail (German, English), and whether the provider should send the
-    notification again later (503 with Retry-After).
+    the title and the detail (German, English), and after how many seconds the provider should
+    send the notification again (Retry-After; 0: not at all).
     """
+
+    RATE_LIMITED = (
+        429,
+        "rate_limited",
+        ("Zu viele Anfragen.", "Too many requests."),
+        (
+            f"Höchstens {CALLBACK_RATE_LIMIT} Zahlungsnachrichten je Minute und Absender; "
+            f"bitte nach {RATE_WINDOW_S} Sekunden erneut senden.",
+            f"At most {CALLBACK_RATE_LIMIT} notifications a minute per sender; "
+            f"please send again after {RATE_WINDOW_S} seconds.",
+        ),
+        RATE_WINDOW_S,
+    )
 
     TOO_LARGE = (
         413,
@@ -298,7 +337,7 @@ class Refusal(Enum):
         "provider_unconfigured",
         ("Der Zahlungsanbieter ist nicht nutzbar.", "The provider is not usable."),
         ("Bitte später erneut senden.", "Please send it again later."),
-        True,
+        RETRY_AFTER_S,
     )
     UNKNOWN_PAYMENT = (
         404,
@@ -329,7 +368,7 @@ class Refusal(Enum):
         "not_confirmable",
         ("Die Zahlung kann gerade nicht bestätigt werden.", "Cannot confirm right now."),
         ("Der Zahlungsanbieter antwortet nicht; bitte erneut senden.", "Please retry."),
-        True,
+        RETRY_AFTER_S,
     )
     UNKNOWN_TO_PROVIDER = (
         422,
@@ -356,13 +395,13 @@ class Refusal(Enum):
         verdict: str,
         title: tuple[str, str],
         detail: tuple[str, str],
-        send_again: bool = False,
+        retry_after_s: int = 0,
     ) -> None:
         self.status = status
         self.verdict = verdict
         self.title = title
         self.detail = detail
-        self.send_again = send_again
+        self.retry_after_s = retry_after_s
 
 
 class Refused(Exception):
@@ -374,34 +413,54 @@ class Refused(Exception):
         self.payment_id = payment_id
 
 
-def _refuse(bridge: Bridge, journal_id: int, provider_id: str, refused: Refused) -> Problem:
-    """Record the refusal (journal verdict, security log event) and the problem to answer."""
+def _refuse(
+    bridge: Bridge,
+    journal_id: int | None,
+    provider_id: str,
+    refused: Refused,
+    *,
+    logged: bool = True,
+) -> Problem:
+    """Record the refusal (journal verdict if journalled, security log event unless `logged`
+    is off) and the problem to answer."""
     refusal, payment_id = refused.refusal, refused.payment_id
     _verdict(
         bridge, journal_id, refusal.verdict, payment_id=payment_id, detail=refusal.detail[1][:200]
     )
-    log_event(
-        log,
-        "payment.callback_refused",
-        level=logging.WARNING,
-        provider=provider_id[:64],
-        verdict=refusal.verdict,
-        payment_id=payment_id,
-        remote_addr=request.remote_addr,
-    )
+    if logged:
+        log_event(
+            log,
+            "payment.callback_refused",
+            level=logging.WARNING,
+            provider=provider_id[:64],
+            verdict=refusal.verdict,
+            payment_id=payment_id,
+            remote_addr=request.remote_addr,
+        )
     return Problem(
         refusal.status,
         f"payment-callback-{refusal.verdict.replace('_', '-')}",
         msg(*refusal.title),
         msg(*refusal.detail),
-        headers={"Retry-After": str(RETRY_AFTER_S)} if refusal.send_again else {},
+        headers={"Retry-After": str(refusal.retry_after_s)} if refusal.retry_after_s else {},
     )
 
 
 @blueprint.post("/webhooks/payments/<provider_id>")
 def callback(provider_id: str) -> Response:
-    """A provider's notification: a trigger to ask the provider, never the truth itself."""
+    """A provider's notification: a trigger to ask the provider, never the truth itself.
+
+    Limited and checked before anything is read or stored: a flood of calls, or calls for a
+    provider we do not have, must not fill the store nor make us ask a provider.
+    """
     bridge = current()
+    calls = _calls(bridge, "callback")
+    if calls > CALLBACK_RATE_LIMIT:
+        # Logged once a window: the log must not grow with the flood either.
+        first = calls == CALLBACK_RATE_LIMIT + 1
+        raise _refuse(bridge, None, provider_id, Refused(Refusal.RATE_LIMITED), logged=first)
+    if provider_id not in bridge.settings.config.payment_providers:
+        raise _refuse(bridge, None, provider_id, Refused(Refusal.UNKNOWN_PROVIDER))
     try:
         return _callback(bridge, provider_id)
     except SQLAlchemyError as exc:
@@ -469,8 +528,6 @@ def _confirmed(bridge: Bridge, provider_id: str, body: bytes) -> tuple[Payment, 
 def _claim(bridge: Bridge, provider_id: str, body: bytes) -> CallbackClaim:
     """What the callback says, read by its provider's plugin; Refused when unreadable."""
     settings = bridge.settings
-    if provider_id not in settings.config.payment_providers:
-        raise Refused(Refusal.UNKNOWN_PROVIDER)
     try:
         plugin = build_provider(settings, provider_id)
         return plugin.parse_callback(

@@ -12,7 +12,7 @@ from domain.admin import bulk_replay
 from domain.admin.search import SubmissionFilter
 from domain.settings import Settings
 from store.engine import Store
-from store.models import BulkReplay, Delivery, Submission
+from store.models import BulkReplay, Delivery, PaymentCallback, Submission
 from tests.admin_support import OPERATOR, fail_all, post
 from worker.admin_steps import Steps
 from worker.sweeper import sweep_once
@@ -42,3 +42,16 @@ def test_one_sweep_runs_every_step(
     assert (job.status, job.processed, job.failed) == ("done", 2, 0)
     assert data[number] is None
     assert all(v is not None for k, v in data.items() if k != number)
+
+
+def test_a_sweep_purges_the_old_payment_journal(
+    store: Store, settings: Settings, redis_url: str
+) -> None:
+    """The sweeper's retention step deletes callback journal rows past their days, keeps others."""
+    now = dt.datetime.now(dt.UTC)
+    with store.session() as session:
+        for provider, at in (("old", now - dt.timedelta(days=31)), ("new", now)):
+            session.add(PaymentCallback(at=at, provider=provider, kind="notify", headers={}))
+    sweep_once(settings, store, Redis.from_url(redis_url), Steps())
+    with store.read() as session:
+        assert list(session.scalars(select(PaymentCallback.provider))) == ["new"]

@@ -76,26 +76,34 @@ def test_oversized_and_unreadable_callbacks_are_journalled_and_refused(
     ]
 
 
-def test_callback_journal_keeps_no_credentials(client: FlaskClient, store: Store) -> None:
-    """Authorization and Cookie headers are not journalled; the body is kept bounded."""
+def test_callback_journal_keeps_only_allow_listed_headers(
+    client: FlaskClient, store: Store
+) -> None:
+    """Only Content-Type, Content-Length, User-Agent (cut, printable) and the query are kept:
+    no credentials, no signature, no other header; the body is kept to 4 KiB, marked cut."""
     client.post(
-        HOOK,
-        json={"transactionId": "t-1"},
+        f"{HOOK}?payment=p-1",
+        data=b'{"transactionId": "t-1", "pad": "' + b"y" * 5000 + b'"}',
+        content_type="application/json",
         headers={
             "Authorization": "Basic c2VjcmV0",
             "Cookie": "session=abc",
             "X-Provider-Signature": "sig",
             "X-Trace": "1",
+            "User-Agent": "Ölprovider/1.0 " + "u" * 300,
         },
     )
     with store.read() as session:
         [row] = session.scalars(select(PaymentCallback)).all()
     assert row.verdict == "unknown_payment"
-    assert "X-Trace" in row.headers
-    assert "Authorization" not in row.headers
-    assert "Cookie" not in row.headers
-    assert "X-Provider-Signature" not in row.headers
-    assert row.body == b'{"transactionId": "t-1"}'
+    assert set(row.headers) == {"query", "Content-Type", "Content-Length", "User-Agent"}
+    assert row.headers["query"] == "payment=p-1"
+    assert row.headers["User-Agent"].startswith("?lprovider/1.0 uuu")
+    assert len(row.headers["User-Agent"]) == 100
+    assert row.body is not None
+    assert len(row.body) == 4096
+    assert row.body_truncated
+    assert row.body.startswith(b'{"transactionId": "t-1"')
 
 
 def _post(client: FlaskClient, service: str, body: dict[str, Any]) -> Any:
