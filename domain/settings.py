@@ -85,6 +85,9 @@ class Settings:
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
     smtp_from: str = "bridge@localhost"
+    # The digest's SMTP: "starttls" (default), "implicit" or "insecure" (plain; warned of).
+    smtp_tls: str = "starttls"
+    smtp_ca_file: str | None = None
     # Administration (issue 8): web-page sessions, password hashing, signed fetch links.
     admin_session_hours: int = 8
     admin_idle_minutes: int = 30
@@ -251,6 +254,12 @@ class _EnvSchema(Schema):
         data_key="BRIDGE_SMTP_PORT", load_default=25, validate=validate.Range(1, 65535)
     )
     smtp_from = fields.String(data_key="BRIDGE_SMTP_FROM", load_default="bridge@localhost")
+    smtp_tls = fields.String(
+        data_key="BRIDGE_SMTP_TLS",
+        load_default="starttls",
+        validate=validate.OneOf(("starttls", "implicit", "insecure")),
+    )
+    smtp_ca_file = fields.String(data_key="BRIDGE_SMTP_CA_FILE", load_default=None)
     admin_session_hours = fields.Integer(
         data_key="BRIDGE_ADMIN_SESSION_HOURS", load_default=8, validate=validate.Range(1, 168)
     )

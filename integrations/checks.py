@@ -33,6 +33,22 @@ def provider_problems(config: Config) -> list[str]:
     return problems
 
 
+def plain_mail_warnings(settings: Settings) -> list[str]:
+    """Every place that sends e-mail without TLS because its configuration asks for it."""
+    warnings = [
+        f"office {office.id} ({office.name}) sends e-mail without TLS "
+        '(tls = "insecure"): only for a mail server on the same machine'
+        for office in settings.config.offices.values()
+        if office.channel == "email" and office.options.get("tls") == "insecure"
+    ]
+    if settings.smtp_tls == "insecure":
+        warnings.append(
+            "BRIDGE_SMTP_TLS=insecure: the daily digest is sent without TLS "
+            f"to {settings.smtp_host}:{settings.smtp_port}"
+        )
+    return warnings
+
+
 def checked(settings: Settings) -> Settings:
     """The settings, if every office's channel and every provider's options are valid."""
     problems = office_problems(settings.config) + provider_problems(settings.config)

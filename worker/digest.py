@@ -23,6 +23,7 @@ from domain.config import Config
 from domain.payments.payments import to_euros
 from domain.settings import Settings
 from infra.logs import log_event
+from integrations.smtp import connect
 from schemas.options import LOCAL_TZ
 from store.engine import Store
 from store.models import (
@@ -171,9 +172,19 @@ def render(sections: Sequence[Section], day: dt.date) -> str:
 
 
 def send(settings: Settings, body: str, day: dt.date) -> int:
-    """Mail the digest to every recipient (one mail each); returns how many were sent."""
+    """Mail the digest to every recipient (one mail each); returns how many were sent.
+
+    Over TLS unless BRIDGE_SMTP_TLS=insecure: a server offering no STARTTLS gets nothing.
+    """
     sent = 0
-    with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=10) as smtp:
+    smtp = connect(
+        settings.smtp_host,
+        settings.smtp_port,
+        tls=settings.smtp_tls,
+        ca_file=settings.smtp_ca_file,
+        timeout=10,
+    )
+    with smtp:
         for recipient in settings.digest_recipients:
             message = EmailMessage()
             message["From"] = settings.smtp_from

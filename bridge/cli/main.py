@@ -9,6 +9,7 @@ from bridge.cli.context import Context, pass_context
 from bridge.cli.operations import COMMANDS
 from domain.payments.payments import fee_summary
 from infra.crypto import generate_key
+from integrations.checks import plain_mail_warnings
 
 
 @click.group()
@@ -38,6 +39,8 @@ def check_config(ctx: Context) -> None:
     settings = ctx.settings
     config = settings.config
     click.echo(f"configuration {settings.config_path}: valid")
+    for warning in plain_mail_warnings(settings):
+        click.echo(f"warning: {warning}", err=True)
     for service in config.services.values():
         click.echo(f"\n{service.title} ({service.id}, {service.schema}, LeiKa {service.leika})")
         for m in config.municipalities.values():

@@ -1,10 +1,13 @@
-"""Retention: personal data is purged a configured number of days after a case is finally delivered.
+"""Retention: personal data is purged a configured number of days after a case is finished.
+
+Finished means delivered, fully cancelled, or left unpaid (its payment expired, failed or was
+cancelled); the days count from the last delivery, cancellation or payment end.
 
 A purge clears the submission's encrypted data and each attachment's content and encrypted
 file name; it keeps the metadata (service, town, status, times), every attachment's hash,
 size and type, the deliveries and the events, and adds a `retention.purged` event. A case
-still in flight (any delivery pending, failed or held) is never touched: `purgeable_clause`
-is the one place that says what may be purged.
+still in flight (any delivery pending or failed, or held for an open fee) is never touched:
+`purgeable_clause` is the one place that says what may be purged.
 """
 
 from __future__ import annotations
@@ -30,38 +33,81 @@ from store.models import (
 BATCH = 500
 
 
-def purgeable_clause(config: Config, now: dt.datetime) -> ColumnElement[bool]:
-    """Submissions whose personal data may go: delivered everywhere, long enough ago.
+#: Payments that ended without money: the case will not be delivered unless paid late.
+UNPAID_FINAL = (PaymentStatus.EXPIRED, PaymentStatus.FAILED, PaymentStatus.CANCELED)
 
-    Every delivery is delivered (or cancelled, with at least one delivered), the last delivery
-    is older than the service's `retention_days`, and something personal is still stored.
-    No payment of the case may still be open (INITIAL: not reconciled with the provider).
-    Extend it here rather than next to a caller.
-    """
-    per_service = [
-        and_(
-            Submission.service == service.id,
-            ~exists().where(
-                Delivery.submission_id == Submission.id,
-                or_(
-                    Delivery.status.not_in([DeliveryStatus.DELIVERED, DeliveryStatus.CANCELLED]),
-                    # A delivered one without its time is not known to be old: it is kept.
-                    and_(
-                        Delivery.status == DeliveryStatus.DELIVERED,
-                        or_(
-                            Delivery.delivered_at.is_(None),
-                            Delivery.delivered_at
-                            >= now - dt.timedelta(days=service.retention_days),
-                        ),
-                    ),
+
+def _delivered_before(cutoff: dt.datetime) -> ColumnElement[bool]:
+    """Delivered (the rest cancelled), the last delivery before `cutoff`."""
+    return and_(
+        ~exists().where(
+            Delivery.submission_id == Submission.id,
+            or_(
+                Delivery.status.not_in([DeliveryStatus.DELIVERED, DeliveryStatus.CANCELLED]),
+                # A delivered one without its time is not known to be old: it is kept.
+                and_(
+                    Delivery.status == DeliveryStatus.DELIVERED,
+                    or_(Delivery.delivered_at.is_(None), Delivery.delivered_at >= cutoff),
                 ),
             ),
-        )
-        for service in config.services.values()
-    ]
-    delivered = exists().where(
-        Delivery.submission_id == Submission.id, Delivery.status == DeliveryStatus.DELIVERED
+        ),
+        exists().where(
+            Delivery.submission_id == Submission.id, Delivery.status == DeliveryStatus.DELIVERED
+        ),
     )
+
+
+def _cancelled_before(cutoff: dt.datetime) -> ColumnElement[bool]:
+    """Every delivery cancelled, the last cancellation before `cutoff`."""
+    return and_(
+        exists().where(Delivery.submission_id == Submission.id),
+        ~exists().where(
+            Delivery.submission_id == Submission.id,
+            # A cancelled delivery changes no more, so its updated_at is the cancellation.
+            or_(Delivery.status != DeliveryStatus.CANCELLED, Delivery.updated_at >= cutoff),
+        ),
+    )
+
+
+def _unpaid_before(cutoff: dt.datetime) -> ColumnElement[bool]:
+    """Still held (or cancelled) for a fee whose every payment ended unpaid before `cutoff`."""
+    return and_(
+        exists().where(Payment.submission_id == Submission.id),
+        ~exists().where(
+            Payment.submission_id == Submission.id,
+            # updated_at of an expired, failed or cancelled payment is when it became so.
+            or_(Payment.status.not_in(UNPAID_FINAL), Payment.updated_at >= cutoff),
+        ),
+        ~exists().where(
+            Delivery.submission_id == Submission.id,
+            Delivery.status.not_in([DeliveryStatus.HELD, DeliveryStatus.CANCELLED]),
+        ),
+    )
+
+
+def purgeable_clause(config: Config, now: dt.datetime) -> ColumnElement[bool]:
+    """Submissions whose personal data may go: finished one way or another, long enough ago.
+
+    A case is finished when every delivery is delivered (or cancelled, with at least one
+    delivered), when every delivery is cancelled, or when it waits for a fee whose every
+    payment expired, failed or was cancelled. The service's `retention_days` count from the
+    last delivery, the last cancellation or the end of the last payment. Something personal
+    must still be stored, and no payment may still be open (INITIAL: not reconciled with the
+    provider). Extend it here rather than next to a caller.
+    """
+    per_service = []
+    for service in config.services.values():
+        cutoff = now - dt.timedelta(days=service.retention_days)
+        per_service.append(
+            and_(
+                Submission.service == service.id,
+                or_(
+                    _delivered_before(cutoff),
+                    _cancelled_before(cutoff),
+                    _unpaid_before(cutoff),
+                ),
+            )
+        )
     personal = or_(
         Submission.data.is_not(None),
         exists().where(Attachment.submission_id == Submission.id, Attachment.content.is_not(None)),
@@ -70,7 +116,7 @@ def purgeable_clause(config: Config, now: dt.datetime) -> ColumnElement[bool]:
     unreconciled = exists().where(
         Payment.submission_id == Submission.id, Payment.status == PaymentStatus.INITIAL
     )
-    return and_(or_(False, *per_service), delivered, personal, ~unreconciled)
+    return and_(or_(False, *per_service), personal, ~unreconciled)
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,11 @@ import ssl
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import requests
-from marshmallow import ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields, post_load, validate, validates_schema
 
 from integrations.channels.base import (
     Channel,
@@ -34,6 +35,7 @@ from integrations.channels.base import (
     jsonable,
     utc,
 )
+from integrations.smtp import DEFAULT_TLS, TLS_MODES, StartTLSMissing, connect
 from schemas.labels import describe, flag_notes
 from schemas.options import LOCAL_TZ
 
@@ -56,7 +58,13 @@ class EmailOptions(ChannelOptions):
 
     host = fields.String(required=True, validate=validate.Length(min=1, max=253))
     port = fields.Integer(load_default=25, validate=validate.Range(min=1, max=65535))
-    starttls = fields.Boolean(load_default=False)
+    # "starttls" unless the office's server needs "implicit" (port 465) or, only for a server
+    # on loopback such as the demo's, "insecure" (plain SMTP; check-config warns of it).
+    tls = fields.String(load_default=None, validate=validate.OneOf(TLS_MODES))
+    # Before `tls` there was only this flag; true still means STARTTLS (checked certificate).
+    starttls = fields.Boolean(load_default=None)
+    # A PEM file with the CA that signed the server's certificate (a town's own CA).
+    ca_file = fields.String(load_default=None, validate=validate.Length(min=1, max=4096))
     username_env = EnvName(load_default=None)
     password_env = EnvName(load_default=None)
     sender = fields.Email(required=True)
@@ -74,10 +82,37 @@ class EmailOptions(ChannelOptions):
             raise ValidationError(
                 "username_env and password_env must be given together", "password_env"
             )
-        if user and not data.get("starttls"):
+        if user and _mode(data) == "insecure":
             raise ValidationError(
-                "needs starttls = true: credentials are never sent unencrypted", "username_env"
+                'needs tls = "starttls" or "implicit": credentials are never sent unencrypted',
+                "username_env",
             )
+
+    @validates_schema
+    def _tls(self, data: dict[str, Any], **kwargs: Any) -> None:
+        """Plain SMTP only by name; the old flag may not say otherwise; the CA file exists."""
+        tls, starttls = data.get("tls"), data.get("starttls")
+        if starttls is False and tls is None:
+            raise ValidationError(
+                'starttls = false no longer means plain SMTP: set tls = "insecure" for a '
+                "server without TLS (only on loopback; check-config warns), or remove it",
+                "starttls",
+            )
+        if starttls is not None and tls is not None and starttls != (tls == "starttls"):
+            raise ValidationError(f"contradicts tls = {tls!r}; remove starttls", "starttls")
+        ca_file = data.get("ca_file")
+        if ca_file and not Path(ca_file).is_file():
+            raise ValidationError("no such file", "ca_file")
+
+    @post_load
+    def _resolve(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        data["tls"] = _mode(data)
+        return data
+
+
+def _mode(data: Mapping[str, Any]) -> str:
+    """The TLS mode the options ask for: `tls`, else STARTTLS (also what starttls = true means)."""
+    return str(data.get("tls") or DEFAULT_TLS)
 
 
 def message_id(delivery_id: str) -> str:
@@ -267,17 +302,23 @@ class EmailChannel(Channel):
         o = self.options
         msg = build_message(envelope, o["sender"], o["to"], o["inline_limit_bytes"])
         try:
-            with smtplib.SMTP(o["host"], o["port"], timeout=o["timeout_s"]) as smtp:
-                smtp.ehlo()
-                if o["starttls"]:
-                    smtp.starttls(context=ssl.create_default_context())
-                    smtp.ehlo()
+            smtp = connect(
+                o["host"], o["port"], tls=o["tls"], ca_file=o["ca_file"], timeout=o["timeout_s"]
+            )
+            with smtp:
                 if username is not None and password is not None:
                     smtp.login(username, password)
                 smtp.send_message(msg, from_addr=o["sender"], to_addrs=[o["to"]])
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             raise _smtp_error(max(codes) if codes else 550) from None
+        except StartTLSMissing:
+            # Never in clear: a server that stops offering STARTTLS may be stripped by someone
+            # in between, and a town that truly has none must say tls = "insecure".
+            raise PermanentDeliveryError(
+                "Der Mailserver bietet kein STARTTLS an; der Antrag wurde nicht unverschlüsselt "
+                "gesendet."
+            ) from None
         except smtplib.SMTPNotSupportedError:
             raise PermanentDeliveryError(
                 "Der Mailserver unterstützt STARTTLS oder die Anmeldung nicht."

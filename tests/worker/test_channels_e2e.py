@@ -31,8 +31,9 @@ def environ(environ: dict[str, str], backoffice: DemoBackOffice, channel: str) -
     options = {
         "xml": f'channel = "xml"\noptions = {{ url = "{backoffice.case_url(OFFICE)}", '
         'signing_secret_env = "BRIDGE_SECRET_OFFICE_SIGNING", read_timeout_s = 2 }',
+        # The demo's SMTP server on loopback speaks no TLS: plain SMTP by name.
         "email": f'channel = "email"\noptions = {{ host = "127.0.0.1", port = {backoffice.smtp_port}, '
-        f'sender = "bruecke@usinger-land.test", to = "{OFFICE}@backoffice.test", timeout_s = 5 }}',
+        f'tls = "insecure", sender = "bruecke@usinger-land.test", to = "{OFFICE}@backoffice.test", timeout_s = 5 }}',
         "inbox": 'channel = "inbox"\noptions = { token_env = "BRIDGE_SECRET_ORDNUNGSAMT_INBOX" }',
     }[channel]
     block = (

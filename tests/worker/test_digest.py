@@ -6,6 +6,8 @@ import datetime as dt
 import email
 import email.policy
 from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +21,7 @@ from store.engine import Store
 from store.models import DigestSent, Payment
 from tests.admin_support import fail_all, post
 from tests.conftest import bridge_cli
+from tests.tls_support import starttls_server
 from worker import digest
 
 
@@ -49,8 +52,9 @@ def smtp() -> Iterator[tuple[Inbox, int]]:
 
 @pytest.fixture
 def environ(environ: dict[str, str], smtp: tuple[Inbox, int]) -> dict[str, str]:
-    """Two recipients and the loopback SMTP server."""
+    """Two recipients and the loopback SMTP server (plain, so asked for explicitly)."""
     environ.update(
+        BRIDGE_SMTP_TLS="insecure",
         BRIDGE_DIGEST_RECIPIENTS="it@usingen.test, kasse@neu-anspach.test",
         BRIDGE_SMTP_HOST="127.0.0.1",
         BRIDGE_SMTP_PORT=str(smtp[1]),
@@ -96,7 +100,6 @@ def test_refused_mail_is_tried_again(
     client: FlaskClient, store: Store, settings: Settings, smtp: tuple[Inbox, int]
 ) -> None:
     """With the mail server away the day is not marked sent, so the next round tries again."""
-    from dataclasses import replace
 
     away = replace(settings, smtp_port=free_port())
     now = dt.datetime(2026, 12, 2, 8, 0, tzinfo=dt.UTC)
@@ -134,3 +137,31 @@ def test_payments_left_open_are_listed(
     [line] = section.lines
     assert line.startswith(f"{old}: 35.00 EUR bei epay21-demo, offen seit ")
     assert fresh not in line
+
+
+def test_by_default_the_digest_is_never_sent_in_clear(
+    environ: dict[str, str], store: Store, smtp: tuple[Inbox, int]
+) -> None:
+    """Without BRIDGE_SMTP_TLS a server offering no STARTTLS gets nothing; the day stays open."""
+    plain = {k: v for k, v in environ.items() if k != "BRIDGE_SMTP_TLS"}
+    settings = Settings.from_env(plain)
+    assert settings.smtp_tls == "starttls"
+    now = dt.datetime(2026, 12, 3, 8, 0, tzinfo=dt.UTC)
+    assert digest.send_once(settings, store, now) is False
+    assert smtp[0].messages == []
+    with store.read() as session:
+        assert list(session.scalars(select(DigestSent.day))) == []
+
+
+def test_the_digest_goes_over_starttls_to_the_towns_ca(
+    environ: dict[str, str], store: Store, tmp_path: Path
+) -> None:
+    with starttls_server(tmp_path) as (inbox, port, ca):
+        base = {k: v for k, v in environ.items() if k != "BRIDGE_SMTP_TLS"}
+        settings = Settings.from_env({**base, "BRIDGE_SMTP_PORT": str(port)})
+        now = dt.datetime(2026, 12, 4, 8, 0, tzinfo=dt.UTC)
+        # A certificate nobody vouches for is refused, and the next round tries again.
+        assert digest.send_once(settings, store, now) is False
+        trusted = replace(settings, smtp_ca_file=str(ca))
+        assert digest.send_once(trusted, store, now) is True
+    assert inbox.encrypted == [True, True]

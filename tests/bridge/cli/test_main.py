@@ -83,3 +83,32 @@ def test_migrate_names_the_revisions_it_upgraded(environ: dict[str, str], tmp_pa
     result = bridge_cli({**environ, "DATABASE_URL": url}, "migrate")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"upgraded the database schema from revision 0001 to {_head()}"
+
+
+def test_check_config_warns_about_mail_without_tls(environ: dict[str, str], tmp_path: Path) -> None:
+    """Plain SMTP is allowed only when asked for, and check-config names who asked."""
+    text = (ROOT / "config" / "routing.toml").read_text(encoding="utf-8")
+    text = text.replace(
+        'channel = "http-json"\n'
+        'options = { url = "http://127.0.0.1:8090/cases/usingen-steueramt", '
+        'signing_secret_env = "BRIDGE_SECRET_OFFICE_SIGNING" }',
+        'channel = "email"\noptions = { host = "127.0.0.1", port = 8025, tls = "insecure", '
+        'sender = "bruecke@usingen.test", to = "steueramt@usingen.test" }',
+    )
+    assert 'tls = "insecure"' in text
+    path = tmp_path / "plain.toml"
+    path.write_text(text, encoding="utf-8")
+    env = {**environ, "BRIDGE_CONFIG": str(path)}
+    result = bridge_cli(env, "check-config")
+    assert result.returncode == 0, result.stderr
+    assert (
+        "warning: office usingen-steueramt (Steueramt Usingen) sends e-mail without TLS "
+        '(tls = "insecure")'
+    ) in result.stderr
+    quiet = bridge_cli(environ, "check-config")
+    assert "warning" not in quiet.stderr
+    digest = bridge_cli({**environ, "BRIDGE_SMTP_TLS": "insecure"}, "check-config")
+    assert digest.returncode == 0, digest.stderr
+    assert "warning: BRIDGE_SMTP_TLS=insecure: the daily digest is sent without TLS" in (
+        digest.stderr
+    )

@@ -8,6 +8,8 @@ import io
 from flask.testing import FlaskClient
 from sqlalchemy import select, text, update
 
+from domain.delivery.retention import purge
+from domain.settings import Settings
 from store.engine import Store
 from store.models import Delivery, Payment, Submission
 from tests.admin_support import HEADERS, post
@@ -151,3 +153,100 @@ def test_a_case_whose_payment_is_still_open_is_kept(
     # Once the payment is final (here: expired) the case is purged like any other.
     done = bridge_cli(environ, "purge")
     assert done.returncode == 0, done.stderr
+
+
+def _personal(store: Store, submission_id: int) -> tuple[object, list[object]]:
+    """The submission's stored data and its attachments' contents, read straight from the rows."""
+    with store.engine.connect() as conn:
+        data = conn.execute(
+            text("SELECT data FROM submissions WHERE id = :s"), {"s": submission_id}
+        ).scalar_one()
+        contents = list(
+            conn.execute(
+                text("SELECT content FROM attachments WHERE submission_id = :s"),
+                {"s": submission_id},
+            ).scalars()
+        )
+    return data, contents
+
+
+def test_unpaid_and_cancelled_cases_are_purged_after_the_period(
+    client: FlaskClient, store: Store, settings: Settings
+) -> None:
+    """Counted from the expiry or the cancellation; open payments and pending deliveries stay."""
+    now = dt.datetime.now(dt.UTC)
+    long_ago, lately = now - dt.timedelta(days=100), now - dt.timedelta(days=10)
+    expired, expired_lately, still_open = (_construction(client) for _ in range(3))
+    cancelled, cancelled_lately, pending = post(client), post(client), post(client)
+    with store.session() as session:
+        for ref, status, at in (
+            (expired, "expired", long_ago),
+            (expired_lately, "expired", lately),
+        ):
+            session.execute(
+                update(Payment)
+                .where(Payment.submission_id == _number(ref))
+                .values(status=status, expires_at=at, updated_at=at)
+            )
+        # The open one was started long ago, but its deadline has not passed.
+        session.execute(
+            update(Payment)
+            .where(Payment.submission_id == _number(still_open))
+            .values(created_at=long_ago, updated_at=long_ago, expires_at=now + dt.timedelta(1))
+        )
+        for ref in (expired, expired_lately, still_open):
+            session.execute(
+                update(Delivery)
+                .where(Delivery.submission_id == _number(ref))
+                .values(status="held", created_at=long_ago)
+            )
+        for ref, at in ((cancelled, long_ago), (cancelled_lately, lately)):
+            session.execute(
+                update(Delivery)
+                .where(Delivery.submission_id == _number(ref))
+                .values(status="cancelled", updated_at=at, created_at=long_ago)
+            )
+            session.execute(
+                update(Submission).where(Submission.id == _number(ref)).values(status="cancelled")
+            )
+        session.execute(
+            update(Delivery)
+            .where(Delivery.submission_id == _number(pending))
+            .values(created_at=long_ago, updated_at=long_ago)
+        )
+    history = {ref: _kinds(store, _number(ref)) for ref in (expired, cancelled)}
+    data, contents = _personal(store, _number(expired))
+    assert data is not None
+    assert contents != []
+    assert all(c is not None for c in contents)
+
+    result = purge(store, settings.config)
+
+    assert (result.submissions, result.attachments) == (2, 1)
+    for ref in (expired, cancelled):
+        data, contents = _personal(store, _number(ref))
+        assert data is None
+        assert all(c is None for c in contents)
+        assert _kinds(store, _number(ref)) == [*history[ref], "retention.purged"]
+    with store.engine.connect() as conn:
+        (filename,) = conn.execute(
+            text("SELECT filename FROM attachments WHERE submission_id = :s"),
+            {"s": _number(expired)},
+        ).one()
+        kept = conn.execute(
+            text(
+                "SELECT s.status, count(d.id) FROM submissions s JOIN deliveries d "
+                "ON d.submission_id = s.id WHERE s.id = :s GROUP BY s.status"
+            ),
+            {"s": _number(cancelled)},
+        ).one()
+        payments = conn.execute(
+            text("SELECT status FROM payments WHERE submission_id = :s"), {"s": _number(expired)}
+        ).scalar_one()
+    assert bytes(filename) == b""
+    assert tuple(kept) == ("cancelled", 1)
+    assert payments == "expired"
+    for ref in (expired_lately, still_open, cancelled_lately, pending):
+        data, _ = _personal(store, _number(ref))
+        assert data is not None, ref
+    assert purge(store, settings.config).submissions == 0

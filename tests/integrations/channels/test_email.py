@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from integrations.channels import Channel, DeliveryError, PermanentDeliveryError
 from integrations.channels.email import build_message, message_id
 from schemas import SCHEMAS
 from tests.schemas.samples import SAMPLE_OPTIONS, dog_registration_payload, traffic_order_payload
+from tests.tls_support import starttls_server
 
 from .conftest import OFFICE, ChannelFactory
 from .factories import PDF, attachment, envelope
@@ -24,10 +26,14 @@ MAILBOX = f"{OFFICE}@backoffice.test"
 def email_channel(
     backoffice: DemoBackOffice, make_channel: ChannelFactory, **options: Any
 ) -> Channel:
-    """An email channel to the demo's SMTP server and OFFICE's mailbox."""
+    """An email channel to the demo's SMTP server and OFFICE's mailbox.
+
+    The demo's server on loopback speaks no TLS, so plain SMTP is asked for explicitly.
+    """
     values: dict[str, Any] = {
         "host": "127.0.0.1",
         "port": backoffice.smtp_port,
+        "tls": "insecure",
         "sender": "antraege@bridge.example.test",
         "to": MAILBOX,
         "timeout_s": 5,
@@ -200,3 +206,46 @@ def test_message_headers() -> None:
     assert msg["X-Bridge-Reference"] == "US-2026-000123"
     assert msg["To"] == MAILBOX
     assert message_id("a b/c") == "<a-b-c@formcycle-bridge>"
+
+
+def _to(port: int, **options: Any) -> dict[str, Any]:
+    return {
+        "host": "127.0.0.1",
+        "port": port,
+        "sender": "antraege@bridge.example.test",
+        "to": MAILBOX,
+        "timeout_s": 5,
+        **options,
+    }
+
+
+def test_by_default_a_server_without_starttls_gets_nothing(
+    backoffice: DemoBackOffice, make_channel: ChannelFactory, http: requests.Session
+) -> None:
+    """The case is never sent in clear: the delivery fails and the mailbox stays empty."""
+    channel = make_channel("email", **_to(backoffice.smtp_port))
+    with pytest.raises(DeliveryError, match="STARTTLS"):
+        channel.deliver(envelope(), http)
+    assert backoffice.cases(OFFICE) == []
+
+
+def test_starttls_with_the_towns_own_ca_delivers_encrypted(
+    make_channel: ChannelFactory, http: requests.Session, tmp_path: Path
+) -> None:
+    with starttls_server(tmp_path) as (inbox, port, ca):
+        make_channel("email", **_to(port, ca_file=str(ca))).deliver(envelope(), http)
+        # The old flag still means STARTTLS with certificate checks.
+        make_channel("email", **_to(port, ca_file=str(ca), starttls=True)).deliver(envelope(), http)
+    assert inbox.encrypted == [True, True]
+    assert inbox.messages[0][1]["Subject"].startswith("Neuer Antrag US-2026-000123")
+
+
+def test_a_certificate_nobody_vouches_for_is_refused(
+    make_channel: ChannelFactory, http: requests.Session, tmp_path: Path
+) -> None:
+    with (
+        starttls_server(tmp_path) as (inbox, port, _),
+        pytest.raises(PermanentDeliveryError, match="Zertifikat"),
+    ):
+        make_channel("email", **_to(port)).deliver(envelope(), http)
+    assert inbox.messages == []

@@ -41,6 +41,8 @@ def test_xml_and_email_and_inbox_accept_good_options() -> None:
     loaded, problems = validate_options("email", email_options)
     assert problems == []
     assert loaded["timeout_s"] == 30.0
+    assert loaded["tls"] == "starttls"
+    assert validate_options("email", {**email_options, "starttls": None})[0]["tls"] == "starttls"
     assert validate_options("inbox", {"token_env": "INBOX_TOKEN"})[1] == []
 
 
@@ -101,9 +103,17 @@ def test_bad_options_are_reported(channel: str, options: dict[str, Any], expecte
     [
         ({"username_env": "SMTP_USER"}, "password_env: username_env and password_env must be"),
         (
-            {"username_env": "SMTP_USER", "password_env": "SMTP_PASSWORD"},
-            "username_env: needs starttls = true",
+            {"username_env": "SMTP_USER", "password_env": "SMTP_PASSWORD", "tls": "insecure"},
+            'username_env: needs tls = "starttls" or "implicit"',
         ),
+        # A file that set the old flag to false asked for plain SMTP; that now takes its name.
+        (
+            {"starttls": False},
+            'starttls: starttls = false no longer means plain SMTP: set tls = "insecure"',
+        ),
+        ({"starttls": True, "tls": "insecure"}, "starttls: contradicts tls = 'insecure'"),
+        ({"tls": "clear"}, "tls: Must be one of: starttls, implicit, insecure."),
+        ({"ca_file": "/nonexistent/ca.pem"}, "ca_file: no such file"),
     ],
 )
 def test_email_credentials_come_in_pairs_and_need_tls(extra: dict[str, str], expected: str) -> None:

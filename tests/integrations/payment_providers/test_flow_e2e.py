@@ -120,7 +120,7 @@ def environ(
             "xml": f'channel = "xml"\noptions = {{ url = "{backoffice.case_url(ORDER_OFFICE)}", '
             'signing_secret_env = "BRIDGE_SECRET_OFFICE_SIGNING", read_timeout_s = 2 }',
             "email": f'channel = "email"\noptions = {{ host = "127.0.0.1", '
-            f'port = {backoffice.smtp_port}, sender = "bruecke@usinger-land.test", '
+            f'port = {backoffice.smtp_port}, tls = "insecure", sender = "bruecke@usinger-land.test", '
             f'to = "{ORDER_OFFICE}@backoffice.test", timeout_s = 5 }}',
         }[channel]
         text = replace_office(
