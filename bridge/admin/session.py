@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 
 from flask import g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
@@ -123,14 +124,20 @@ def _guard() -> Response | None:
     return None
 
 
+# A plain path on our admin page: no scheme, host, backslash, control character or "..".
+_SAFE_NEXT = re.compile(r"/admin/[A-Za-z0-9._~/?=&%+,;:@!$'()*-]*\Z")
+
+
+def _is_safe_next(target: str | None) -> bool:
+    """Whether `target` is one of our own admin pages (no open redirect, no header injection)."""
+    # A browser reads "%2e" as "." in a path, so "/admin/%2e%2e/x" is a way up too.
+    path = f"{target}/".lower().replace("%2e", ".")
+    return bool(target and _SAFE_NEXT.match(target) and "/../" not in path)
+
+
 def _safe_next(target: str | None) -> str:
-    """Only our own admin pages are places to go after the login (no open redirect)."""
-    if (
-        target
-        and target.startswith("/admin/")
-        and not target.startswith("//")
-        and "\\" not in target
-    ):
+    """Where to go after the login: `target` when it is safe, else the overview."""
+    if target and _is_safe_next(target):
         return target
     return url_for("admin.overview")
 
@@ -171,6 +178,9 @@ def login() -> Response:
             minutes = max(1, -(-refused.retry_after_s // 60))
             text = f"Zu viele Fehlversuche. Bitte in {minutes} Minuten erneut versuchen."
             return _login_form(secret, text, username, next_url, 429, refused.retry_after_s)
+        if refused.reason == LoginRefused.BUSY:
+            text = str(refused.message)
+            return _login_form(secret, text, username, next_url, 429, refused.retry_after_s)
         return _login_form(secret, "Benutzername oder Passwort falsch.", username, next_url, 401)
     old = request.cookies.get(SESSION_COOKIE, "")
     if old:
@@ -194,7 +204,7 @@ def _login_form(
         "admin/login.html",
         error=error,
         username=username,
-        next_url=next_url if next_url.startswith("/admin/") else "",
+        next_url=next_url if _is_safe_next(next_url) else "",
     )
     response = Response(body, status=status, mimetype="text/html")
     if retry_after:

@@ -27,7 +27,7 @@ from domain.accounts import passwords
 from domain.accounts.passwords import ScryptParams
 from domain.problems import msg
 from schemas import Msg
-from store.accounts import Account, AdminSession
+from store.accounts import Account, AdminSession, LoginThrottle
 from store.engine import Store
 from store.models import Event, utcnow
 
@@ -251,6 +251,9 @@ def set_password(
         account.password_hash = hashed
         account.failed_logins = 0
         account.locked_until = None
+        session.execute(
+            delete(LoginThrottle).where(LoginThrottle.remote_addr == name_key(username))
+        )
         session.execute(delete(AdminSession).where(AdminSession.account_id == account.id))
         record_action(
             session,
@@ -312,6 +315,16 @@ def get_account(store: Store, username: str) -> Account | None:
         return session.scalars(
             select(Account).where(Account.username == username.strip().lower())
         ).one_or_none()
+
+
+def name_key(username: str) -> str:
+    """The login throttle's key for a user name, with or without an account.
+
+    Only 32 bits of its SHA-256: enough to count failures per name (a shared count between two
+    names only locks a little early), too few to tell what an unknown name typed was.
+    """
+    digest = hashlib.sha256(username.strip().lower().encode()).hexdigest()
+    return f"name:{digest[:8]}"
 
 
 def secret_digest(secret: str) -> str:

@@ -50,7 +50,8 @@ def start_session(
 
 
 def _forget_stale(session: Session, now: dt.datetime) -> None:
-    """Drop sessions past their absolute expiry and addresses whose failures are forgotten.
+    """Drop sessions past their absolute expiry and addresses and names whose failures are
+    forgotten.
 
     Run at each login (rare), so neither table grows with abandoned rows; idle sessions are
     dropped when their cookie comes back, or at the latest when they expire.

@@ -1,8 +1,12 @@
-"""Logins with a password: constant time for unknown users, failures counted in the database.
+"""Logins with a password: one answer and one hash for known and unknown names alike, failures
+counted in the database, and no way to lock a clerk out from another address.
 
-From the 5th failure on an account (the 20th from one address) logins are refused for a
-minute, doubling up to an hour; the counters live in the database, so the lock-out holds
-when Redis is down.
+Failures are counted per address and per user name (known or not, under `name_key`). From the
+5th failure on a name (the 20th from one address) logins are refused for a minute, doubling up
+to an hour. A name's lock holds only against addresses with failures of their own in the last
+hour: an attacker cannot close the admin page to a clerk who types the right password from a
+clean address, while every address of a distributed guesser gets one guess before the lock
+applies to it too. The counters live in the database, so all of this holds when Redis is down.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from domain.accounts import passwords
-from domain.accounts.accounts import Actor
+from domain.accounts.accounts import Actor, name_key
 from domain.accounts.passwords import ScryptParams
 from domain.problems import msg
 from infra.logs import log_event
@@ -33,18 +37,20 @@ ACCOUNT_MAX_FAILURES = 5
 ADDRESS_MAX_FAILURES = 20
 LOCK_BASE_S = 60
 LOCK_MAX_S = 3600
-# An address's failures are forgotten an hour after its last one.
+# An address's or a name's failures are forgotten an hour after its last one.
 ADDRESS_WINDOW_S = 3600
 
 
 class LoginRefused(Exception):
-    """A refused login: `reason` is ``invalid`` (wrong name or password, or inactive) or ``locked``.
+    """A refused login: `reason` is ``invalid`` (wrong name or password, or inactive),
+    ``locked`` (too many failures) or ``busy`` (every hashing slot in use).
 
-    `retry_after_s` says when a locked login may be tried again (0 for ``invalid``).
+    `retry_after_s` says when a locked or busy login may be tried again (0 for ``invalid``).
     """
 
     INVALID = "invalid"
     LOCKED = "locked"
+    BUSY = "busy"
 
     def __init__(self, reason: str, retry_after_s: int = 0) -> None:
         super().__init__(reason)
@@ -59,6 +65,12 @@ class LoginRefused(Exception):
             return msg(
                 f"Zu viele Fehlversuche. Bitte in {minutes} Minute(n) erneut versuchen.",
                 f"Too many failed attempts. Please try again in {minutes} minute(s).",
+            )
+        if self.reason == self.BUSY:
+            return msg(
+                "Gerade melden sich viele gleichzeitig an. Bitte in einigen Sekunden erneut "
+                "versuchen.",
+                "Many logins at once right now. Please try again in a few seconds.",
             )
         return msg("Benutzername oder Passwort ist falsch.", "The user name or password is wrong.")
 
@@ -80,19 +92,28 @@ def address_key(remote_addr: str | None) -> str:
     return (remote_addr or "unknown")[:64]
 
 
-def _address_failure(session: Session, remote_addr: str, now: dt.datetime) -> int:
-    """Count a failure from `remote_addr`; the seconds it is now locked (0: not locked)."""
-    row = session.get(LoginThrottle, remote_addr, with_for_update=True)
+def _throttle_failure(session: Session, key: str, threshold: int, now: dt.datetime) -> int:
+    """Count a failure on an address or a name's `key`; the seconds it is now locked (0: not)."""
+    row = session.get(LoginThrottle, key, with_for_update=True)
     if row is None:
-        row = LoginThrottle(remote_addr=remote_addr, failures=0, last_failure_at=now)
+        row = LoginThrottle(remote_addr=key, failures=0, last_failure_at=now)
         session.add(row)
-    elif (now - row.last_failure_at).total_seconds() > ADDRESS_WINDOW_S:
+    elif not _recent(row, now):
         row.failures = 0
     row.failures += 1
     row.last_failure_at = now
-    lock = _lock_seconds(row.failures, ADDRESS_MAX_FAILURES)
+    lock = _lock_seconds(row.failures, threshold)
     row.locked_until = now + dt.timedelta(seconds=lock) if lock else None
     return lock
+
+
+def _recent(row: LoginThrottle | None, now: dt.datetime) -> bool:
+    """Whether `row` has failures that are not yet forgotten."""
+    return (
+        row is not None
+        and row.failures > 0
+        and (now - row.last_failure_at).total_seconds() <= ADDRESS_WINDOW_S
+    )
 
 
 def authenticate_password(
@@ -107,35 +128,34 @@ def authenticate_password(
     """The account's Actor (``via="session"``) when name and password are right.
 
     Raises LoginRefused: ``invalid`` for a wrong password, an unknown or inactive account
-    (each costing the same hashing time); ``locked`` while the account or the address is
-    locked out. A hash made with older parameters than `kdf` is renewed on success.
+    (each costing one hash); ``locked`` while the address is locked, or the name is and this
+    address has failures of its own; ``busy`` before any hashing when the process's hashing
+    slots are all in use. A hash made with older parameters than `kdf` is renewed on success.
     """
     now = now or utcnow()
     address = address_key(remote_addr)
     name = username.strip().lower()
+    key = name_key(name)
     with store.read() as session:
-        throttle = session.get(LoginThrottle, address)
+        address_row = session.get(LoginThrottle, address)
+        name_row = session.get(LoginThrottle, key)
         account = (
             session.scalars(select(Account).where(Account.username == name)).one_or_none()
             if len(name) <= 64
             else None
         )
-    address_wait = _remaining(throttle.locked_until if throttle else None, now)
-    if address_wait:
-        log_event(log, "login.refused", reason="address-locked")
-        raise LoginRefused(LoginRefused.LOCKED, address_wait)
-    if account is not None and account.active:
-        account_wait = _remaining(account.locked_until, now)
-        if account_wait:
-            log_event(log, "login.refused", reason="account-locked", account_id=account.id)
-            raise LoginRefused(LoginRefused.LOCKED, account_wait)
-        good = passwords.verify_password(password, account.password_hash)
-    else:
-        passwords.burn_time(password, kdf)
-        good = False
-    if good and account is not None:
-        return _login_succeeded(store, account, password, now, kdf)
-    lock = _login_failed(store, account, address, now)
+    _check_locks(address_row, name_row, now)
+    if account is not None and not account.active:
+        account = None
+    try:
+        with passwords.hashing_slot(wait=False):
+            new_hash = _check_password(account, password, kdf)
+    except passwords.HashingBusy:
+        log_event(log, "login.refused", reason="busy")
+        raise LoginRefused(LoginRefused.BUSY, passwords.BUSY_RETRY_S) from None
+    if account is not None and new_hash is not None:
+        return _login_succeeded(store, account, key, new_hash, now)
+    lock = _login_failed(store, account, address, key, now)
     log_event(
         log,
         "login.refused",
@@ -147,33 +167,72 @@ def authenticate_password(
     raise LoginRefused(LoginRefused.INVALID)
 
 
-def _login_failed(store: Store, account: Account | None, address: str, now: dt.datetime) -> int:
-    """Count a failed login on the address and the account; the seconds now locked (0: none).
+def _check_locks(
+    address_row: LoginThrottle | None, name_row: LoginThrottle | None, now: dt.datetime
+) -> None:
+    """Refuse a locked address; refuse a locked name only to an address with failures itself.
+
+    Checked before any hashing, so a locked login costs no scrypt; the same for known and
+    unknown names, so the lock does not tell which names exist.
+    """
+    address_wait = _remaining(address_row.locked_until if address_row else None, now)
+    if address_wait:
+        log_event(log, "login.refused", reason="address-locked")
+        raise LoginRefused(LoginRefused.LOCKED, address_wait)
+    if not _recent(address_row, now):
+        return
+    name_wait = _remaining(name_row.locked_until if name_row else None, now)
+    if name_wait:
+        log_event(log, "login.refused", reason="name-locked")
+        raise LoginRefused(LoginRefused.LOCKED, name_wait)
+
+
+def _check_password(account: Account | None, password: str, kdf: ScryptParams) -> str | None:
+    """The hash to keep when `password` is the account's (renewed if its cost is old), or None.
+
+    Exactly one scrypt either way (two when renewing after a success), so a name without an
+    account answers as slowly as a wrong password.
+    """
+    if account is None:
+        passwords.burn_time(password, kdf)
+        return None
+    if not passwords.verify_password(password, account.password_hash):
+        return None
+    if passwords.needs_rehash(account.password_hash, kdf):
+        return passwords.hash_password(password, kdf)
+    return account.password_hash
+
+
+def _login_failed(
+    store: Store, account: Account | None, address: str, key: str, now: dt.datetime
+) -> int:
+    """Count a failed login on the address and the name; the seconds now locked (0: none).
 
     Two first failures from one address at once may both insert its row: the loser of that
     race counts again on the row the winner made.
     """
     for attempt in range(2):
         try:
-            return _count_failure(store, account, address, now)
+            return _count_failure(store, account, address, key, now)
         except IntegrityError:
             if attempt:
                 raise
     raise AssertionError("unreachable")
 
 
-def _count_failure(store: Store, account: Account | None, address: str, now: dt.datetime) -> int:
-    lock = 0
+def _count_failure(
+    store: Store, account: Account | None, address: str, key: str, now: dt.datetime
+) -> int:
     with store.session() as session:
-        lock = _address_failure(session, address, now)
-        if account is not None and account.active:
+        address_lock = _throttle_failure(session, address, ADDRESS_MAX_FAILURES, now)
+        # Known or not, a name is counted the same way, so its lock tells nothing.
+        name_lock = _throttle_failure(session, key, ACCOUNT_MAX_FAILURES, now)
+        if account is not None:
             row = session.get(Account, account.id, with_for_update=True)
             assert row is not None
+            # Kept on the account for `accounts list` and the audit trail.
             row.failed_logins += 1
-            account_lock = _lock_seconds(row.failed_logins, ACCOUNT_MAX_FAILURES)
-            if account_lock:
-                row.locked_until = now + dt.timedelta(seconds=account_lock)
-            lock = max(lock, account_lock)
+            row.locked_until = now + dt.timedelta(seconds=name_lock) if name_lock else None
             session.add(
                 Event(
                     kind="account.login_failed",
@@ -181,26 +240,27 @@ def _count_failure(store: Store, account: Account | None, address: str, now: dt.
                     detail={
                         "account_id": row.id,
                         "failed_logins": row.failed_logins,
-                        "locked_s": account_lock,
+                        "locked_s": name_lock,
                     },
                 )
             )
-    return lock
+    return max(address_lock, name_lock)
 
 
 def _login_succeeded(
-    store: Store, account: Account, password: str, now: dt.datetime, kdf: ScryptParams
+    store: Store, account: Account, key: str, new_hash: str, now: dt.datetime
 ) -> Actor:
-    rehash = passwords.needs_rehash(account.password_hash, kdf)
-    new_hash = passwords.hash_password(password, kdf) if rehash else None
+    rehash = new_hash != account.password_hash
     with store.session() as session:
         row = session.get(Account, account.id, with_for_update=True)
         assert row is not None
         row.failed_logins = 0
         row.locked_until = None
         row.last_login_at = now
-        if new_hash is not None:
-            row.password_hash = new_hash
+        row.password_hash = new_hash
+        name_row = session.get(LoginThrottle, key, with_for_update=True)
+        if name_row is not None:
+            session.delete(name_row)
         session.add(
             Event(
                 kind="account.login",

@@ -11,6 +11,8 @@ import hashlib
 import hmac
 import secrets
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from domain.problems import msg
@@ -46,13 +48,41 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-# Each hash holds 128 * n * r bytes (128 MiB by default) while it runs: at most two at once per
-# process, so a burst of logins waits instead of exhausting the host's memory.
-_AT_ONCE = threading.BoundedSemaphore(2)
+# Each hash holds 128 * n * r bytes (128 MiB by default) while it runs: at most SLOTS at once per
+# process, so a burst of logins cannot exhaust the host's memory. Logins take a slot without
+# waiting (`hashing_slot(wait=False)`) so a burst is refused at once instead of holding every
+# web thread in a queue; other hashing (the command line) waits for one.
+SLOTS = 2
+_AT_ONCE = threading.BoundedSemaphore(SLOTS)
+# What a login refused for busy slots is told to wait: hashes take well under a second.
+BUSY_RETRY_S = 2
+_held = threading.local()
+
+
+class HashingBusy(Exception):
+    """Every hashing slot of this process is in use and the caller did not want to wait."""
+
+
+@contextmanager
+def hashing_slot(*, wait: bool = True) -> Iterator[None]:
+    """Hold one of the process's hashing slots; re-entered freely by the thread holding one.
+
+    Raises HashingBusy at once when `wait` is false and no slot is free.
+    """
+    depth: int = getattr(_held, "depth", 0)
+    if depth == 0 and not _AT_ONCE.acquire(blocking=wait):
+        raise HashingBusy
+    _held.depth = depth + 1
+    try:
+        yield
+    finally:
+        _held.depth = depth
+        if depth == 0:
+            _AT_ONCE.release()
 
 
 def _derive(password: str, salt: bytes, params: ScryptParams) -> bytes:
-    with _AT_ONCE:
+    with hashing_slot():
         return _scrypt(password, salt, params)
 
 

@@ -295,11 +295,12 @@ def test_over_long_input_never_matches(store: Store) -> None:
 
 
 def test_simultaneous_first_failures_from_one_address_all_count(store: Store) -> None:
-    """Four wrong logins at once from a new address: each refused as invalid, none a crash,
-    all four counted (the row both insert is made once)."""
+    """As many wrong logins at once from a new address as there are hashing slots: each refused
+    as invalid, none a crash, all counted (the row they all insert is made once)."""
     _anna(store)
     at = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
-    start = threading.Barrier(4)
+    count = passwords.SLOTS
+    start = threading.Barrier(count)
     outcomes: list[str] = []
 
     def attempt(i: int) -> None:
@@ -311,14 +312,87 @@ def test_simultaneous_first_failures_from_one_address_all_count(store: Store) ->
         except Exception as exc:
             outcomes.append(type(exc).__name__)
 
-    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(4)]
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(count)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(30)
-    assert outcomes == [LoginRefused.INVALID] * 4
+    assert outcomes == [LoginRefused.INVALID] * count
     with store.read() as session:
         throttle = session.get(LoginThrottle, "198.51.100.77")
         assert throttle is not None
-        assert throttle.failures == 4
-        assert session.scalars(select(Account.failed_logins)).one() == 4
+        assert throttle.failures == count
+        assert session.scalars(select(Account.failed_logins)).one() == count
+
+
+ATTACKER = "198.51.100.66"
+
+
+def test_an_attack_from_elsewhere_does_not_lock_out_a_clean_client(store: Store) -> None:
+    """Wrong passwords from one address lock the account for that address only: the right
+    password from an address without failures still logs in; the attacker stays locked."""
+    _anna(store)
+    now = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
+    for i in range(ACCOUNT_MAX_FAILURES + 1):
+        _refused(store, f"falsch-falsch-{i}", at=now, addr=ATTACKER)
+    assert _refused(store, PASSWORD, at=now, addr=ATTACKER).reason == LoginRefused.LOCKED
+    assert _login(store, PASSWORD, at=now, addr="203.0.113.5").name == "anna"
+
+
+def test_unknown_and_known_names_answer_alike_through_the_lock(store: Store) -> None:
+    """Six wrong passwords for a real account and for a name without one give the same
+    reasons, waits and messages, so the lock-out does not tell which names exist."""
+    _anna(store)
+    now = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
+
+    def answers(username: str, addr: str) -> list[tuple[str, int, str]]:
+        seen = []
+        for i in range(ACCOUNT_MAX_FAILURES + 1):
+            with pytest.raises(LoginRefused) as caught:
+                authenticate_password(
+                    store, username, f"falsch-falsch-{i}", remote_addr=addr, now=now, kdf=KDF
+                )
+            refused = caught.value
+            seen.append((refused.reason, refused.retry_after_s, str(refused.message)))
+        return seen
+
+    known = answers("anna", "198.51.100.1")
+    assert known == answers("niemand", "198.51.100.2")
+    assert known[-1][0] == LoginRefused.LOCKED
+    # The name without an account is counted under a short hash, never as typed.
+    with store.read() as session:
+        keys = set(session.scalars(select(LoginThrottle.remote_addr)))
+    assert not any("niemand" in key for key in keys)
+
+
+def test_busy_hashing_slots_refuse_at_once_without_counting(store: Store) -> None:
+    """While every hashing slot of the process is held, a login is refused as ``busy`` at
+    once (no hash, nothing counted); when a slot is free again the same login works."""
+    _anna(store)
+    now = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
+    holding = threading.Barrier(passwords.SLOTS + 1)
+    release = threading.Event()
+
+    def hold() -> None:
+        with passwords.hashing_slot():
+            holding.wait()
+            release.wait(30)
+
+    holders = [threading.Thread(target=hold) for _ in range(passwords.SLOTS)]
+    for t in holders:
+        t.start()
+    holding.wait()
+    try:
+        before = snapshot(store)
+        started = time.perf_counter()
+        busy = _refused(store, PASSWORD, at=now)
+        assert time.perf_counter() - started < 0.5
+        assert (busy.reason, busy.retry_after_s) == (LoginRefused.BUSY, passwords.BUSY_RETRY_S)
+        assert str(busy.message).startswith("Gerade melden sich viele gleichzeitig an.")
+        assert busy.message.en.startswith("Many logins at once right now.")
+        assert snapshot(store) == before
+    finally:
+        release.set()
+        for t in holders:
+            t.join(30)
+    assert _login(store, PASSWORD, at=now).name == "anna"
