@@ -13,7 +13,7 @@ from bridge.api import tokens as tokens_api
 from bridge.intake import webhooks
 from bridge.ops import health, metrics
 from bridge.payments import routes as payments
-from bridge.respond import problem_response
+from bridge.respond import forbid_framing, problem_response
 from bridge.state import Bridge
 from domain.problems import Problem, msg
 from domain.settings import Settings
@@ -38,6 +38,9 @@ def _build_app(settings: Settings) -> Flask:
     app.register_blueprint(tokens_api.blueprint)
     app.register_blueprint(admin_web.blueprint)
     app.register_blueprint(admin_api.blueprint)
+    # Every page, whichever blueprint or error handler made it: the pay and confirmation
+    # pages as much as the admin page.
+    app.after_request(forbid_framing)
     app.register_error_handler(Problem, _on_problem)
     app.register_error_handler(HTTPException, _on_http_error)
     app.register_error_handler(Exception, _on_unexpected)

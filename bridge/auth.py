@@ -78,14 +78,21 @@ def by_shared_secret(
     return found
 
 
-def by_signature(
-    senders: list[Sender],
-    headers: HeaderLookup,
-    body: bytes,
-    secrets: Mapping[str, str],
-    tolerance_s: int,
-) -> Sender:
-    """The sender whose signing secret produced one of the presented v1 signatures."""
+@dataclass(frozen=True)
+class SignatureHeaders:
+    """The Standard Webhooks headers, complete and with a timestamp inside the tolerance."""
+
+    webhook_id: str
+    timestamp: int
+    signatures: str
+
+
+def signature_headers(headers: HeaderLookup, tolerance_s: int) -> SignatureHeaders:
+    """The signature headers, checked for presence and freshness: this needs no body.
+
+    Run before the body is read, so a request that can never verify (incomplete, garbled,
+    stale or future-dated headers) is refused without reading up to BRIDGE_MAX_BODY_BYTES.
+    """
     webhook_id = headers.get("webhook-id") or ""
     timestamp = headers.get("webhook-timestamp") or ""
     signatures = headers.get("webhook-signature") or ""
@@ -101,6 +108,16 @@ def by_signature(
             "Der Zeitstempel der Signatur ist zu alt oder liegt in der Zukunft.",
             "The signature's timestamp is too old or in the future.",
         )
+    return SignatureHeaders(webhook_id, int(timestamp), signatures)
+
+
+def by_signature(
+    senders: list[Sender],
+    presented: SignatureHeaders,
+    body: bytes,
+    secrets: Mapping[str, str],
+) -> Sender:
+    """The sender whose signing secret produced one of the presented v1 signatures."""
     signing: list[tuple[Sender, bytes]] = []
     for sender in senders:
         secret = secrets.get(sender.signing_secret_env or "", "")
@@ -112,7 +129,11 @@ def by_signature(
             # A malformed secret verifies nothing; the operator sees it in the log, not the caller.
             log_event(log, "auth.signing_secret_invalid", level=logging.ERROR, sender=sender.id)
     index = standard_webhooks.verify(
-        [key for _, key in signing], webhook_id, int(timestamp), body, signatures
+        [key for _, key in signing],
+        presented.webhook_id,
+        presented.timestamp,
+        body,
+        presented.signatures,
     )
     if index < 0:
         raise unauthorized("Die Signatur ist ungültig.", "The signature is invalid.")
@@ -128,8 +149,9 @@ def authenticate(
 ) -> tuple[Caller, bytes]:
     """The caller and the body: every credential presented (secret, signature) must verify.
 
-    The shared secret is checked before the body is read, so a wrong or missing credential is
-    refused without reading a large body; the signature needs the body and is checked after.
+    The shared secret and the signature headers' presence and timestamp are checked before the
+    body is read, so a wrong, missing or stale credential is refused without reading a large
+    body; only the signature itself needs the body and is verified after.
     """
     by_secret = by_shared_secret(senders, headers, secrets)
     if not has_signature(headers):
@@ -139,11 +161,12 @@ def authenticate(
                 "Credentials are missing (secret header or signature).",
             )
         return Caller(by_secret), read_body()
+    presented = signature_headers(headers, tolerance_s)
     body = read_body()
-    by_key = by_signature(senders, headers, body, secrets, tolerance_s)
+    by_key = by_signature(senders, presented, body, secrets)
     if by_secret is not None and by_secret.id != by_key.id:
         raise unauthorized(
             "Geheimnis und Signatur gehören zu verschiedenen Absendern.",
             "The shared secret and the signature belong to different senders.",
         )
-    return Caller(by_key, webhook_id=headers.get("webhook-id")), body
+    return Caller(by_key, webhook_id=presented.webhook_id), body

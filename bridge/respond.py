@@ -55,3 +55,22 @@ def wants_html() -> bool:
         best == "text/html"
         and request.accept_mimetypes["text/html"] > request.accept_mimetypes["application/json"]
     )
+
+
+def forbid_framing(response: Response) -> Response:
+    """An HTML answer may not be shown inside another site's frame (clickjacking).
+
+    Both headers: `frame-ancestors` for current browsers, X-Frame-Options for older ones. A
+    page's own Content-Security-Policy (the admin page's) is kept and only gains the directive.
+    """
+    if response.mimetype != "text/html":
+        return response
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    policy = response.headers.get("Content-Security-Policy")
+    if policy is None:
+        response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+    elif "frame-ancestors" not in policy:
+        response.headers["Content-Security-Policy"] = (
+            f"{policy.rstrip('; ')}; frame-ancestors 'none'"
+        )
+    return response

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import logging
 import sys
+import unicodedata
 from typing import Any
 
 _FIELDS = "bridge_fields"
@@ -43,15 +44,53 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False, default=str)
 
 
+# Categories that can end a line or reorder/hide text on a terminal: C0/C1 controls (Cc), format
+# characters incl. bidi overrides and zero-width marks (Cf), line and paragraph separators.
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+
+def _escape_char(char: str) -> str:
+    if char == "\\":
+        return "\\\\"  # so an escape in the output cannot be forged by a literal backslash
+    if unicodedata.category(char) not in _UNPRINTABLE:
+        return char
+    code = ord(char)
+    named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(char)
+    if named or code < 0x100:
+        return named or f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def escape_text(value: object) -> str:
+    """`value` as text on one line: line breaks, controls and bidi characters escaped."""
+    text = str(value)
+    if text.isprintable() and "\\" not in text:
+        return text  # the common case: ids, counts, event names
+    return "".join(_escape_char(c) for c in text)
+
+
+def _text_value(value: object) -> str:
+    text = escape_text(value)
+    # A value with a space, quote or `=` would read as further fields: quote it, logfmt style.
+    if not text or any(c in text for c in ' "='):
+        return '"' + text.replace('"', '\\"') + '"'
+    return text
+
+
 class TextFormatter(logging.Formatter):
     """Human-readable lines for a terminal: time, level, event, key=value fields."""
 
     def format(self, record: logging.LogRecord) -> str:
-        """Render a record as one line of text."""
+        """Render a record as one line of text; values cannot break or forge the line.
+
+        Values may come from a request (a provider id from the path), so every key, value and
+        the event name is escaped: a CR/LF or a bidi override would otherwise forge log lines.
+        """
         fields = getattr(record, _FIELDS, {})
-        extra = " ".join(f"{k}={v}" for k, v in fields.items())
+        extra = " ".join(f"{escape_text(k)}={_text_value(v)}" for k, v in fields.items())
         ts = dt.datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
-        line = f"{ts} {record.levelname:<7} {record.getMessage()} {extra}".rstrip()
+        event = escape_text(record.getMessage())
+        line = f"{ts} {record.levelname:<7} {event} {extra}".rstrip()
         if record.exc_info and record.exc_info[0] is not None:
             line += f" exception={record.exc_info[0].__name__}"
         return line

@@ -48,3 +48,17 @@ def test_each_process_is_restarted_always_as_the_bridge_user(unit: str) -> None:
         "PartOf=bridge.target",
         "WantedBy=bridge.target",
     } <= lines
+
+
+@pytest.mark.parametrize("unit", SERVICES)
+def test_each_process_has_a_memory_and_task_ceiling(unit: str) -> None:
+    """A leak or a flood of large bodies ends in a restart of that one process (MemoryMax),
+    not in the kernel's OOM killer picking from the host; a thread or fork storm hits
+    TasksMax. Both are hard limits with a value, each explained by a comment above it."""
+    lines = (UNITS / unit).read_text(encoding="utf-8").splitlines()
+    for option in ("MemoryMax=", "TasksMax="):
+        [index] = [i for i, line in enumerate(lines) if line.startswith(option)]
+        value = lines[index].removeprefix(option)
+        assert value, lines[index]
+        assert value != "infinity", lines[index]
+        assert lines[index - 1].startswith("#"), f"{option} needs a comment saying why"

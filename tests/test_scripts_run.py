@@ -143,6 +143,33 @@ def _assert_redis_is_protected(checkout: Checkout, lines: list[str]) -> None:
     assert (checkout.root / "var" / "redis" / "redis.conf").stat().st_mode & 0o777 == 0o600
 
 
+def _assert_var_is_private(var: Path) -> None:
+    """var/ and what the run wrote there (the SQLite database, the copied routing file, the
+    Procfile, Redis's data) are its owner's alone: umask 077, not the login's 022."""
+    assert var.stat().st_mode & 0o777 == 0o700
+    for name in ("bridge.db", "routing.toml", "Procfile", "redis/appendonlydir"):
+        mode = (var / name).stat().st_mode & 0o777
+        assert mode & 0o077 == 0, f"var/{name} is {oct(mode)}"
+
+
+def test_scripts_setup_makes_var_private_even_if_it_exists(tmp_path: Path) -> None:
+    """An older checkout's world-readable var/ becomes its owner's alone (nothing installed:
+    the lock file's stamp in the shared .venv matches)."""
+    root = tmp_path / "checkout"
+    for name in ("scripts/setup", "requirements/lock.txt"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, root / name)
+    (root / ".venv").symlink_to(ROOT / ".venv")
+    (root / "var").mkdir(mode=0o755)
+    (root / "var").chmod(0o755)
+    done = subprocess.run(
+        [str(root / "scripts" / "setup")], cwd=root, env={"PATH": os.environ["PATH"]},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (root / "var").stat().st_mode & 0o777 == 0o700
+
+
 def test_scripts_run_on_other_ports_survives_a_crashed_worker(checkout: Checkout) -> None:
     """Every port follows the environment (the demo offices' URLs too); var/local.env gets
     `export` lines, so the README's CLI lines work in a fresh shell; the Redis it starts has a
@@ -155,6 +182,7 @@ def test_scripts_run_on_other_ports_survives_a_crashed_worker(checkout: Checkout
 
     local_env_path = checkout.root / "var" / "local.env"
     assert local_env_path.stat().st_mode & 0o777 == 0o600
+    _assert_var_is_private(checkout.root / "var")
     local_env = local_env_path.read_text()
     lines = [line for line in local_env.splitlines() if line.strip()]
     assert all(line.startswith("export ") for line in lines), local_env

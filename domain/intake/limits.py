@@ -39,6 +39,30 @@ def nesting_depth(value: Any) -> int:
     return deepest
 
 
+def count_exceeds(value: Any, limit: int) -> bool:
+    """Whether object keys and list items, counted through every level, number more than `limit`.
+
+    Stops as soon as the count passes the limit: a list of millions of items is refused after
+    one look at its length, not after a walk.
+    """
+    count = 0
+    stack: list[Any] = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            count += len(node)
+            children: Any = node.values()
+        elif isinstance(node, list):
+            count += len(node)
+            children = node
+        else:
+            continue
+        if count > limit:
+            return True
+        stack.extend(child for child in children if isinstance(child, dict | list))
+    return False
+
+
 @dataclass(frozen=True)
 class BodyLimits:
     """How large and how deep a webhook body and its files may be."""
@@ -86,6 +110,18 @@ class BodyLimits:
             msg(
                 f"Höchstens {self.max_fields} Felder sind erlaubt.",
                 f"At most {self.max_fields} fields.",
+            ),
+        )
+
+    def too_many_json_values(self) -> Problem:
+        """413: a JSON body with more than `max_fields` object keys and list items together."""
+        return Problem(
+            413,
+            "too-many-fields",
+            msg("Die Anfrage enthält zu viele Felder.", "The request has too many fields."),
+            msg(
+                f"Das JSON darf höchstens {self.max_fields} Schlüssel und Listeneinträge enthalten.",
+                f"The JSON may hold at most {self.max_fields} keys and list items.",
             ),
         )
 

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import base64
+import io
 import time
 
 import pytest
+from flask.testing import FlaskClient
 
 from bridge.auth import authenticate
 from domain.config import Sender
 from domain.problems import Problem
 from infra.standard_webhooks import sign, signing_key
+from store.engine import Store
+from tests.conftest import snapshot
+from tests.webhook_support import FORM, assert_problem, signature_headers, webhook_path
 
 SERVICES = frozenset({"dog-registration"})
 TOWN_A = Sender("town-a", SERVICES, "X-Bridge-Secret", "SECRET_A", "SIGNING_A")
@@ -78,3 +83,44 @@ def test_the_body_is_not_read_without_credentials() -> None:
     with pytest.raises(Problem) as wrong:
         authenticate([TOWN_A], {"X-Bridge-Secret": "wrong"}, SECRETS, 300, read_body)
     assert wrong.value.status == 401
+
+
+def test_a_stale_signature_is_refused_before_the_body_is_read() -> None:
+    """Signature headers that cannot verify (stale, future, incomplete) cost no body read."""
+
+    def read_body() -> bytes:
+        raise AssertionError("the body was read")
+
+    stale = {**_signed_by("SIGNING_A"), "webhook-timestamp": str(int(time.time()) - 3600)}
+    future = {**_signed_by("SIGNING_A"), "webhook-timestamp": str(int(time.time()) + 3600)}
+    garbled = {**_signed_by("SIGNING_A"), "webhook-timestamp": "soon"}
+    incomplete = {"webhook-id": "msg_1"}
+    for headers in (stale, future, garbled, incomplete):
+        with pytest.raises(Problem) as refused:
+            authenticate([TOWN_A, TOWN_B], headers, SECRETS, 300, read_body)
+        assert refused.value.status == 401
+
+
+def test_a_stale_signature_over_http_leaves_a_large_body_unread(
+    client: FlaskClient, store: Store
+) -> None:
+    """A body near the size limit under a stale signature: 401 in German, not one body byte read, nothing stored."""
+    before = snapshot(store)
+    body = b"a=" + b"x" * (1024 * 1024)  # the tests allow 2 MB
+    stream = io.BytesIO(body)
+    headers = signature_headers(body, "msg_stale_large", int(time.time()) - 3600)
+    response = client.post(
+        webhook_path("dog-registration"),
+        input_stream=stream,
+        content_length=len(body),
+        content_type=FORM,
+        headers=headers,
+    )
+    assert_problem(
+        response,
+        401,
+        "unauthorized",
+        detail="Der Zeitstempel der Signatur ist zu alt oder liegt in der Zukunft.",
+    )
+    assert stream.tell() == 0  # werkzeug reads by read() and readinto(): the position sees both
+    assert snapshot(store) == before

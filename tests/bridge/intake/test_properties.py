@@ -259,3 +259,15 @@ def test_endpoint_answers_every_request(small_app: Flask) -> None:
     assert sum(seen.values()) >= ENDPOINT_EXAMPLES
     # The generator reaches acceptance and the main refusals, not only one kind of answer.
     assert {202, 400, 401, 404, 422} <= set(seen), seen
+
+
+def test_json_nodes_up_to_the_field_limit_parse_and_one_more_is_refused() -> None:
+    """Object keys and list items together may number max_fields; one more is a 413."""
+    # 2 keys + 99 items + 99 keys: exactly LIMITS.max_fields (200)
+    at_limit: dict[str, object] = {"a": list(range(99)), "b": {f"k{i}": i for i in range(99)}}
+    assert parse_body("application/json", json.dumps(at_limit).encode(), LIMITS).fields
+    at_limit["c"] = 0
+    with pytest.raises(Problem) as refused:
+        parse_body("application/json", json.dumps(at_limit).encode(), LIMITS)
+    assert refused.value.status == 413
+    assert refused.value.type == "too-many-fields"

@@ -118,6 +118,13 @@ def _deep_json() -> Body:
     return as_json(payload), JSON
 
 
+def _json_of_many_keys() -> Body:
+    # Each key is a node: 501 keys under one object, well under the size and depth limits.
+    payload = dog()
+    payload["dog"]["notes"] = {f"k{i}": 1 for i in range(501)}
+    return as_json(payload), JSON
+
+
 def _too_many_multipart_parts() -> Body:
     return multipart_body([(f"field{i}", "x") for i in range(501)])
 
@@ -853,6 +860,20 @@ CASES: dict[str, Bad] = {
         400,
         "malformed-body",
         detail=NOT_UTF8,
+    ),
+    "json-too-many-keys": Bad(
+        DOG,
+        _json_of_many_keys,
+        413,
+        "too-many-fields",
+        detail="Das JSON darf höchstens 500 Schlüssel und Listeneinträge enthalten.",
+    ),
+    "json-too-many-list-items": Bad(
+        DOG,
+        _raw(b'{"items": [' + b",".join([b"0"] * 600) + b"]}", JSON),
+        413,
+        "too-many-fields",
+        detail="Das JSON darf höchstens 500 Schlüssel und Listeneinträge enthalten.",
     ),
     "multipart-too-many-parts": Bad(
         DOG,
