@@ -7,7 +7,9 @@ import itertools
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,6 +21,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import text
 
 from bridge import create_app
+from domain.accounts import passwords
 from domain.accounts.accounts import Actor, Role
 from domain.accounts.api_tokens import create_token
 from domain.settings import Settings
@@ -210,6 +213,29 @@ def bridge_cli(environ: dict[str, str], *args: str) -> subprocess.CompletedProce
         timeout=60,
         check=False,
     )
+
+
+@contextmanager
+def hashing_slots_held() -> Iterator[None]:
+    """Other threads hold every password-hashing slot of this process until the block ends."""
+    holding = threading.Barrier(passwords.SLOTS + 1)
+    release = threading.Event()
+
+    def hold() -> None:
+        with passwords.hashing_slot():
+            holding.wait()
+            release.wait(30)
+
+    holders = [threading.Thread(target=hold) for _ in range(passwords.SLOTS)]
+    for thread in holders:
+        thread.start()
+    holding.wait()
+    try:
+        yield
+    finally:
+        release.set()
+        for thread in holders:
+            thread.join(30)
 
 
 def snapshot(store: Store) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Real TLS for tests: a self-signed certificate for 127.0.0.1 and SMTP servers that speak it."""
+"""Real TLS for tests: a self-signed certificate for 127.0.0.1 (SMTP and Redis use it) and SMTP
+servers that speak it."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def certificate(folder: Path) -> tuple[Path, Path]:
         )
         .sign(key, hashes.SHA256())
     )
-    cert_path, key_path = folder / "smtp.crt", folder / "smtp.key"
+    cert_path, key_path = folder / "tls.crt", folder / "tls.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
         key.private_bytes(

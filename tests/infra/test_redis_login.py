@@ -6,18 +6,12 @@ certificate made here (its CA handed to the client with `?ssl_ca_certs=`).
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from redis.exceptions import AuthenticationError, ConnectionError
 
 from domain.settings import Settings
@@ -26,6 +20,7 @@ from harness.redis_servers import RedisServer, redis_binary
 from harness.waiting import wait_for
 from infra.redis_connection import connect, url_problem
 from tests.conftest import base_environ
+from tests.tls_support import certificate
 
 PASSWORD = "s3cret-pass/with+signs"
 
@@ -63,38 +58,6 @@ def test_a_url_without_the_password_is_refused(protected: RedisServer, login: st
         client.close()
 
 
-def _certificate(folder: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (its own CA) and its key, as PEM files."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "redis.crt", folder / "redis.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
 def _answers(url: str) -> bool:
     client = connect(url)
     try:
@@ -111,7 +74,7 @@ def test_a_rediss_url_speaks_tls_with_the_ca_it_names(tmp_path: Path) -> None:
     binary = redis_binary()
     if binary is None:
         pytest.skip("redis-server is not installed (sudo apt-get install -y redis-server)")
-    cert, key = _certificate(tmp_path)
+    cert, key = certificate(tmp_path)
     port = free_port()
     argv = [binary, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1"]
     argv += ["--tls-cert-file", str(cert), "--tls-key-file", str(key)]

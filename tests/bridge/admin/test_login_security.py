@@ -15,7 +15,7 @@ from domain.accounts import passwords
 from domain.accounts.logins import ACCOUNT_MAX_FAILURES
 from store.engine import Store
 from tests.bridge.admin.conftest import csrf_of
-from tests.conftest import snapshot
+from tests.conftest import hashing_slots_held, snapshot
 
 ATTACKER = {"REMOTE_ADDR": "198.51.100.66"}
 CLERK = {"REMOTE_ADDR": "203.0.113.5"}
@@ -81,19 +81,7 @@ def test_busy_hashing_refuses_at_once_with_retry_after(
     with Retry-After, nothing is counted and no session opens; afterwards it works."""
     client = app.test_client()
     token = csrf_of(client.get("/admin/login"))
-    holding = threading.Barrier(passwords.SLOTS + 1)
-    release = threading.Event()
-
-    def hold() -> None:
-        with passwords.hashing_slot():
-            holding.wait()
-            release.wait(30)
-
-    holders = [threading.Thread(target=hold) for _ in range(passwords.SLOTS)]
-    for t in holders:
-        t.start()
-    holding.wait()
-    try:
+    with hashing_slots_held():
         before = snapshot(store)
         response = client.post(
             "/admin/login",
@@ -103,10 +91,6 @@ def test_busy_hashing_refuses_at_once_with_retry_after(
         assert response.headers["Retry-After"] == str(passwords.BUSY_RETRY_S)
         assert "Gerade melden sich viele gleichzeitig an." in response.get_data(as_text=True)
         assert snapshot(store) == before
-    finally:
-        release.set()
-        for t in holders:
-            t.join(30)
     again = client.post(
         "/admin/login",
         data={"username": "olga", "password": accounts["olga"], "csrf_token": token},
