@@ -12,7 +12,7 @@ from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
 from domain.intake.forms import RawSubmission, Upload
-from domain.intake.limits import BodyLimits, count_exceeds, malformed, nesting_depth
+from domain.intake.limits import BodyLimits, json_shape, malformed
 from domain.problems import Problem, msg
 
 FORM = "application/x-www-form-urlencoded"
@@ -206,11 +206,13 @@ def _parse_json(body: bytes, limits: BodyLimits) -> RawSubmission:
         _malformed("Das JSON enthält einen ungültigen Wert.", "The JSON contains an invalid value.")
     if not isinstance(value, dict):
         _malformed("Das JSON muss ein Objekt sein.", "The JSON must be an object.")
-    # Counted before any other walk: each key or item costs work in every later step, so a
-    # body of a million keys is refused here, as a form of too many fields is by its parser.
-    if count_exceeds(value, limits.max_fields):
+    # One walk counts and measures the depth before anything else looks at the value: each key
+    # or item costs work in every later step, so a body of a million keys is refused here, as a
+    # form of too many fields is by its parser.
+    too_many, depth = json_shape(value, limits.max_fields)
+    if too_many:
         raise limits.too_many_json_values()
-    if nesting_depth(value) > limits.max_depth:
+    if depth > limits.max_depth:
         raise limits.too_deep()
     # Only an escape (\ud800) can make one; searching the text first spares the walk.
     if ("\\ud" in text or "\\uD" in text) and _has_lone_surrogate(value):

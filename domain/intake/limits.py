@@ -39,16 +39,19 @@ def nesting_depth(value: Any) -> int:
     return deepest
 
 
-def count_exceeds(value: Any, limit: int) -> bool:
-    """Whether object keys and list items, counted through every level, number more than `limit`.
+def json_shape(value: Any, max_nodes: int) -> tuple[bool, int]:
+    """In one walk: whether object keys and list items, counted through every level, number
+    more than `max_nodes`, and how deeply the value nests (as `nesting_depth`).
 
-    Stops as soon as the count passes the limit: a list of millions of items is refused after
-    one look at its length, not after a walk.
+    The walk stops as soon as the count passes `max_nodes` (the depth is then not needed): a
+    list of millions of items is refused after one look at its length.
     """
     count = 0
-    stack: list[Any] = [value]
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
-        node = stack.pop()
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
         if isinstance(node, dict):
             count += len(node)
             children: Any = node.values()
@@ -57,10 +60,10 @@ def count_exceeds(value: Any, limit: int) -> bool:
             children = node
         else:
             continue
-        if count > limit:
-            return True
-        stack.extend(child for child in children if isinstance(child, dict | list))
-    return False
+        if count > max_nodes:
+            return True, deepest
+        stack.extend((child, depth + 1) for child in children)
+    return False, deepest
 
 
 @dataclass(frozen=True)
