@@ -55,12 +55,11 @@ def refusal(job: Job) -> str | None:
     nothing the job names is imported. Callbacks and webhooks are refused too: RQ would import
     a callback by its name and post a webhook to any address.
     """
-    try:
-        func, instance = job.func_name, job.instance
-    except DeserializationError:
-        # Not JSON (e.g. pickled by RQ's default serializer): never unpickled here.
+    func = _func_name(job)
+    if func is None:
         return "unreadable"
-    if func not in JOBS or instance is not None:
+    # The name and the instance come from the same data, deserialized once above.
+    if func not in JOBS or job.instance is not None:
         return "not_a_bridge_job"
     callbacks = (job._success_callback_name, job._failure_callback_name, job._stopped_callback_name)
     if any(callbacks) or getattr(job, "webhooks", None):
@@ -69,6 +68,8 @@ def refusal(job: Job) -> str | None:
 
 
 def _func_name(job: Job) -> str | None:
+    """The function a job names, or None when its data is not JSON (e.g. pickled by RQ's
+    default serializer): such data is never unpickled here."""
     try:
         return job.func_name
     except DeserializationError:
