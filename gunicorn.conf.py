@@ -18,6 +18,11 @@ worker_connections = 2 * threads
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
+# gunicorn believes no forwarded header (by default it takes X-Forwarded-Proto and friends
+# from 127.0.0.1): the app alone decides whom to believe, by BRIDGE_PROXY_HOPS and
+# BRIDGE_TRUSTED_PROXIES (bridge/proxy.py), so a header is never applied twice or by two rules.
+forwarded_allow_ips = ""
+secure_scheme_headers: dict[str, str] = {}
 # Request line and header limits stay at gunicorn's defaults; body limits are the app's.
 accesslog = "-"
 access_log_format = '{"event": "http.request", "method": "%(m)s", "path": "%(U)s", "status": %(s)s, "bytes": %(B)s, "duration_ms": %(M)s}'

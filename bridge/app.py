@@ -13,6 +13,7 @@ from bridge.api import tokens as tokens_api
 from bridge.intake import webhooks
 from bridge.ops import health, metrics
 from bridge.payments import routes as payments
+from bridge.proxy import install as install_proxy_fix
 from bridge.respond import forbid_framing, problem_response
 from bridge.state import Bridge
 from domain.problems import Problem, msg
@@ -44,6 +45,8 @@ def _build_app(settings: Settings) -> Flask:
     app.register_error_handler(Problem, _on_problem)
     app.register_error_handler(HTTPException, _on_http_error)
     app.register_error_handler(Exception, _on_unexpected)
+    # Last, so it wraps the whole app: every rule below sees the client, not the proxy.
+    install_proxy_fix(app, settings.proxy_hops, settings.trusted_proxies)
     return app
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -93,6 +94,14 @@ class Settings:
     admin_idle_minutes: int = 30
     password_scrypt_n: int = 2**17
     fetch_link_hours: int = 168
+    # Behind a reverse proxy (docs/proxy.md): how many proxies in front of the web process set
+    # X-Forwarded-For, and which peers may set them. 0 (the default): no proxy, forwarded
+    # headers are ignored and every per-address rule sees the TCP peer.
+    proxy_hops: int = 0
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
+    # GET /metrics: with a token only `Authorization: Bearer <token>`; without one only a
+    # client on loopback (Prometheus on the same host).
+    metrics_token: str = field(default="", repr=False)
     legacy_api_tokens: tuple[LegacyApiToken, ...] = field(default=(), repr=False)
 
     @classmethod
@@ -165,6 +174,25 @@ def _valid_fernet_key(key: str) -> bool:
     except (ValueError, TypeError):
         return False
     return True
+
+
+def _is_network(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+def _proxies_problem(text: str, hops: int | None) -> str | None:
+    """What is wrong with BRIDGE_TRUSTED_PROXIES (given BRIDGE_PROXY_HOPS), if anything."""
+    proxies = _split(text)
+    bad = [item for item in proxies if not _is_network(item)]
+    if bad:
+        return f"{', '.join(bad)}: not an address or network like 127.0.0.1 or 10.0.0.0/8"
+    if hops and not proxies:
+        return "BRIDGE_PROXY_HOPS is set, so at least one proxy address is needed"
+    return None
 
 
 def _check_redis_url(url: str) -> None:
@@ -282,6 +310,18 @@ class _EnvSchema(Schema):
     payment_journal_days = fields.Integer(
         data_key="BRIDGE_PAYMENT_JOURNAL_DAYS", load_default=30, validate=validate.Range(1, 3650)
     )
+    proxy_hops = fields.Integer(
+        data_key="BRIDGE_PROXY_HOPS", load_default=0, validate=validate.Range(0, 5)
+    )
+    trusted_proxies = fields.String(data_key="BRIDGE_TRUSTED_PROXIES", load_default="127.0.0.1,::1")
+    metrics_token = fields.String(
+        data_key="BRIDGE_METRICS_TOKEN",
+        load_default="",
+        validate=validate.Regexp(
+            r"^(|[\x21-\x7e]{32,256})$",
+            error="must be empty or 32 to 256 printable characters without spaces",
+        ),
+    )
 
     # The list-valued variables are checked in a schema validator that also runs when other
     # fields failed (a post_load hook would not run then, hiding these problems).
@@ -316,6 +356,13 @@ class _EnvSchema(Schema):
         if errors:
             raise ValidationError(errors)
 
+    @validates_schema(skip_on_field_errors=False)
+    def _check_proxies(self, data: dict[str, Any], **_: Any) -> None:
+        if "trusted_proxies" in data:
+            problem = _proxies_problem(data["trusted_proxies"], data.get("proxy_hops"))
+            if problem:
+                raise ValidationError({"BRIDGE_TRUSTED_PROXIES": [problem]})
+
     @post_load
     def _parse_lists(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
         data["encryption_keys"] = _split(data["encryption_keys"])
@@ -323,6 +370,7 @@ class _EnvSchema(Schema):
         data["retry_schedule"] = parse_durations(data["retry_schedule"])
         data["payment_check_schedule"] = parse_durations(data["payment_check_schedule"])
         data["digest_recipients"] = _split(data["digest_recipients"])
+        data["trusted_proxies"] = _split(data["trusted_proxies"])
         data["config_path"] = Path(data["config_path"])
         return data
 

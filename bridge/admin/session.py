@@ -6,7 +6,6 @@ POST needs the session's CSRF token and, when the browser names one, our own ori
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import re
 
@@ -15,6 +14,7 @@ from werkzeug.wrappers import Response
 
 from bridge.admin import csrf as admin_csrf
 from bridge.admin.blueprint import blueprint, error_page
+from bridge.proxy import client_address, client_on_loopback
 from bridge.state import current
 from domain.accounts.admin_sessions import (
     check_csrf,
@@ -44,18 +44,11 @@ def _own_origins() -> list[str]:
     return own
 
 
-def _is_loopback(address: str | None) -> bool:
-    try:
-        return address is not None and ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
-
-
 def _cookie_secure() -> bool:
     """Secure outside loopback: an https public URL, an https request or a remote client."""
     if current().settings.public_url.startswith("https://") or request.is_secure:
         return True
-    return not _is_loopback(request.remote_addr)
+    return not client_on_loopback()
 
 
 def _set_cookie(response: Response, name: str, value: str, *, max_age: int, path: str) -> None:
@@ -170,7 +163,7 @@ def login() -> Response:
             store,
             username,
             password,
-            remote_addr=request.remote_addr,
+            remote_addr=client_address(),
             kdf=ScryptParams(n=current().settings.password_scrypt_n),
         )
     except LoginRefused as refused:
@@ -186,7 +179,7 @@ def login() -> Response:
     if old:
         end_session(store, old)
     ttl_s = current().settings.admin_session_hours * 3600
-    value = start_session(store, actor, ttl_s=ttl_s, remote_addr=request.remote_addr)
+    value = start_session(store, actor, ttl_s=ttl_s, remote_addr=client_address())
     response = redirect(_safe_next(next_url), 303)
     _set_cookie(response, SESSION_COOKIE, value, max_age=ttl_s, path=COOKIE_PATH)
     response.delete_cookie(LOGIN_COOKIE, path=url_for("admin.login"))

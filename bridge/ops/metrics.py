@@ -1,11 +1,16 @@
-"""GET /metrics: Prometheus text, from Redis counters and the store's current state."""
+"""GET /metrics: Prometheus text, from Redis counters and the store's current state.
+
+Not public (docs/proxy.md): with `BRIDGE_METRICS_TOKEN` set only a scraper presenting it as a
+bearer token gets the metrics; without it only a client on loopback (Prometheus on this host).
+"""
 
 from __future__ import annotations
 
+import hmac
 from collections import defaultdict
 from collections.abc import Iterator
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -17,7 +22,10 @@ from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 from sqlalchemy import func, select
 
+from bridge.auth import unauthorized
+from bridge.proxy import client_on_loopback
 from bridge.state import Bridge, current
+from domain.problems import Problem, msg
 from infra import telemetry
 from store.models import Delivery, DeliveryStatus, Submission
 from worker.queue import delivery_queue
@@ -119,7 +127,36 @@ class BridgeCollector(Collector):
 
 @blueprint.get("/metrics")
 def metrics() -> Response:
-    """The Prometheus exposition of the bridge's metrics."""
+    """The Prometheus exposition of the bridge's metrics, for the scraper only."""
+    refusal = _refusal(current().settings.metrics_token)
+    if refusal is not None:
+        raise refusal
     registry = CollectorRegistry(auto_describe=False)
     registry.register(BridgeCollector(current()))
     return Response(generate_latest(registry), mimetype="text/plain; version=0.0.4")
+
+
+def _refusal(token: str) -> Problem | None:
+    """Why this caller may not read the metrics, or None when it may."""
+    if token:
+        scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+        # Bytes, so that any presented value compares in constant time (str needs ASCII).
+        if scheme.lower() == "bearer" and hmac.compare_digest(
+            presented.strip().encode(), token.encode()
+        ):
+            return None
+        return unauthorized(
+            "Die Metriken brauchen das Token aus BRIDGE_METRICS_TOKEN.",
+            "The metrics need the token of BRIDGE_METRICS_TOKEN.",
+        )
+    if client_on_loopback():
+        return None
+    return Problem(
+        403,
+        "metrics-internal",
+        msg("Die Metriken sind nur intern abrufbar.", "The metrics are internal."),
+        msg(
+            "Ohne BRIDGE_METRICS_TOKEN nur von diesem Rechner aus.",
+            "Without BRIDGE_METRICS_TOKEN only from this host.",
+        ),
+    )

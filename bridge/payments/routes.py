@@ -25,6 +25,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from bridge.payments import pages as pages
+from bridge.proxy import client_address
 from bridge.respond import json_response
 from bridge.state import Bridge, current
 from domain.payments import payments
@@ -84,7 +85,7 @@ def _calls(bridge: Bridge, route: str) -> int:
     Without Redis nobody is limited: refusing every citizen and provider would be worse than
     an unlimited minute, and each journal row stays bounded anyway.
     """
-    key = f"bridge:rate:{route}:{request.remote_addr or '-'}"
+    key = f"bridge:rate:{route}:{client_address() or '-'}"
     try:
         pipe = bridge.redis.pipeline()
         pipe.incr(key)
@@ -259,7 +260,7 @@ def _journal(
             row = PaymentCallback(
                 provider=provider_id[:64],
                 kind=kind,
-                remote_addr=(request.remote_addr or "")[:64] or None,
+                remote_addr=(client_address() or "")[:64] or None,
                 headers={"query": query, **headers},
                 body=body[:JOURNAL_BODY_BYTES],
                 body_truncated=len(body) > JOURNAL_BODY_BYTES,
@@ -435,7 +436,7 @@ def _refuse(
             provider=provider_id[:64],
             verdict=refusal.verdict,
             payment_id=payment_id,
-            remote_addr=request.remote_addr,
+            remote_addr=client_address(),
         )
     return Problem(
         refusal.status,
