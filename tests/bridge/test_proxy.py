@@ -28,7 +28,7 @@ from store.models import PaymentCallback
 from tests.conftest import ROOT
 
 PROXY = "127.0.0.1"  # nginx on the same host, the default BRIDGE_TRUSTED_PROXIES
-PAY = "/pay/HUND-2026-000999"  # no such case: the limit is counted before the lookup
+PAY = "/pay/NA-2026-000999"  # no such case: the limit is counted before the lookup
 LIMIT = 30  # pay-page requests a minute per address (bridge/payments/routes.py)
 TOKEN = re.compile(r'name="csrf_token" value="([0-9a-f]{64})"')
 PASSWORD = "Stadtkasse-Usingen-2026!"
