@@ -73,7 +73,7 @@ class Ports:
     internal: int
 
 
-def render_site(ports: Ports, cert: Path, key: str | Path) -> str:
+def render_site(ports: Ports, cert: Path, key: Path) -> str:
     """The shipped site with exactly its CHANGE lines rewritten for this test's loopback."""
     text = SITE.read_text(encoding="utf-8")
     replacements = {
@@ -305,8 +305,10 @@ def test_public_paths_work_through_tls(fresh: Site) -> None:
     )
     assert (status, _is_app_problem(headers)) == (400, True)
     with fresh.store.read() as session:
-        journalled = list(session.scalars(select(PaymentCallback.remote_addr)))
-    assert journalled == ["127.0.0.3"]
+        newest = session.scalars(
+            select(PaymentCallback.remote_addr).order_by(PaymentCallback.id.desc())
+        ).first()
+    assert newest == "127.0.0.3"
     query = urllib.parse.urlencode({"delivery": "x", "expires": "1", "signature": "x"})
     status, headers, body = fresh.public(
         "GET", f"/api/v1/submissions/NA-2026-000001/attachments/{SHA}?{query}"
@@ -399,7 +401,13 @@ def _login(site: Site, source: str, password: str) -> Answer:
         "POST",
         "/admin/login",
         source=source,
-        headers={"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"},
+        headers={
+            "Cookie": cookie,
+            "Content-Type": "application/x-www-form-urlencoded",
+            # What a browser sends: the admin page's origin as nginx serves it, which the app
+            # knows as its own from X-Forwarded-Proto and X-Forwarded-Host.
+            "Origin": f"https://127.0.0.1:{site.ports.internal}",
+        },
         body=form,
     )
 
@@ -446,9 +454,10 @@ def test_a_forged_forwarded_for_sent_straight_to_the_app_is_not_believed(fresh: 
     )
     assert status == 400
     with fresh.store.read() as session:
-        addresses = set(session.scalars(select(PaymentCallback.remote_addr)))
-    assert "127.0.0.4" in addresses
-    assert "198.51.100.77" not in addresses
+        newest = session.scalars(
+            select(PaymentCallback.remote_addr).order_by(PaymentCallback.id.desc())
+        ).first()
+    assert newest == "127.0.0.4"
 
 
 def _directive(text: str, name: str) -> list[str]:
