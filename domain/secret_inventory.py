@@ -76,12 +76,13 @@ def needed_secrets(config: Config) -> list[NeededSecret]:
     for name, kind in SETTINGS_SECRETS.items():
         note(name, kind, "settings")
     for sender in config.senders.values():
-        for key, name in (
-            ("secret_env", sender.secret_env),
-            ("signing_secret_env", sender.signing_secret_env),
-        ):
-            if name:
-                note(name, MADE_HERE[key], f"senders.{sender.id}.{key}")
+        references = {
+            "secret_env": sender.secret_env,
+            "signing_secret_env": sender.signing_secret_env,
+        }
+        for key, named in references.items():
+            if named:
+                note(named, MADE_HERE[key], f"senders.{sender.id}.{key}")
     for office in config.offices.values():
         for key, name in _env_options(office.options):
             note(name, MADE_HERE.get(key, Kind.ISSUED), f"offices.{office.id}.options.{key}")
