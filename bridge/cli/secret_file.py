@@ -52,14 +52,15 @@ def secrets_command(env_path: Path, config_path: Path | None) -> None:
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
-    missing = [s for s in needed_secrets(config) if not present.get(s.name)]
+    needed = needed_secrets(config)
+    missing = [s for s in needed if not present.get(s.name)]
     made = {s.name: fresh_value(s.kind) for s in missing if s.made_here}
     to_fill = [s for s in missing if not s.made_here]
     placeholders = {s.name: "" for s in to_fill if s.name not in present}
     if made or placeholders or not env.exists:
         notes = {s.name: _note(s) for s in missing}
         write_env_file(env, env.with_values({**made, **placeholders}, notes))
-    kept = sum(1 for s in needed_secrets(config) if present.get(s.name))
+    kept = len(needed) - len(missing)
     for secret in missing:
         if secret.made_here:
             click.echo(f"added {secret.name} ({secret.kind}; {', '.join(secret.where)})")
