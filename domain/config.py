@@ -317,8 +317,14 @@ def flatten_problems(messages: Any, prefix: str = "", root: str = "") -> list[st
     return [f"{prefix or root}: {messages}"]
 
 
-def load_config(path: Path | str, environ: Mapping[str, str]) -> Config:
-    """Read, validate and cross-check the routing configuration at `path`."""
+def load_config(
+    path: Path | str, environ: Mapping[str, str], *, check_secrets: bool = True
+) -> Config:
+    """Read, validate and cross-check the routing configuration at `path`.
+
+    `check_secrets=False` skips only the check that every secret it names is set in `environ`
+    (for `python -m bridge secrets`, which is there to set them).
+    """
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -326,10 +332,16 @@ def load_config(path: Path | str, environ: Mapping[str, str]) -> Config:
         raise ConfigError([f"BRIDGE_CONFIG: file {path} does not exist"]) from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError([f"BRIDGE_CONFIG: {path} cannot be read: {exc}"]) from None
-    return parse_config(raw, environ, source=str(path))
+    return parse_config(raw, environ, source=str(path), check_secrets=check_secrets)
 
 
-def parse_config(raw: Mapping[str, Any], environ: Mapping[str, str], source: str = "") -> Config:
+def parse_config(
+    raw: Mapping[str, Any],
+    environ: Mapping[str, str],
+    source: str = "",
+    *,
+    check_secrets: bool = True,
+) -> Config:
     """Validate an already parsed configuration mapping (see `load_config`)."""
     where = f"{source}: " if source else ""
     try:
@@ -338,7 +350,7 @@ def parse_config(raw: Mapping[str, Any], environ: Mapping[str, str], source: str
         raise ConfigError([where + p for p in flatten_problems(exc.messages)]) from None
     problems: list[str] = []
     config = _build(data, problems)
-    _cross_check(config, environ, problems)
+    _cross_check(config, environ if check_secrets else None, problems)
     if problems:
         raise ConfigError([where + p for p in problems])
     return config
@@ -547,13 +559,16 @@ def _check_senders(config: Config, problems: list[str]) -> None:
             )
 
 
-def _cross_check(config: Config, environ: Mapping[str, str], problems: list[str]) -> None:
-    """What no single table can check: references between them and the secrets they name."""
+def _cross_check(config: Config, environ: Mapping[str, str] | None, problems: list[str]) -> None:
+    """What no single table can check: references between them and the secrets they name
+    (those only when `environ` is given)."""
     _check_municipalities(config, problems)
     _check_offices(config, problems)
     _check_responsibilities(config, _check_services(config, problems), problems)
     _check_payments(config, problems)
     _check_senders(config, problems)
+    if environ is None:
+        return
     for name in sorted(config.secret_names()):
         if not environ.get(name):
             problems.append(f"environment variable {name} (a secret named in the file) is not set")

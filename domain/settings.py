@@ -25,6 +25,7 @@ from domain.config import Config, ConfigError, load_config
 from infra.redis_connection import url_problem
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PROJECT_ROOT / "config" / "routing.toml"
 # The roles of BRIDGE_API_TOKENS, read only to move its tokens into the database once.
 LEGACY_ROLES = ("reader", "admin")
 MIB = 1024 * 1024
@@ -143,6 +144,13 @@ class Settings:
         return self.database_url.startswith("sqlite")
 
 
+def config_path_from_env(environ: Mapping[str, str] | None = None) -> Path:
+    """The routing file BRIDGE_CONFIG names in `environ` (default: the process environment),
+    else the shipped one; for commands that need the file before the settings are complete."""
+    env = os.environ if environ is None else environ
+    return Path(env.get("BRIDGE_CONFIG") or DEFAULT_CONFIG)
+
+
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
@@ -220,9 +228,7 @@ class _EnvSchema(Schema):
         load_default="redis://127.0.0.1:6379/0",
         validate=_check_redis_url,
     )
-    config_path = fields.String(
-        data_key="BRIDGE_CONFIG", load_default=str(PROJECT_ROOT / "config" / "routing.toml")
-    )
+    config_path = fields.String(data_key="BRIDGE_CONFIG", load_default=str(DEFAULT_CONFIG))
     encryption_keys = fields.String(data_key="BRIDGE_ENCRYPTION_KEYS", required=True)
     legacy_api_tokens = fields.String(data_key="BRIDGE_API_TOKENS", load_default="")
     max_body_bytes = fields.Integer(

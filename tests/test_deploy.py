@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -42,7 +43,7 @@ def test_each_process_is_restarted_always_as_the_bridge_user(unit: str) -> None:
         "Restart=always",
         "StartLimitIntervalSec=0",
         "User=bridge",
-        "EnvironmentFile=/etc/bridge/bridge.env",
+        "EnvironmentFile=/etc/formcycle-bridge/bridge.env",
         "ProtectSystem=strict",
         "NoNewPrivileges=yes",
         "PartOf=bridge.target",
@@ -62,3 +63,23 @@ def test_each_process_has_a_memory_and_task_ceiling(unit: str) -> None:
         assert value, lines[index]
         assert value != "infinity", lines[index]
         assert lines[index - 1].startswith("#"), f"{option} needs a comment saying why"
+
+
+def test_the_install_steps_name_files_that_exist() -> None:
+    """Every file of the checkout docs/install.md copies or runs (`/opt/bridge/...`) is in the
+    repository, and the units read the environment file the steps write."""
+    steps = (ROOT / "docs" / "install.md").read_text(encoding="utf-8")
+    # The venv is what the steps make, not a file of the checkout.
+    named = {
+        name
+        for name in re.findall(r"/opt/bridge/([\w./@-]+\w)", steps)
+        if not name.startswith(".venv")
+    }
+    assert {"requirements/runtime.txt", "deploy/systemd/bridge.env.example"} <= named
+    missing = sorted(name for name in named if not (ROOT / name).exists())
+    assert missing == []
+    for unit in SERVICES:
+        text = (UNITS / unit).read_text(encoding="utf-8")
+        [env_file] = re.findall(r"^EnvironmentFile=(.+)$", text, re.MULTILINE)
+        assert f"install -m 0600 /opt/bridge/deploy/systemd/bridge.env.example {env_file}" in steps
+        assert f"--env-file {env_file}" in steps

@@ -156,7 +156,7 @@ def test_scripts_setup_makes_var_private_even_if_it_exists(tmp_path: Path) -> No
     """An older checkout's world-readable var/ becomes its owner's alone (nothing installed:
     the lock file's stamp in the shared .venv matches)."""
     root = tmp_path / "checkout"
-    for name in ("scripts/setup", "requirements/lock.txt"):
+    for name in ("scripts/setup", "requirements/dev.txt"):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, root / name)
     (root / ".venv").symlink_to(ROOT / ".venv")

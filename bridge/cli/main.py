@@ -7,6 +7,7 @@ import click
 from bridge.cli.accounts import accounts, tokens
 from bridge.cli.context import Context, pass_context
 from bridge.cli.operations import COMMANDS
+from bridge.cli.secret_file import secrets_command
 from domain.payments.payments import fee_summary
 from infra.crypto import generate_key
 from integrations.checks import plain_mail_warnings
@@ -85,3 +86,4 @@ for _command in COMMANDS:  # submissions, failed, replay, cancel, reroute, purge
     main.add_command(_command)
 main.add_command(accounts)
 main.add_command(tokens)
+main.add_command(secrets_command)
