@@ -33,7 +33,11 @@ class Kind(StrEnum):
 # The settings' own secrets (domain/settings.py); tests/test_secrets_command.py checks that
 # every setting whose name says secret, key, password or token is either here or in
 # NOT_MADE_SETTINGS, so a new one is not forgotten.
-SETTINGS_SECRETS: Mapping[str, Kind] = {"BRIDGE_ENCRYPTION_KEYS": Kind.FERNET}
+SETTINGS_SECRETS: Mapping[str, Kind] = {
+    "BRIDGE_ENCRYPTION_KEYS": Kind.FERNET,
+    # Chosen here and given to Prometheus, so the scrape can pass the public proxy's side.
+    "BRIDGE_METRICS_TOKEN": Kind.SHARED,
+}
 # Secret-looking settings the command leaves alone, each with the reason.
 NOT_MADE_SETTINGS: Mapping[str, str] = {
     "BRIDGE_API_TOKENS": "retired: tokens live in the database (tokens import-env moves them)",

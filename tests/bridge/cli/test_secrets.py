@@ -17,6 +17,7 @@ from tests.conftest import EPAY21_PASSWORD, ROOT, bridge_cli
 SHIPPED = ROOT / "config" / "routing.toml"
 MADE = (
     "BRIDGE_ENCRYPTION_KEYS",
+    "BRIDGE_METRICS_TOKEN",
     "BRIDGE_SECRET_FORMCYCLE",
     "BRIDGE_SECRET_FORMCYCLE_SIGNING",
     "BRIDGE_SECRET_OFFICE_SIGNING",
@@ -61,7 +62,7 @@ def test_a_fresh_file_gets_every_secret_of_the_shipped_config(tmp_path: Path) ->
     assert "payment_providers.epay21-demo.options.password_env" in err
     for name in MADE:
         assert f"added {name} " in out
-    assert "4 added, 0 kept" in out
+    assert "5 added, 0 kept" in out
 
     missing = bridge_cli({"BRIDGE_CONFIG": str(SHIPPED), **values}, "check-config")
     assert missing.returncode == 2
@@ -96,16 +97,16 @@ def test_existing_values_are_kept_and_only_the_missing_ones_added(tmp_path: Path
     assert lines[3:6] == before[3:6]
     assert lines[-1].startswith("export BRIDGE_SECRET_FORMCYCLE_SIGNING=whsec_")
     assert lines[-2].startswith("# senders.formcycle.signing_secret_env: ")
-    assert len(lines) == len(before) + 2
-    assert out.count("added ") == 2
-    assert "2 added, 3 kept" in out
+    assert len(lines) == len(before) + 4
+    assert out.count("added ") == 3
+    assert "3 added, 3 kept" in out
     assert "fill in" not in err
     assert path.stat().st_mode & 0o777 == 0o600
 
     again = path.read_bytes()
     code, out, err = secrets_cli(path)
     assert (code, path.read_bytes()) == (0, again)
-    assert "0 added, 5 kept" in out
+    assert "0 added, 6 kept" in out
 
 
 @pytest.mark.parametrize("mode", [0o640, 0o604, 0o620])
