@@ -92,8 +92,11 @@ def _receive(service_id: str) -> Response:
     headers = {"Location": views.status_path(submission)}
     if not result.created:
         headers["Idempotent-Replayed"] = "true"
+    keys = settings.encryption_keys
     if wants_html():
-        payment = views.answer(submission, settings.config, settings.public_url).get("payment")
+        payment = views.answer(submission, settings.config, settings.public_url, keys).get(
+            "payment"
+        )
         return Response(
             confirmation_page(submission.reference, service.title, payment),
             status=202,
@@ -101,13 +104,16 @@ def _receive(service_id: str) -> Response:
             mimetype="text/html",
         )
     return json_response(
-        views.answer(submission, settings.config, settings.public_url), 202, headers
+        views.answer(submission, settings.config, settings.public_url, keys), 202, headers
     )
 
 
 def confirmation_page(reference: str, title: str, payment: dict[str, Any] | None = None) -> str:
     """The German page Formcycle shows the citizen: the reference and, if any, the fee."""
-    euros = f"{payment['amount'].replace('.', ',')} {payment['currency']}" if payment else ""
+    euros = ""
+    if payment:
+        sign = "€" if payment["currency"] == "EUR" else payment["currency"]
+        euros = f"{payment['amount'].replace('.', ',')} {sign}"
     return render_template(
         "citizen/confirmation.html",
         reference=reference,
