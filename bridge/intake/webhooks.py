@@ -10,6 +10,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from bridge import auth
 from bridge.api import views
 from bridge.intake.bodies import SUPPORTED, media_type_of, parse_body, unsupported_media_type
+from bridge.intake.pages import refusal_page
 from bridge.respond import json_response, wants_html
 from bridge.state import current
 from domain.intake.limits import BodyLimits
@@ -51,6 +52,9 @@ def receive(service_id: str) -> Response:
         telemetry.count_submission(
             bridge.redis, service_id if known else "unknown", str(problem.status)
         )
+        if wants_html():
+            service = bridge.settings.config.services.get(service_id)
+            return refusal_page(problem, service.schema if service is not None else None)
         raise
     # Accepted submissions are counted from the store itself (bridge/ops/metrics.py).
     if response.headers.get("Idempotent-Replayed"):
