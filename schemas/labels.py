@@ -39,6 +39,35 @@ def describe(schema_key: str, data: Mapping[str, Any]) -> list[Line]:
     return lines
 
 
+def field_label(schema_key: str, path: str) -> tuple[str, ...] | None:
+    """The German titles of a dotted field path as a problem names it.
+
+    ``"keeper.address.postal_code"`` becomes ``("Halterin oder Halter", "Anschrift",
+    "Postleitzahl")``, a list index its number (``"attachments.0"``: ``("Anlagen", "1.")``).
+    None when the schema does not know the path (an unknown key, a block of the bridge's own):
+    the caller then names no key, since a key it does not know may be anything a sender typed.
+    """
+    if schema_key not in SCHEMAS or not path:
+        return None
+    node: Schema | fields.Field[Any] = SCHEMAS.get(schema_key).schema_class()
+    labels: list[str] = []
+    for part in path.split("."):
+        if isinstance(node, fields.Nested):
+            node = node.schema
+        if isinstance(node, fields.List) and part.isdigit() and len(part) <= 6:
+            labels.append(f"{int(part) + 1}.")
+            node = node.inner
+            continue
+        if not isinstance(node, Schema):
+            return None
+        found = next((f for name, f in node.fields.items() if (f.data_key or name) == part), None)
+        if found is None:
+            return None
+        labels.append(str(found.metadata.get("title") or part))
+        node = found
+    return tuple(labels)
+
+
 def flag_notes(schema_key: str, flags: Mapping[str, Any]) -> list[str]:
     """The routing flags of a submission as German sentences (the set keys if unknown)."""
     if schema_key in SCHEMAS:

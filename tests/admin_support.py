@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 
 from domain.accounts.accounts import Actor
 from store.engine import Store
-from store.models import Delivery, Submission
+from store.models import Delivery, Payment, Submission
 from tests.conftest import FORMCYCLE_SECRET
 from tests.factories import dog, traffic
 
@@ -37,3 +37,19 @@ def fail_all(store: Store, error: str = "HTTP 503", status_code: int | None = 50
         )
         session.execute(update(Submission).values(status="failed"))
         return list(session.scalars(select(Delivery.id).order_by(Delivery.created_at)))
+
+
+def payment_calls(client: FlaskClient, store: Store, reference: str) -> str:
+    """Journal two refused provider calls about the case's payment (a foreign transaction) and
+    one naming no payment (not the case's); returns the payment's id."""
+    number = int(reference.rsplit("-", 1)[1])
+    with store.read() as session:
+        payment_id = session.scalars(
+            select(Payment.id).where(Payment.submission_id == number)
+        ).one()
+    hook = "/webhooks/payments/epay21-demo"
+    claim = {"paymentInformation": {"transactionId": "T-foreign", "status": "PAYED"}}
+    for _ in range(2):
+        assert client.post(f"{hook}?payment={payment_id}", json=claim).status_code == 409
+    assert client.post(hook, json={}).status_code == 400
+    return payment_id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
 from flask.testing import FlaskClient
@@ -100,8 +101,13 @@ def test_fee_is_announced_in_the_answer(client: FlaskClient) -> None:
         "status": "INITIAL",
         "paid": False,
         "before_delivery": True,
-        "url": f"http://127.0.0.1:8000/pay/{reference}",
+        "url": answer["payment"]["url"],
         "transaction_reference": None,
         "paid_at": None,
     }
+    # The pay link is a capability: the reference and a signed token (domain.payments.pay_links).
+    assert re.fullmatch(
+        rf"http://127\.0\.0\.1:8000/pay/{reference}\?token=\d+-[0-9a-f]{{64}}",
+        answer["payment"]["url"],
+    )
     assert "payment" not in _accepted(post_example(client, "dog-registration.form"))

@@ -16,7 +16,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
-from domain.payments import payments
+from domain.payments import pay_links, payments
 from domain.payments.payments import Applied, Confirmed
 from domain.settings import Settings
 from infra.logs import log_event
@@ -75,7 +75,14 @@ def order(settings: Settings, payment: Payment, case: Case) -> PaymentOrder:
         purpose=payment.purpose,
         description=f"{title} {case.reference}",
         municipality_ags=case.municipality_ags,
-        return_url=f"{settings.public_url}/pay/{case.reference}/return?payment={payment.id}",
+        # With the link's token, so that the return page may show the Kassenzeichen.
+        return_url=pay_links.return_url(
+            settings.public_url,
+            case.reference,
+            payment.id,
+            encryption_keys=settings.encryption_keys,
+            expires_at=payment.expires_at,
+        ),
         notify_url=f"{settings.public_url}/webhooks/payments/{payment.provider}?payment={payment.id}",
     )
 

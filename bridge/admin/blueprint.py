@@ -20,6 +20,8 @@ from bridge.admin.filters import FILTER_LABELS
 from bridge.admin.labels import (
     DELIVERY_STATUS,
     EVENT_KIND,
+    JOURNAL_KIND,
+    JOURNAL_VERDICT,
     PAYMENT_STATUS,
     ROLE,
     SUBMISSION_STATUS,
@@ -187,6 +189,8 @@ def _template_helpers() -> dict[str, Any]:
         "delivery_status": lambda s: label(DELIVERY_STATUS, s),
         "payment_status": lambda s: label(PAYMENT_STATUS, s),
         "event_kind": lambda s: label(EVENT_KIND, s),
+        "journal_kind": lambda s: label(JOURNAL_KIND, s),
+        "journal_verdict": lambda s: label(JOURNAL_VERDICT, s),
         "task_area": lambda s: label(TASK_AREA, s),
         "number": lambda n: f"{n:g}".replace(".", ","),
         "actor_label": _actor_label,

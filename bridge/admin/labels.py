@@ -60,6 +60,32 @@ EVENT_KIND = {
     "payment.status": "Zahlungsstatus geändert",
 }
 
+# The payment callback journal: who called (a provider's notification, the citizen's return)
+# and what the bridge made of it (`verdict`, bridge/payments/routes.py).
+JOURNAL_KIND = {
+    "notify": "Nachricht des Bezahldienstes",
+    "return": "Rückkehr vom Bezahldienst",
+}
+
+JOURNAL_VERDICT = {
+    "received": "Eingegangen, nicht abgeschlossen",
+    "applied": "Übernommen",
+    "open": "Noch offen",
+    "duplicate": "Schon bekannt",
+    "final": "Schon abgeschlossen, ignoriert",
+    "amount_mismatch": "Betrag weicht ab, abgelehnt",
+    "unknown": "Status unbekannt",
+    "not_confirmable": "Nicht bestätigt (Bezahldienst nicht erreichbar)",
+    "not_confirmed": "Vom Bezahldienst nicht bestätigt, abgelehnt",
+    "rate_limited": "Zu viele Nachrichten, abgelehnt",
+    "too_large": "Zu groß, abgelehnt",
+    "unknown_provider": "Unbekannter Bezahldienst, abgelehnt",
+    "unreadable": "Nicht lesbar, abgelehnt",
+    "provider_unconfigured": "Bezahldienst nicht nutzbar, abgelehnt",
+    "unknown_payment": "Unbekannte Zahlung, abgelehnt",
+    "transaction_mismatch": "Transaktion passt nicht, abgelehnt",
+}
+
 BULK_STATUS = {
     "running": "Läuft",
     "done": "Fertig",

@@ -82,11 +82,19 @@ def add_admin_paths(spec: APISpec) -> None:
         path="/api/v1/submissions/{reference}/detail",
         operations={
             "get": {
-                "summary": "Ein Antrag für die Verwaltung: Zustellungen, Zahlung, Verlauf",
+                "summary": "Ein Antrag für die Verwaltung: Zustellungen, Zahlung, Verlauf, "
+                "Nachrichten der Bezahldienste",
                 "security": BEARER,
                 "parameters": [path_param("reference")],
                 "responses": {
-                    "200": {"description": "Der Antrag"},
+                    "200": {
+                        "description": "Der Antrag",
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/SubmissionDetail"}
+                            }
+                        },
+                    },
                     **refused,
                     "404": problem("Unbekannt"),
                 },

@@ -17,6 +17,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from bridge.api import views
 from bridge.api.admin_openapi import add_admin_paths
 from bridge.api.openapi_parts import BEARER, json_body, path_param, problem
+from bridge.api.payment_openapi import add_payment_paths
 from domain.config import Config, Service
 from schemas import Limits, json_schema
 
@@ -240,6 +241,7 @@ def _document(services: tuple[tuple[str, str, str, Limits], ...]) -> dict[str, A
             }
         },
     )
+    add_payment_paths(spec)
     add_admin_paths(spec)
     for path, summary in (
         ("/healthz", "Lebt der Dienst?"),

@@ -33,7 +33,11 @@ def _not_found(reference: str) -> Problem:
 def submission_status(reference: str) -> Response:
     """Status, deliveries and history of one submission."""
     settings = current().settings
-    return json_response(views.status(_load(reference), settings.config, settings.public_url))
+    return json_response(
+        views.status(
+            _load(reference), settings.config, settings.public_url, settings.encryption_keys
+        )
+    )
 
 
 def _other_office() -> Problem:

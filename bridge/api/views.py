@@ -9,8 +9,9 @@ from typing import Any
 from marshmallow import Schema, fields
 
 from domain.config import Config
+from domain.payments import pay_links as links
 from domain.payments.payments import counted, payment_view, to_euros
-from store.models import Submission
+from store.models import Payment, Submission
 
 
 class MunicipalityView(Schema):
@@ -79,7 +80,12 @@ class PaymentView(Schema):
         required=True, metadata={"description": "the case goes to the office once paid"}
     )
     url = fields.String(
-        required=True, metadata={"description": "the link the citizen follows to pay"}
+        required=True,
+        metadata={
+            "description": "the link the citizen follows to pay: the bridge's pay page with a "
+            "signed token (`/pay/{reference}?token=...`) that expires with the payment; the "
+            "reference alone shows and creates nothing"
+        },
     )
     transaction_reference = fields.String(
         allow_none=True, metadata={"description": "Kassenzeichen"}
@@ -158,9 +164,20 @@ def status_path(submission: Submission) -> str:
     return f"/api/v1/submissions/{submission.reference}"
 
 
-def pay_url(public_url: str, submission: Submission) -> str:
-    """The citizen's pay link: the bridge's own page, which creates the transaction on use."""
-    return f"{public_url}/pay/{submission.reference}"
+def pay_url(
+    public_url: str, submission: Submission, payment: Payment, keys: tuple[str, ...], hours: int
+) -> str:
+    """The citizen's pay link: the bridge's own pay page, with a token (domain.payments.pay_links).
+
+    It expires with the payment; once that payment is over (expired, failed, cancelled), a link
+    given out now lives as long as a new attempt would, so that the status resource always
+    shows a link an operator may pass on.
+    """
+    now = dt.datetime.now(dt.UTC)
+    expires_at = payment.expires_at if payment.expires_at > now else now + dt.timedelta(hours=hours)
+    return links.pay_url(
+        public_url, submission.reference, encryption_keys=keys, expires_at=expires_at
+    )
 
 
 Moment = Callable[[dt.datetime | None], Any]
@@ -178,7 +195,12 @@ def _iso(moment: dt.datetime | None) -> str | None:
 
 
 def _payment(
-    submission: Submission, config: Config, public_url: str, attempts: bool, moment: Moment
+    submission: Submission,
+    config: Config,
+    public_url: str,
+    keys: tuple[str, ...],
+    attempts: bool,
+    moment: Moment,
 ) -> dict[str, Any] | None:
     """The payment part: the counted attempt (the paid one, else the latest) and the link."""
     service = config.services.get(submission.service)
@@ -193,7 +215,7 @@ def _payment(
         "status": found.status,
         "paid": found.status in ("PAYED", "BOOKED"),
         "before_delivery": bool(fee and fee.before_delivery),
-        "url": pay_url(public_url, submission),
+        "url": pay_url(public_url, submission, found, keys, fee.expires_after_hours if fee else 72),
         "transaction_reference": found.transaction_reference,
         "paid_at": moment(found.paid_at),
     }
@@ -206,12 +228,13 @@ def _base(
     submission: Submission,
     config: Config,
     public_url: str = "",
+    keys: tuple[str, ...] = (),
     attempts: bool = False,
     moment: Moment = _as_is,
 ) -> dict[str, Any]:
     """The answer's fields in `SubmissionAnswer`'s order, points in time written by ``moment``."""
     municipality = config.municipality_by_ags(submission.municipality_ags)
-    payment = _payment(submission, config, public_url, attempts, moment)
+    payment = _payment(submission, config, public_url, keys, attempts, moment)
     body: dict[str, Any] = {
         "reference": submission.reference,
         "status": submission.status,
@@ -244,19 +267,23 @@ def _base(
     return body
 
 
-def answer(submission: Submission, config: Config, public_url: str = "") -> dict[str, Any]:
+def answer(
+    submission: Submission, config: Config, public_url: str, keys: tuple[str, ...]
+) -> dict[str, Any]:
     """The 202 answer for a stored submission.
 
     Built as `_ANSWER.dump` would write it (same keys, order and values; tests/bridge/api/test_views.py
     compares them) without the dump, which cost more than building the body: every value
     here already has its JSON type except the points in time.
     """
-    return _base(submission, config, public_url, moment=_iso)
+    return _base(submission, config, public_url, keys, moment=_iso)
 
 
-def status(submission: Submission, config: Config, public_url: str = "") -> dict[str, Any]:
+def status(
+    submission: Submission, config: Config, public_url: str, keys: tuple[str, ...]
+) -> dict[str, Any]:
     """The status resource for a stored submission (with every payment attempt)."""
-    body = _base(submission, config, public_url, attempts=True)
+    body = _base(submission, config, public_url, keys, attempts=True)
     body.update(
         schema=submission.schema,
         flags=submission.flags,

@@ -10,6 +10,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from bridge import auth
 from bridge.api import views
 from bridge.intake.bodies import SUPPORTED, media_type_of, parse_body, unsupported_media_type
+from bridge.intake.pages import refusal_page
 from bridge.respond import json_response, wants_html
 from bridge.state import current
 from domain.intake.limits import BodyLimits
@@ -51,6 +52,9 @@ def receive(service_id: str) -> Response:
         telemetry.count_submission(
             bridge.redis, service_id if known else "unknown", str(problem.status)
         )
+        if wants_html():
+            service = bridge.settings.config.services.get(service_id)
+            return refusal_page(problem, service.schema if service is not None else None)
         raise
     # Accepted submissions are counted from the store itself (bridge/ops/metrics.py).
     if response.headers.get("Idempotent-Replayed"):
@@ -92,8 +96,11 @@ def _receive(service_id: str) -> Response:
     headers = {"Location": views.status_path(submission)}
     if not result.created:
         headers["Idempotent-Replayed"] = "true"
+    keys = settings.encryption_keys
     if wants_html():
-        payment = views.answer(submission, settings.config, settings.public_url).get("payment")
+        payment = views.answer(submission, settings.config, settings.public_url, keys).get(
+            "payment"
+        )
         return Response(
             confirmation_page(submission.reference, service.title, payment),
             status=202,
@@ -101,13 +108,16 @@ def _receive(service_id: str) -> Response:
             mimetype="text/html",
         )
     return json_response(
-        views.answer(submission, settings.config, settings.public_url), 202, headers
+        views.answer(submission, settings.config, settings.public_url, keys), 202, headers
     )
 
 
 def confirmation_page(reference: str, title: str, payment: dict[str, Any] | None = None) -> str:
     """The German page Formcycle shows the citizen: the reference and, if any, the fee."""
-    euros = f"{payment['amount'].replace('.', ',')} {payment['currency']}" if payment else ""
+    euros = ""
+    if payment:
+        sign = "€" if payment["currency"] == "EUR" else payment["currency"]
+        euros = f"{payment['amount'].replace('.', ',')} {sign}"
     return render_template(
         "citizen/confirmation.html",
         reference=reference,

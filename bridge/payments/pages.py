@@ -1,8 +1,9 @@
-"""The German pages a citizen sees around paying: paid, not yet, provider down, unknown link.
+"""The German pages a citizen sees around paying: the pay page, paid, not yet, provider down,
+withdrawn, and the refusals of a link (old, invalid, expired, a form sent without its token).
 
-The texts live in `bridge/templates/citizen/` (Jinja, autoescaped). References are guessable,
-so these pages show only the reference, the amount and the purpose: never a name, an address or
-anything else from the application.
+The texts live in `bridge/templates/citizen/` (Jinja, autoescaped). Only a signed link (see
+`domain.payments.pay_links`) shows the reference, the amount and the purpose, and only with its
+token the Kassenzeichen: never a name, an address or anything else from the application.
 """
 
 from __future__ import annotations
@@ -15,8 +16,14 @@ from domain.payments.payments import to_euros
 from store.models import Payment
 
 
+def euros(cents: int, currency: str) -> str:
+    """An amount as a German reader writes it: "35,00 €" (another currency by its code)."""
+    sign = "€" if currency == "EUR" else currency
+    return f"{to_euros(cents)}".replace(".", ",") + f" {sign}"
+
+
 def _euros(payment: Payment) -> str:
-    return f"{to_euros(payment.amount_cents)}".replace(".", ",") + f" {payment.currency}"
+    return euros(payment.amount_cents, payment.currency)
 
 
 def _page(
@@ -38,17 +45,48 @@ def _page(
     return response
 
 
-def paid(reference: str, payment: Payment) -> Response:
-    """The fee is paid (now or before)."""
-    return _page("paid", reference=reference, payment=payment)
+def paid(reference: str, payment: Payment, *, kassenzeichen: bool = True) -> Response:
+    """The fee is paid (now or before); the Kassenzeichen only to a holder of the link's token."""
+    return _page("paid", reference=reference, payment=payment, kassenzeichen=kassenzeichen)
 
 
-def not_completed(reference: str, payment: Payment, pay_link: str) -> Response:
+def pay_form(reference: str, payment: Payment, token: str, csrf: str) -> Response:
+    """The pay page: amount, purpose and the "Jetzt bezahlen" button (a POST, never a GET)."""
+    return _page("pay", reference=reference, payment=payment, token=token, csrf=csrf)
+
+
+def withdrawn(reference: str, paid: bool) -> Response:
+    """The case was withdrawn: nothing (more) to pay."""
+    return _page("withdrawn", reference=reference, paid=paid)
+
+
+def old_link() -> Response:
+    """A link without a token (the format before issue 18): where the new one is.
+
+    404 for every reference, known or not: the address alone must reveal nothing, and a link
+    scanner or a chat preview learns that there is nothing to follow.
+    """
+    return _page("old_link", status=404)
+
+
+def bad_link(outcome: str) -> Response:
+    """A token that is not ours (403) or has run out (410)."""
+    if outcome == "expired":
+        return _page("expired_link", status=410)
+    return _page("invalid_link", status=403)
+
+
+def form_refused() -> Response:
+    """The pay form came without its double-submit token (or another browser's): 403."""
+    return _page("form_refused", status=403)
+
+
+def not_completed(reference: str, payment: Payment, pay_link: str | None) -> Response:
     """The attempt failed, was cancelled or ran out: the link starts a new one."""
     return _page("not_completed", reference=reference, payment=payment, pay_link=pay_link)
 
 
-def pending(reference: str, payment: Payment, pay_link: str) -> Response:
+def pending(reference: str, payment: Payment, pay_link: str | None) -> Response:
     """The provider has not confirmed the payment yet."""
     return _page("pending", reference=reference, payment=payment, pay_link=pay_link)
 

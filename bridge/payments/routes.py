@@ -1,9 +1,14 @@
 """The public payment routes: the pay link, the citizen's return, the providers' callbacks.
 
-- `GET /pay/<reference>`: creates the provider transaction on first use (our row is already
-  stored, the create carries our id), reuses an open one, and redirects (303) to the pay page.
-  After FAILED, CANCELED or expired it starts a new attempt. Provider down: a German 503 page.
-- `GET /pay/<reference>/return?payment=<id>`: a trigger; the status is asked, then shown.
+- `GET /pay/<reference>?token=<signed>`: the pay page (amount, purpose, "Jetzt bezahlen"); it
+  changes nothing. Without a token: the same German 404 page for every reference, saying where
+  the new link is; a bad token 403, an expired one 410; a withdrawn case says so.
+- `POST /pay/<reference>` (token and the double-submit CSRF token in the form): creates the
+  provider transaction on first use (our row is already stored, the create carries our id),
+  reuses an open one, and redirects (303) to the provider's pay page. After FAILED, CANCELED or
+  expired it starts a new attempt. Provider down: a German 503 page.
+- `GET /pay/<reference>/return?payment=<id>[&token=...]`: a trigger; the status is asked, then
+  shown (the Kassenzeichen only with the token).
 - `POST /webhooks/payments/<provider>`: at most `CALLBACK_RATE_LIMIT` a minute per address; a
   provider not in the routing file is refused unjournalled; a configured provider's call is
   journalled first (own transaction, even if refused; bounded: `JOURNAL_BODY_BYTES` of the body,
@@ -15,9 +20,11 @@ Callbacks and returns are never trusted: only what `status()` confirms is applie
 from __future__ import annotations
 
 import logging
+import secrets
 from decimal import Decimal
 from enum import Enum
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Blueprint, Response, request
 from redis.exceptions import RedisError
@@ -28,7 +35,7 @@ from bridge.payments import pages as pages
 from bridge.proxy import client_address
 from bridge.respond import json_response
 from bridge.state import Bridge, current
-from domain.payments import payments
+from domain.payments import pay_links, payments
 from domain.problems import Problem, msg
 from infra.logs import log_event
 from integrations.payment_providers import (
@@ -38,7 +45,15 @@ from integrations.payment_providers import (
     ProviderRefused,
     ProviderUnavailable,
 )
-from store.models import Payment, PaymentCallback, PaymentStatus, Submission, parse_reference
+from store.models import (
+    Payment,
+    PaymentCallback,
+    PaymentStatus,
+    Submission,
+    SubmissionStatus,
+    parse_reference,
+    utcnow,
+)
 from worker.payment_flow import (
     Case,
     case_of,
@@ -68,6 +83,9 @@ RATE_WINDOW_S = 60
 # retries a refused call), so 60 leave room for a burst after its outage, while a flood stores at
 # most 60 bounded rows a minute per address. The reconciliation asks the provider anyway.
 CALLBACK_RATE_LIMIT = 60
+# The pay form's double-submit cookie (per link path) and how long a page's form stays usable.
+CSRF_COOKIE = "bridge_pay"
+CSRF_COOKIE_S = 3600
 PAID_CLAIMS = frozenset({"PAYED", "BOOKED", "1", "PAID", "SUCCESS"})
 
 
@@ -123,18 +141,114 @@ def _see_other(url: str) -> Response:
     return Response(status=303, headers={"Location": url, "Cache-Control": "no-store"})
 
 
-def _pay_link(bridge: Bridge, reference: str) -> str:
-    return f"{bridge.settings.public_url}/pay/{reference}"
+def _pay_link(bridge: Bridge, reference: str, token: str) -> str:
+    """The pay page's address with the token the citizen came with."""
+    return f"{bridge.settings.public_url}/pay/{reference}?{urlencode({'token': token})}"
+
+
+def _token_check(bridge: Bridge, reference: str, token: str | None) -> pay_links.TokenCheck:
+    return pay_links.check_token(
+        reference, token, encryption_keys=bridge.settings.encryption_keys, now=utcnow()
+    )
+
+
+def _withdrawn(bridge: Bridge, case: Case) -> Response | None:
+    """The withdrawn page when the case was cancelled (the pay link then creates nothing)."""
+    with bridge.store.read() as session:
+        status = session.scalar(
+            select(Submission.status).where(Submission.id == case.submission_id)
+        )
+    if status != SubmissionStatus.CANCELLED:
+        return None
+    paid = any(
+        p.status in PaymentStatus.PAID
+        for p in payments.payments_of(bridge.store, case.submission_id)
+    )
+    return pages.withdrawn(case.reference, paid)
 
 
 @blueprint.get("/pay/<reference>")
-def pay(reference: str) -> Response:
-    """Send the citizen to the provider's pay page (creating the transaction on first use)."""
+def pay_page(reference: str) -> Response:
+    """The pay page of a signed link: amount, purpose, "Jetzt bezahlen". A GET changes nothing.
+
+    Mail scanners and chat previews follow links: without a token (the old link format) every
+    reference gets the same page saying where the new link is; with a token the page shows
+    the fee and a form whose POST creates the transaction.
+    """
     bridge = current()
     if _limited(bridge, "pay"):
         return pages.too_many(60)
+    token = request.args.get("token")
+    if token is None:
+        return pages.old_link()
+    check = _token_check(bridge, reference, token)
+    if not check.ok:
+        return pages.bad_link(check.outcome)
     try:
-        return _pay(bridge, reference)
+        return _show(bridge, reference, token)
+    except SQLAlchemyError as exc:
+        log_event(log, "payment.store_failed", level=logging.ERROR, error=type(exc).__name__)
+        return pages.unavailable(reference, None, RETRY_AFTER_S)
+
+
+def _show(bridge: Bridge, reference: str, token: str) -> Response:
+    """What the signed link shows: paid, withdrawn, or the pay form (read only)."""
+    case = _case(bridge, reference)
+    if case is None:
+        return pages.unknown()
+    withdrawn = _withdrawn(bridge, case)
+    if withdrawn is not None:
+        return withdrawn
+    payment = payments.counted(payments.payments_of(bridge.store, case.submission_id))
+    if payment is None:
+        return pages.unknown()
+    if payment.status in PaymentStatus.PAID:
+        return pages.paid(reference, payment)
+    # The double-submit nonce: kept when the browser has one (a second tab stays valid).
+    nonce = request.cookies.get(CSRF_COOKIE, "")
+    if not (nonce.isascii() and nonce.isalnum() and 20 <= len(nonce) <= 64):
+        nonce = secrets.token_hex(16)
+    csrf = pay_links.csrf_token(
+        nonce, reference, token, encryption_keys=bridge.settings.encryption_keys
+    )
+    response = pages.pay_form(reference, payment, token, csrf)
+    response.set_cookie(
+        CSRF_COOKIE,
+        nonce,
+        max_age=CSRF_COOKIE_S,
+        path=f"/pay/{reference}",
+        secure=bridge.settings.public_url.startswith("https://") or request.is_secure,
+        httponly=True,
+        samesite="Strict",
+    )
+    return response
+
+
+@blueprint.post("/pay/<reference>")
+def pay(reference: str) -> Response:
+    """ "Jetzt bezahlen": create the transaction on first use (or reuse the open one) and send
+    the citizen to the provider's pay page. Needs the link's token and the form's CSRF token."""
+    bridge = current()
+    if _limited(bridge, "pay"):
+        return pages.too_many(60)
+    token = request.form.get("token", "")[:100]
+    check = _token_check(bridge, reference, token)
+    if not check.ok:
+        return pages.old_link() if check.outcome == "missing" else pages.bad_link(check.outcome)
+    if not pay_links.csrf_ok(
+        request.cookies.get(CSRF_COOKIE, ""),
+        request.form.get("csrf_token", ""),
+        reference,
+        token,
+        encryption_keys=bridge.settings.encryption_keys,
+    ):
+        return pages.form_refused()
+    try:
+        case = _case(bridge, reference)
+        withdrawn = _withdrawn(bridge, case) if case is not None else None
+        if withdrawn is not None:
+            return withdrawn
+        return _pay(bridge, reference, token)
     except ProviderError:
         return pages.unavailable(reference, None, RETRY_AFTER_S)
     except SQLAlchemyError as exc:
@@ -142,7 +256,7 @@ def pay(reference: str) -> Response:
         return pages.unavailable(reference, None, RETRY_AFTER_S)
 
 
-def _pay(bridge: Bridge, reference: str) -> Response:
+def _pay(bridge: Bridge, reference: str, token: str) -> Response:
     case = _case(bridge, reference)
     if case is None:
         return pages.unknown()
@@ -167,14 +281,16 @@ def _pay(bridge: Bridge, reference: str) -> Response:
         if payment.status in PaymentStatus.PAID:
             return pages.paid(reference, payment)
         if payment.transaction_id is None:
-            return _new_transaction(bridge, reference, payment, case)
-        answer = _open_transaction(bridge, reference, payment, case)
+            return _new_transaction(bridge, reference, payment, case, token)
+        answer = _open_transaction(bridge, reference, payment, case, token)
         if answer is not None:
             return answer
     return pages.unavailable(reference, None, RETRY_AFTER_S)
 
 
-def _new_transaction(bridge: Bridge, reference: str, payment: Payment, case: Case) -> Response:
+def _new_transaction(
+    bridge: Bridge, reference: str, payment: Payment, case: Case, token: str
+) -> Response:
     """Create the payment's transaction at the provider and send the citizen to pay it."""
     try:
         transaction = create_transaction(bridge.settings, bridge.store, payment, case, "citizen")
@@ -182,11 +298,11 @@ def _new_transaction(bridge: Bridge, reference: str, payment: Payment, case: Cas
         return pages.unavailable(reference, payment, RETRY_AFTER_S)
     if transaction.pay_url:
         return _see_other(transaction.pay_url)
-    return pages.pending(reference, payment, _pay_link(bridge, reference))
+    return pages.pending(reference, payment, _pay_link(bridge, reference, token))
 
 
 def _open_transaction(
-    bridge: Bridge, reference: str, payment: Payment, case: Case
+    bridge: Bridge, reference: str, payment: Payment, case: Case, token: str
 ) -> Response | None:
     """An open transaction: ask first, so a lost callback does not send a payer back.
 
@@ -203,7 +319,7 @@ def _open_transaction(
         return None
     if payment.pay_url:
         return _see_other(payment.pay_url)
-    return pages.pending(reference, payment, _pay_link(bridge, reference))
+    return pages.pending(reference, payment, _pay_link(bridge, reference, token))
 
 
 @blueprint.get("/pay/<reference>/return")
@@ -220,24 +336,29 @@ def pay_return(reference: str) -> Response:
 
 
 def _return(bridge: Bridge, reference: str) -> Response:
+    """Ask the provider about the returning payment; the Kassenzeichen and the link to pay again
+    only with the link's token (a bare payment id shows the status alone)."""
     case = _case(bridge, reference)
     payment_id = request.args.get("payment", "")[:64]
     payment = payments.get(bridge.store, payment_id) if payment_id else None
     if case is None or payment is None or payment.submission_id != case.submission_id:
         return pages.unknown()
+    token = request.args.get("token", "")[:100]
+    shown = _token_check(bridge, reference, token).ok
+    link = _pay_link(bridge, reference, token) if shown else None
     journal_id = _journal(bridge, payment.provider, "return", b"", payment.id, "received")
     try:
         applied = confirm(bridge.settings, bridge.store, bridge.redis, payment, case, "citizen")
     except ProviderError:
         _verdict(bridge, journal_id, "not_confirmable")
-        return pages.pending(reference, payment, _pay_link(bridge, reference))
+        return pages.pending(reference, payment, link)
     _verdict(bridge, journal_id, applied.verdict)
     fresh = payments.get(bridge.store, payment.id) or payment
     if fresh.status in PaymentStatus.PAID:
-        return pages.paid(reference, fresh)
+        return pages.paid(reference, fresh, kassenzeichen=shown)
     if fresh.status in PaymentStatus.FINAL:
-        return pages.not_completed(reference, fresh, _pay_link(bridge, reference))
-    return pages.pending(reference, fresh, _pay_link(bridge, reference))
+        return pages.not_completed(reference, fresh, link)
+    return pages.pending(reference, fresh, link)
 
 
 def _journal(

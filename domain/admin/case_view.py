@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, selectinload
 from domain.config import Config
 from domain.payments.payments import counted, payment_view
 from store.engine import Store
-from store.models import Payment, Submission, parse_reference
+from store.models import Payment, PaymentCallback, Submission, parse_reference
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,28 @@ class TimelineEntry:
 
 
 @dataclass(frozen=True)
+class JournalEntry:
+    """One inbound call about one of the case's payments (the payment callback journal).
+
+    What answers "did the provider call us, and what did we answer?": when, which provider,
+    a notification or the citizen's return, and the verdict. Never the caller's address (a
+    return comes from the citizen's browser) nor the body.
+    """
+
+    at: dt.datetime
+    provider: str
+    kind: str
+    verdict: str
+    payment_id: str | None
+    detail: str | None
+
+
+#: The most recent journal rows a case shows (each names one of its payments; a caller who
+#: knows a payment id could add rows, the rate limit bounds how fast).
+JOURNAL_SHOWN = 100
+
+
+@dataclass(frozen=True)
 class SubmissionDetail:
     """A case with everything an administrator needs to decide what to do with it."""
 
@@ -60,6 +82,7 @@ class SubmissionDetail:
     deliveries: list[DeliveryDetail]
     payment: dict[str, Any] | None
     timeline: list[TimelineEntry]
+    payment_journal: list[JournalEntry]
 
 
 def payment_of(session: Session, submission: Submission, config: Config) -> dict[str, Any] | None:
@@ -87,6 +110,21 @@ def payment_of(session: Session, submission: Submission, config: Config) -> dict
         return None
     fee = service.fee
     return {"amount": str(fee.amount), "currency": fee.currency, "purpose": fee.purpose}
+
+
+def journal_of(session: Session, submission_id: int) -> list[JournalEntry]:
+    """The journal rows naming the case's payments, oldest first (the latest `JOURNAL_SHOWN`)."""
+    ids = select(Payment.id).where(Payment.submission_id == submission_id)
+    rows = session.scalars(
+        select(PaymentCallback)
+        .where(PaymentCallback.payment_id.in_(ids))
+        .order_by(PaymentCallback.at.desc(), PaymentCallback.id.desc())
+        .limit(JOURNAL_SHOWN)
+    ).all()
+    return [
+        JournalEntry(r.at, r.provider, r.kind, r.verdict, r.payment_id, r.detail)
+        for r in reversed(rows)
+    ]
 
 
 def submission_detail(store: Store, config: Config, reference: str) -> SubmissionDetail | None:
@@ -143,4 +181,5 @@ def submission_detail(store: Store, config: Config, reference: str) -> Submissio
                 TimelineEntry(e.at, e.kind, e.actor, e.delivery_id, dict(e.detail))
                 for e in s.events
             ],
+            payment_journal=journal_of(session, s.id),
         )

@@ -29,6 +29,9 @@ PAGES: list[tuple[str, Callable[[], Response], int, bool]] = [
     ("not-completed", lambda: pages.not_completed(HOSTILE, _payment(), LINK), 2, True),
     ("pending", lambda: pages.pending(HOSTILE, _payment(), LINK), 2, True),
     ("unavailable", lambda: pages.unavailable(HOSTILE, _payment(), 120), 2, False),
+    # Title and facts name the reference; purpose, token and CSRF value once each.
+    ("pay", lambda: pages.pay_form(HOSTILE, _payment(), HOSTILE, HOSTILE), 5, False),
+    ("withdrawn", lambda: pages.withdrawn(HOSTILE, paid=True), 1, False),
 ]
 
 

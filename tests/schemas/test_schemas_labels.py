@@ -7,7 +7,7 @@ from marshmallow import Schema, fields
 
 from schemas import SCHEMAS, describe
 from schemas.blocks import Choice
-from schemas.labels import flag_notes
+from schemas.labels import field_label, flag_notes
 from tests.schemas.samples import SAMPLE_OPTIONS, dog_registration_payload, traffic_order_payload
 
 
@@ -64,3 +64,14 @@ def test_unknown_keys_and_schemas_are_shown_not_hidden() -> None:
         (("cat", "indoor"), "Ja"),
     ]
     assert (("legacy",), "x") in describe("traffic-order@1", {"legacy": "x"})
+
+
+def test_field_label_names_a_problem_path_by_titles() -> None:
+    """A problem's dotted path as German titles (list items by number); a path the schema does
+    not know is None, so that no key a sender typed is ever shown as a label."""
+    key = "dog-registration@1"
+    assert field_label(key, "dog.microchip_number") == ("Hund", "Transpondernummer (Chip)")
+    assert field_label(key, "attachments.0.filename") == ("Anlagen", "1.", "Dateiname")
+    for unknown in ("dog.<script>", "dog.microchip_number.x", "", "attachments.x", "_schema"):
+        assert field_label(key, unknown) is None, unknown
+    assert field_label("cat-registration@1", "cat.name") is None

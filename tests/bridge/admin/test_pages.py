@@ -15,7 +15,7 @@ from domain.settings import Settings
 from store.accounts import AdminSession
 from store.engine import Store
 from store.models import Delivery, Event, Payment, utcnow
-from tests.admin_support import fail_all, post
+from tests.admin_support import fail_all, payment_calls, post
 from tests.bridge.admin.conftest import csrf_of, login
 from tests.conftest import snapshot
 
@@ -588,3 +588,26 @@ def test_case_page_shows_the_payment_that_counts(operator: FlaskClient, store: S
     assert "<dt>Kassenzeichen</dt><dd>KZ-2026-000042</dd>" in payment
     assert "<dt>Zahlart</dt><dd>GIROPAY</dd>" in payment
     assert "<dt>Zahlungsversuche</dt><dd>2 (" in payment
+
+
+def test_case_page_shows_the_payment_callback_journal(operator: FlaskClient, store: Store) -> None:
+    """The case page lists the provider calls about its payment in German words: time,
+    provider, kind and verdict; a case without a fee has no such section."""
+    reference = post(operator, "traffic-order")
+    html = operator.get(f"/admin/antraege/{reference}").get_data(as_text=True)
+    section = html.split('id="h-journal"')[1].split("</section>")[0]
+    assert "Zu diesem Antrag hat kein Bezahldienst eine Nachricht geschickt." in section
+    payment_calls(operator, store, reference)
+    html = operator.get(f"/admin/antraege/{reference}").get_data(as_text=True)
+    section = html.split('id="h-journal"')[1].split("</section>")[0]
+    assert ">Nachrichten zur Zahlung</h2>" in html
+    rows = section.split("<tbody>")[1].split("</tbody>")[0].count("<tr>")
+    assert rows == 2
+    assert "<td>epay21-demo</td>" in section
+    assert "<td>Nachricht des Bezahldienstes</td>" in section
+    assert "<td>Transaktion passt nicht, abgelehnt</td>" in section
+    assert "transaction_mismatch" not in section
+    assert "127.0.0.1" not in section
+    assert 'id="h-journal"' not in operator.get(f"/admin/antraege/{post(operator)}").get_data(
+        as_text=True
+    )

@@ -15,7 +15,7 @@ from domain.accounts.accounts import Role
 from schemas.options import LOCAL_TZ
 from store.engine import Store
 from store.models import BulkReplay, Delivery, Event, Submission
-from tests.admin_support import fail_all, post
+from tests.admin_support import fail_all, payment_calls, post
 from tests.conftest import MakeToken, snapshot
 
 # Filled per test with tokens made in that test's store (see `_tokens`).
@@ -293,3 +293,48 @@ def test_any_filter_is_answered_without_a_server_error(
         assert response.status_code in (200, 400), (params, response.get_data(as_text=True))
     dry = client.post("/api/v1/replays", json={"filter": params, "dry_run": True}, headers=OPERATOR)
     assert dry.status_code in (200, 400), (params, dry.get_data(as_text=True))
+
+
+def test_detail_shows_the_payment_callback_journal(client: FlaskClient, store: Store) -> None:
+    """The case's journal rows (time, provider, kind, verdict), oldest first; a call naming no
+    payment or another case's payment is not the case's; no caller address, no body."""
+    reference = post(client, "traffic-order")
+    other = post(client, "traffic-order")
+    payment_id = payment_calls(client, store, reference)
+    payment_calls(client, store, other)
+    detail = _get(client, f"/api/v1/submissions/{reference}/detail")
+    journal = detail["payment_journal"]
+    assert [(j["provider"], j["kind"], j["verdict"], j["payment_id"]) for j in journal] == [
+        ("epay21-demo", "notify", "transaction_mismatch", payment_id)
+    ] * 2
+    assert set(journal[0]) == {"at", "provider", "kind", "verdict", "payment_id", "detail"}
+    assert dt.datetime.fromisoformat(journal[0]["at"]) <= dt.datetime.now(dt.UTC)
+    assert journal[0]["at"] <= journal[1]["at"]
+    assert _get(client, f"/api/v1/submissions/{post(client)}/detail")["payment_journal"] == []
+
+
+def test_openapi_describes_the_journal_and_the_pay_routes(client: FlaskClient) -> None:
+    """The detail's schema names the journal; the pay link, its POST, the return and the
+    providers' callback are operations of /openapi.json."""
+    doc = client.get("/openapi.json").get_json()
+    schemas = doc["components"]["schemas"]
+    entry = schemas["PaymentJournalEntry"]
+    assert set(entry["required"]) == {"at", "provider", "kind", "verdict", "payment_id", "detail"}
+    journal = schemas["SubmissionDetail"]["properties"]["payment_journal"]
+    assert journal["items"] == {"$ref": "#/components/schemas/PaymentJournalEntry"}
+    detail = doc["paths"]["/api/v1/submissions/{reference}/detail"]["get"]
+    assert detail["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/SubmissionDetail"
+    }
+    operations = {(p, m) for p, ops in doc["paths"].items() for m in ops}
+    assert {
+        ("/pay/{reference}", "get"),
+        ("/pay/{reference}", "post"),
+        ("/pay/{reference}/return", "get"),
+        ("/webhooks/payments/{provider_id}", "post"),
+    } <= operations
+    pay = doc["paths"]["/pay/{reference}"]
+    assert "text/html" in pay["get"]["responses"]["200"]["content"]
+    assert "303" in pay["post"]["responses"]
+    form = pay["post"]["requestBody"]["content"]["application/x-www-form-urlencoded"]
+    assert form["schema"]["required"] == ["token", "csrf_token"]

@@ -40,8 +40,9 @@ def _stored(client: FlaskClient, store: Store, service: str, body: bytes) -> Sub
 
 
 def _assert_same(submission: Submission, settings: Settings) -> None:
-    direct = views.answer(submission, settings.config, settings.public_url)
-    dumped = views._ANSWER.dump(views._base(submission, settings.config, settings.public_url))
+    keys = settings.encryption_keys
+    direct = views.answer(submission, settings.config, settings.public_url, keys)
+    dumped = views._ANSWER.dump(views._base(submission, settings.config, settings.public_url, keys))
     # Compared as JSON text, so that key order and value types count too.
     assert json.dumps(direct) == json.dumps(dumped)
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from typing import Any
 
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
+from domain.payments.pay_links import pay_token
+from domain.settings import Settings
 from store.engine import Store
-from store.models import Delivery, Event, Payment, PaymentCallback, Submission
+from store.models import Delivery, Event, Payment, PaymentCallback, Submission, utcnow
 from tests.conftest import FORMCYCLE_SECRET
 from tests.factories import dog, traffic
 from tests.worker.conftest import submit
@@ -32,15 +36,28 @@ def _journal(store: Store) -> list[tuple[str, str, bool]]:
         ]
 
 
-def test_pay_link_of_nothing_payable_is_a_german_404(client: FlaskClient, store: Store) -> None:
-    """Unknown, malformed and fee-less references: 404 page, no personal data, nothing stored."""
+def test_pay_link_of_nothing_payable_is_a_german_404(
+    client: FlaskClient, store: Store, settings: Settings
+) -> None:
+    """Unknown and fee-less references with a valid token: 404 page, nothing stored; without a
+    token every reference (known, unknown, malformed) gets the old-link page, also a 404."""
     reference = submit(client, "dog-registration", dog())["reference"]
     before = _counts(store)
-    for path in ("/pay/US-2026-999999", "/pay/%C2%B9", f"/pay/{reference}", "/pay/x/return"):
+
+    def signed(ref: str) -> str:
+        expires_at = utcnow() + dt.timedelta(hours=1)
+        token = pay_token(ref, encryption_keys=settings.encryption_keys, expires_at=expires_at)
+        return f"/pay/{ref}?token={token}"
+
+    for path in (signed("US-2026-999999"), signed(reference), "/pay/x/return"):
         response = client.get(path)
         assert response.status_code == 404, path
         assert "Keine Zahlung gefunden" in response.get_data(as_text=True)
         assert response.headers["Cache-Control"] == "no-store"
+    for path in ("/pay/US-2026-999999", "/pay/%C2%B9", f"/pay/{reference}"):
+        response = client.get(path)
+        assert response.status_code == 404, path
+        assert "Dieser Link ist nicht mehr gültig" in response.get_data(as_text=True)
     assert _counts(store) == before
 
 
@@ -141,6 +158,8 @@ def test_confirmation_page_offers_the_pay_link(client: FlaskClient) -> None:
     )
     assert response.status_code == 202
     page = response.get_data(as_text=True)
-    assert "Gebühr von 35,00 EUR" in page
+    assert "Gebühr von 35,00 €" in page
     assert "sobald die Zahlung eingegangen ist" in page
-    assert 'href="http://127.0.0.1:8000/pay/US-' in page
+    assert re.search(
+        r'href="http://127.0.0.1:8000/pay/US-2026-\d{6}\?token=\d+-[0-9a-f]{64}"', page
+    )

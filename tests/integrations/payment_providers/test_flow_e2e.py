@@ -30,6 +30,7 @@ from store.engine import Store
 from store.models import Delivery, DeliveryKind, Event, Payment, PaymentCallback, Submission
 from tests.conftest import FORMCYCLE_SECRET, OFFICE_SIGNING_SECRET, TEST_ADMIN
 from tests.factories import traffic
+from tests.payment_support import press_pay
 from tests.worker.conftest import FAST, SHIPPED_CONFIG, Processes, replace_office
 
 ORDER_OFFICE = "neu-anspach-ordnungsamt"
@@ -178,8 +179,9 @@ def submit(live: LiveBridge) -> dict[str, Any]:
 
 
 def follow_pay_link(answer: dict[str, Any]) -> requests.Response:
-    """What the citizen's browser gets for the pay link (no redirect followed)."""
-    return requests.get(answer["payment"]["url"], allow_redirects=False, timeout=10)
+    """What the citizen's browser gets for opening the pay link and pressing "Jetzt bezahlen"
+    (no redirect followed)."""
+    return press_pay(answer["payment"]["url"])
 
 
 def pay_on_page(pay_page: str, action: str = "pay") -> requests.Response:
