@@ -6,6 +6,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from bridge.admin import web as admin_web
+from bridge.admin.blueprint import app_error_page, is_admin_path
 from bridge.api import access, inbox
 from bridge.api import admin as admin_api
 from bridge.api import status as api
@@ -61,6 +62,8 @@ _GENERIC: dict[int, tuple[str, str]] = {
 
 def _on_http_error(exc: HTTPException) -> Response:
     code = exc.code or 500
+    if is_admin_path(request.path):
+        return app_error_page(code)
     de, en = _GENERIC.get(code, (exc.name, exc.name))
     problem = Problem(code, exc.name.lower().replace(" ", "-"), msg(de, en))
     response = problem_response(problem)
@@ -81,6 +84,8 @@ def _on_unexpected(exc: Exception) -> Response:
         path=request.path,
         error=type(exc).__name__,
     )
+    if is_admin_path(request.path):
+        return app_error_page(500)
     return problem_response(
         Problem(
             500,
