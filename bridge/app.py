@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse
 
 from bridge.admin import web as admin_web
 from bridge.admin.blueprint import app_error_page, is_admin_path
@@ -60,7 +61,7 @@ _GENERIC: dict[int, tuple[str, str]] = {
 }
 
 
-def _on_http_error(exc: HTTPException) -> Response:
+def _on_http_error(exc: HTTPException) -> BaseResponse:
     code = exc.code or 500
     if is_admin_path(request.path):
         return app_error_page(code)
@@ -72,7 +73,7 @@ def _on_http_error(exc: HTTPException) -> Response:
     return response
 
 
-def _on_unexpected(exc: Exception) -> Response:
+def _on_unexpected(exc: Exception) -> BaseResponse:
     import logging
 
     from infra.logs import log_event

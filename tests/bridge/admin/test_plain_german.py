@@ -187,8 +187,8 @@ def test_every_admin_page_speaks_plain_german(
     assert "Diese Seite gibt es nicht." in pages["unknown address"].get_data(as_text=True)
     assert pages["forbidden"].status_code == 403
     paid_page = visible_text(pages["paid case"].get_data(as_text=True))
-    for words in ("Zahlung eingegangen", "35,00 €", "giropay", "epay21 (ekom21)"):
-        assert words in paid_page
+    for expected in ("Zahlung eingegangen", "35,00 €", "giropay", "epay21 (ekom21)"):
+        assert expected in paid_page
     failed_page = visible_text(pages["failed case"].get_data(as_text=True))
     assert "Die Stelle antwortete mit einem Serverfehler (HTTP 500)." in failed_page
     assert "Zustellung fehlgeschlagen, ein neuer Versuch ist geplant" in failed_page
