@@ -8,6 +8,7 @@ the error pages under /admin/ and the login page are checked one by one.
 from __future__ import annotations
 
 import re
+import tomllib
 from html.parser import HTMLParser
 
 import pytest
@@ -17,11 +18,13 @@ from sqlalchemy import select
 
 from bridge.admin.explain import explain
 from bridge.admin.labels import EVENT_KIND, money, payment_method, plural
+from domain.config import parse_config
 from domain.payments.payments import Confirmed, apply
 from store.engine import Store
 from store.models import Delivery, Event, Payment, utcnow
 from tests.admin_support import fail_all, post
 from tests.bridge.admin.conftest import csrf_of, login
+from tests.conftest import ROOT
 
 # Words a clerk should never read on the page: protocol phrases, status codes, config ids,
 # English labels and shell advice (the technical text behind "Technische Meldung" is exempt).
@@ -258,8 +261,6 @@ def test_money_methods_and_plurals_in_german() -> None:
 
 def test_every_event_kind_the_code_records_has_a_sentence() -> None:
     """Each event kind written to a case's history (found in the source) has a German sentence."""
-    from tests.conftest import ROOT
-
     pattern = re.compile(
         r"""(?:kind\s*[=:]\s*|"kind":\s*|record_action\(\s*\w+,\s*\w+,\s*|
         ^\s*PaymentStatus\.\w+:\s*|change,\s*)"([a-z_]+\.[a-z_.]+)\"""",
@@ -297,3 +298,37 @@ def test_an_internal_error_under_admin_is_a_german_page(app: Flask) -> None:
     assert "default-src 'self'" in response.headers["Content-Security-Policy"]
     outside = app.test_client().get("/api/v1/gibt-es-nicht")
     assert outside.mimetype == "application/problem+json"
+
+
+def test_a_provider_error_in_the_history_is_not_blamed_on_the_office(
+    operator: FlaskClient, store: Store
+) -> None:
+    """A payment provider's error reads as the provider's, its text one click away."""
+    reference = post(operator, "traffic-order")
+    with store.session() as session:
+        session.add(
+            Event(
+                submission_id=int(reference.rsplit("-", 1)[1]),
+                kind="payment.provider_error",
+                actor="system",
+                at=utcnow(),
+                detail={"error": "HTTP 502 Bad Gateway", "attempt": 1},
+            )
+        )
+    html = operator.get(f"/admin/antraege/{reference}").get_data(as_text=True)
+    timeline = html.split('class="timeline"')[1]
+    assert "Der Bezahldienst hat mit einem Fehler geantwortet" in timeline
+    assert "Die Stelle" not in timeline
+    assert "HTTP 502 Bad Gateway" in timeline.split('<details class="technik">')[1]
+
+
+def test_payment_providers_have_display_names() -> None:
+    """A provider's `name` is what clerks read; without one a plain German default, not the id."""
+    text = (ROOT / "config" / "routing.toml").read_text(encoding="utf-8")
+    raw = tomllib.loads(text)
+    names = ("EPAY21_PASSWORD", "FORMCYCLE", "FORMCYCLE_SIGNING", "OFFICE_SIGNING")
+    environ = {f"BRIDGE_SECRET_{n}": "x" for n in names}
+    assert parse_config(raw, environ).payment_providers["epay21-demo"].name == "epay21 (ekom21)"
+    del raw["payment_providers"]["epay21-demo"]["name"]
+    unnamed = parse_config(raw, environ).payment_providers["epay21-demo"]
+    assert unnamed.name == "Online-Bezahldienst"
