@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse
 
 from bridge.admin import web as admin_web
+from bridge.admin.blueprint import app_error_page, is_admin_path
 from bridge.api import access, inbox
 from bridge.api import admin as admin_api
 from bridge.api import status as api
@@ -62,8 +64,10 @@ _GENERIC: dict[int, tuple[str, str]] = {
 }
 
 
-def _on_http_error(exc: HTTPException) -> Response:
+def _on_http_error(exc: HTTPException) -> BaseResponse:
     code = exc.code or 500
+    if is_admin_path(request.path):
+        return app_error_page(code)
     de, en = _GENERIC.get(code, (exc.name, exc.name))
     problem = Problem(code, exc.name.lower().replace(" ", "-"), msg(de, en))
     response = problem_response(problem)
@@ -72,7 +76,7 @@ def _on_http_error(exc: HTTPException) -> Response:
     return response
 
 
-def _on_unexpected(exc: Exception) -> Response:
+def _on_unexpected(exc: Exception) -> BaseResponse:
     import logging
 
     from infra.logs import log_event
@@ -84,6 +88,8 @@ def _on_unexpected(exc: Exception) -> Response:
         path=request.path,
         error=type(exc).__name__,
     )
+    if is_admin_path(request.path):
+        return app_error_page(500)
     return problem_response(
         Problem(
             500,

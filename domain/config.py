@@ -88,6 +88,8 @@ class PaymentProviderConfig:
     id: str
     plugin: str
     options: Mapping[str, Any] = field(default_factory=dict)
+    # What clerks read (the case page); the id is the configuration's, not a name.
+    name: str = "Online-Bezahldienst"
 
 
 @dataclass(frozen=True)
@@ -233,6 +235,7 @@ class _FeeSchema(Schema):
 
 class _PaymentProviderSchema(Schema):
     plugin = fields.String(required=True)
+    name = fields.String(load_default="Online-Bezahldienst", validate=validate.Length(1, 200))
     options = fields.Dict(keys=fields.String(), load_default=dict)
 
 
@@ -436,7 +439,9 @@ def _build(data: dict[str, Any], problems: list[str]) -> Config:
         responsibilities={k: dict(v) for k, v in data["responsibilities"].items()},
         senders=senders,
         payment_providers={
-            pid: PaymentProviderConfig(id=pid, plugin=p["plugin"], options=dict(p["options"]))
+            pid: PaymentProviderConfig(
+                id=pid, plugin=p["plugin"], options=dict(p["options"]), name=p["name"]
+            )
             for pid, p in data["payment_providers"].items()
         },
     )

@@ -16,19 +16,24 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from bridge.admin import csrf as admin_csrf
+from bridge.admin.explain import explain
 from bridge.admin.filters import FILTER_LABELS
 from bridge.admin.labels import (
     DELIVERY_STATUS,
-    EVENT_KIND,
     JOURNAL_KIND,
     JOURNAL_VERDICT,
     PAYMENT_STATUS,
     ROLE,
     SUBMISSION_STATUS,
     TASK_AREA,
+    clock,
+    event_sentence,
     label,
     local_day,
     local_time,
+    money,
+    payment_method,
+    plural,
 )
 from bridge.state import current
 from domain.accounts.accounts import Actor, Role
@@ -99,7 +104,7 @@ def forbidden(action: str) -> Response:
     return error_page(
         403,
         "Keine Berechtigung",
-        "Für diese Aktion ist die Rolle „Bedienen“ (operator) nötig. Es wurde nichts geändert.",
+        "Für diese Aktion ist die Rolle „Bedienen“ nötig. Es wurde nichts geändert.",
     )
 
 
@@ -150,8 +155,45 @@ _HTTP_TITLES = {
 def _on_http_error(exc: HTTPException) -> Response:
     code = exc.code or 500
     if code >= 500:
-        raise exc
+        return app_error_page(code)
     return error_page(code, _HTTP_TITLES.get(code, exc.name), "Es wurde nichts geändert.")
+
+
+# The app's own error pages for addresses under /admin/ (a mistyped address, an internal error).
+_APP_ERRORS = {
+    403: ("Keine Berechtigung.", "Diese Seite ist für Ihr Konto nicht freigegeben."),
+    404: (
+        "Diese Seite gibt es nicht.",
+        "Bitte die Adresse prüfen oder über die Übersicht weitergehen.",
+    ),
+    405: ("Diese Aktion geht hier nicht.", "Es wurde nichts geändert."),
+    500: (
+        "Ein interner Fehler ist aufgetreten.",
+        "Es wurde nichts geändert. Bitte später erneut versuchen; bleibt der Fehler, bitte der "
+        "IT-Betreuung Bescheid geben.",
+    ),
+}
+
+
+def is_admin_path(path: str) -> bool:
+    """Whether `path` is on the admin page (its errors are German HTML pages, not JSON)."""
+    return path == blueprint.url_prefix or path.startswith(f"{blueprint.url_prefix}/")
+
+
+def app_error_page(code: int) -> Response:
+    """A German HTML error page for an address under /admin/ that no page of it handled."""
+    title, detail = _APP_ERRORS.get(
+        code, _APP_ERRORS[500] if code >= 500 else (_HTTP_TITLES.get(code, "Fehler."), "")
+    )
+    body = render_template(
+        "admin/error.html",
+        title=title,
+        detail=detail or "Es wurde nichts geändert.",
+        errors=[],
+        back_url=url_for("admin.overview"),
+        notices=[],
+    )
+    return _headers(Response(body, status=code, mimetype="text/html"))
 
 
 def _actor_label(text: str) -> str:
@@ -176,6 +218,10 @@ def _template_helpers() -> dict[str, Any]:
         service = config.services.get(service_id)
         return service.title if service else service_id
 
+    def provider_name(provider_id: str) -> str:
+        provider = config.payment_providers.get(provider_id)
+        return provider.name if provider else "Online-Bezahldienst"
+
     notice = NOTICES.get(request.args.get("hinweis", ""))
     return {
         "actor": signed_in,
@@ -188,9 +234,15 @@ def _template_helpers() -> dict[str, Any]:
         "submission_status": lambda s: label(SUBMISSION_STATUS, s),
         "delivery_status": lambda s: label(DELIVERY_STATUS, s),
         "payment_status": lambda s: label(PAYMENT_STATUS, s),
-        "event_kind": lambda s: label(EVENT_KIND, s),
         "journal_kind": lambda s: label(JOURNAL_KIND, s),
         "journal_verdict": lambda s: label(JOURNAL_VERDICT, s),
+        "event_kind": event_sentence,
+        "explain": explain,
+        "money": money,
+        "payment_method": payment_method,
+        "plural": plural,
+        "clock": clock,
+        "provider_name": provider_name,
         "task_area": lambda s: label(TASK_AREA, s),
         "number": lambda n: f"{n:g}".replace(".", ","),
         "actor_label": _actor_label,

@@ -3,23 +3,57 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
-from flask import redirect, render_template, request, url_for
+from flask import jsonify, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from bridge.admin import csrf as admin_csrf
 from bridge.admin.blueprint import actor, blueprint, forbidden
 from bridge.admin.filters import FILTER_LABELS, read_filter
 from bridge.admin.labels import BULK_STATUS, SUBMISSION_STATUS, label
+from bridge.admin.office_state import office_states
 from bridge.state import current
 from domain.accounts.accounts import Role
 from domain.admin import bulk_replay
 from domain.admin.search import SubmissionFilter, count_replayable
+from domain.problems import Problem, msg
 from worker.queue import wake_quietly
 
 log = logging.getLogger(__name__)
 
-BULK_FORM_KEYS = (admin_csrf.FIELD, "reason", "expected")
+BULK_FORM_KEYS = (admin_csrf.FIELD, "reason", "reason_choice", "expected")
+
+# The usual reasons for a bulk replay, the most likely first (it is preselected); "other"
+# needs the free text. The chosen sentence is what the cases' history records.
+OTHER_REASON = "anderer"
+REASONS = (
+    ("wieder-erreichbar", "Stelle war nicht erreichbar, jetzt wieder erreichbar"),
+    ("stelle-behoben", "Die Stelle hat einen Fehler in ihrem Fachverfahren behoben"),
+    ("konfiguration", "Die Einstellungen der Stelle in der Brücke wurden berichtigt"),
+    (OTHER_REASON, "Anderer Grund (bitte unten beschreiben)"),
+)
+
+
+def chosen_reason(form: Mapping[str, str]) -> str:
+    """The reason to record: the chosen sentence, with the optional free text after it.
+
+    Without a choice (a form of an older page, or a script) the free text is the reason, and
+    the domain refuses an empty one; "other" needs the free text too.
+    """
+    text = form.get("reason", "").strip()
+    choice = form.get("reason_choice")
+    if choice is None or choice == OTHER_REASON:
+        return text
+    sentence = dict(REASONS).get(choice)
+    if sentence is None:
+        raise Problem(
+            422,
+            "bad-reason",
+            msg("Bitte einen der angebotenen Gründe wählen.", "Please choose one of the reasons."),
+            msg("Es wurde nichts geändert.", "Nothing was changed."),
+        )
+    return f"{sentence}: {text}" if text else sentence
 
 
 def running_bulk() -> bulk_replay.BulkReplayView | None:
@@ -57,6 +91,10 @@ def _confirmation(flt: SubmissionFilter, count: int, status: int, notice: str = 
         filter_args=flt.as_args(),
         filter_labels=shown,
         changed_notice=notice,
+        reasons=REASONS,
+        chosen=request.form.get("reason_choice", REASONS[0][0]),
+        reason_text=request.form.get("reason", ""),
+        offices=office_states(flt) if count else [],
     )
     return Response(body, status=status, mimetype="text/html")
 
@@ -85,7 +123,7 @@ def bulk_start() -> Response:
         bridge.settings.config,
         flt,
         actor(),
-        request.form.get("reason", ""),
+        chosen_reason(request.form),
         rate_per_office=bridge.settings.replay_rate_per_office,
     )
     wake_quietly(bridge.redis, offices, log=log)
@@ -101,7 +139,7 @@ def _bulk_or_404(job_id: int) -> bulk_replay.BulkReplayView:
 
 @blueprint.get("/sammel/<int:job_id>")
 def bulk_progress(job_id: int) -> str:
-    """Processed / total / failed of a bulk replay; refreshes itself while it runs."""
+    """Processed / total / failed of a bulk replay; a small script keeps the numbers current."""
     view = _bulk_or_404(job_id)
     return render_template(
         "admin/bulk_progress.html",
@@ -120,3 +158,17 @@ def bulk_cancel(job_id: int) -> Response:
     _bulk_or_404(job_id)
     bulk_replay.cancel(current().store, job_id, actor(), request.form.get("reason", ""))
     return redirect(url_for("admin.bulk_progress", job_id=job_id, hinweis="bulk-cancelled"), 303)
+
+
+@blueprint.get("/sammel/<int:job_id>/stand")
+def bulk_state(job_id: int) -> Response:
+    """The progress page's numbers as JSON, read by its script (static/bulk-progress.js)."""
+    view = _bulk_or_404(job_id)
+    return jsonify(
+        running=view.active,
+        state_label=label(BULK_STATUS, view.status),
+        processed=view.processed,
+        total=view.total,
+        delivered=view.delivered,
+        failed=view.failed,
+    )

@@ -7,6 +7,7 @@ so a status added later is still visible (just not translated yet).
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal, InvalidOperation
 
 from schemas.options import LOCAL_TZ
 
@@ -40,23 +41,31 @@ PAYMENT_STATUS = {
     "expired": "Abgelaufen",
 }
 
+# Every kind of event a case's history holds, as a German sentence (domain, worker, payments).
 EVENT_KIND = {
     "submission.received": "Antrag eingegangen",
-    "delivery.routed": "Zustellung angelegt",
-    "delivery.delivered": "Zugestellt",
-    "delivery.failed": "Zustellung fehlgeschlagen",
-    "delivery.retry_scheduled": "Neuer Versuch geplant",
-    "delivery.replayed": "Erneut gesendet",
+    "delivery.routed": "Zustellung an die zuständige Stelle angelegt",
+    "delivery.delivered": "Bei der Stelle zugestellt",
+    "delivery.failed": "Zustellung fehlgeschlagen, keine weiteren Versuche",
+    "delivery.retry_scheduled": "Zustellung fehlgeschlagen, ein neuer Versuch ist geplant",
+    "delivery.replayed": "Erneut zur Zustellung gegeben",
     "delivery.cancelled": "Zustellung abgebrochen",
-    "delivery.rerouted": "An andere Stelle umgeleitet",
-    "attachment.fetched": "Anhang abgerufen",
-    "delivery.job_crashed": "Zustellauftrag abgestürzt",
-    "queue.job_crashed": "Zustellauftrag abgestürzt",
+    "delivery.rerouted": "An eine andere Stelle umgeleitet",
+    "delivery.released": "Zur Zustellung freigegeben",
+    "attachment.fetched": "Anhang von der Stelle abgerufen",
+    "delivery.job_crashed": "Zustellauftrag unerwartet abgebrochen",
+    "queue.job_crashed": "Zustellauftrag unerwartet abgebrochen",
     "admin.bulk_replay.started": "Sammel-Wiederholung gestartet",
     "admin.bulk_replay.done": "Sammel-Wiederholung fertig",
     "admin.bulk_replay.cancelled": "Sammel-Wiederholung abgebrochen",
-    "retention.purged": "Personenbezogene Daten gelöscht (Aufbewahrungsfrist)",
-    "payment.created": "Zahlung angelegt",
+    "retention.purged": "Personenbezogene Daten nach Ablauf der Aufbewahrungsfrist gelöscht",
+    "payment.attempt_started": "Bezahlvorgang begonnen",
+    "payment.created": "Zahlung beim Bezahldienst angelegt",
+    "payment.provider_error": "Der Bezahldienst hat mit einem Fehler geantwortet",
+    "payment.expired": "Zahlung nicht rechtzeitig abgeschlossen, Frist abgelaufen",
+    "payment.paid": "Zahlung eingegangen",
+    "payment.failed": "Zahlung fehlgeschlagen",
+    "payment.canceled": "Zahlung abgebrochen",
     "payment.status": "Zahlungsstatus geändert",
 }
 
@@ -86,6 +95,24 @@ JOURNAL_VERDICT = {
     "transaction_mismatch": "Transaktion passt nicht, abgelehnt",
 }
 
+# Payment methods as providers name them (XBezahldienste in capitals, pmPayment in lower case).
+PAYMENT_METHOD = {
+    "GIROPAY": "giropay",
+    "PAYDIRECT": "paydirekt",
+    "PAYDIREKT": "paydirekt",
+    "CREDITCARD": "Kreditkarte",
+    "CREDIT_CARD": "Kreditkarte",
+    "PAYPAL": "PayPal",
+    "SEPA": "Lastschrift",
+    "DIRECTDEBIT": "Lastschrift",
+    "DIRECT_DEBIT": "Lastschrift",
+    "LASTSCHRIFT": "Lastschrift",
+    "INVOICE": "Rechnung",
+    "PREPAYMENT": "Vorkasse",
+    "OTHER": "Andere Zahlart",
+    "UNSPECIFIED": "Nicht angegeben",
+}
+
 BULK_STATUS = {
     "running": "Läuft",
     "done": "Fertig",
@@ -108,6 +135,42 @@ def label(table: dict[str, str], key: str | None) -> str:
     if key is None:
         return "–"
     return table.get(key, key)
+
+
+def event_sentence(kind: str) -> str:
+    """A history event as a German sentence; an event without one is not shown by its key."""
+    return EVENT_KIND.get(kind, "Sonstiges Ereignis")
+
+
+def payment_method(method: str | None) -> str:
+    """A payment method in German (``GIROPAY`` -> ``giropay``); unknown ones as given."""
+    if not method:
+        return "Nicht angegeben"
+    return PAYMENT_METHOD.get(method.strip().upper().replace("-", "_"), method)
+
+
+def money(amount: str | Decimal | None, currency: str | None = "EUR") -> str:
+    """An amount as clerks write it: ``35,00 €``, ``1.234,50 €`` (other currencies by code)."""
+    if amount is None or amount == "":
+        return "–"
+    try:
+        value = Decimal(str(amount)).quantize(Decimal("0.01"))
+    except InvalidOperation:
+        return str(amount)
+    text = f"{value:,.2f}".replace(",", " ").replace(".", ",").replace(" ", ".")
+    return f"{text} €" if (currency or "EUR") == "EUR" else f"{text} {currency}"
+
+
+def plural(count: int, one: str, many: str) -> str:
+    """``1 Minute``, ``2 Minuten``: the count with the noun in the right number."""
+    return f"{count} {one if count == 1 else many}"
+
+
+def clock(value: dt.datetime | None) -> str:
+    """The time of day in Europe/Berlin, ``08:12``."""
+    if value is None:
+        return "–"
+    return value.astimezone(LOCAL_TZ).strftime("%H:%M")
 
 
 def local_time(value: dt.datetime | None) -> str:

@@ -17,8 +17,9 @@ from bridge.admin.filters import (
     page_url,
     read_filter,
 )
+from bridge.admin.office_state import office_states
 from bridge.state import current
-from domain.admin.search import count_replayable, failed_deliveries, list_submissions
+from domain.admin.search import failed_deliveries, list_submissions
 
 
 @blueprint.get("/antraege")
@@ -53,20 +54,13 @@ def failures() -> str:
     page = failed_deliveries(
         store, flt, page=number("page", 1), per_page=number("per_page", PER_PAGE)
     )
-    config = current().settings.config
-    by_office = []
-    if flt.office is None:
-        for office_id, office in sorted(config.offices.items(), key=lambda x: x[1].name):
-            count = count_replayable(store, dataclasses.replace(flt, office=office_id))
-            if count:
-                by_office.append((office_id, office.name, count))
     return render_template(
         "admin/failures.html",
         nav="failures",
         page=page,
         args=form_args(flt),
         filter_args=flt.as_args(),
-        by_office=by_office,
+        by_office=office_states(flt),
         running_bulk=running_bulk(),
         back_url=request.full_path.rstrip("?"),
         page_url=page_url("admin.failures", flt),

@@ -168,8 +168,7 @@ def login() -> Response:
         )
     except LoginRefused as refused:
         if refused.reason == LoginRefused.LOCKED:
-            minutes = max(1, -(-refused.retry_after_s // 60))
-            text = f"Zu viele Fehlversuche. Bitte in {minutes} Minuten erneut versuchen."
+            text = str(refused.message)
             return _login_form(secret, text, username, next_url, 429, refused.retry_after_s)
         if refused.reason == LoginRefused.BUSY:
             text = str(refused.message)

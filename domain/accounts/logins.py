@@ -62,9 +62,11 @@ class LoginRefused(Exception):
         """What the login page says (never which of name and password was wrong)."""
         if self.reason == self.LOCKED:
             minutes = max(1, -(-self.retry_after_s // 60))
+            de = "1 Minute" if minutes == 1 else f"{minutes} Minuten"
+            en = "1 minute" if minutes == 1 else f"{minutes} minutes"
             return msg(
-                f"Zu viele Fehlversuche. Bitte in {minutes} Minute(n) erneut versuchen.",
-                f"Too many failed attempts. Please try again in {minutes} minute(s).",
+                f"Zu viele Fehlversuche. Bitte in {de} erneut versuchen.",
+                f"Too many failed attempts. Please try again in {en}.",
             )
         if self.reason == self.BUSY:
             return msg(

@@ -43,6 +43,11 @@ class WebhookOptions(ChannelOptions):
     """Options of a channel that POSTs a signed document to the office's URL."""
 
     url = fields.Url(required=True, schemes={"http", "https"}, require_tld=False)
+    # A status address the admin page may GET to see whether the office is back (issue 19);
+    # without one the page only tries a TCP connect to the host and port of `url`.
+    health_url = fields.Url(
+        load_default=None, schemes={"http", "https"}, require_tld=False, allow_none=True
+    )
     signing_secret_env = EnvName(load_default=None)
     connect_timeout_s = fields.Float(load_default=5.0, validate=validate.Range(min=0.01, max=120))
     read_timeout_s = fields.Float(load_default=30.0, validate=validate.Range(min=0.01, max=600))

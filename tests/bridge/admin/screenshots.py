@@ -8,6 +8,7 @@ and takes the pictures in Debian's Chromium, as the browser tests do.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
 import socket
 import subprocess
@@ -16,20 +17,24 @@ import tempfile
 import time
 from pathlib import Path
 
+from flask import Flask
 from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
 from bridge import create_app
+from demo_backoffice import DemoBackOffice
 from domain.accounts.accounts import Actor, create_account
 from domain.accounts.passwords import ScryptParams
+from domain.payments.payments import Confirmed, apply
 from domain.settings import Settings
 from store.engine import Store, make_engine
 from store.migrations import upgrade
-from store.models import Delivery, Event, Submission, utcnow
+from store.models import Delivery, Event, Payment, Submission, utcnow
 from tests.bridge.admin.browser import chromium, served
 from tests.conftest import FORMCYCLE_SECRET, ROOT, base_environ
 from tests.factories import dog, traffic
+from tests.worker.conftest import routing_config
 
 OUT = ROOT / "docs" / "screenshots"
 PASSWORD = "Demo-Passwort-2026!"  # a throwaway account of a throwaway database
@@ -128,9 +133,21 @@ def _demo_data(store: Store, post: list[str]) -> str:
     return failed_case
 
 
+def _paid(app: Flask, store: Store, reference: str) -> None:
+    """The traffic order's fee paid by giropay, applied as the provider's confirmation is."""
+    number = int(reference.rsplit("-", 1)[1])
+    with store.read() as session:
+        payment = session.scalars(select(Payment).where(Payment.submission_id == number)).one()
+        payment_id, cents = payment.id, payment.amount_cents
+    confirmed = Confirmed(
+        "PAYED", cents, "EUR", transaction_reference="KZ-2026-004711", method="GIROPAY"
+    )
+    apply(store, app.extensions["bridge"].settings.config, payment_id, confirmed, "provider")
+
+
 def main() -> None:
-    """Build the demo, take both pictures, write them under docs/screenshots/."""
-    with tempfile.TemporaryDirectory() as tmp:
+    """Build the demo, take the pictures, write them under docs/screenshots/."""
+    with tempfile.TemporaryDirectory() as tmp, DemoBackOffice() as backoffice:
         work = Path(tmp)
         redis_proc, redis_url = _redis(work)
         try:
@@ -138,8 +155,13 @@ def main() -> None:
             engine = make_engine(url)
             upgrade(engine)
             engine.dispose()
+            # The offices at a demo back office on loopback: "Stelle erreichbar" is true.
+            routing = work / "routing.toml"
+            routing.write_text(routing_config(backoffice.url), encoding="utf-8")
             settings = Settings.from_env(
-                base_environ(url, redis_url, BRIDGE_PASSWORD_SCRYPT_N=str(KDF.n))
+                base_environ(
+                    url, redis_url, BRIDGE_PASSWORD_SCRYPT_N=str(KDF.n), BRIDGE_CONFIG=str(routing)
+                )
             )
             app = create_app(settings)
             store: Store = app.extensions["bridge"].store
@@ -156,6 +178,8 @@ def main() -> None:
                 assert answer.status_code == 202, answer.get_data(as_text=True)
                 references.append(answer.get_json()["reference"])
             failed_case = _demo_data(store, references)
+            paid_case = references[1]  # a traffic order, delivered, with its fee paid
+            _paid(app, store, paid_case)
             create_account(
                 store,
                 "anna.schmidt",
@@ -173,13 +197,23 @@ def main() -> None:
                 page.get_by_role("button", name="Anmelden").click()
                 page.wait_for_url(base + "/admin/")
                 page.screenshot(path=str(OUT / "admin-overview.png"), full_page=True)
+                page.goto(f"{base}/admin/fehler")
+                page.screenshot(path=str(OUT / "admin-failures.png"), full_page=True)
                 page.goto(f"{base}/admin/antraege/{failed_case}")
                 page.screenshot(path=str(OUT / "admin-case.png"), full_page=True)
+                page.goto(f"{base}/admin/antraege/{paid_case}")
+                page.screenshot(path=str(OUT / "admin-case-paid.png"), full_page=True)
+                # No worker runs here: the bulk replay stays running for its picture.
+                page.goto(f"{base}/admin/fehler")
+                page.get_by_role("button", name=re.compile("Alle gefilterten")).click()
+                page.get_by_role("button", name=re.compile("^Jetzt .* erneut senden$")).click()
+                page.wait_for_url(re.compile(r".*/admin/sammel/\d+$"))
+                page.screenshot(path=str(OUT / "admin-bulk-progress.png"), full_page=True)
             store.dispose()
         finally:
             redis_proc.terminate()
             redis_proc.wait(10)
-    print(f"wrote {OUT / 'admin-overview.png'} and {OUT / 'admin-case.png'}")
+    print(f"wrote the admin page's pictures under {OUT}")
 
 
 if __name__ == "__main__":

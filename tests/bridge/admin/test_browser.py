@@ -118,11 +118,11 @@ def test_weekend_failures_found_and_replayed_in_chromium(
         page.get_by_role("button", name=re.compile("Alle gefilterten erneut senden")).click()
         assert page.inner_text("#bulk-count") == "1"
         _scan(page, source, "confirmation", violations)
-        page.get_by_label(re.compile("^Grund")).fill("Fachverfahren am Wochenende ausgefallen")
+        page.get_by_label(re.compile("^Ergänzung zum Grund")).fill("Fachverfahren gewartet")
         page.get_by_role("button", name="Jetzt 1 erneut senden").click()
         page.wait_for_url(re.compile(r".*/admin/sammel/\d+.*"))
         assert page.inner_text("#bulk-total") == "1"
-        # The page refreshes itself (meta refresh) until the run is done.
+        # The page's script updates the numbers in place (no reload) until the run is done.
         page.wait_for_function(
             "() => document.querySelector('#bulk-delivered')?.textContent === '1'",
             timeout=20_000,

@@ -119,8 +119,8 @@ def test_repeated_failures_lock_the_login_with_a_german_message(
     response = login(client, "olga", "falsch-falsch-falsch")
     page = response.get_data(as_text=True)
     assert response.status_code == 429
-    assert "Zu viele Fehlversuche. Bitte in" in page
-    assert "Minuten erneut versuchen." in page
+    # The first lock is one minute: singular, not "1 Minuten" (issue 19).
+    assert "Zu viele Fehlversuche. Bitte in 1 Minute erneut versuchen." in page
     # Even the right password is refused while locked.
     again = login(client, "olga", accounts["olga"])
     assert again.status_code == 429
@@ -351,7 +351,9 @@ def test_bulk_confirmation_shows_the_exact_count(operator: FlaskClient, store: S
     with store.read() as session:
         failed = len(list(session.scalars(select(Delivery.id).where(Delivery.status == "failed"))))
     assert f'id="bulk-count">{failed}<' in html
-    assert 'name="reason" required' in html
+    # A reason is preselected; the free text is optional.
+    assert 'value="wieder-erreichbar" checked' in html
+    assert 'name="reason" maxlength="400"' in html
 
 
 def test_viewer_gets_no_bulk_confirmation(viewer: FlaskClient, store: Store) -> None:
@@ -405,7 +407,13 @@ def test_bulk_replay_starts_and_shows_progress(operator: FlaskClient, store: Sto
     html = progress.get_data(as_text=True)
     assert progress.status_code == 200
     assert f'id="bulk-total">{form["expected"]}<' in html
-    assert '<meta http-equiv="refresh" content="2">' in html
+    # No reload of the whole page (axe: meta-refresh); a same-origin script reads the state.
+    assert 'http-equiv="refresh"' not in html
+    assert '<script src="/admin/static/bulk-progress.js" defer></script>' in html
+    state = operator.get(response.headers["Location"] + "/stand")
+    assert state.status_code == 200
+    assert state.get_json()["total"] == int(form["expected"])
+    assert state.get_json()["running"] is True
     assert "Fachverfahren am Wochenende ausgefallen" in html
     with store.read() as session:
         started = session.scalars(
@@ -562,7 +570,7 @@ def test_case_page_shows_the_payment_that_counts(operator: FlaskClient, store: S
     number = int(reference.rsplit("-", 1)[1])
     html = operator.get(f"/admin/antraege/{reference}").get_data(as_text=True)
     payment = html.split('id="h-payment"')[1].split("</section>")[0]
-    assert "35.00 EUR" in payment
+    assert "<dd>35,00 €</dd>" in payment
     assert "Offen" in payment
     with store.session() as session:
         first = session.scalars(select(Payment).where(Payment.submission_id == number)).one()
@@ -586,7 +594,7 @@ def test_case_page_shows_the_payment_that_counts(operator: FlaskClient, store: S
     html = operator.get(f"/admin/antraege/{reference}").get_data(as_text=True)
     payment = html.split('id="h-payment"')[1].split("</section>")[0]
     assert "<dt>Kassenzeichen</dt><dd>KZ-2026-000042</dd>" in payment
-    assert "<dt>Zahlart</dt><dd>GIROPAY</dd>" in payment
+    assert "<dt>Zahlart</dt><dd>giropay</dd>" in payment
     assert "<dt>Zahlungsversuche</dt><dd>2 (" in payment
 
 

@@ -175,7 +175,7 @@ def test_lockout_grows_and_expires(store: Store) -> None:
         assert _refused(store, f"falsch-falsch-{i}", at=t0).reason == LoginRefused.INVALID
     locked = _refused(store, "falsch-falsch-x", at=t0)
     assert (locked.reason, locked.retry_after_s) == (LoginRefused.LOCKED, 60)
-    assert str(locked.message) == "Zu viele Fehlversuche. Bitte in 1 Minute(n) erneut versuchen."
+    assert str(locked.message) == "Zu viele Fehlversuche. Bitte in 1 Minute erneut versuchen."
     # Locked: the right password does not help, and nothing is counted or hashed.
     before = snapshot(store)
     during = _refused(store, PASSWORD, at=t0 + dt.timedelta(seconds=30))

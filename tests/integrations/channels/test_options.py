@@ -19,6 +19,7 @@ def test_http_json_defaults() -> None:
     assert problems == []
     assert loaded == {
         "url": "https://steueramt.example.test/in",
+        "health_url": None,
         "signing_secret_env": None,
         "connect_timeout_s": 5.0,
         "read_timeout_s": 30.0,
