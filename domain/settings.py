@@ -32,9 +32,11 @@ MIB = 1024 * 1024
 class SettingsError(Exception):
     """Raised at start-up with every problem in the environment and the configuration at once."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[str], config: Config | None = None) -> None:
         super().__init__("invalid settings:\n" + "\n".join(f"- {p}" for p in problems))
         self.problems = problems
+        # The configuration as far as it could be read, for the checks that need the plugins.
+        self.config = config
 
 
 @dataclass(frozen=True)
@@ -112,14 +114,18 @@ class Settings:
             if "BRIDGE_CONFIG" not in messages and valid.get("config_path"):
                 values = {"config_path": Path(valid["config_path"])}
         config: Config | None = None
+        partial: Config | None = None
         config_path = values.get("config_path")
         if config_path is not None:
             try:
                 config = load_config(config_path, env)
             except ConfigError as exc:
                 problems.extend(exc.problems)
+                partial = exc.partial
+            else:
+                partial = config
         if problems or config is None:
-            raise SettingsError(problems)
+            raise SettingsError(problems, config=partial)
         secrets = {name: env[name] for name in config.secret_names() if name in env}
         return cls(config=config, secrets=secrets, **values)
 
