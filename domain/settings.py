@@ -90,6 +90,9 @@ class Settings:
     # The digest's SMTP: "starttls" (default), "implicit" or "insecure" (plain; warned of).
     smtp_tls: str = "starttls"
     smtp_ca_file: str | None = None
+    # The digest's SMTP login (both or neither); sent only inside an encrypted session.
+    smtp_user: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
     # Administration (issue 8): web-page sessions, password hashing, signed fetch links.
     admin_session_hours: int = 8
     admin_idle_minutes: int = 30
@@ -266,6 +269,12 @@ class _EnvSchema(Schema):
         validate=validate.OneOf(("starttls", "implicit", "insecure")),
     )
     smtp_ca_file = fields.String(data_key="BRIDGE_SMTP_CA_FILE", load_default=None)
+    smtp_user = fields.String(
+        data_key="BRIDGE_SMTP_USER", load_default=None, validate=validate.Length(1, 256)
+    )
+    smtp_password = fields.String(
+        data_key="BRIDGE_SMTP_PASSWORD", load_default=None, validate=validate.Length(1, 1024)
+    )
     admin_session_hours = fields.Integer(
         data_key="BRIDGE_ADMIN_SESSION_HOURS", load_default=8, validate=validate.Range(1, 168)
     )
@@ -313,6 +322,7 @@ class _EnvSchema(Schema):
                 parse_durations(data["retry_schedule"])
             except ValueError as exc:
                 errors["BRIDGE_RETRY_SCHEDULE"] = [str(exc)]
+        errors.update(_smtp_login_problems(data))
         if "payment_check_schedule" in data:
             try:
                 if not parse_durations(data["payment_check_schedule"]):
@@ -331,6 +341,22 @@ class _EnvSchema(Schema):
         data["digest_recipients"] = _split(data["digest_recipients"])
         data["config_path"] = Path(data["config_path"])
         return data
+
+
+def _smtp_login_problems(data: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The digest's login comes as user and password together, and only over TLS."""
+    user, password = data.get("smtp_user"), data.get("smtp_password")
+    if bool(user) != bool(password):
+        missing = "BRIDGE_SMTP_PASSWORD" if user else "BRIDGE_SMTP_USER"
+        return {missing: ["BRIDGE_SMTP_USER and BRIDGE_SMTP_PASSWORD must be set together"]}
+    if user and data.get("smtp_tls") == "insecure":
+        return {
+            "BRIDGE_SMTP_USER": [
+                "a login needs BRIDGE_SMTP_TLS=starttls or implicit: "
+                "credentials are never sent unencrypted"
+            ]
+        }
+    return {}
 
 
 def _split(text: str) -> tuple[str, ...]:

@@ -365,7 +365,8 @@ def digest(ctx: Context, mode: str) -> None:
     now = dt.datetime.now(dt.UTC)
     if mode == "print":
         day = now.astimezone(LOCAL_TZ).date()
-        click.echo(daily.render(daily.build(store, settings.config, now), day), nl=False)
+        body = daily.render(daily.build(store, settings.config, now), day, settings.public_url)
+        click.echo(body, nl=False)
         return
     if not settings.digest_recipients:
         raise click.UsageError("BRIDGE_DIGEST_RECIPIENTS is empty")
