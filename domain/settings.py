@@ -143,6 +143,19 @@ class Settings:
         return self.database_url.startswith("sqlite")
 
 
+def log_options(environ: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """BRIDGE_LOG_LEVEL and BRIDGE_LOG_FORMAT alone, for gunicorn's configuration file, which
+    is read before (and without) the rest of the settings; unknown values fall back to the
+    defaults here, and the full settings refuse them at the app's start."""
+    env = os.environ if environ is None else environ
+    level = env.get("BRIDGE_LOG_LEVEL", "INFO")
+    fmt = env.get("BRIDGE_LOG_FORMAT", "json")
+    return (
+        level if level in ("DEBUG", "INFO", "WARNING", "ERROR") else "INFO",
+        fmt if fmt in ("json", "text") else "json",
+    )
+
+
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
