@@ -3,6 +3,9 @@
 import multiprocessing
 from pathlib import Path
 
+from domain.settings import log_options
+from infra.logs import gunicorn_logconfig
+
 # scripts/run and the systemd unit pass --bind (BRIDGE_PORT); this is the default without.
 bind = "127.0.0.1:8000"
 # One worker per core (threads share a worker's GIL), each with threads that overlap what a
@@ -24,6 +27,11 @@ keepalive = 5
 forwarded_allow_ips = ""
 secure_scheme_headers: dict[str, str] = {}
 # Request line and header limits stay at gunicorn's defaults; body limits are the app's.
+# gunicorn's own lines (start, workers booting and dying, signals) in BRIDGE_LOG_FORMAT, so
+# a log collector reads one format from the web unit; its level follows BRIDGE_LOG_LEVEL.
+_log_level, _log_format = log_options()
+loglevel = _log_level.lower()
+logconfig_dict = gunicorn_logconfig(_log_format, _log_level)
 accesslog = "-"
 access_log_format = '{"event": "http.request", "method": "%(m)s", "path": "%(U)s", "status": %(s)s, "bytes": %(B)s, "duration_ms": %(M)s}'
 # gunicorn's control socket (gunicornc) would default to one path per user

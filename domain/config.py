@@ -23,11 +23,16 @@ INLINE_SECRET = re.compile(r"(secret|password|token|api_key)$")
 
 
 class ConfigError(Exception):
-    """Raised with every problem found in the routing configuration."""
+    """Raised with every problem found in the routing configuration.
 
-    def __init__(self, problems: list[str]) -> None:
+    `partial` is the configuration without its malformed entries (None when the file could
+    not be read), so that checks needing plugins (channel options) still run over the rest.
+    """
+
+    def __init__(self, problems: list[str], partial: Config | None = None) -> None:
         super().__init__("invalid routing configuration:\n" + "\n".join(problems))
         self.problems = problems
+        self.partial = partial
 
 
 @dataclass(frozen=True)
@@ -347,16 +352,71 @@ def parse_config(
 ) -> Config:
     """Validate an already parsed configuration mapping (see `load_config`)."""
     where = f"{source}: " if source else ""
-    try:
-        data = _ConfigSchema().load(raw)
-    except ValidationError as exc:
-        raise ConfigError([where + p for p in flatten_problems(exc.messages)]) from None
-    problems: list[str] = []
+    problems, data, broken = _load_leniently(raw)
     config = _build(data, problems)
-    _cross_check(config, environ if check_secrets else None, problems)
+    cross: list[str] = []
+    _cross_check(config, environ if check_secrets else None, cross)
+    # A malformed entry is reported once, for itself, not again wherever it is named.
+    problems.extend(p for p in cross if not _names_broken(p, broken))
     if problems:
-        raise ConfigError([where + p for p in problems])
+        raise ConfigError([where + p for p in problems], partial=config)
     return config
+
+
+# The tables whose entries are loaded one by one: a malformed entry is left out of the rest.
+_TABLES = ("municipalities", "offices", "services", "senders", "payment_providers")
+_SINGULAR = {
+    "municipalities": "municipality",
+    "offices": "office",
+    "services": "service",
+    "senders": "sender",
+    "payment_providers": "provider",
+}
+
+
+def _load_leniently(
+    raw: Mapping[str, Any],
+) -> tuple[list[str], dict[str, Any], dict[str, set[str]]]:
+    """Load the file's tables, leaving out each entry (or table) that is malformed.
+
+    Returns the problems of the malformed parts, the data of the rest and the ids of the
+    entries left out per table, so that the cross-checks still run over everything else.
+    """
+    problems: list[str] = []
+    broken: dict[str, set[str]] = {table: set() for table in _TABLES}
+    cleaned: dict[str, Any] = dict(raw)
+    for _ in range(3):  # a second pass only when a table itself was malformed
+        try:
+            return problems, _ConfigSchema().load(cleaned), broken
+        except ValidationError as exc:
+            messages = exc.messages if isinstance(exc.messages, dict) else {"": exc.messages}
+            problems.extend(flatten_problems(messages))
+            for key, value in messages.items():
+                table = cleaned.get(key)
+                if isinstance(value, dict) and isinstance(table, dict):
+                    cleaned[key] = {k: v for k, v in table.items() if k not in value}
+                    broken.setdefault(key, set()).update(str(k) for k in value)
+                else:  # unknown, missing or not a table: left out (a required one empty)
+                    cleaned.pop(key, None)
+                    if key in ("municipalities", "services", "senders"):
+                        cleaned[key] = {}
+    # Still failing after its malformed parts were left out: cross-check nothing further.
+    return (
+        problems,
+        _ConfigSchema().load({"municipalities": {}, "services": {}, "senders": {}}),
+        broken,
+    )
+
+
+def _names_broken(problem: str, broken: Mapping[str, set[str]]) -> bool:
+    """Whether a cross-check problem only says that a malformed entry is unknown."""
+    for table, ids in broken.items():
+        for entry in ids:
+            if f"unknown {_SINGULAR[table]} {entry!r}" in problem:
+                return True
+            if table == "municipalities" and problem.endswith(f".{entry}: unknown municipality"):
+                return True
+    return False
 
 
 def _lead_hours(sid: str, service: Mapping[str, Any], problems: list[str]) -> int:

@@ -34,9 +34,11 @@ MIB = 1024 * 1024
 class SettingsError(Exception):
     """Raised at start-up with every problem in the environment and the configuration at once."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[str], config: Config | None = None) -> None:
         super().__init__("invalid settings:\n" + "\n".join(f"- {p}" for p in problems))
         self.problems = problems
+        # The configuration as far as it could be read, for the checks that need the plugins.
+        self.config = config
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,9 @@ class Settings:
     # The digest's SMTP: "starttls" (default), "implicit" or "insecure" (plain; warned of).
     smtp_tls: str = "starttls"
     smtp_ca_file: str | None = None
+    # The digest's SMTP login (both or neither); sent only inside an encrypted session.
+    smtp_user: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
     # Administration (issue 8): web-page sessions, password hashing, signed fetch links.
     admin_session_hours: int = 8
     admin_idle_minutes: int = 30
@@ -122,14 +127,18 @@ class Settings:
             if "BRIDGE_CONFIG" not in messages and valid.get("config_path"):
                 values = {"config_path": Path(valid["config_path"])}
         config: Config | None = None
+        partial: Config | None = None
         config_path = values.get("config_path")
         if config_path is not None:
             try:
                 config = load_config(config_path, env)
             except ConfigError as exc:
                 problems.extend(exc.problems)
+                partial = exc.partial
+            else:
+                partial = config
         if problems or config is None:
-            raise SettingsError(problems)
+            raise SettingsError(problems, config=partial)
         secrets = {name: env[name] for name in config.secret_names() if name in env}
         return cls(config=config, secrets=secrets, **values)
 
@@ -149,6 +158,19 @@ def config_path_from_env(environ: Mapping[str, str] | None = None) -> Path:
     else the shipped one; for commands that need the file before the settings are complete."""
     env = os.environ if environ is None else environ
     return Path(env.get("BRIDGE_CONFIG") or DEFAULT_CONFIG)
+
+
+def log_options(environ: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """BRIDGE_LOG_LEVEL and BRIDGE_LOG_FORMAT alone, for gunicorn's configuration file, which
+    is read before (and without) the rest of the settings; unknown values fall back to the
+    defaults here, and the full settings refuse them at the app's start."""
+    env = os.environ if environ is None else environ
+    level = env.get("BRIDGE_LOG_LEVEL", "INFO")
+    fmt = env.get("BRIDGE_LOG_FORMAT", "json")
+    return (
+        level if level in ("DEBUG", "INFO", "WARNING", "ERROR") else "INFO",
+        fmt if fmt in ("json", "text") else "json",
+    )
 
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -294,6 +316,12 @@ class _EnvSchema(Schema):
         validate=validate.OneOf(("starttls", "implicit", "insecure")),
     )
     smtp_ca_file = fields.String(data_key="BRIDGE_SMTP_CA_FILE", load_default=None)
+    smtp_user = fields.String(
+        data_key="BRIDGE_SMTP_USER", load_default=None, validate=validate.Length(1, 256)
+    )
+    smtp_password = fields.String(
+        data_key="BRIDGE_SMTP_PASSWORD", load_default=None, validate=validate.Length(1, 1024)
+    )
     admin_session_hours = fields.Integer(
         data_key="BRIDGE_ADMIN_SESSION_HOURS", load_default=8, validate=validate.Range(1, 168)
     )
@@ -353,6 +381,7 @@ class _EnvSchema(Schema):
                 parse_durations(data["retry_schedule"])
             except ValueError as exc:
                 errors["BRIDGE_RETRY_SCHEDULE"] = [str(exc)]
+        errors.update(_smtp_login_problems(data))
         if "payment_check_schedule" in data:
             try:
                 if not parse_durations(data["payment_check_schedule"]):
@@ -379,6 +408,22 @@ class _EnvSchema(Schema):
         data["trusted_proxies"] = _split(data["trusted_proxies"])
         data["config_path"] = Path(data["config_path"])
         return data
+
+
+def _smtp_login_problems(data: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The digest's login comes as user and password together, and only over TLS."""
+    user, password = data.get("smtp_user"), data.get("smtp_password")
+    if bool(user) != bool(password):
+        missing = "BRIDGE_SMTP_PASSWORD" if user else "BRIDGE_SMTP_USER"
+        return {missing: ["BRIDGE_SMTP_USER and BRIDGE_SMTP_PASSWORD must be set together"]}
+    if user and data.get("smtp_tls") == "insecure":
+        return {
+            "BRIDGE_SMTP_USER": [
+                "a login needs BRIDGE_SMTP_TLS=starttls or implicit: "
+                "credentials are never sent unencrypted"
+            ]
+        }
+    return {}
 
 
 def _split(text: str) -> tuple[str, ...]:

@@ -105,3 +105,37 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     root.setLevel(level)
     # Werkzeug's request lines would add a second, unstructured access log.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+
+def gunicorn_logconfig(fmt: str = "json", level: str = "INFO") -> dict[str, Any]:
+    """gunicorn's `logconfig_dict`: its own error-log lines in the bridge's format.
+
+    The access log keeps a bare message: `access_log_format` already writes it as JSON.
+    Neither logger propagates, or the app's root handler would print each line twice.
+    """
+    formatter = "infra.logs.JsonFormatter" if fmt == "json" else "infra.logs.TextFormatter"
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "root": {"level": "INFO", "handlers": []},
+        "loggers": {
+            "gunicorn.error": {"level": level, "handlers": ["error"], "propagate": False},
+            "gunicorn.access": {"level": "INFO", "handlers": ["access"], "propagate": False},
+        },
+        "handlers": {
+            "error": {
+                "class": "logging.StreamHandler",
+                "formatter": "bridge",
+                "stream": "ext://sys.stderr",
+            },
+            "access": {
+                "class": "logging.StreamHandler",
+                "formatter": "message",
+                "stream": "ext://sys.stdout",
+            },
+        },
+        "formatters": {
+            "bridge": {"()": formatter},
+            "message": {"format": "%(message)s"},
+        },
+    }

@@ -58,9 +58,16 @@ def checked(settings: Settings) -> Settings:
 
 
 def settings_or_exit() -> Settings:
-    """Settings for a command-line entry point; on problems print them all and exit 2."""
+    """Settings for a command-line entry point; on problems print them all and exit 2.
+
+    The environment, the file and the plugins' options are all checked in one run: when the
+    file has problems of its own, its readable rest still goes through the channel checks.
+    """
     try:
         return checked(Settings.from_env())
     except SettingsError as exc:
-        click.echo(str(exc), err=True)
+        problems = list(exc.problems)
+        if exc.config is not None:  # `checked` raises without one: its problems are these
+            problems += office_problems(exc.config) + provider_problems(exc.config)
+        click.echo(str(SettingsError(problems)), err=True)
         sys.exit(2)

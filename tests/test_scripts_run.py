@@ -25,6 +25,7 @@ from harness.ports import free_port
 from infra.crypto import generate_key
 from tests.conftest import ROOT
 from tests.factories import dog
+from tests.quick_start import run_readme_blocks
 
 # Written by scripts/run before lines had `export`: `. var/local.env` kept them from programs.
 OLD_LOCAL_ENV = """BRIDGE_ENCRYPTION_KEYS={key}
@@ -173,7 +174,8 @@ def test_scripts_setup_makes_var_private_even_if_it_exists(tmp_path: Path) -> No
 def test_scripts_run_on_other_ports_survives_a_crashed_worker(checkout: Checkout) -> None:
     """Every port follows the environment (the demo offices' URLs too); var/local.env gets
     `export` lines, so the README's CLI lines work in a fresh shell; the Redis it starts has a
-    password; a killed worker is started again while everything else keeps running."""
+    password; a killed worker is started again while everything else keeps running; then the
+    README's blocks after the quick start run as written against it."""
     ready = _wait(
         lambda: requests.get(checkout.url("/readyz"), timeout=2).status_code == 200,
         "the service to be ready",
@@ -254,3 +256,10 @@ def test_scripts_run_on_other_ports_survives_a_crashed_worker(checkout: Checkout
     )
     assert answer.status_code == 202
     _wait(lambda: len(requests.get(office, timeout=2).json()) == 2, "the second case delivered")
+
+    # The README's blocks after the quick start work as written in a fresh shell (issue 17).
+    outputs = run_readme_blocks(checkout.root, checkout.root.parent)
+    assert '"status": "awaiting_payment"' in "".join(outputs) or '"status":"awaiting_payment"' in (
+        "".join(outputs)
+    )
+    _wait(lambda: len(requests.get(office, timeout=2).json()) == 3, "the README's case delivered")

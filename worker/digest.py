@@ -162,12 +162,17 @@ def build(
     return out
 
 
-def render(sections: Sequence[Section], day: dt.date) -> str:
-    """The digest's plain-text body in German."""
+def render(sections: Sequence[Section], day: dt.date, public_url: str = "") -> str:
+    """The digest's plain-text body in German; its links are absolute (BRIDGE_PUBLIC_URL),
+    since a path alone leads nowhere from a mail client."""
+    base = public_url.rstrip("/")
     parts = [f"Tagesbericht der Formcycle/Civento-Brücke vom {day.strftime('%d.%m.%Y')}", ""]
     for section in sections:
         parts += [section.title, "-" * len(section.title), *section.lines, ""]
-    parts.append("Details und Wiederholen: /admin/ (Anmeldung erforderlich).")
+    parts += [
+        f"Übersicht: {base}/admin/ (Anmeldung erforderlich)",
+        f"Fehler ansehen und erneut senden: {base}/admin/fehler",
+    ]
     return "\n".join(parts) + "\n"
 
 
@@ -175,6 +180,7 @@ def send(settings: Settings, body: str, day: dt.date) -> int:
     """Mail the digest to every recipient (one mail each); returns how many were sent.
 
     Over TLS unless BRIDGE_SMTP_TLS=insecure: a server offering no STARTTLS gets nothing.
+    With BRIDGE_SMTP_USER and BRIDGE_SMTP_PASSWORD it logs in inside the encrypted session.
     """
     sent = 0
     smtp = connect(
@@ -183,6 +189,11 @@ def send(settings: Settings, body: str, day: dt.date) -> int:
         tls=settings.smtp_tls,
         ca_file=settings.smtp_ca_file,
         timeout=10,
+        login=(
+            (settings.smtp_user, settings.smtp_password)
+            if settings.smtp_user and settings.smtp_password
+            else None
+        ),
     )
     with smtp:
         for recipient in settings.digest_recipients:
@@ -212,7 +223,7 @@ def send_once(
     except IntegrityError:
         return False
     try:
-        body = render(build(store, settings.config, now, sections), day)
+        body = render(build(store, settings.config, now, sections), day, settings.public_url)
         send(settings, body, day)
     except (OSError, smtplib.SMTPException) as exc:
         with store.session() as session:

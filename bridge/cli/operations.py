@@ -220,13 +220,17 @@ def _bulk(
         flt = SubmissionFilter.from_args(args, settings.config, extra=())
         if dry_run:
             count = count_replayable(store, flt)
+            # Nothing to replay is an answer, not a failure: a cron job's dry run exits 0.
             click.echo(f"{count} failed deliveries match; nothing was changed (dry run)")
-            sys.exit(0 if count else 1)
+            sys.exit(0)
         view, offices = bulk_replay.start(
             store, settings.config, flt, _actor(who), reason,
             rate_per_office=settings.replay_rate_per_office,
         )  # fmt: skip
     except Problem as problem:
+        if problem.type == "nothing-to-replay":
+            click.echo("nothing to replay: no failed delivery matches the filter")
+            sys.exit(0)
         _fail(problem)
     _wake(ctx, offices)
     click.echo(
@@ -344,7 +348,7 @@ def purge(ctx: Context, dry_run: bool) -> None:
         click.echo(
             f"purged {result.submissions} submission(s) and {result.attachments} attachment(s)"
         )
-    sys.exit(0 if result.submissions else 1)
+    # Nothing due is the usual night, not an error: the nightly cron job exits 0 then too.
 
 
 @click.command()
@@ -361,7 +365,8 @@ def digest(ctx: Context, mode: str) -> None:
     now = dt.datetime.now(dt.UTC)
     if mode == "print":
         day = now.astimezone(LOCAL_TZ).date()
-        click.echo(daily.render(daily.build(store, settings.config, now), day), nl=False)
+        body = daily.render(daily.build(store, settings.config, now), day, settings.public_url)
+        click.echo(body, nl=False)
         return
     if not settings.digest_recipients:
         raise click.UsageError("BRIDGE_DIGEST_RECIPIENTS is empty")

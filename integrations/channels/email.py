@@ -303,11 +303,10 @@ class EmailChannel(Channel):
         msg = build_message(envelope, o["sender"], o["to"], o["inline_limit_bytes"])
         try:
             smtp = connect(
-                o["host"], o["port"], tls=o["tls"], ca_file=o["ca_file"], timeout=o["timeout_s"]
-            )
+                o["host"], o["port"], tls=o["tls"], ca_file=o["ca_file"], timeout=o["timeout_s"],
+                login=(username, password) if username is not None and password is not None else None,
+            )  # fmt: skip
             with smtp:
-                if username is not None and password is not None:
-                    smtp.login(username, password)
                 smtp.send_message(msg, from_addr=o["sender"], to_addrs=[o["to"]])
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]

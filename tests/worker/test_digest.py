@@ -15,13 +15,13 @@ from aiosmtpd.controller import Controller
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
-from domain.settings import Settings
+from domain.settings import Settings, SettingsError
 from harness.ports import free_port
 from store.engine import Store
 from store.models import DigestSent, Payment
 from tests.admin_support import fail_all, post
 from tests.conftest import bridge_cli
-from tests.tls_support import starttls_server
+from tests.tls_support import implicit_tls_server, starttls_server
 from worker import digest
 
 
@@ -111,11 +111,16 @@ def test_refused_mail_is_tried_again(
 
 
 def test_cli_prints_the_digest(client: FlaskClient, environ: dict[str, str]) -> None:
-    """`digest --print` shows the German text and sends nothing."""
-    done = bridge_cli(environ, "digest", "--print")
+    """`digest --print` shows the German text and sends nothing; its links are absolute,
+    from BRIDGE_PUBLIC_URL, so they work from a mail client."""
+    public = {**environ, "BRIDGE_PUBLIC_URL": "https://bruecke.usingen.de/"}
+    done = bridge_cli(public, "digest", "--print")
     assert done.returncode == 0, done.stderr
     assert "Tagesbericht der Formcycle/Civento-Brücke" in done.stdout
     assert "Fehlgeschlagene Zustellungen je Dienststelle\n" in done.stdout
+    assert "https://bruecke.usingen.de/admin/fehler" in done.stdout
+    assert "https://bruecke.usingen.de/admin/ " in done.stdout
+    assert " /admin" not in done.stdout  # no path without its host
 
 
 def test_payments_left_open_are_listed(
@@ -165,3 +170,51 @@ def test_the_digest_goes_over_starttls_to_the_towns_ca(
         trusted = replace(settings, smtp_ca_file=str(ca))
         assert digest.send_once(trusted, store, now) is True
     assert inbox.encrypted == [True, True]
+
+
+LOGIN = ("bruecke@usingen.test", "Digest-Passwort-123")
+
+
+def test_the_digest_logs_in_over_starttls_and_implicit_tls(
+    environ: dict[str, str], store: Store, tmp_path: Path
+) -> None:
+    """BRIDGE_SMTP_USER and BRIDGE_SMTP_PASSWORD log in once the session is encrypted; a
+    refused login sends nothing and leaves the day open for the next round."""
+    base = {k: v for k, v in environ.items() if k != "BRIDGE_SMTP_TLS"}
+    base.update(BRIDGE_SMTP_USER=LOGIN[0], BRIDGE_SMTP_PASSWORD="falsch")
+    now = dt.datetime(2026, 12, 5, 8, 0, tzinfo=dt.UTC)
+    with starttls_server(tmp_path, login=LOGIN) as (inbox, port, ca):
+        env = {**base, "BRIDGE_SMTP_PORT": str(port), "BRIDGE_SMTP_CA_FILE": str(ca)}
+        assert digest.send_once(Settings.from_env(env), store, now) is False
+        assert inbox.messages == []
+        env["BRIDGE_SMTP_PASSWORD"] = LOGIN[1]
+        assert digest.send_once(Settings.from_env(env), store, now) is True
+    assert inbox.logins[-1] == (LOGIN[0], True, True)
+    assert all(encrypted for _, _, encrypted in inbox.logins)
+    assert inbox.encrypted == [True, True]  # one mail per recipient
+    with implicit_tls_server(tmp_path, login=LOGIN) as (inbox, port, ca):
+        env = {
+            **base, "BRIDGE_SMTP_PASSWORD": LOGIN[1], "BRIDGE_SMTP_TLS": "implicit",
+            "BRIDGE_SMTP_PORT": str(port), "BRIDGE_SMTP_CA_FILE": str(ca),
+        }  # fmt: skip
+        assert digest.send_once(Settings.from_env(env), store, now + dt.timedelta(days=1))
+    assert inbox.logins == [(LOGIN[0], True, True)]
+
+
+def test_digest_credentials_come_in_pairs_and_never_in_clear(environ: dict[str, str]) -> None:
+    """A user without a password (or the other way round) and a login over plain SMTP are
+    refused at start-up, each with its variable named; the password is never shown."""
+    with pytest.raises(SettingsError) as user_only:
+        Settings.from_env({**environ, "BRIDGE_SMTP_USER": LOGIN[0]})
+    assert any(p.startswith("BRIDGE_SMTP_PASSWORD:") for p in user_only.value.problems)
+    with pytest.raises(SettingsError) as plain:
+        Settings.from_env(
+            {**environ, "BRIDGE_SMTP_USER": LOGIN[0], "BRIDGE_SMTP_PASSWORD": LOGIN[1]}
+        )  # environ asks for BRIDGE_SMTP_TLS=insecure
+    assert any(p.startswith("BRIDGE_SMTP_USER:") for p in plain.value.problems)
+    assert LOGIN[1] not in str(plain.value)
+    settings = Settings.from_env(
+        {k: v for k, v in environ.items() if k != "BRIDGE_SMTP_TLS"}
+        | {"BRIDGE_SMTP_USER": LOGIN[0], "BRIDGE_SMTP_PASSWORD": LOGIN[1]}
+    )
+    assert LOGIN[1] not in repr(settings)

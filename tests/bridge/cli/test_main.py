@@ -19,23 +19,29 @@ def test_check_config_prints_the_routing_table(environ: dict[str, str]) -> None:
 
 
 def test_check_config_lists_every_problem(environ: dict[str, str], tmp_path: Path) -> None:
-    """Unknown office, bad channel options and a missing secret are all reported at once."""
+    """One run names every problem of every class: a bad environment value, a malformed
+    entry, an unknown office, a missing secret and a channel's bad options; an entry that is
+    malformed itself is not reported again as unknown where it is used."""
     text = (ROOT / "config" / "routing.toml").read_text(encoding="utf-8")
     text = text.replace('neu-anspach = "usingen-steueramt"', 'neu-anspach = "steueramt-xyz"')
     text = text.replace('url = "http://127.0.0.1:8090/cases/usingen-steueramt"', 'url = "ftp:/x"')
+    assert 'ags = "06434011"' in text
+    text = text.replace('ags = "06434011"', 'ags = "0643"', 1)  # Usingen's AGS: 4 digits
     path = tmp_path / "broken.toml"
     path.write_text(text, encoding="utf-8")
     env = {k: v for k, v in environ.items() if k != "BRIDGE_SECRET_FORMCYCLE"}
-    result = bridge_cli({**env, "BRIDGE_CONFIG": str(path)}, "check-config")
+    env = {**env, "BRIDGE_CONFIG": str(path), "BRIDGE_MAX_FILES": "viele"}
+    result = bridge_cli(env, "check-config")
     assert result.returncode == 2
-    assert "responsibilities.tax.neu-anspach: unknown office 'steueramt-xyz'" in result.stderr
-    assert "BRIDGE_SECRET_FORMCYCLE (a secret named in the file) is not set" in result.stderr
-    # Channel options are checked once the file itself is consistent.
-    fixed = text.replace('neu-anspach = "steueramt-xyz"', 'neu-anspach = "usingen-steueramt"')
-    path.write_text(fixed, encoding="utf-8")
-    result = bridge_cli({**environ, "BRIDGE_CONFIG": str(path)}, "check-config")
-    assert result.returncode == 2
-    assert "offices.usingen-steueramt.options.url" in result.stderr
+    problems = result.stderr
+    assert "BRIDGE_MAX_FILES: Not a valid integer." in problems
+    assert "municipalities.usingen.value.ags: 8 digits" in problems
+    assert "responsibilities.tax.neu-anspach: unknown office 'steueramt-xyz'" in problems
+    assert "BRIDGE_SECRET_FORMCYCLE (a secret named in the file) is not set" in problems
+    assert "offices.usingen-steueramt.options.url" in problems
+    # Usingen is malformed, not unknown: its offices and responsibilities raise nothing more.
+    assert "unknown municipality 'usingen'" not in problems
+    assert "responsibilities.tax.usingen: unknown municipality" not in problems
 
 
 def test_generate_key_makes_a_usable_key(environ: dict[str, str]) -> None:

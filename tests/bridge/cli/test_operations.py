@@ -55,7 +55,8 @@ def test_bulk_replay_dry_run_start_status_cancel(
     assert dry.returncode == 0, dry.stderr
     assert "3 failed deliveries match; nothing was changed (dry run)" in dry.stdout
     none = bridge_cli(environ, "replay", "--filter", "service=traffic-order", "--dry-run")
-    assert none.returncode == 1
+    assert none.returncode == 0, none.stderr  # nothing to replay is no failure (cron jobs)
+    assert "0 failed deliveries match" in none.stdout
     typo = bridge_cli(environ, "replay", "--filter", "ofice=x", "--reason", "r")
     assert typo.returncode == 2
     no_reason = bridge_cli(environ, "replay", "--filter", "office=usingen-steueramt")
@@ -149,3 +150,20 @@ def test_cancel_and_reroute_exit_codes(
     assert again.returncode == 1
     assert "bereits abgebrochen" in again.stdout
     assert bridge_cli(environ, "cancel", "--reason", "x").returncode == 2
+
+
+def test_nothing_to_do_is_success(
+    client: FlaskClient, store: Store, environ: dict[str, str]
+) -> None:
+    """A purge or replay that finds nothing exits 0 (a nightly cron job must not report a
+    failure), dry run or not, and says so; nothing changes."""
+    post(client)  # delivered or pending, never due for a purge, never failed
+    before = snapshot(store)
+    for args in (("purge", "--dry-run"), ("purge",)):
+        done = bridge_cli(environ, *args)
+        assert done.returncode == 0, (args, done.stdout, done.stderr)
+        assert "0 submission(s)" in done.stdout
+    nothing = bridge_cli(environ, "replay", "--filter", "service=traffic-order", "--reason", "x")
+    assert nothing.returncode == 0, nothing.stderr
+    assert "nothing to replay" in nothing.stdout
+    assert snapshot(store) == before

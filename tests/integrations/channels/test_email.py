@@ -15,7 +15,7 @@ from integrations.channels import Channel, DeliveryError, PermanentDeliveryError
 from integrations.channels.email import build_message, message_id
 from schemas import SCHEMAS
 from tests.schemas.samples import SAMPLE_OPTIONS, dog_registration_payload, traffic_order_payload
-from tests.tls_support import starttls_server
+from tests.tls_support import implicit_tls_server, starttls_server
 
 from .conftest import OFFICE, ChannelFactory
 from .factories import PDF, attachment, envelope
@@ -249,3 +249,34 @@ def test_a_certificate_nobody_vouches_for_is_refused(
     ):
         make_channel("email", **_to(port)).deliver(envelope(), http)
     assert inbox.messages == []
+
+
+LOGIN = ("antraege@usingen.test", "Postfach-Passwort-1")
+
+
+def test_logs_in_after_starttls_and_implicit_tls(
+    make_channel: ChannelFactory, http: requests.Session, tmp_path: Path
+) -> None:
+    """A server that requires AUTH gets the office's login, only once the session is encrypted,
+    with STARTTLS and with implicit TLS; a wrong password is a permanent error, nothing sent."""
+    secrets = {"BRIDGE_SMTP_USER_USINGEN": LOGIN[0], "BRIDGE_SMTP_PASSWORD_USINGEN": LOGIN[1]}
+    login = {
+        "username_env": "BRIDGE_SMTP_USER_USINGEN",
+        "password_env": "BRIDGE_SMTP_PASSWORD_USINGEN",
+    }
+    with starttls_server(tmp_path, login=LOGIN) as (inbox, port, ca):
+        options = _to(port, ca_file=str(ca), **login)
+        make_channel("email", with_secrets=secrets, **options).deliver(envelope(), http)
+        wrong = {**secrets, "BRIDGE_SMTP_PASSWORD_USINGEN": "falsch"}
+        with pytest.raises(PermanentDeliveryError):
+            make_channel("email", with_secrets=wrong, **options).deliver(envelope(), http)
+    (first, *refused) = inbox.logins  # smtplib tries each mechanism with the wrong password
+    assert first == (LOGIN[0], True, True)
+    assert refused
+    assert all(not ok and encrypted for _, ok, encrypted in refused)
+    assert inbox.encrypted == [True]
+    with implicit_tls_server(tmp_path, login=LOGIN) as (inbox, port, ca):
+        options = _to(port, ca_file=str(ca), tls="implicit", **login)
+        make_channel("email", with_secrets=secrets, **options).deliver(envelope(), http)
+    assert inbox.logins == [(LOGIN[0], True, True)]
+    assert inbox.encrypted == [True]

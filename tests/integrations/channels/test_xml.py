@@ -206,20 +206,20 @@ class _CaptureHandler(BaseHTTPRequestHandler):
         """Quiet."""
 
 
-def _readme_verify() -> Callable[[str, dict[str, str], bytes], bool]:
-    """The `verify` function of the README's signature snippet, exactly as printed there."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+def _contract_verify() -> Callable[[str, dict[str, str], bytes], bool]:
+    """The `verify` function of the contract's signature snippet, exactly as printed there."""
+    readme = (ROOT / "docs" / "contract.md").read_text(encoding="utf-8")
     start = readme.index("```python\nimport base64, hashlib, hmac, time")
     code = readme[start + len("```python\n") : readme.index("```\n", start + 10)]
     namespace: dict[str, Any] = {}
-    exec(code, namespace)  # noqa: S102 - the README's own snippet, under test
+    exec(code, namespace)  # noqa: S102 - the contract's own snippet, under test
     return cast(Callable[[str, dict[str, str], bytes], bool], namespace["verify"])
 
 
-def test_the_readme_snippet_verifies_an_xml_delivery(
+def test_the_contract_snippet_verifies_an_xml_delivery(
     make_channel: ChannelFactory, http: requests.Session
 ) -> None:
-    """An office following the README accepts our XML body and refuses a changed one."""
+    """An office following docs/contract.md accepts our XML body and refuses a changed one."""
     office = _Capture()
     thread = threading.Thread(target=office.serve_forever, daemon=True)
     thread.start()
@@ -229,7 +229,7 @@ def test_the_readme_snippet_verifies_an_xml_delivery(
     finally:
         office.shutdown()
         office.server_close()
-    verify = _readme_verify()
+    verify = _contract_verify()
 
     assert office.body.startswith(b"<?xml")
     assert office.headers["webhook-id"] == office.headers["idempotency-key"]
