@@ -354,10 +354,14 @@ def test_internal_paths_are_refused_on_the_public_side(fresh: Site, path: str) -
 
 
 def test_public_paths_take_only_their_methods(fresh: Site) -> None:
-    """A GET on a webhook or a POST on a pay page is refused by nginx (403)."""
+    """A GET on a webhook or a PUT on a pay page is refused by nginx (403); the pay button's
+    POST reaches the app, which answers a reference without a valid link with its German page."""
     assert fresh.public("GET", "/webhooks/formcycle/dog-registration")[0] == 403
     assert fresh.public("GET", "/webhooks/payments/epay21-demo")[0] == 403
-    assert fresh.public("POST", UNKNOWN_CASE, body=b"x")[0] == 403
+    assert fresh.public("PUT", UNKNOWN_CASE, body=b"x")[0] == 403
+    status, _, body = fresh.public("POST", UNKNOWN_CASE, body=b"token=x")
+    assert status == 404
+    assert "nicht mehr gültig" in body.decode()
 
 
 def test_the_internal_side_serves_the_admin_page_the_api_and_metrics(fresh: Site) -> None:
