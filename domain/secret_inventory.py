@@ -41,6 +41,7 @@ SETTINGS_SECRETS: Mapping[str, Kind] = {
 # Secret-looking settings the command leaves alone, each with the reason.
 NOT_MADE_SETTINGS: Mapping[str, str] = {
     "BRIDGE_API_TOKENS": "retired: tokens live in the database (tokens import-env moves them)",
+    "BRIDGE_SMTP_PASSWORD": "issued by the town's mail server, like BRIDGE_SMTP_USER",
 }
 # Routing-file options (`*_env`) whose secret the bridge chooses and the other side is told.
 # Every other `*_env` option names a credential the other side issues.
