@@ -64,6 +64,11 @@ def unavailable(reference: str, payment: Payment | None, retry_after_s: int) -> 
     )
 
 
+def withdrawn(reference: str) -> Response:
+    """The case was withdrawn before it was paid: nothing is to be paid any more."""
+    return _page("withdrawn", status=410, reference=reference)
+
+
 def unknown() -> Response:
     """No fee is due under this link."""
     return _page("unknown", status=404)

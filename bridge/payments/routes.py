@@ -165,6 +165,8 @@ def _pay(bridge: Bridge, reference: str) -> Response:
             return pages.unknown()
         if payment.status in PaymentStatus.PAID:
             return pages.paid(reference, payment)
+        if payment.status == PaymentStatus.WITHDRAWN:
+            return pages.withdrawn(reference)
         if payment.transaction_id is None:
             return _new_transaction(bridge, reference, payment, case)
         answer = _open_transaction(bridge, reference, payment, case)
@@ -230,7 +232,7 @@ def _return(bridge: Bridge, reference: str) -> Response:
     except ProviderError:
         _verdict(bridge, journal_id, "not_confirmable")
         return pages.pending(reference, payment, _pay_link(bridge, reference))
-    _verdict(bridge, journal_id, applied.verdict)
+    _verdict(bridge, journal_id, applied.verdict, detail=applied.reason)
     fresh = payments.get(bridge.store, payment.id) or payment
     if fresh.status in PaymentStatus.PAID:
         return pages.paid(reference, fresh)
@@ -407,10 +409,13 @@ class Refusal(Enum):
 class Refused(Exception):
     """A notification refused as `refusal` says; `payment_id` once the payment is known."""
 
-    def __init__(self, refusal: Refusal, payment_id: str | None = None) -> None:
+    def __init__(
+        self, refusal: Refusal, payment_id: str | None = None, why: str | None = None
+    ) -> None:
         super().__init__(refusal.verdict)
         self.refusal = refusal
         self.payment_id = payment_id
+        self.why = why  # for the journal, when the refusal's own detail says too little
 
 
 def _refuse(
@@ -424,9 +429,8 @@ def _refuse(
     """Record the refusal (journal verdict if journalled, security log event unless `logged`
     is off) and the problem to answer."""
     refusal, payment_id = refused.refusal, refused.payment_id
-    _verdict(
-        bridge, journal_id, refusal.verdict, payment_id=payment_id, detail=refusal.detail[1][:200]
-    )
+    detail = (refused.why or refusal.detail[1])[:200]
+    _verdict(bridge, journal_id, refusal.verdict, payment_id=payment_id, detail=detail)
     if logged:
         log_event(
             log,
@@ -518,7 +522,7 @@ def _confirmed(bridge: Bridge, provider_id: str, body: bytes) -> tuple[Payment, 
     except ProviderError:
         raise Refused(Refusal.UNKNOWN_TO_PROVIDER, payment.id) from None
     if applied.verdict == "amount_mismatch":
-        raise Refused(Refusal.CONFIRMED_AMOUNT_MISMATCH, payment.id)
+        raise Refused(Refusal.CONFIRMED_AMOUNT_MISMATCH, payment.id, applied.reason)
     claimed_paid = (claim.status or "").upper() in PAID_CLAIMS
     if claimed_paid and applied.status not in PaymentStatus.PAID:
         raise Refused(Refusal.PAID_NOT_CONFIRMED, payment.id)
@@ -555,5 +559,11 @@ def _claimed_payment(bridge: Bridge, provider_id: str, claim: CallbackClaim) -> 
         raise Refused(Refusal.TRANSACTION_MISMATCH, payment.id)
     if claim.amount is not None and not _same_amount(claim.amount, payment.amount_cents):
         # The notification itself names another amount (pmPayment's notify form does).
-        raise Refused(Refusal.NOTIFIED_AMOUNT_MISMATCH, payment.id)
+        why = payments.amount_problem(
+            payments.Confirmed("PAYED", None, amount=claim.amount),
+            payment.amount_cents,
+            payment.currency,
+            payment.origin,
+        )
+        raise Refused(Refusal.NOTIFIED_AMOUNT_MISMATCH, payment.id, f"notified {why}")
     return payment

@@ -103,14 +103,41 @@ def test_paid_releases_the_case_and_creates_one_notice(
 def test_amount_mismatch_changes_nothing(
     client: FlaskClient, store: Store, settings: Settings
 ) -> None:
-    """A provider confirming 3.50 EUR (or another currency) for a 35.00 EUR fee is refused."""
+    """3.50 EUR, 35.001 EUR, 34.999 EUR or another currency for a 35.00 EUR fee: not paid,
+    nothing moves, and an event says why (exactly, in integer cents, never rounded)."""
     payment = _order(client, store)
     before = _snapshot(store)
-    for wrong in (Confirmed("PAYED", 350, "EUR"), Confirmed("PAYED", 3500, "USD")):
-        assert payments.apply(store, settings.config, payment.id, wrong, "t").verdict == (
-            "amount_mismatch"
-        )
-    assert _snapshot(store) == before
+    wrongs = [
+        Confirmed("PAYED", 350, "EUR"),
+        Confirmed("PAYED", 3500, "USD"),
+        Confirmed("PAYED", None, "EUR", amount=Decimal("35.001")),
+        Confirmed("PAYED", None, None, amount=Decimal("34.999")),
+        Confirmed("PAYED", None, "EUR", amount=Decimal("1E+999999")),
+    ]
+    reasons = []
+    for wrong in wrongs:
+        applied = payments.apply(store, settings.config, payment.id, wrong, "t")
+        assert applied.verdict == "amount_mismatch"
+        reasons.append(applied.reason)
+    assert reasons == [
+        "amount 3.50 instead of 35.00",
+        "currency 'USD' instead of EUR",
+        "amount 35.001 is not a whole number of cents",
+        "amount 34.999 is not a whole number of cents",
+        "amount 1E+999999 is not a whole number of cents",
+    ]
+    after = _snapshot(store)
+    assert (after[0], after[1], after[3]) == (before[0], before[1], before[3])
+    with store.read() as session:
+        events = session.scalars(
+            select(Event).where(Event.kind.like("payment.%")).order_by(Event.id)
+        ).all()
+    assert [(e.kind, e.detail["reason"]) for e in events] == [
+        ("payment.amount_mismatch", reason) for reason in reasons
+    ]
+    # The exact amount in another spelling is paid.
+    exact = Confirmed("PAYED", None, "eur", amount=Decimal("35.0000"))
+    assert payments.apply(store, settings.config, payment.id, exact, "t").verdict == "applied"
 
 
 def test_failed_is_final_and_the_pay_link_starts_a_new_attempt(
