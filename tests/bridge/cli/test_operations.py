@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from store.engine import Store, make_engine
 from store.migrations import upgrade
-from store.models import BulkReplay, Delivery, Event
+from store.models import BulkReplay, Delivery, Event, Payment
 from tests.admin_support import fail_all, post
 from tests.conftest import bridge_cli, snapshot
 
@@ -149,3 +149,23 @@ def test_cancel_and_reroute_exit_codes(
     assert again.returncode == 1
     assert "bereits abgebrochen" in again.stdout
     assert bridge_cli(environ, "cancel", "--reason", "x").returncode == 2
+
+
+def test_cancel_an_unpaid_case(client: FlaskClient, store: Store, environ: dict[str, str]) -> None:
+    """`cancel --reference` on a traffic order awaiting its fee: 0, the held delivery is
+    cancelled and the payment withdrawn; the pay link then says so and creates nothing."""
+    reference = post(client, "traffic-order")
+    done = bridge_cli(environ, "cancel", "--reference", reference, "--reason", "zurückgezogen")
+    assert done.returncode == 0, done.stderr
+    assert "Der Antrag ist zurückgezogen" in done.stdout
+    with store.read() as session:
+        assert session.scalars(select(Delivery.status)).one() == "cancelled"
+        assert session.scalars(select(Payment.status)).one() == "withdrawn"
+    before = snapshot(store)
+    page = client.get(f"/pay/{reference}")
+    assert page.status_code == 410
+    assert "Der Antrag wurde zurückgezogen" in page.get_data(as_text=True)
+    assert snapshot(store) == before
+    again = bridge_cli(environ, "cancel", "--reference", reference, "--reason", "zurückgezogen")
+    assert again.returncode == 1
+    assert "bereits abgebrochen" in again.stdout

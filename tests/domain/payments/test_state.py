@@ -8,6 +8,7 @@ from decimal import Decimal
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
+from domain.admin.operations import cancel_submission
 from domain.payments import payments
 from domain.payments.payments import Confirmed
 from domain.settings import Settings
@@ -22,6 +23,7 @@ from store.models import (
     Submission,
     SubmissionStatus,
 )
+from tests.admin_support import OPERATOR
 from tests.factories import traffic
 from tests.worker.conftest import submit
 
@@ -286,3 +288,118 @@ def test_an_unreported_amount_counts_only_for_our_own_transactions(
         "amount_mismatch"
     )
     assert payments.apply(store, settings.config, ours.id, silent, "t").verdict == "applied"
+
+
+def _notices(store: Store) -> list[str | None]:
+    with store.read() as session:
+        return list(
+            session.scalars(
+                select(Delivery.payment_id)
+                .where(Delivery.kind == DeliveryKind.PAYMENT_NOTICE)
+                .order_by(Delivery.created_at)
+            )
+        )
+
+
+def _kinds(store: Store) -> list[str]:
+    with store.read() as session:
+        return list(
+            session.scalars(
+                select(Event.kind).where(Event.kind.like("payment.%")).order_by(Event.id)
+            )
+        )
+
+
+def test_ten_concurrent_create_claims_give_one_claim(
+    client: FlaskClient, store: Store, settings: Settings
+) -> None:
+    """Ten callers claim the payment for creating at once: exactly one gets it; the others
+    see it busy until the claim ends with the transaction, then see it done."""
+    payment = _order(client, store)
+    start = threading.Barrier(10)
+    states: list[str] = []
+
+    def claim() -> None:
+        start.wait()
+        states.append(payments.claim_create(store, payment.id, 30).state)
+
+    threads = [threading.Thread(target=claim) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(states) == ["busy"] * 9 + ["claimed"]
+    assert payments.record_created(
+        store,
+        payment.id,
+        transaction_id="T-1",
+        pay_url="https://pay.example/T-1",
+        transaction_reference=None,
+        first_check_s=1,
+        actor="t",
+    )
+    done = payments.claim_create(store, payment.id, 30)
+    assert done.state == "done"
+    assert done.payment is not None
+    assert (done.payment.transaction_id, done.payment.lease_until) == ("T-1", None)
+
+
+def test_paid_twice_gives_a_notice_for_each_and_a_refund_event(
+    client: FlaskClient, store: Store, settings: Settings
+) -> None:
+    """An abandoned attempt (its create's answer was lost) is paid late, after its successor:
+    both payments count, the cash office gets a notice for each, and an operator event says a
+    refund may be due. The case is released once."""
+    first = _order(client, store)
+    assert payments.claim_create(store, first.id, 30).state == "claimed"
+    second = payments.replace_attempt(
+        store, first.id, reason="PAYMENT_EXISTS", lease_s=30, watch=True, actor="t"
+    )
+    assert second is not None
+    abandoned = payments.get(store, first.id)
+    assert abandoned is not None
+    assert abandoned.status == "abandoned"
+    assert payments.apply(store, settings.config, second.id, PAID, "t").refund_due is False
+    late = payments.apply(store, settings.config, first.id, PAID, "reconciliation")
+    assert (late.verdict, late.refund_due) == ("applied", True)
+    assert _notices(store) == [second.id, first.id]
+    with store.read() as session:
+        cases = session.scalars(select(Delivery).where(Delivery.kind == DeliveryKind.CASE)).all()
+        refund = session.scalars(select(Event).where(Event.kind == "payment.refund_due")).one()
+    assert [d.status for d in cases] == ["pending"]
+    assert refund.detail["why"] == "paid_twice"
+    assert refund.detail["other_payment_id"] == second.id
+
+
+def test_a_late_payment_of_a_withdrawn_case_is_applied_with_a_refund_event(
+    client: FlaskClient, store: Store, settings: Settings
+) -> None:
+    """The case was cancelled while its transaction was open (neither protocol can cancel it):
+    the reconciliation keeps asking, a payment then is applied and noticed, the case stays
+    cancelled, and an operator event says a refund may be due."""
+    payment = _order(client, store)
+    payments.record_created(
+        store,
+        payment.id,
+        transaction_id="T-9",
+        pay_url="https://pay.example/T-9",
+        transaction_reference=None,
+        first_check_s=1,
+        actor="t",
+    )
+    with store.read() as session:
+        reference = session.scalars(select(Submission)).one().reference
+    cancel_submission(store, reference, OPERATOR, "zurückgezogen")
+    withdrawn = payments.get(store, payment.id)
+    assert withdrawn is not None
+    assert withdrawn.status == "withdrawn"
+    assert withdrawn.next_check_at is not None  # still asked about
+    assert payments.is_withdrawn(store, payment.submission_id)
+    applied = payments.apply(store, settings.config, payment.id, PAID, "reconciliation")
+    assert (applied.verdict, applied.refund_due) == ("applied", True)
+    assert applied.wake == ["usingen-stadtkasse"]
+    assert _notices(store) == [payment.id]
+    assert not payments.is_withdrawn(store, payment.submission_id)
+    with store.read() as session:
+        assert session.scalars(select(Submission.status)).one() == "cancelled"
+    assert _kinds(store)[-3:] == ["payment.withdrawn", "payment.paid", "payment.refund_due"]
