@@ -331,6 +331,8 @@ class Payment(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     # Reconciliation: checks so far, when the next one is due, who holds the row meanwhile.
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Provider errors in a row (migration 0007): the error cap counts these, not the checks.
+    check_errors: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_check_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)

@@ -247,6 +247,7 @@ def attach_fee(
             updated_at=now,
             expires_at=now + dt.timedelta(hours=fee.expires_after_hours),
             attempts=0,
+            check_errors=0,
         )
     )
     if fee.before_delivery:
@@ -360,6 +361,7 @@ def record_created(
                 pay_url=pay_url,
                 transaction_reference=transaction_reference,
                 last_error=None,
+                check_errors=0,
                 next_check_at=now + dt.timedelta(seconds=first_check_s),
                 lease_until=None,
                 updated_at=now,
@@ -629,23 +631,25 @@ def record_error(
 ) -> None:
     """A provider call about this payment failed: count it, note it, check again later.
 
-    After MAX_CHECK_ERRORS errors in a row the next check is the last one, at its expiry.
+    After MAX_CHECK_ERRORS errors in a row (`check_errors`; any answer resets it, unlike
+    `attempts`, which counts every check) the next check is the last one, at its expiry.
     """
     with store.session() as session:
         conn = session.connection()
         now = database_now(conn)
         row = conn.execute(
-            select(_P.c.submission_id, _P.c.attempts, _P.c.expires_at, _P.c.status).where(
-                _P.c.id == payment_id
-            )
+            select(
+                _P.c.submission_id, _P.c.attempts, _P.c.check_errors, _P.c.expires_at, _P.c.status
+            ).where(_P.c.id == payment_id)
         ).first()
         if row is None or row.status not in WATCHED:
             return
         attempts = row.attempts + 1
+        errors = row.check_errors + 1
         expires_at = row.expires_at.replace(tzinfo=dt.UTC)
         retry_at = (
             expires_at
-            if attempts >= MAX_CHECK_ERRORS
+            if errors >= MAX_CHECK_ERRORS
             else min(now + dt.timedelta(seconds=retry_in_s), expires_at)
         )
         conn.execute(
@@ -653,6 +657,7 @@ def record_error(
             .where(_P.c.id == payment_id, _P.c.status.in_(WATCHED))
             .values(
                 attempts=attempts,
+                check_errors=errors,
                 last_error=error[:500],
                 next_check_at=retry_at,
                 lease_until=None,
@@ -685,6 +690,7 @@ def schedule_check(store: Store, payment_id: str, retry_in_s: float) -> None:
             .where(_P.c.id == payment_id, _P.c.status.in_(WATCHED))
             .values(
                 attempts=_P.c.attempts + 1,
+                check_errors=0,
                 next_check_at=min(now + dt.timedelta(seconds=retry_in_s), expires_at),
                 lease_until=None,
                 last_error=None,

@@ -403,3 +403,26 @@ def test_a_late_payment_of_a_withdrawn_case_is_applied_with_a_refund_event(
     with store.read() as session:
         assert session.scalars(select(Submission.status)).one() == "cancelled"
     assert _kinds(store)[-3:] == ["payment.withdrawn", "payment.paid", "payment.refund_due"]
+
+
+def test_one_provider_error_after_many_open_checks_does_not_park_the_payment(
+    client: FlaskClient, store: Store, settings: Settings
+) -> None:
+    """Twelve checks that found the payment still open, then one provider error: the next
+    check follows the schedule, not the expiry (the cap counts errors in a row, not checks);
+    twelve errors in a row do park it until its expiry."""
+    payment = _order(client, store)
+    for _ in range(payments.MAX_CHECK_ERRORS):
+        payments.schedule_check(store, payment.id, 60)
+    payments.record_error(store, payment.id, "HTTP 503", 60)
+    after = payments.get(store, payment.id)
+    assert after is not None
+    assert (after.attempts, after.check_errors) == (payments.MAX_CHECK_ERRORS + 1, 1)
+    assert after.next_check_at is not None
+    assert after.next_check_at < after.expires_at
+    for _ in range(payments.MAX_CHECK_ERRORS - 1):
+        payments.record_error(store, payment.id, "HTTP 503", 60)
+    parked = payments.get(store, payment.id)
+    assert parked is not None
+    assert parked.check_errors == payments.MAX_CHECK_ERRORS
+    assert parked.next_check_at == parked.expires_at
