@@ -38,6 +38,8 @@ PAYMENT_STATUS = {
     "FAILED": "Fehlgeschlagen",
     "CANCELED": "Abgebrochen",
     "expired": "Abgelaufen",
+    "abandoned": "Ersetzt (Antwort des Anbieters verloren)",
+    "withdrawn": "Zurückgezogen",
 }
 
 EVENT_KIND = {
@@ -58,6 +60,11 @@ EVENT_KIND = {
     "retention.purged": "Personenbezogene Daten gelöscht (Aufbewahrungsfrist)",
     "payment.created": "Zahlung angelegt",
     "payment.status": "Zahlungsstatus geändert",
+    "payment.abandoned": "Zahlungsversuch ersetzt (Antwort des Anbieters verloren)",
+    "payment.attempt_started": "Neuer Zahlungsversuch",
+    "payment.withdrawn": "Zahlung zurückgezogen (Antrag abgebrochen)",
+    "payment.amount_mismatch": "Betrag oder Währung stimmt nicht (nicht bezahlt)",
+    "payment.refund_due": "Zahlung ohne offenen Antrag: Erstattung prüfen",
 }
 
 BULK_STATUS = {
