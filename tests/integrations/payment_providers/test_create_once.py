@@ -15,11 +15,15 @@ import pytest
 import requests
 from sqlalchemy import select
 
+from demo_backoffice import DemoBackOffice
 from demo_payments import DemoPayments
+from domain.admin.operations import cancel_submission
 from harness.waiting import wait_for
 from store.engine import Store
 from store.models import Delivery, DeliveryKind, Event, Payment
+from tests.admin_support import OPERATOR
 from tests.integrations.payment_providers import test_flow_e2e as e2e
+from tests.worker.conftest import Processes
 
 # The live bridge, the simulator and the routing file pointed at it, from the flow tests.
 live = e2e.live
@@ -28,6 +32,7 @@ environ = e2e.environ
 simulator = e2e.simulator
 backoffice = e2e.backoffice
 channel = e2e.channel
+processes = e2e.processes
 
 CLICKS = 10
 
@@ -184,3 +189,35 @@ def test_a_status_finer_than_a_cent_or_in_another_currency_is_not_paid(
         ("return", "amount_mismatch", why),
     ]
     assert "payment.amount_mismatch" in _kinds(bridge)
+
+
+@e2e.SQLITE_ONLY
+def test_a_withdrawn_case_paid_late_is_applied_and_flagged_for_a_refund(
+    live: e2e.LiveBridge,
+    bridge: Store,
+    simulator: DemoPayments,
+    backoffice: DemoBackOffice,
+    processes: Processes,
+) -> None:
+    """The citizen opened the pay page, then the case was cancelled (the provider cannot
+    cancel the transaction), then the citizen paid anyway with the notification lost: the
+    reconciliation finds it, the cash office gets the notice, the case stays cancelled, an
+    operator event says a refund may be due, and the pay link says the case was withdrawn."""
+    processes.worker()
+    processes.sweeper()
+    answer = e2e.submit(live)
+    page = e2e.follow_pay_link(answer).headers["Location"]
+    done = cancel_submission(bridge, answer["reference"], OPERATOR, "zurückgezogen")
+    assert done.changed
+    withdrawn = e2e.follow_pay_link(answer)
+    assert withdrawn.status_code == 410
+    assert "Der Antrag wurde zurückgezogen" in withdrawn.text
+    requests.post(f"{simulator.url}/_control/drop-notifications", timeout=5)
+    e2e.pay_on_page(page)
+    wait_for(lambda: "payment.refund_due" in _kinds(bridge), what="the late payment applied")
+    wait_for(lambda: backoffice.cases(e2e.CASH_OFFICE), what="the payment notice")
+    assert not backoffice.cases(e2e.ORDER_OFFICE)
+    [payment] = _attempts(bridge)
+    assert payment.status == "PAYED"
+    assert e2e.status(live, answer["reference"])["status"] == "cancelled"
+    assert _kinds(bridge)[-3:] == ["payment.withdrawn", "payment.paid", "payment.refund_due"]
