@@ -91,7 +91,6 @@ def test_ten_concurrent_first_clicks_make_one_transaction_and_no_outage(
     assert _kinds(bridge) == ["payment.created"]
 
 
-@e2e.SQLITE_ONLY
 def test_a_lost_create_answer_then_the_click_pays_at_once(
     live: e2e.LiveBridge, bridge: Store, simulator: DemoPayments
 ) -> None:
