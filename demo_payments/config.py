@@ -19,9 +19,10 @@ class SimulatorConfig:
     """The simulator's settings.
 
     `auth` is what the XBezahldienste API accepts: "basic", "oauth2", "any" (either, the
-    default) or "none". `on_repeat` is what a create repeating a requestId gets: "return" the
-    existing transaction (the simulator's default: dedupe) or "payment_exists", the problem a
-    real provider may answer. `notify_delay_s` > 0 sends notifications from a background thread
+    default) or "none". `on_repeat` is what a create repeating a requestId gets:
+    "payment_exists" (the default: `409` with the functional code `PAYMENT_EXISTS`, as the
+    standard answers) or "return" (the existing transaction, a lenient provider's dedupe; kept
+    for tests of the bridge against such a provider). `notify_delay_s` > 0 sends notifications from a background thread
     after that delay (reordering tests); 0 sends them before the browser is redirected.
     """
 
@@ -32,7 +33,7 @@ class SimulatorConfig:
     client_secret: str = DEMO_CLIENT_SECRET
     token_expires_in: float = 300.0
     pmpayment_salt: str = DEMO_PMPAYMENT_SALT
-    on_repeat: Literal["return", "payment_exists"] = "return"
+    on_repeat: Literal["return", "payment_exists"] = "payment_exists"
     notify_delay_s: float = 0.0
     notify_timeout_s: float = 5.0
     #: The base URL pay pages are announced under (None: the URL the request came to).

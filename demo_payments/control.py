@@ -58,6 +58,17 @@ def slow() -> Response:
     return json_response({"delay_s": ledger().delay_s})
 
 
+@bp.post("/lose-create-answers")
+def lose_create_answers() -> Response:
+    """Store the next `?count=` new transactions (default 1) but answer `?status=` (502)."""
+    count = request.args.get("count", default=1, type=int) or 0
+    status = request.args.get("status", default=502, type=int)
+    if status is None or not 500 <= status <= 599:
+        return json_response({"error": "status must be 500-599"}, 400)
+    ledger().set_lose_answers(count, status)
+    return json_response({"lose_create_answers": count, "status": status})
+
+
 @bp.post("/drop-notifications")
 def drop_notifications() -> Response:
     """Lose every notification from now on (they are recorded as dropped)."""
@@ -105,7 +116,8 @@ def expire(txid: str) -> Response:
 
 @bp.post("/set-amount/<txid>")
 def set_amount(txid: str) -> Response:
-    """Make the provider report another amount (`?amount=12.34`), for mismatch tests."""
+    """Make the provider report another amount (`?amount=12.34`) and, with `?currency=`,
+    another currency, for mismatch tests."""
     txn = _txn(txid)
     if txn is None:
         return _unknown()
@@ -113,10 +125,13 @@ def set_amount(txid: str) -> Response:
         amount = Decimal(request.args.get("amount", ""))
     except InvalidOperation:
         return json_response({"error": "amount must be a number"}, 400)
+    currency = request.args.get("currency", txn.currency)[:3]
     with ledger().lock:
         txn.amount = amount
+        txn.currency = currency
         if txn.request:
             txn.request["grosAmount"] = amount
+            txn.request["currency"] = currency
     return json_response(txn.summary())
 
 

@@ -110,6 +110,9 @@ class Ledger:
             self.down_status = 503
             self.delay_s = 0.0  # every provider answer waits this long (timeout tests)
             self.drop_notifications = False
+            # The next n creates are stored but answered `lost_status` (502): the answer is lost.
+            self.lose_answers = 0
+            self.lost_status = 502
             self.kassenzeichen_seq = 16  # the first one given is KZ-<year>-000017
 
     # -- counters and faults -------------------------------------------------------------------
@@ -141,6 +144,21 @@ class Ledger:
                 if self.down_remaining == 0:
                     self.down_remaining = None
             return True
+
+    def set_lose_answers(self, count: int, status: int = 502) -> None:
+        """Store the next `count` new transactions but answer their creates with `status`."""
+        with self.lock:
+            self.lose_answers = max(0, count)
+            self.lost_status = status
+
+    def take_lost_answer(self) -> int | None:
+        """The status to answer a create that was just stored with, when its answer is lost."""
+        with self.lock:
+            if self.lose_answers <= 0:
+                return None
+            self.lose_answers -= 1
+            self.counters["lost_answers"] = self.counters.get("lost_answers", 0) + 1
+            return self.lost_status
 
     # -- transactions --------------------------------------------------------------------------
 

@@ -123,8 +123,16 @@ def secure() -> Response:
             accounting_record=fields.get("accountingRecord"),
         )
 
-    txn, _ = led.create(led.key("pmpayment", scope, txid), make)
-    return json_response({"url": f"{base_url()}/payment/pay/{ags}/{txn.txid}", "txid": txn.txid})
+    txn, created = led.create(led.key("pmpayment", scope, txid), make)
+    return _lost(created) or json_response(
+        {"url": f"{base_url()}/payment/pay/{ags}/{txn.txid}", "txid": txn.txid}
+    )
+
+
+def _lost(created: bool) -> Response | None:
+    """The answer to a create that was stored but whose answer is to be lost, else None."""
+    lost = ledger().take_lost_answer() if created else None
+    return error(lost, "Antwort verloren") if lost is not None else None
 
 
 def _find(ags: str, txid: str) -> Txn | None:

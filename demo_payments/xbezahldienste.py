@@ -1,7 +1,8 @@
 """The simulator's XBezahldienste REST side (v1.0.0), its OAuth2 token endpoint and pay page.
 
-Create `POST /xbezahldienste/paymenttransaction/<originatorId>/<endPointId>` (idempotent on
-requestId), status `GET .../<transactionId>`, health `GET /xbezahldienste/status/<o>/<e>`,
+Create `POST /xbezahldienste/paymenttransaction/<originatorId>/<endPointId>` (a repeated
+requestId gets `409 PAYMENT_EXISTS` as the standard says; `on_repeat = "return"` answers the
+existing transaction instead), status `GET .../<transactionId>`, health `GET /xbezahldienste/status/<o>/<e>`,
 token `POST /oauth2/token`, pay page `/xbezahldienste/pay/<transactionId>`.
 
 The field rules of the standard are checked here on their own (not with the bridge's
@@ -268,7 +269,7 @@ def transaction_json(txn: Txn) -> dict[str, Any]:
 
 @bp.post("/xbezahldienste/paymenttransaction/<originator>/<end_point>")
 def create(originator: str, end_point: str) -> Response:
-    """Create a transaction, or answer the existing one for a repeated requestId."""
+    """Create a transaction; a repeated requestId gets PAYMENT_EXISTS (or the existing one)."""
     refused = authenticate()
     if refused is not None:
         return refused
@@ -304,7 +305,12 @@ def create(originator: str, end_point: str) -> Response:
 
     txn, created = led.create(key, make)
     if not created and config().on_repeat == "payment_exists":
+        led.count("payment_exists")
         return problem(409, "Conflict", "PAYMENT_EXISTS")
+    lost = led.take_lost_answer() if created else None
+    if lost is not None:
+        # Stored, but the answer never reaches the caller (a proxy's 502, a reset).
+        return problem(lost, "Bad Gateway", "UNSPECIFIED")
     return json_response(transaction_json(txn), 201 if created else 200)
 
 

@@ -278,7 +278,13 @@ class Event(Base):
 
 
 class PaymentStatus(StrEnum):
-    """Statuses of a payment: XBezahldienste's, plus our own `expired` after the deadline."""
+    """Statuses of a payment: XBezahldienste's, plus our own (lower case) give-ups.
+
+    `expired`: open past its deadline. `abandoned`: replaced by a new attempt because its
+    create's answer was lost or refused as PAYMENT_EXISTS. `withdrawn`: the case was cancelled
+    while it was open. A payment the provider confirms later still leaves any of the three
+    (the money is there), and the reconciliation keeps asking about the last two.
+    """
 
     INITIAL = "INITIAL"
     PAYED = "PAYED"
@@ -286,9 +292,13 @@ class PaymentStatus(StrEnum):
     FAILED = "FAILED"
     CANCELED = "CANCELED"
     EXPIRED = "expired"
+    ABANDONED = "abandoned"
+    WITHDRAWN = "withdrawn"
     # Groups of statuses, not statuses themselves: nonmember keeps them out of the members.
     PAID = nonmember(frozenset({PAYED, BOOKED}))
-    FINAL = nonmember(frozenset({PAYED, BOOKED, FAILED, CANCELED, EXPIRED}))
+    FINAL = nonmember(frozenset({PAYED, BOOKED, FAILED, CANCELED, EXPIRED, ABANDONED, WITHDRAWN}))
+    #: Our own give-ups: a payment the provider confirms later may still leave them.
+    GIVEN_UP = nonmember(frozenset({EXPIRED, ABANDONED, WITHDRAWN}))
 
 
 class Payment(Base):
@@ -321,6 +331,8 @@ class Payment(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     # Reconciliation: checks so far, when the next one is due, who holds the row meanwhile.
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Provider errors in a row (migration 0007): the error cap counts these, not the checks.
+    check_errors: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_check_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)

@@ -39,6 +39,8 @@ PAYMENT_STATUS = {
     "FAILED": "Fehlgeschlagen",
     "CANCELED": "Abgebrochen",
     "expired": "Abgelaufen",
+    "abandoned": "Ersetzt (Antwort des Anbieters verloren)",
+    "withdrawn": "Zurückgezogen",
 }
 
 # Every kind of event a case's history holds, as a German sentence (domain, worker, payments).
@@ -67,6 +69,11 @@ EVENT_KIND = {
     "payment.failed": "Zahlung fehlgeschlagen",
     "payment.canceled": "Zahlung abgebrochen",
     "payment.status": "Zahlungsstatus geändert",
+    "payment.abandoned": "Zahlungsversuch ersetzt (Antwort des Anbieters verloren)",
+    "payment.attempt_started": "Neuer Zahlungsversuch",
+    "payment.withdrawn": "Zahlung zurückgezogen (Antrag abgebrochen)",
+    "payment.amount_mismatch": "Betrag oder Währung stimmt nicht (nicht bezahlt)",
+    "payment.refund_due": "Zahlung ohne offenen Antrag: Erstattung prüfen",
 }
 
 # The payment callback journal: who called (a provider's notification, the citizen's return)

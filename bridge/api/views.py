@@ -47,7 +47,10 @@ class PaymentAttemptView(Schema):
     id = fields.String(required=True, metadata={"description": "our payment id (32 hex)"})
     status = fields.String(
         required=True,
-        metadata={"description": "INITIAL, PAYED, BOOKED (both paid), FAILED, CANCELED, expired"},
+        metadata={
+            "description": "INITIAL, PAYED, BOOKED (both paid), FAILED, CANCELED, and our own "
+            "expired, abandoned (replaced after a lost create answer), withdrawn (case cancelled)"
+        },
     )
     amount = fields.String(required=True)
     currency = fields.String(required=True)
@@ -72,7 +75,8 @@ class PaymentView(Schema):
         required=True,
         metadata={
             "description": "the counted attempt's status: INITIAL (open), PAYED/BOOKED (paid), "
-            "FAILED, CANCELED, expired (the pay link then starts a new attempt)"
+            "FAILED, CANCELED, expired (the pay link then starts a new attempt), withdrawn (the "
+            "case was cancelled before it was paid)"
         },
     )
     paid = fields.Boolean(required=True)

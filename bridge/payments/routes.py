@@ -153,12 +153,15 @@ def _token_check(bridge: Bridge, reference: str, token: str | None) -> pay_links
 
 
 def _withdrawn(bridge: Bridge, case: Case) -> Response | None:
-    """The withdrawn page when the case was cancelled (the pay link then creates nothing)."""
+    """The withdrawn page when the case was cancelled, or its fee withdrawn with its last held
+    delivery (the pay link then creates nothing)."""
     with bridge.store.read() as session:
         status = session.scalar(
             select(Submission.status).where(Submission.id == case.submission_id)
         )
-    if status != SubmissionStatus.CANCELLED:
+    if status != SubmissionStatus.CANCELLED and not payments.is_withdrawn(
+        bridge.store, case.submission_id
+    ):
         return None
     paid = any(
         p.status in PaymentStatus.PAID
@@ -280,6 +283,8 @@ def _pay(bridge: Bridge, reference: str, token: str) -> Response:
             return pages.unknown()
         if payment.status in PaymentStatus.PAID:
             return pages.paid(reference, payment)
+        if payment.status == PaymentStatus.WITHDRAWN:
+            return pages.withdrawn(reference, paid=False)
         if payment.transaction_id is None:
             return _new_transaction(bridge, reference, payment, case, token)
         answer = _open_transaction(bridge, reference, payment, case, token)
@@ -352,7 +357,7 @@ def _return(bridge: Bridge, reference: str) -> Response:
     except ProviderError:
         _verdict(bridge, journal_id, "not_confirmable")
         return pages.pending(reference, payment, link)
-    _verdict(bridge, journal_id, applied.verdict)
+    _verdict(bridge, journal_id, applied.verdict, detail=applied.reason)
     fresh = payments.get(bridge.store, payment.id) or payment
     if fresh.status in PaymentStatus.PAID:
         return pages.paid(reference, fresh, kassenzeichen=shown)
@@ -529,10 +534,13 @@ class Refusal(Enum):
 class Refused(Exception):
     """A notification refused as `refusal` says; `payment_id` once the payment is known."""
 
-    def __init__(self, refusal: Refusal, payment_id: str | None = None) -> None:
+    def __init__(
+        self, refusal: Refusal, payment_id: str | None = None, why: str | None = None
+    ) -> None:
         super().__init__(refusal.verdict)
         self.refusal = refusal
         self.payment_id = payment_id
+        self.why = why  # for the journal, when the refusal's own detail says too little
 
 
 def _refuse(
@@ -546,9 +554,8 @@ def _refuse(
     """Record the refusal (journal verdict if journalled, security log event unless `logged`
     is off) and the problem to answer."""
     refusal, payment_id = refused.refusal, refused.payment_id
-    _verdict(
-        bridge, journal_id, refusal.verdict, payment_id=payment_id, detail=refusal.detail[1][:200]
-    )
+    detail = (refused.why or refusal.detail[1])[:200]
+    _verdict(bridge, journal_id, refusal.verdict, payment_id=payment_id, detail=detail)
     if logged:
         log_event(
             log,
@@ -640,7 +647,7 @@ def _confirmed(bridge: Bridge, provider_id: str, body: bytes) -> tuple[Payment, 
     except ProviderError:
         raise Refused(Refusal.UNKNOWN_TO_PROVIDER, payment.id) from None
     if applied.verdict == "amount_mismatch":
-        raise Refused(Refusal.CONFIRMED_AMOUNT_MISMATCH, payment.id)
+        raise Refused(Refusal.CONFIRMED_AMOUNT_MISMATCH, payment.id, applied.reason)
     claimed_paid = (claim.status or "").upper() in PAID_CLAIMS
     if claimed_paid and applied.status not in PaymentStatus.PAID:
         raise Refused(Refusal.PAID_NOT_CONFIRMED, payment.id)
@@ -677,5 +684,11 @@ def _claimed_payment(bridge: Bridge, provider_id: str, claim: CallbackClaim) -> 
         raise Refused(Refusal.TRANSACTION_MISMATCH, payment.id)
     if claim.amount is not None and not _same_amount(claim.amount, payment.amount_cents):
         # The notification itself names another amount (pmPayment's notify form does).
-        raise Refused(Refusal.NOTIFIED_AMOUNT_MISMATCH, payment.id)
+        why = payments.amount_problem(
+            payments.Confirmed("PAYED", None, amount=claim.amount),
+            payment.amount_cents,
+            payment.currency,
+            payment.origin,
+        )
+        raise Refused(Refusal.NOTIFIED_AMOUNT_MISMATCH, payment.id, f"notified {why}")
     return payment

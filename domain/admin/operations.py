@@ -9,6 +9,7 @@ sweeper covers a wake-up that Redis lost.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -18,13 +19,16 @@ from domain.accounts.accounts import Actor, Role, record_action
 from domain.config import Config
 from domain.delivery.deliveries import refresh_statuses, replay_in
 from domain.intake.submissions import due_delivery
+from domain.payments.payments import withdraw_open
 from domain.problems import Problem, msg
 from schemas import Msg
 from store.clock import database_now
 from store.engine import Store
-from store.models import Delivery, DeliveryStatus, Submission, parse_reference
+from store.models import Delivery, DeliveryKind, DeliveryStatus, Submission, parse_reference
 
 MAX_REASON = 500
+#: A case's deliveries that cancelling stops: waiting to be sent, failed, or held for the fee.
+OPEN = (DeliveryStatus.PENDING, DeliveryStatus.FAILED, DeliveryStatus.HELD)
 
 
 @dataclass(frozen=True)
@@ -144,7 +148,10 @@ def replay_delivery(store: Store, delivery_id: str, actor: Actor, reason: str = 
 
 
 def cancel_delivery(store: Store, delivery_id: str, actor: Actor, reason: str) -> Outcome:
-    """Stop a pending or failed delivery for good; cancelling twice is a no-op."""
+    """Stop a pending, failed or held delivery for good; cancelling twice is a no-op.
+
+    Cancelling the last delivery held for the fee withdraws the case's open payment.
+    """
     _forbidden(actor, Role.OPERATOR)
     reason = check_reason(reason, required=True)
     with store.session() as session:
@@ -187,12 +194,33 @@ def _cancel(session: Session, delivery: Delivery, actor: Actor, reason: str) -> 
             "in_flight": delivery.lease_until is not None and delivery.lease_until > now,
         },
     ).at = now
+    previous = delivery.status
     delivery.status = DeliveryStatus.CANCELLED
     delivery.next_attempt_at = None
     delivery.lease_until = None
     delivery.updated_at = now
     session.flush()
+    if previous == DeliveryStatus.HELD:
+        _withdraw_if_none_held(session, delivery.submission_id, actor, now)
     refresh_statuses(session.connection(), {delivery.submission_id}, now)
+
+
+def _withdraw_if_none_held(
+    session: Session, submission_id: int, actor: Actor, now: dt.datetime
+) -> list[str]:
+    """The last delivery waiting for the fee is cancelled: the case is withdrawn, so its open
+    payment is too (domain/payments: watched for a late payment, which raises an operator
+    event). A case with a held delivery left still waits for its fee."""
+    still_held = session.scalar(
+        select(Delivery.id).where(
+            Delivery.submission_id == submission_id,
+            Delivery.kind == DeliveryKind.CASE,
+            Delivery.status == DeliveryStatus.HELD,
+        )
+    )
+    if still_held is not None:
+        return []
+    return withdraw_open(session.connection(), submission_id, now, actor.label)
 
 
 def unknown_submission(reference: str) -> Problem:
@@ -209,7 +237,11 @@ def unknown_submission(reference: str) -> Problem:
 
 
 def cancel_submission(store: Store, reference: str, actor: Actor, reason: str) -> Outcome:
-    """Cancel every delivery of a case not yet delivered; a case with none left is a no-op."""
+    """Cancel every delivery of a case not yet delivered; a case with none left is a no-op.
+
+    An unpaid case (deliveries held for the fee) is withdrawn: its held deliveries are
+    cancelled and its open payment becomes `withdrawn` (the pay link then says so).
+    """
     _forbidden(actor, Role.OPERATOR)
     reason = check_reason(reason, required=True)
     parsed = parse_reference(reference)
@@ -226,11 +258,8 @@ def cancel_submission(store: Store, reference: str, actor: Actor, reason: str) -
         ).one_or_none()
         if submission is None:
             raise unknown_submission(reference)
-        open_ = [
-            d
-            for d in submission.deliveries
-            if d.status in (DeliveryStatus.PENDING, DeliveryStatus.FAILED)
-        ]
+        # Held deliveries wait for the fee: cancelling an unpaid case withdraws it (_cancel).
+        open_ = [d for d in submission.deliveries if d.status in OPEN]
         if not open_:
             if all(d.status == DeliveryStatus.CANCELLED for d in submission.deliveries):
                 return Outcome(
@@ -248,17 +277,16 @@ def cancel_submission(store: Store, reference: str, actor: Actor, reason: str) -
                     "The submission has been delivered; nothing is left to cancel.",
                 ),
             )
+        held = any(d.status == DeliveryStatus.HELD for d in open_)
         for delivery in open_:
             _cancel(session, delivery, actor, reason)
         ids = [d.id for d in open_]
-    return Outcome(
-        True,
-        msg(
-            f"{len(ids)} Zustellung(en) des Antrags abgebrochen.",
-            f"{len(ids)} delivery(ies) of the submission cancelled.",
-        ),
-        ids,
-    )
+    de = f"{len(ids)} Zustellung(en) des Antrags abgebrochen."
+    en = f"{len(ids)} delivery(ies) of the submission cancelled."
+    if held:
+        de += " Der Antrag ist zurückgezogen; die Gebühr ist nicht mehr zu bezahlen."
+        en += " The submission is withdrawn; its fee is no longer to be paid."
+    return Outcome(True, msg(de, en), ids)
 
 
 def reroute_delivery(

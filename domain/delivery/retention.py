@@ -34,7 +34,13 @@ BATCH = 500
 
 
 #: Payments that ended without money: the case will not be delivered unless paid late.
-UNPAID_FINAL = (PaymentStatus.EXPIRED, PaymentStatus.FAILED, PaymentStatus.CANCELED)
+UNPAID_FINAL = (
+    PaymentStatus.EXPIRED,
+    PaymentStatus.FAILED,
+    PaymentStatus.CANCELED,
+    PaymentStatus.ABANDONED,
+    PaymentStatus.WITHDRAWN,
+)
 
 
 def _delivered_before(cutoff: dt.datetime) -> ColumnElement[bool]:
@@ -112,9 +118,17 @@ def purgeable_clause(config: Config, now: dt.datetime) -> ColumnElement[bool]:
         Submission.data.is_not(None),
         exists().where(Attachment.submission_id == Submission.id, Attachment.content.is_not(None)),
     )
-    # A payment still open may yet be paid and must then reach the cash office with its case.
+    # A payment still open may yet be paid and must then reach the cash office with its case;
+    # so may an abandoned or withdrawn one the reconciliation still asks about.
     unreconciled = exists().where(
-        Payment.submission_id == Submission.id, Payment.status == PaymentStatus.INITIAL
+        Payment.submission_id == Submission.id,
+        or_(
+            Payment.status == PaymentStatus.INITIAL,
+            and_(
+                Payment.status.in_([PaymentStatus.ABANDONED, PaymentStatus.WITHDRAWN]),
+                Payment.next_check_at.is_not(None),
+            ),
+        ),
     )
     return and_(or_(False, *per_service), personal, ~unreconciled)
 

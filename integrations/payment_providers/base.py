@@ -60,11 +60,12 @@ class ProviderStatus:
 
     transaction_id: str
     status: ProviderState
-    amount: Decimal | None  # what the provider says was (to be) paid, in euros
+    amount: Decimal | None  # what the provider says was (to be) paid, in euros, as reported
     transaction_reference: str | None = None  # Kassenzeichen
     method: str | None = None  # GIROPAY, PAYDIRECT, CREDITCARD, PAYPAL, OTHER, or legacy names
     at: dt.datetime | None = None  # aware UTC, the provider's timestamp of the status
     detail: str | None = None  # statusDetail, no personal data
+    currency: str | None = None  # as reported (None: the protocol reports none)
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,9 @@ class PaymentProvider(ABC):
 
     #: Validates the `options` table of the routing file (marshmallow, unknown keys refused).
     options_schema: ClassVar[type[Schema]]
+    #: Whether `status()` finds a transaction by our payment id alone (pmPayment: our id is its
+    #: txid). XBezahldienste asks by the provider's transaction id only.
+    finds_by_payment_id: ClassVar[bool] = False
 
     def __init__(
         self,

@@ -160,6 +160,7 @@ class PmPaymentProvider(PaymentProvider):
     """A provider speaking the legacy pmPayment paypage API (see the module docstring)."""
 
     options_schema: ClassVar[type[PmPaymentOptions]] = PmPaymentOptions
+    finds_by_payment_id: ClassVar[bool] = True  # our payment id is the txid
 
     def _salt(self) -> str:
         salt = secret(self.provider_id, self.options, self.secrets, "salt_env")

@@ -313,8 +313,9 @@ class XBezahldiensteProvider(PaymentProvider):
     def create(self, order: PaymentOrder) -> Transaction:
         """POST the PaymentRequest; the same requestId twice never makes two transactions.
 
-        A provider that answers PAYMENT_EXISTS raises ProviderRefused(code="PAYMENT_EXISTS"):
-        the caller then asks `status()` with the transaction id it stored.
+        A repeated requestId is answered PAYMENT_EXISTS by the standard and raises
+        ProviderRefused(code="PAYMENT_EXISTS"); v1.0.0 has no lookup by requestId, so the
+        payment flow then starts a new attempt (worker/payment_flow.py).
         """
         response = self.request(
             "POST",
@@ -336,7 +337,8 @@ class XBezahldiensteProvider(PaymentProvider):
     def status(
         self, payment_id: str, transaction_id: str | None, *, municipality_ags: str | None = None
     ) -> ProviderStatus:
-        """GET the transaction; PAYED and BOOKED both mean paid, the amount is `grosAmount`.
+        """GET the transaction; PAYED and BOOKED both mean paid, the amount is `grosAmount`
+        (as reported, not rounded) in the `currency` of the paymentRequest.
 
         XBezahldienste asks by the provider's transaction id only: without one this raises
         UnknownTransaction (the caller repeats the idempotent create to learn it).
@@ -347,9 +349,9 @@ class XBezahldiensteProvider(PaymentProvider):
         body = json_body(self.request("GET", url, not_found_is_unknown=True), self.what)
         info = self._information(body)
         request = body.get("paymentRequest")
-        amount = decimal_or_none(request.get("grosAmount")) if isinstance(request, dict) else None
-        if amount is not None:
-            amount = money(amount)
+        request = request if isinstance(request, dict) else {}
+        # Exactly as reported, never rounded: 35.001 must not read as 35.00.
+        amount = decimal_or_none(request.get("grosAmount"))
         state = self._state(info.get("status"), default=None)
         return ProviderStatus(
             transaction_id=transaction_id_or_none(info.get("transactionId")) or transaction_id,
@@ -359,6 +361,7 @@ class XBezahldiensteProvider(PaymentProvider):
             method=text_or_none(info.get("paymentMethod"), 32),
             at=parse_timestamp(info.get("transactionTimestamp")),
             detail=text_or_none(info.get("statusDetail"), 99),
+            currency=text_or_none(request.get("currency"), 8),
         )
 
     def health(self, municipality_ags: str | None = None) -> bool:

@@ -46,8 +46,17 @@ EXPECTED: dict[type[StrEnum], set[str]] = {
     },
     DeliveryStatus: {"pending", "held", "delivered", "failed", "cancelled"},
     DeliveryKind: {"case", "payment-notice"},
-    # XBezahldienste's own spelling (upper case, "PAYED"), plus our lower-case "expired".
-    PaymentStatus: {"INITIAL", "PAYED", "BOOKED", "FAILED", "CANCELED", "expired"},
+    # XBezahldienste's own spelling (upper case, "PAYED"), plus our lower-case give-ups.
+    PaymentStatus: {
+        "INITIAL",
+        "PAYED",
+        "BOOKED",
+        "FAILED",
+        "CANCELED",
+        "expired",
+        "abandoned",
+        "withdrawn",
+    },
     BulkReplayStatus: {"running", "done", "cancelled"},
 }
 
@@ -77,10 +86,19 @@ def test_what_the_migrations_name() -> None:
 
 
 def test_payment_groups_are_not_members() -> None:
-    """PAID and FINAL group statuses; they are no statuses of their own."""
+    """PAID, FINAL and GIVEN_UP group statuses; they are no statuses of their own."""
     assert {"PAYED", "BOOKED"} == PaymentStatus.PAID
-    assert {"PAYED", "BOOKED", "FAILED", "CANCELED", "expired"} == PaymentStatus.FINAL
-    assert len(PaymentStatus) == 6
+    assert {
+        "PAYED",
+        "BOOKED",
+        "FAILED",
+        "CANCELED",
+        "expired",
+        "abandoned",
+        "withdrawn",
+    } == PaymentStatus.FINAL
+    assert {"expired", "abandoned", "withdrawn"} == PaymentStatus.GIVEN_UP
+    assert len(PaymentStatus) == 8
     assert PaymentStatus.PAYED in PaymentStatus.PAID
     assert PaymentStatus.INITIAL not in PaymentStatus.FINAL
 

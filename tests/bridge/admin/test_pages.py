@@ -619,3 +619,21 @@ def test_case_page_shows_the_payment_callback_journal(operator: FlaskClient, sto
     assert 'id="h-journal"' not in operator.get(f"/admin/antraege/{post(operator)}").get_data(
         as_text=True
     )
+
+
+def test_cancelling_an_unpaid_cases_held_delivery_withdraws_it(
+    operator: FlaskClient, store: Store
+) -> None:
+    """The case page cancels a delivery held for the fee; the case is then withdrawn."""
+    reference = post(operator, service="traffic-order")
+    with store.read() as session:
+        delivery_id = session.scalars(select(Delivery.id)).one()
+    page = operator.get(f"/admin/antraege/{reference}")
+    response = operator.post(
+        f"/admin/antraege/{reference}/zustellungen/{delivery_id}/abbrechen",
+        data={"csrf_token": csrf_of(page), "reason": "Antrag zurückgezogen"},
+    )
+    assert response.status_code == 303
+    with store.read() as session:
+        assert session.scalars(select(Delivery.status)).one() == "cancelled"
+        assert session.scalars(select(Payment.status)).one() == "withdrawn"

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from domain.accounts.accounts import Role
 from schemas.options import LOCAL_TZ
 from store.engine import Store
-from store.models import BulkReplay, Delivery, Event, Submission
+from store.models import BulkReplay, Delivery, Event, Payment, Submission
 from tests.admin_support import fail_all, payment_calls, post
 from tests.conftest import MakeToken, snapshot
 
@@ -338,3 +338,18 @@ def test_openapi_describes_the_journal_and_the_pay_routes(client: FlaskClient) -
     assert "303" in pay["post"]["responses"]
     form = pay["post"]["requestBody"]["content"]["application/x-www-form-urlencoded"]
     assert form["schema"]["required"] == ["token", "csrf_token"]
+
+
+def test_cancel_an_unpaid_case_withdraws_its_payment(client: FlaskClient, store: Store) -> None:
+    """The API cancels a case held for its fee (it said 'already delivered' before)."""
+    reference = post(client, "traffic-order")
+    done = client.post(
+        f"/api/v1/submissions/{reference}/cancel",
+        json={"reason": "zurückgezogen"},
+        headers=OPERATOR,
+    )
+    assert done.status_code == 200, done.get_json()
+    assert done.get_json()["changed"] is True
+    with store.read() as session:
+        assert session.scalars(select(Submission.status)).one() == "cancelled"
+        assert session.scalars(select(Payment.status)).one() == "withdrawn"

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from domain.payments.pay_links import pay_token
 from store.engine import Store, make_engine
 from store.migrations import upgrade
-from store.models import BulkReplay, Delivery, Event
+from store.models import BulkReplay, Delivery, Event, Payment
 from tests.admin_support import fail_all, post
 from tests.conftest import bridge_cli, snapshot
 
@@ -167,3 +169,28 @@ def test_nothing_to_do_is_success(
     assert nothing.returncode == 0, nothing.stderr
     assert "nothing to replay" in nothing.stdout
     assert snapshot(store) == before
+
+
+def test_cancel_an_unpaid_case(client: FlaskClient, store: Store, environ: dict[str, str]) -> None:
+    """`cancel --reference` on a traffic order awaiting its fee: 0, the held delivery is
+    cancelled and the payment withdrawn; the pay link then says so and creates nothing."""
+    reference = post(client, "traffic-order")
+    done = bridge_cli(environ, "cancel", "--reference", reference, "--reason", "zurückgezogen")
+    assert done.returncode == 0, done.stderr
+    assert "Der Antrag ist zurückgezogen" in done.stdout
+    with store.read() as session:
+        assert session.scalars(select(Delivery.status)).one() == "cancelled"
+        assert session.scalars(select(Payment.status)).one() == "withdrawn"
+    before = snapshot(store)
+    token = pay_token(
+        reference,
+        encryption_keys=tuple(environ["BRIDGE_ENCRYPTION_KEYS"].split(",")),
+        expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
+    )
+    page = client.get(f"/pay/{reference}", query_string={"token": token})
+    assert page.status_code == 200
+    assert "Der Antrag wurde zurückgezogen" in page.get_data(as_text=True)
+    assert snapshot(store) == before
+    again = bridge_cli(environ, "cancel", "--reference", reference, "--reason", "zurückgezogen")
+    assert again.returncode == 1
+    assert "bereits abgebrochen" in again.stdout

@@ -16,10 +16,11 @@ from domain.admin.operations import (
     reroute_delivery,
 )
 from domain.config import Office
+from domain.payments.payments import is_withdrawn
 from domain.problems import Problem
 from domain.settings import Settings
 from store.engine import Store
-from store.models import Delivery, Event, Submission
+from store.models import Delivery, Event, Payment, Submission
 from tests.admin_support import OPERATOR, VIEWER, fail_all, post
 from tests.conftest import snapshot
 
@@ -171,3 +172,44 @@ def test_a_held_delivery_is_neither_replayed_nor_rerouted(
             call()
         assert caught.value.status == 409
     assert snapshot(store) == before
+
+
+def test_an_unpaid_case_is_withdrawn_then_a_no_op(client: FlaskClient, store: Store) -> None:
+    """A traffic order held for its fee: cancelling it cancels the held delivery, withdraws the
+    open payment (the pay link then says so) and is on the record; again is a no-op."""
+    reference = post(client, "traffic-order")
+    done = cancel_submission(store, reference, OPERATOR, "Antrag zurückgezogen")
+    assert done.changed
+    assert str(done.message).endswith(
+        "Der Antrag ist zurückgezogen; die Gebühr ist nicht mehr zu bezahlen."
+    )
+    with store.read() as session:
+        delivery = session.scalars(select(Delivery)).one()
+        payment = session.scalars(select(Payment)).one()
+        submission = session.scalars(select(Submission)).one()
+    assert done.delivery_ids == [delivery.id]
+    assert (delivery.status, submission.status) == ("cancelled", "cancelled")
+    # Never clicked: no transaction anybody could pay, so nothing to watch.
+    assert (payment.status, payment.next_check_at) == ("withdrawn", None)
+    assert is_withdrawn(store, submission.id)
+    (event,) = _events(store, "payment.withdrawn")
+    assert event.actor == "token:erika"
+    assert event.detail == {"payment_id": payment.id, "watched": False}
+    before = snapshot(store)
+    again = cancel_submission(store, reference, OPERATOR, "nochmal")
+    assert not again.changed
+    assert "bereits abgebrochen" in str(again.message)
+    assert snapshot(store) == before
+
+
+def test_cancelling_the_last_held_delivery_withdraws_the_payment(
+    client: FlaskClient, store: Store
+) -> None:
+    """The admin page cancels deliveries one by one: the last held one withdraws the payment."""
+    post(client, "traffic-order")
+    with store.read() as session:
+        delivery_id = session.scalars(select(Delivery.id)).one()
+        submission_id = session.scalars(select(Submission.id)).one()
+    assert not is_withdrawn(store, submission_id)
+    assert cancel_delivery(store, delivery_id, OPERATOR, "zurückgezogen").changed
+    assert is_withdrawn(store, submission_id)

@@ -8,6 +8,7 @@ from decimal import Decimal
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
+from domain.admin.operations import cancel_submission
 from domain.payments import payments
 from domain.payments.payments import Confirmed
 from domain.settings import Settings
@@ -22,6 +23,7 @@ from store.models import (
     Submission,
     SubmissionStatus,
 )
+from tests.admin_support import OPERATOR
 from tests.factories import traffic
 from tests.worker.conftest import submit
 
@@ -103,14 +105,41 @@ def test_paid_releases_the_case_and_creates_one_notice(
 def test_amount_mismatch_changes_nothing(
     client: FlaskClient, store: Store, settings: Settings
 ) -> None:
-    """A provider confirming 3.50 EUR (or another currency) for a 35.00 EUR fee is refused."""
+    """3.50 EUR, 35.001 EUR, 34.999 EUR or another currency for a 35.00 EUR fee: not paid,
+    nothing moves, and an event says why (exactly, in integer cents, never rounded)."""
     payment = _order(client, store)
     before = _snapshot(store)
-    for wrong in (Confirmed("PAYED", 350, "EUR"), Confirmed("PAYED", 3500, "USD")):
-        assert payments.apply(store, settings.config, payment.id, wrong, "t").verdict == (
-            "amount_mismatch"
-        )
-    assert _snapshot(store) == before
+    wrongs = [
+        Confirmed("PAYED", 350, "EUR"),
+        Confirmed("PAYED", 3500, "USD"),
+        Confirmed("PAYED", None, "EUR", amount=Decimal("35.001")),
+        Confirmed("PAYED", None, None, amount=Decimal("34.999")),
+        Confirmed("PAYED", None, "EUR", amount=Decimal("1E+999999")),
+    ]
+    reasons = []
+    for wrong in wrongs:
+        applied = payments.apply(store, settings.config, payment.id, wrong, "t")
+        assert applied.verdict == "amount_mismatch"
+        reasons.append(applied.reason)
+    assert reasons == [
+        "amount 3.50 instead of 35.00",
+        "currency 'USD' instead of EUR",
+        "amount 35.001 is not a whole number of cents",
+        "amount 34.999 is not a whole number of cents",
+        "amount 1E+999999 is not a whole number of cents",
+    ]
+    after = _snapshot(store)
+    assert (after[0], after[1], after[3]) == (before[0], before[1], before[3])
+    with store.read() as session:
+        events = session.scalars(
+            select(Event).where(Event.kind.like("payment.%")).order_by(Event.id)
+        ).all()
+    assert [(e.kind, e.detail["reason"]) for e in events] == [
+        ("payment.amount_mismatch", reason) for reason in reasons
+    ]
+    # The exact amount in another spelling is paid.
+    exact = Confirmed("PAYED", None, "eur", amount=Decimal("35.0000"))
+    assert payments.apply(store, settings.config, payment.id, exact, "t").verdict == "applied"
 
 
 def test_failed_is_final_and_the_pay_link_starts_a_new_attempt(
@@ -259,3 +288,141 @@ def test_an_unreported_amount_counts_only_for_our_own_transactions(
         "amount_mismatch"
     )
     assert payments.apply(store, settings.config, ours.id, silent, "t").verdict == "applied"
+
+
+def _notices(store: Store) -> list[str | None]:
+    with store.read() as session:
+        return list(
+            session.scalars(
+                select(Delivery.payment_id)
+                .where(Delivery.kind == DeliveryKind.PAYMENT_NOTICE)
+                .order_by(Delivery.created_at)
+            )
+        )
+
+
+def _kinds(store: Store) -> list[str]:
+    with store.read() as session:
+        return list(
+            session.scalars(
+                select(Event.kind).where(Event.kind.like("payment.%")).order_by(Event.id)
+            )
+        )
+
+
+def test_ten_concurrent_create_claims_give_one_claim(
+    client: FlaskClient, store: Store, settings: Settings
+) -> None:
+    """Ten callers claim the payment for creating at once: exactly one gets it; the others
+    see it busy until the claim ends with the transaction, then see it done."""
+    payment = _order(client, store)
+    start = threading.Barrier(10)
+    states: list[str] = []
+
+    def claim() -> None:
+        start.wait()
+        states.append(payments.claim_create(store, payment.id, 30).state)
+
+    threads = [threading.Thread(target=claim) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(states) == ["busy"] * 9 + ["claimed"]
+    assert payments.record_created(
+        store,
+        payment.id,
+        transaction_id="T-1",
+        pay_url="https://pay.example/T-1",
+        transaction_reference=None,
+        first_check_s=1,
+        actor="t",
+    )
+    done = payments.claim_create(store, payment.id, 30)
+    assert done.state == "done"
+    assert done.payment is not None
+    assert (done.payment.transaction_id, done.payment.lease_until) == ("T-1", None)
+
+
+def test_paid_twice_gives_a_notice_for_each_and_a_refund_event(
+    client: FlaskClient, store: Store, settings: Settings
+) -> None:
+    """An abandoned attempt (its create's answer was lost) is paid late, after its successor:
+    both payments count, the cash office gets a notice for each, and an operator event says a
+    refund may be due. The case is released once."""
+    first = _order(client, store)
+    assert payments.claim_create(store, first.id, 30).state == "claimed"
+    second = payments.replace_attempt(
+        store, first.id, reason="PAYMENT_EXISTS", lease_s=30, watch=True, actor="t"
+    )
+    assert second is not None
+    abandoned = payments.get(store, first.id)
+    assert abandoned is not None
+    assert abandoned.status == "abandoned"
+    assert payments.apply(store, settings.config, second.id, PAID, "t").refund_due is False
+    late = payments.apply(store, settings.config, first.id, PAID, "reconciliation")
+    assert (late.verdict, late.refund_due) == ("applied", True)
+    assert _notices(store) == [second.id, first.id]
+    with store.read() as session:
+        cases = session.scalars(select(Delivery).where(Delivery.kind == DeliveryKind.CASE)).all()
+        refund = session.scalars(select(Event).where(Event.kind == "payment.refund_due")).one()
+    assert [d.status for d in cases] == ["pending"]
+    assert refund.detail["why"] == "paid_twice"
+    assert refund.detail["other_payment_id"] == second.id
+
+
+def test_a_late_payment_of_a_withdrawn_case_is_applied_with_a_refund_event(
+    client: FlaskClient, store: Store, settings: Settings
+) -> None:
+    """The case was cancelled while its transaction was open (neither protocol can cancel it):
+    the reconciliation keeps asking, a payment then is applied and noticed, the case stays
+    cancelled, and an operator event says a refund may be due."""
+    payment = _order(client, store)
+    payments.record_created(
+        store,
+        payment.id,
+        transaction_id="T-9",
+        pay_url="https://pay.example/T-9",
+        transaction_reference=None,
+        first_check_s=1,
+        actor="t",
+    )
+    with store.read() as session:
+        reference = session.scalars(select(Submission)).one().reference
+    cancel_submission(store, reference, OPERATOR, "zurückgezogen")
+    withdrawn = payments.get(store, payment.id)
+    assert withdrawn is not None
+    assert withdrawn.status == "withdrawn"
+    assert withdrawn.next_check_at is not None  # still asked about
+    assert payments.is_withdrawn(store, payment.submission_id)
+    applied = payments.apply(store, settings.config, payment.id, PAID, "reconciliation")
+    assert (applied.verdict, applied.refund_due) == ("applied", True)
+    assert applied.wake == ["usingen-stadtkasse"]
+    assert _notices(store) == [payment.id]
+    assert not payments.is_withdrawn(store, payment.submission_id)
+    with store.read() as session:
+        assert session.scalars(select(Submission.status)).one() == "cancelled"
+    assert _kinds(store)[-3:] == ["payment.withdrawn", "payment.paid", "payment.refund_due"]
+
+
+def test_one_provider_error_after_many_open_checks_does_not_park_the_payment(
+    client: FlaskClient, store: Store, settings: Settings
+) -> None:
+    """Twelve checks that found the payment still open, then one provider error: the next
+    check follows the schedule, not the expiry (the cap counts errors in a row, not checks);
+    twelve errors in a row do park it until its expiry."""
+    payment = _order(client, store)
+    for _ in range(payments.MAX_CHECK_ERRORS):
+        payments.schedule_check(store, payment.id, 60)
+    payments.record_error(store, payment.id, "HTTP 503", 60)
+    after = payments.get(store, payment.id)
+    assert after is not None
+    assert (after.attempts, after.check_errors) == (payments.MAX_CHECK_ERRORS + 1, 1)
+    assert after.next_check_at is not None
+    assert after.next_check_at < after.expires_at
+    for _ in range(payments.MAX_CHECK_ERRORS - 1):
+        payments.record_error(store, payment.id, "HTTP 503", 60)
+    parked = payments.get(store, payment.id)
+    assert parked is not None
+    assert parked.check_errors == payments.MAX_CHECK_ERRORS
+    assert parked.next_check_at == parked.expires_at

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from decimal import Decimal
 
 import pytest
@@ -86,7 +87,9 @@ def test_the_simulator_accepts_every_sanitised_body(
     """The simulator checks the standard's rules independently: every body we build passes."""
     epay = provider(basic_options(simulator))
     assert isinstance(epay, XBezahldiensteProvider)
-    body = epay.create_body(order(purpose=purpose, description=description))
+    # A fresh requestId per example: the simulator refuses a repeated one (PAYMENT_EXISTS).
+    fresh = order(payment_id=uuid.uuid4().hex, purpose=purpose, description=description)
+    body = epay.create_body(fresh)
     response = requests.post(
         f"{simulator.xbezahldienste_url}/paymenttransaction/formcycle-bridge/06434007",
         data=body,

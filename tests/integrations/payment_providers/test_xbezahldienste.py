@@ -85,9 +85,12 @@ def test_the_body_follows_the_standard(simulator: DemoPayments) -> None:
     assert txn["amount"] == "35.00"
 
 
-def test_a_repeated_create_makes_no_second_transaction(simulator: DemoPayments) -> None:
-    """The same payment id twice (a crash between our commit and storing the answer): one
-    transaction at the provider, the same id and pay page both times."""
+def test_a_lenient_provider_answers_a_repeated_create_with_the_same_transaction(
+    start_simulator: Callable[..., DemoPayments],
+) -> None:
+    """A provider that dedupes instead of refusing (`on_repeat = "return"`): one transaction
+    at the provider, the same id and pay page both times."""
+    simulator = start_simulator(on_repeat="return")
     epay = provider(basic_options(simulator))
     first = epay.create(order())
     second = epay.create(order())
@@ -101,8 +104,9 @@ def test_a_repeated_create_makes_no_second_transaction(simulator: DemoPayments) 
 def test_payment_exists_from_a_real_provider_is_a_refusal_with_its_code(
     start_simulator: Callable[..., DemoPayments],
 ) -> None:
-    """A provider answering PAYMENT_EXISTS to a repeat: ProviderRefused(code=PAYMENT_EXISTS)."""
-    demo = start_simulator(on_repeat="payment_exists")
+    """The standard (and the simulator's default) answers a repeated requestId with
+    PAYMENT_EXISTS: ProviderRefused(code=PAYMENT_EXISTS)."""
+    demo = start_simulator()
     epay = provider(basic_options(demo))
     epay.create(order())
     with pytest.raises(ProviderRefused) as refused:
