@@ -70,7 +70,6 @@ EVENT_KIND = {
     "payment.canceled": "Zahlung abgebrochen",
     "payment.status": "Zahlungsstatus geändert",
     "payment.abandoned": "Zahlungsversuch ersetzt (Antwort des Anbieters verloren)",
-    "payment.attempt_started": "Neuer Zahlungsversuch",
     "payment.withdrawn": "Zahlung zurückgezogen (Antrag abgebrochen)",
     "payment.amount_mismatch": "Betrag oder Währung stimmt nicht (nicht bezahlt)",
     "payment.refund_due": "Zahlung ohne offenen Antrag: Erstattung prüfen",
