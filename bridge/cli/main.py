@@ -9,10 +9,12 @@ from bridge.cli.context import Context, pass_context
 from bridge.cli.operations import COMMANDS
 from domain.payments.payments import fee_summary
 from infra.crypto import generate_key
+from infra.version import VERSION
 from integrations.checks import plain_mail_warnings
 
 
 @click.group()
+@click.version_option(VERSION, prog_name="formcycle-bridge", message="%(prog)s %(version)s")
 def main() -> None:
     """Formcycle/Civento bridge: operator commands."""
 
