@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from bridge.cli.accounts import accounts, tokens
+from bridge.cli.backup import backup, restore_command
 from bridge.cli.context import Context, pass_context
 from bridge.cli.operations import COMMANDS
 from domain.payments.payments import fee_summary
@@ -86,4 +87,6 @@ def rotate_keys(ctx: Context) -> None:
 for _command in COMMANDS:  # submissions, failed, replay, cancel, reroute, purge, digest (issue 8)
     main.add_command(_command)
 main.add_command(accounts)
+main.add_command(backup)
+main.add_command(restore_command)
 main.add_command(tokens)
