@@ -29,10 +29,42 @@ def generate_key_command() -> None:
 @main.command()
 @pass_context
 def migrate(ctx: Context) -> None:
-    """Create or upgrade the database schema."""
+    """Create or upgrade the database schema (stop the old release first: docs/upgrade.md)."""
+    from alembic.util import CommandError
+
     from store.migrations import upgrade
 
-    click.echo(upgrade(ctx.store.engine).describe())
+    try:
+        click.echo(upgrade(ctx.store.engine).describe())
+    except CommandError as exc:
+        # The database names a revision these migrations do not have: a newer release made it.
+        raise click.ClickException(
+            f"{exc}: the database was migrated by a newer release than this one. Go back with "
+            "the restore of the backup taken before that upgrade, or run `downgrade` with the "
+            "newer release first (docs/upgrade.md)"
+        ) from None
+
+
+@main.command("downgrade")
+@click.argument("revision")
+@click.confirmation_option(
+    prompt="A downgrade drops what later schema revisions added, their data too. Go on?"
+)
+@pass_context
+def downgrade_command(ctx: Context, revision: str) -> None:
+    """Take the database schema back to REVISION (the way back without a backup: docs/upgrade.md).
+
+    Run it with the newer release, before its code is replaced by the older one: only the
+    newer code knows how to undo its migrations.
+    """
+    from alembic.util import CommandError
+
+    from store.migrations import downgrade
+
+    try:
+        click.echo(downgrade(ctx.store.engine, revision).describe())
+    except CommandError as exc:
+        raise click.ClickException(f"cannot downgrade to {revision!r}: {exc}") from None
 
 
 @main.command("check-config")
