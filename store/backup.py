@@ -117,7 +117,9 @@ def make_backup(url: str, path: Path) -> Manifest:
     if not path.parent.is_dir():
         raise BackupError(f"{path.parent} is not a folder")
     kind = store_kind(url)
-    with tempfile.TemporaryDirectory(prefix="bridge-backup-") as scratch:
+    # The copy is made beside the backup (same file system, room the operator chose), not in
+    # /tmp, which may be small or a tmpfs in memory.
+    with tempfile.TemporaryDirectory(prefix=".bridge-backup-", dir=path.parent) as scratch:
         copy = Path(scratch) / MEMBERS[kind]
         if kind == "sqlite":
             revision, samples = _copy_sqlite(sqlite_file(url), copy)
@@ -319,7 +321,11 @@ def restore(url: str, path: Path, keys: Sequence[str], *, force: bool = False) -
     """
     with opened(path) as (manifest, tar):
         check_restorable(manifest, url, keys)
-        with tempfile.TemporaryDirectory(prefix="bridge-restore-") as scratch:
+        # SQLite's copy is unpacked beside its target, where the database will need the room.
+        near = sqlite_file(url).parent if manifest.store == "sqlite" else None
+        if near is not None and not near.is_dir():
+            raise BackupError(f"{near} is not a folder")
+        with tempfile.TemporaryDirectory(prefix=".bridge-restore-", dir=near) as scratch:
             copy = Path(scratch) / MEMBERS[manifest.store]
             with copy.open("wb") as out:
                 shutil.copyfileobj(_member(tar, MEMBERS[manifest.store]), out)
@@ -342,8 +348,6 @@ def _refuse_rows(counts: dict[str, int], where: str) -> None:
 
 def _restore_sqlite(copy: Path, target: Path, *, force: bool) -> None:
     """Write the copy over `target` through SQLite's backup API (its WAL stays consistent)."""
-    if not target.parent.is_dir():
-        raise BackupError(f"{target.parent} is not a folder")
     if not target.exists():
         os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     with (
