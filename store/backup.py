@@ -163,10 +163,9 @@ def _copy_sqlite(source: Path, copy: Path) -> tuple[str, list[str]]:
         if dst.execute("PRAGMA integrity_check").fetchone() != ("ok",):
             raise BackupError(f"the copy of {source} fails SQLite's integrity check")
         revision = _sqlite_revision(dst)
-        samples = _samples(lambda sql: dst.execute(sql).fetchall())
-    if revision is None:
-        raise BackupError(f"{source} has no bridge schema: nothing to back up")
-    return revision, samples
+        if revision is None:
+            raise BackupError(f"{source} has no bridge schema: nothing to back up")
+        return revision, _samples(lambda sql: dst.execute(sql).fetchall())
 
 
 def _sqlite_revision(conn: sqlite3.Connection) -> str | None:
