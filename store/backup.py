@@ -30,7 +30,7 @@ from alembic.util import CommandError
 from sqlalchemy import Connection, make_url, text
 
 from infra.crypto import DecryptionError, Vault
-from infra.version import VERSION, newer_than_this
+from infra.version import VERSION, newer_than_this, parse
 from store import pg_tools
 from store.engine import make_engine, normalise_database_url
 from store.migrations import alembic_config
@@ -262,6 +262,7 @@ def opened(path: Path) -> Iterator[tuple[Manifest, tarfile.TarFile]]:
                 )
             raw["samples"] = tuple(raw["samples"])
             manifest = Manifest(**raw)
+            parse(manifest.bridge_version)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise BackupError(f"{path} is not a bridge backup (manifest: {exc})") from None
         yield manifest, tar

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import json
 import sqlite3
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -66,3 +69,27 @@ def test_restore_refuses_another_kind_of_store(tmp_path: Path) -> None:
         restore(
             f"sqlite:///{tmp_path / 'nowhere' / 'x.db'}", tmp_path / "b.backup", [generate_key()]
         )
+
+
+def test_restore_refuses_a_manifest_it_cannot_read(tmp_path: Path) -> None:
+    """A manifest with a malformed version or missing fields is no backup of ours."""
+    url = _migrated_sqlite(tmp_path / "bridge.db")
+    make_backup(url, tmp_path / "b.backup")
+    with tarfile.open(tmp_path / "b.backup") as tar:
+        member = tar.extractfile("manifest.json")
+        assert member is not None
+        manifest = json.loads(member.read())
+    for name, broken, said in (
+        ("version", {**manifest, "bridge_version": "latest"}, "is not a bridge backup"),
+        ("fields", {k: v for k, v in manifest.items() if k != "store"}, "is not a bridge backup"),
+        ("format", {**manifest, "format": 2}, "has backup format 2; this release reads 1"),
+    ):
+        path = tmp_path / f"{name}.backup"
+        body = json.dumps(broken).encode()
+        with tarfile.open(path, "w") as out:
+            info = tarfile.TarInfo("manifest.json")
+            info.size = len(body)
+            out.addfile(info, io.BytesIO(body))
+        with pytest.raises(BackupError, match=said):
+            restore(f"sqlite:///{tmp_path / 'r.db'}", path, [generate_key()])
+    assert not (tmp_path / "r.db").exists()
