@@ -93,7 +93,9 @@ def test_backup_while_cases_arrive_then_restore_and_deliver(
     path = tmp_path / "during-intake.backup"
     arrivals = Arrivals(app)
     try:
-        wait_for(lambda: len(arrivals.acknowledged) >= 6, what="the first acknowledged cases")
+        wait_for(
+            lambda: len(arrivals.acknowledged) >= 6, timeout=60, what="the first acknowledged cases"
+        )
         before_backup = list(arrivals.acknowledged)
         made = bridge_cli(environ, "backup", str(path))
         during = len(arrivals.acknowledged) - len(before_backup)

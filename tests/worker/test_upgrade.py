@@ -127,7 +127,9 @@ def test_upgrade_from_the_previous_schema_delivers_what_waited(
         processes.worker()
         processes.sweeper()
         wait_for(
-            lambda: _status(store, PENDING) == DeliveryStatus.DELIVERED, what="the pending case"
+            lambda: _status(store, PENDING) == DeliveryStatus.DELIVERED,
+            timeout=60,  # the first wait also waits for the processes to start
+            what="the pending case",
         )
         [filed] = backoffice.cases("usingen-steueramt")
         assert filed["reference"] == "NA-2026-000001"
@@ -136,7 +138,11 @@ def test_upgrade_from_the_previous_schema_delivers_what_waited(
 
         replayed = bridge_cli(env, "replay", "--delivery", FAILED, "--reason", "after the upgrade")
         assert replayed.returncode == 0, replayed.stderr
-        wait_for(lambda: _status(store, FAILED) == DeliveryStatus.DELIVERED, what="the replay")
+        wait_for(
+            lambda: _status(store, FAILED) == DeliveryStatus.DELIVERED,
+            timeout=60,
+            what="the replay",
+        )
         assert backoffice.document("usingen-steueramt", FAILED)["data"]["dog"]["name"] == "Hasso"
         # Still held: the fee is not paid, whatever the workers and the sweeper did meanwhile.
         assert _status(store, HELD) == DeliveryStatus.HELD
@@ -144,10 +150,16 @@ def test_upgrade_from_the_previous_schema_delivers_what_waited(
 
         paid = Confirmed("PAYED", 3500, "EUR", transaction_reference="KZ-OLD-1", method="GIROPAY")
         assert payments.apply(store, settings.config, PAYMENT, paid, "test").verdict == "applied"
-        wait_for(lambda: _status(store, HELD) == DeliveryStatus.DELIVERED, what="the paid case")
+        wait_for(
+            lambda: _status(store, HELD) == DeliveryStatus.DELIVERED,
+            timeout=60,
+            what="the paid case",
+        )
         [case] = backoffice.cases("neu-anspach-ordnungsamt")
         assert case["reference"] == "US-2026-000003"
         # And the cash office hears of the payment.
-        wait_for(lambda: backoffice.cases("usingen-stadtkasse"), what="the payment notice")
+        wait_for(
+            lambda: backoffice.cases("usingen-stadtkasse"), timeout=60, what="the payment notice"
+        )
     finally:
         store.dispose()
