@@ -50,6 +50,36 @@ def upgrade(engine: Engine, revision: str = "head") -> Upgrade:
         return Upgrade(before, _current(connection))
 
 
+@dataclass(frozen=True)
+class Downgrade:
+    """What a downgrade did: the schema revision before and after."""
+
+    before: str | None
+    after: str | None
+
+    def describe(self) -> str:
+        """One line for the operator."""
+        if self.before == self.after:
+            return f"database schema is already at revision {self.after}"
+        if self.after is None:
+            return f"removed the database schema (it was at revision {self.before})"
+        return f"downgraded the database schema from revision {self.before} to {self.after}"
+
+
+def downgrade(engine: Engine, revision: str) -> Downgrade:
+    """Take the schema back to `revision` with the migrations' downgrades (alembic's errors pass).
+
+    A downgrade drops what the later revisions added, data included; it needs the code of
+    the release that made the newer schema, since only that knows its migrations.
+    """
+    cfg = alembic_config()
+    with engine.begin() as connection:
+        before = _current(connection)
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, revision)
+        return Downgrade(before, _current(connection))
+
+
 def revision(engine: Engine, message: str) -> None:
     """Autogenerate a new revision from the models (a developer's tool)."""
     cfg = alembic_config()

@@ -25,7 +25,7 @@ from domain.accounts import passwords
 from domain.accounts.accounts import Actor, Role
 from domain.accounts.api_tokens import create_token
 from domain.settings import Settings
-from harness.postgres import create_database, drop_database, unique_name
+from harness.postgres import create_database, drop_database, scratch_database, unique_name
 from harness.redis_servers import RedisServer, redis_binary
 from infra.crypto import generate_key
 from store.engine import Store, make_engine, normalise_database_url
@@ -146,6 +146,19 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
     engine.dispose()
     yield pg
+
+
+@pytest.fixture
+def fresh_database_url(database_url: str, tmp_path: Path) -> Iterator[str]:
+    """A second database of `database_url`'s kind that does not exist yet (SQLite: no file;
+    PostgreSQL: an empty database of its own, dropped afterwards), e.g. to restore into."""
+    if database_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+        return
+    admin_url = _postgres_admin_url()
+    assert admin_url is not None
+    with scratch_database(admin_url, "bridge_fresh_") as url:
+        yield url
 
 
 def base_environ(database_url: str, redis_url: str, **extra: str) -> dict[str, str]:

@@ -5,15 +5,18 @@ from __future__ import annotations
 import click
 
 from bridge.cli.accounts import accounts, tokens
+from bridge.cli.backup import backup, restore_command
 from bridge.cli.context import Context, pass_context
 from bridge.cli.operations import COMMANDS
 from bridge.cli.secret_file import secrets_command
 from domain.payments.payments import fee_summary
 from infra.crypto import generate_key
+from infra.version import VERSION
 from integrations.checks import plain_mail_warnings
 
 
 @click.group()
+@click.version_option(VERSION, prog_name="formcycle-bridge", message="%(prog)s %(version)s")
 def main() -> None:
     """Formcycle/Civento bridge: operator commands."""
 
@@ -27,10 +30,42 @@ def generate_key_command() -> None:
 @main.command()
 @pass_context
 def migrate(ctx: Context) -> None:
-    """Create or upgrade the database schema."""
+    """Create or upgrade the database schema (stop the old release first: docs/upgrade.md)."""
+    from alembic.util import CommandError
+
     from store.migrations import upgrade
 
-    click.echo(upgrade(ctx.store.engine).describe())
+    try:
+        click.echo(upgrade(ctx.store.engine).describe())
+    except CommandError as exc:
+        # The database names a revision these migrations do not have: a newer release made it.
+        raise click.ClickException(
+            f"{exc}: the database was migrated by a newer release than this one. Go back with "
+            "the restore of the backup taken before that upgrade, or run `downgrade` with the "
+            "newer release first (docs/upgrade.md)"
+        ) from None
+
+
+@main.command("downgrade")
+@click.argument("revision")
+@click.confirmation_option(
+    prompt="A downgrade drops what later schema revisions added, their data too. Go on?"
+)
+@pass_context
+def downgrade_command(ctx: Context, revision: str) -> None:
+    """Take the database schema back to REVISION (the way back without a backup: docs/upgrade.md).
+
+    Run it with the newer release, before its code is replaced by the older one: only the
+    newer code knows how to undo its migrations.
+    """
+    from alembic.util import CommandError
+
+    from store.migrations import downgrade
+
+    try:
+        click.echo(downgrade(ctx.store.engine, revision).describe())
+    except CommandError as exc:
+        raise click.ClickException(f"cannot downgrade to {revision!r}: {exc}") from None
 
 
 @main.command("check-config")
@@ -85,5 +120,7 @@ def rotate_keys(ctx: Context) -> None:
 for _command in COMMANDS:  # submissions, failed, replay, cancel, reroute, purge, digest (issue 8)
     main.add_command(_command)
 main.add_command(accounts)
+main.add_command(backup)
+main.add_command(restore_command)
 main.add_command(tokens)
 main.add_command(secrets_command)

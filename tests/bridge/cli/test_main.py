@@ -118,3 +118,66 @@ def test_check_config_warns_about_mail_without_tls(environ: dict[str, str], tmp_
     assert "warning: BRIDGE_SMTP_TLS=insecure: the daily digest is sent without TLS" in (
         digest.stderr
     )
+
+
+def _revision(url: str) -> str | None:
+    from sqlalchemy import text
+
+    from store.engine import make_engine
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            return None if found is None else str(found)
+    finally:
+        engine.dispose()
+
+
+def test_downgrade_goes_back_and_migrate_forward_again(
+    environ: dict[str, str], fresh_database_url: str
+) -> None:
+    """Every migration can be undone (down to no schema) and applied again, on both stores."""
+    env = {**environ, "DATABASE_URL": fresh_database_url}
+    head = _head()
+    assert bridge_cli(env, "migrate").returncode == 0
+    unconfirmed = bridge_cli(env, "downgrade", "0005")
+    assert unconfirmed.returncode == 1
+    assert "Aborted" in unconfirmed.stderr
+    assert _revision(fresh_database_url) == head
+    back = bridge_cli(env, "downgrade", "--yes", "0005")
+    assert back.returncode == 0, back.stderr
+    assert back.stdout.strip() == f"downgraded the database schema from revision {head} to 0005"
+    assert _revision(fresh_database_url) == "0005"
+    ahead = bridge_cli(env, "downgrade", "--yes", head)
+    assert ahead.returncode == 1
+    assert f"cannot downgrade to '{head}'" in ahead.stderr
+    assert _revision(fresh_database_url) == "0005"
+    gone = bridge_cli(env, "downgrade", "--yes", "base")
+    assert gone.returncode == 0, gone.stderr
+    assert gone.stdout.strip() == "removed the database schema (it was at revision 0005)"
+    again = bridge_cli(env, "migrate")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == f"created the database schema at revision {head}"
+
+
+def test_migrate_refuses_a_schema_of_a_newer_release(
+    environ: dict[str, str], fresh_database_url: str
+) -> None:
+    """A database a newer release migrated is named as such, with the two ways back."""
+    from sqlalchemy import text
+
+    from store.engine import make_engine
+
+    env = {**environ, "DATABASE_URL": fresh_database_url}
+    assert bridge_cli(env, "migrate").returncode == 0
+    engine = make_engine(fresh_database_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0999'"))
+    engine.dispose()
+    result = bridge_cli(env, "migrate")
+    assert result.returncode == 1
+    assert "0999" in result.stderr
+    assert "migrated by a newer release than this one" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert _revision(fresh_database_url) == "0999"
