@@ -35,8 +35,10 @@ later than that step (plus a sweep) after it was made.
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import random
+import re
 import secrets
 import shutil
 import sys
@@ -46,6 +48,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -102,6 +105,23 @@ def traffic_order() -> dict[str, Any]:
     body: dict[str, Any] = json.loads((EXAMPLES / "traffic-order.json").read_text("utf-8"))
     body.pop(IDEMPOTENCY_FIELD, None)
     return body
+
+
+_FORM = re.compile(r'<form method="post" action="([^"]+)">')
+_HIDDEN = re.compile(r'<input type="hidden" name="(token|csrf_token)" value="([^"]*)">')
+
+
+def press_pay(browser: requests.Session, link: str) -> requests.Response:
+    """What a browser does with the pay link: the GET shows the page (it changes nothing), the
+    button's POST (with the page's cookie and hidden fields) starts the payment; no redirect
+    is followed. A page without the button (paid, withdrawn, refused) is the answer itself."""
+    page = browser.get(link, allow_redirects=False, timeout=30)
+    action = _FORM.search(page.text) if page.status_code == 200 else None
+    if action is None:
+        return page
+    fields = {name: html.unescape(value) for name, value in _HIDDEN.findall(page.text)}
+    target = urljoin(link, html.unescape(action.group(1)))
+    return browser.post(target, data=fields, allow_redirects=False, timeout=30)
 
 
 @dataclass
@@ -196,9 +216,10 @@ class Citizens:
         citizen.pay_link = answer["payment"]["url"]
 
     def click(self, citizen: Citizen, until: float) -> str | None:
-        """Follow the pay link until it sends to the pay page (or `until`); the page's URL."""
+        """Open the pay link and press "Jetzt bezahlen" until it sends to the provider's pay page
+        (or `until`); the page's URL."""
         while True:
-            response = self.http(citizen).get(citizen.pay_link, allow_redirects=False, timeout=30)
+            response = press_pay(self.http(citizen), citizen.pay_link)
             citizen.codes.append(response.status_code)
             if response.status_code == 303:
                 citizen.pay_page_at = time.time()
