@@ -6,7 +6,7 @@ import dataclasses
 
 from flask import render_template, request
 
-from bridge.admin.blueprint import blueprint
+from bridge.admin.blueprint import actor, blueprint
 from bridge.admin.bulk import running_bulk
 from bridge.admin.filters import (
     PAGING,
@@ -29,6 +29,7 @@ def submissions() -> str:
         current().store,
         flt,
         current().settings.config,
+        actor=actor(),
         page=number("page", 1),
         per_page=number("per_page", PER_PAGE),
     )
@@ -51,13 +52,16 @@ def failures() -> str:
         flt = dataclasses.replace(flt, status=None)
     store = current().store
     page = failed_deliveries(
-        store, flt, page=number("page", 1), per_page=number("per_page", PER_PAGE)
+        store, flt, actor=actor(), page=number("page", 1), per_page=number("per_page", PER_PAGE)
     )
     config = current().settings.config
     by_office = []
     if flt.office is None:
         for office_id, office in sorted(config.offices.items(), key=lambda x: x[1].name):
-            count = count_replayable(store, dataclasses.replace(flt, office=office_id))
+            # count_replayable applies the account's scope: other offices count 0.
+            count = count_replayable(
+                store, dataclasses.replace(flt, office=office_id), actor=actor()
+            )
             if count:
                 by_office.append((office_id, office.name, count))
     return render_template(

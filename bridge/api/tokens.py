@@ -58,7 +58,13 @@ def me() -> Response:
     """The caller's token: name, role and office, to check a token before handing it on."""
     actor: Actor = g.actor
     return json_response(
-        {"name": actor.name, "role": actor.role, "via": actor.via, "office_id": actor.office_id}
+        {
+            "name": actor.name,
+            "role": actor.role,
+            "via": actor.via,
+            "office_id": actor.office_id,
+            "offices": sorted(actor.offices) if actor.offices is not None else None,
+        }
     )
 
 
