@@ -179,7 +179,7 @@ def _keeps_an_admin(session: Session, account: Account) -> None:
 
 # The stored "hash" of an account whose holder has not set a password yet: no scrypt form,
 # so no password matches it (domain.accounts.logins burns the same time as for a wrong one).
-NO_PASSWORD = "unset$"
+NO_PASSWORD = "unset$"  # noqa: S105 - a marker that matches no password, not a secret
 
 
 def create_account(
