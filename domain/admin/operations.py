@@ -407,11 +407,12 @@ def replay_deliveries(
     reason = check_reason(reason, required=False)
     scope = scope_of(actor)
     with store.session() as session:
-        seen = dict(
-            session.execute(
+        seen: dict[str, str] = {
+            delivery_id: office_id
+            for delivery_id, office_id in session.execute(
                 select(Delivery.id, Delivery.office_id).where(Delivery.id.in_(delivery_ids))
-            ).tuples()
-        )
+            )
+        }
         mine = [d for d in delivery_ids if d in seen and scope.covers(seen[d])]
         result = replay_in(session, mine, actor, reason)
     for delivery_id in delivery_ids:
