@@ -173,11 +173,13 @@ def accounts() -> str | Response:
     )
 
 
-def _secret_page(title: str, what: str, secret: str, expires: dt.datetime | None) -> Response:
+def _secret_page(
+    title: str, what: str, secret: str, expires: dt.datetime | None, nav: str = "accounts"
+) -> Response:
     """The one answer that shows a secret; it is never shown again (and never cached)."""
     body = render_template(
         "admin/secret_once.html",
-        nav="accounts",
+        nav=nav,
         title=title,
         what=what,
         secret=secret,
@@ -414,6 +416,7 @@ def token_create() -> Response:
         "angezeigt und ist nur als Prüfsumme gespeichert.",
         clear,
         expires,
+        nav="tokens",
     )
 
 
