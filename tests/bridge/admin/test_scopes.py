@@ -120,6 +120,9 @@ def test_a_limited_token_reads_and_replays_only_its_offices_cases(
         offices=frozenset({STEUERAMT}),
     )
     headers = bearer(clear)
+    _, admin = create_token(store, "chef", "admin", expires_at=None, actor=TEST_ADMIN)
+    tokens = client.get("/api/v1/tokens", headers=bearer(admin)).get_json()["tokens"]
+    assert {t["name"]: t["offices"] for t in tokens} == {"chef": None, "theo-skript": [STEUERAMT]}
     listed = client.get("/api/v1/submissions", headers=headers).get_json()
     assert [i["reference"] for i in listed["items"]] == [vaccination.reference]
     searched = client.get(f"/api/v1/submissions?reference={plan.reference}", headers=headers)
