@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 import pytest
 
@@ -42,7 +43,7 @@ def test_limits_are_refused_where_they_make_no_sense(store: Store) -> None:
     """An admin is never limited; no office at all or an unknown one is refused; nothing changes."""
     create_account(store, "anna", PASSWORD, "operator", actor=TEST_ADMIN, kdf=KDF, offices=TAX)
     before = snapshot(store)
-    refusals = [
+    refusals: list[Callable[[], object]] = [
         lambda: set_role(store, "anna", "admin", actor=TEST_ADMIN),
         lambda: set_account_offices(store, "anna", [], known=OFFICES, actor=TEST_ADMIN),
         lambda: set_account_offices(store, "anna", ["nirgends"], known=OFFICES, actor=TEST_ADMIN),
