@@ -75,3 +75,35 @@ class LoginThrottle(Base):
     failures: Mapped[int] = mapped_column(BigInteger, default=0)
     last_failure_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class AccountOffice(Base):
+    """One office an account is limited to; an account without rows sees every office."""
+
+    __tablename__ = "account_offices"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    office_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class ApiTokenOffice(Base):
+    """One office a staff token is limited to (a back office's own token uses `office_id`)."""
+
+    __tablename__ = "api_token_offices"
+
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id"), primary_key=True)
+    office_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class PasswordLink(Base):
+    """A one-time link with which an account's holder sets a password; only its SHA-256 is kept."""
+
+    __tablename__ = "password_links"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -58,7 +58,9 @@ def chosen_reason(form: Mapping[str, str]) -> str:
 
 def running_bulk() -> bulk_replay.BulkReplayView | None:
     """The bulk replay running now, if any (shown on the overview and the failures page)."""
-    return next((v for v in bulk_replay.latest(current().store, 1) if v.active), None)
+    return next(
+        (v for v in bulk_replay.latest(current().store, 1, actor=actor()) if v.active), None
+    )
 
 
 @blueprint.get("/fehler/alle-erneut-senden")
@@ -67,7 +69,7 @@ def bulk_confirm() -> str | Response:
     if not actor().may(Role.OPERATOR):
         return forbidden("bulk-replay")
     flt = read_filter(request.args, extra=())
-    return _confirmation(flt, count_replayable(current().store, flt), 200)
+    return _confirmation(flt, count_replayable(current().store, flt, actor=actor()), 200)
 
 
 def _confirmation(flt: SubmissionFilter, count: int, status: int, notice: str = "") -> Response:
@@ -94,7 +96,7 @@ def _confirmation(flt: SubmissionFilter, count: int, status: int, notice: str = 
         reasons=REASONS,
         chosen=request.form.get("reason_choice", REASONS[0][0]),
         reason_text=request.form.get("reason", ""),
-        offices=office_states(flt) if count else [],
+        offices=office_states(flt, actor()) if count else [],
     )
     return Response(body, status=status, mimetype="text/html")
 
@@ -110,7 +112,7 @@ def bulk_start() -> Response:
         return forbidden("bulk-replay")
     bridge = current()
     flt = read_filter(request.form, extra=BULK_FORM_KEYS)
-    count = count_replayable(bridge.store, flt)
+    count = count_replayable(bridge.store, flt, actor=actor())
     if request.form.get("expected", "") != str(count):
         return _confirmation(
             flt,
@@ -131,7 +133,7 @@ def bulk_start() -> Response:
 
 
 def _bulk_or_404(job_id: int) -> bulk_replay.BulkReplayView:
-    view = bulk_replay.get(current().store, job_id)
+    view = bulk_replay.get(current().store, job_id, actor=actor())
     if view is None:
         raise bulk_replay.unknown_replay(job_id)
     return view

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 def case(reference: str) -> str:
     """One case: its deliveries with actions, its payment and its timeline."""
     config = current().settings.config
-    detail = submission_detail(current().store, config, reference[:40])
+    detail = submission_detail(current().store, config, reference[:40], actor=actor())
     if detail is None:
         raise Problem(
             404,
@@ -61,7 +61,9 @@ def case(reference: str) -> str:
 
 def _delivery_of_case(reference: str, delivery_id: str) -> None:
     """404 unless `delivery_id` is one of the case's deliveries (the URL names both)."""
-    detail = submission_detail(current().store, current().settings.config, reference[:40])
+    detail = submission_detail(
+        current().store, current().settings.config, reference[:40], actor=actor()
+    )
     if detail is None or delivery_id not in {d.id for d in detail.deliveries}:
         raise Problem(
             404,

@@ -6,10 +6,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import request, url_for
+from flask import g, request, url_for
 
 from bridge.admin.labels import SUBMISSION_STATUS, label
 from bridge.state import current
+from domain.accounts.accounts import Actor
+from domain.accounts.scopes import EVERYTHING, scope_of
 from domain.admin.search import SUBMISSION_STATUSES, SubmissionFilter
 from domain.problems import Problem, msg
 
@@ -54,14 +56,22 @@ def read_filter(args: Mapping[str, Any], *, extra: tuple[str, ...]) -> Submissio
 
 
 def filter_choices() -> dict[str, Any]:
-    """The filter form's choices: services, towns and offices by name, the statuses in German."""
+    """The filter form's choices: services, towns and offices by name, the statuses in German.
+
+    An account limited to offices is offered only its own offices.
+    """
     config = current().settings.config
+    signed_in = g.get("admin_actor")
+    scope = scope_of(signed_in) if isinstance(signed_in, Actor) else EVERYTHING
     return {
         "services": sorted(((s.id, s.title) for s in config.services.values()), key=lambda x: x[1]),
         "municipalities": sorted(
             ((m.ags, m.name) for m in config.municipalities.values()), key=lambda x: x[1]
         ),
-        "offices": sorted(((o.id, o.name) for o in config.offices.values()), key=lambda x: x[1]),
+        "offices": sorted(
+            ((o.id, o.name) for o in config.offices.values() if scope.covers(o.id)),
+            key=lambda x: x[1],
+        ),
         "statuses": [(s, label(SUBMISSION_STATUS, s)) for s in SUBMISSION_STATUSES],
     }
 

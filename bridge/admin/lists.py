@@ -6,7 +6,7 @@ import dataclasses
 
 from flask import render_template, request
 
-from bridge.admin.blueprint import blueprint
+from bridge.admin.blueprint import actor, blueprint
 from bridge.admin.bulk import running_bulk
 from bridge.admin.filters import (
     PAGING,
@@ -30,6 +30,7 @@ def submissions() -> str:
         current().store,
         flt,
         current().settings.config,
+        actor=actor(),
         page=number("page", 1),
         per_page=number("per_page", PER_PAGE),
     )
@@ -52,7 +53,7 @@ def failures() -> str:
         flt = dataclasses.replace(flt, status=None)
     store = current().store
     page = failed_deliveries(
-        store, flt, page=number("page", 1), per_page=number("per_page", PER_PAGE)
+        store, flt, actor=actor(), page=number("page", 1), per_page=number("per_page", PER_PAGE)
     )
     return render_template(
         "admin/failures.html",
@@ -60,7 +61,7 @@ def failures() -> str:
         page=page,
         args=form_args(flt),
         filter_args=flt.as_args(),
-        by_office=office_states(flt),
+        by_office=office_states(flt, actor()),
         running_bulk=running_bulk(),
         back_url=request.full_path.rstrip("?"),
         page_url=page_url("admin.failures", flt),

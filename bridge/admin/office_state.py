@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from flask import current_app
 
 from bridge.state import current
+from domain.accounts.accounts import Actor
 from domain.admin.last_delivery import last_delivered
 from domain.admin.search import SubmissionFilter, count_replayable
 from integrations.reachability import Reachability, ReachabilityMonitor
@@ -43,14 +44,17 @@ def monitor() -> ReachabilityMonitor:
     return found
 
 
-def office_states(flt: SubmissionFilter) -> list[OfficeState]:
-    """The offices with failed deliveries matching `flt`, by name, each checked for reachability."""
+def office_states(flt: SubmissionFilter, actor: Actor) -> list[OfficeState]:
+    """The offices with failed deliveries matching `flt`, by name, each checked for reachability;
+    an office outside `actor`'s scope counts none, so it is not listed."""
     bridge = current()
     config = bridge.settings.config
     wanted = [flt.office] if flt.office is not None else list(config.offices)
     counts: dict[str, int] = {}
     for office_id in wanted:
-        count = count_replayable(bridge.store, dataclasses.replace(flt, office=office_id))
+        count = count_replayable(
+            bridge.store, dataclasses.replace(flt, office=office_id), actor=actor
+        )
         if count:
             counts[office_id] = count
     offices = [config.offices[o] for o in counts if o in config.offices]

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from flask import render_template
 
-from bridge.admin.blueprint import blueprint
+from bridge.admin.blueprint import actor, blueprint
 from bridge.admin.bulk import running_bulk
 from bridge.admin.chart import office_charts
 from bridge.admin.labels import DELIVERY_STATUS, SUBMISSION_STATUS, label
@@ -23,7 +23,12 @@ def overview() -> str:
     config = bridge.settings.config
     queue = queue_status(bridge.redis)
     data = build_overview(
-        bridge.store, now=utcnow(), days=14, queue_depth=queue.depth, live_workers=queue.workers
+        bridge.store,
+        actor=actor(),
+        now=utcnow(),
+        days=14,
+        queue_depth=queue.depth,
+        live_workers=queue.workers,
     )
     names = {oid: o.name for oid, o in config.offices.items()}
     charts = office_charts(data.days, data.failures_per_office_day, names)

@@ -30,6 +30,8 @@ from infra.logs import log_event
 log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "bridge_admin"
+# Pages without a session: the login, and the page of a one-time password link.
+PUBLIC_ENDPOINTS = ("admin.login", "admin.password_link")
 LOGIN_COOKIE = "bridge_admin_login"
 COOKIE_PATH = "/admin"
 MAX_USERNAME = 64
@@ -86,7 +88,8 @@ def _guard() -> Response | None:
             "Anfrage abgelehnt",
             "Das Formular kam nicht von dieser Seite. Bitte die Seite neu laden und erneut senden.",
         )
-    if request.endpoint == "admin.login":
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        # Their own credential: the login form's cookie, the one-time link (checked there).
         return None
     if actor is None:
         if request.method == "POST":

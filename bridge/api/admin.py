@@ -155,6 +155,7 @@ def submissions() -> Response:
         bridge.store,
         _filter(),
         bridge.settings.config,
+        actor=_actor(),
         page=_int_arg("page", 1),
         per_page=_int_arg("per_page", 50),
     )
@@ -174,7 +175,11 @@ def submissions() -> Response:
 def failed() -> Response:
     """The dead-letter list with the last error, most recently failed first."""
     page = failed_deliveries(
-        current().store, _filter(), page=_int_arg("page", 1), per_page=_int_arg("per_page", 50)
+        current().store,
+        _filter(),
+        actor=_actor(),
+        page=_int_arg("page", 1),
+        per_page=_int_arg("per_page", 50),
     )
     return json_response(
         {
@@ -191,7 +196,7 @@ def failed() -> Response:
 @require_role(Role.VIEWER)
 def detail(reference: str) -> Response:
     """One case for administrators: deliveries with their last errors, payment, timeline."""
-    found = submission_detail(current().store, current().settings.config, reference)
+    found = submission_detail(current().store, current().settings.config, reference, actor=_actor())
     if found is None:
         raise unknown_submission(reference)
     return json_response(_json(asdict(found)))
@@ -205,6 +210,7 @@ def overview_view() -> Response:
     queue = queue_status(bridge.redis)
     found = overview(
         bridge.store,
+        actor=_actor(),
         now=dt.datetime.now(dt.UTC),
         queue_depth=queue.depth,
         live_workers=queue.workers,
@@ -259,7 +265,11 @@ def start_replay() -> Response:
         raise _bad_body("Muss true oder false sein.", "Must be true or false.", "dry_run")
     if dry_run:
         return json_response(
-            {"dry_run": True, "count": count_replayable(bridge.store, flt), "filter": flt.as_args()}
+            {
+                "dry_run": True,
+                "count": count_replayable(bridge.store, flt, actor=_actor()),
+                "filter": flt.as_args(),
+            }
         )
     reason = _text(body, "reason", required=True)
     view, offices = bulk_replay.start(
@@ -286,7 +296,7 @@ def _job_id(raw: int) -> int:
 @require_role(Role.VIEWER)
 def replay_status(job_id: int) -> Response:
     """A bulk replay's progress: total, processed, failed, status."""
-    found = bulk_replay.get(current().store, _job_id(job_id))
+    found = bulk_replay.get(current().store, _job_id(job_id), actor=_actor())
     if found is None:
         raise bulk_replay.unknown_replay(job_id)
     return json_response(bulk_replay.as_json(found))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, g, request
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -12,6 +12,7 @@ from bridge.api.openapi import openapi_document, service_json_schema
 from bridge.respond import json_response
 from bridge.state import current
 from domain.accounts.accounts import Actor, Role
+from domain.accounts.scopes import scope_of
 from domain.delivery.fetch_links import check_link
 from domain.problems import Problem, msg
 from store.models import DeliveryStatus, Event, Submission, parse_reference, utcnow
@@ -33,11 +34,21 @@ def _not_found(reference: str) -> Problem:
 def submission_status(reference: str) -> Response:
     """Status, deliveries and history of one submission."""
     settings = current().settings
+    actor: Actor = g.actor
+    submission = _load(reference)
+    _check_scope(actor, submission, reference)
     return json_response(
-        views.status(
-            _load(reference), settings.config, settings.public_url, settings.encryption_keys
-        )
+        views.status(submission, settings.config, settings.public_url, settings.encryption_keys)
     )
+
+
+def _check_scope(actor: Actor, submission: Submission, reference: str) -> None:
+    """404, as for an unknown reference, unless the case is within a staff actor's offices."""
+    scope = scope_of(actor)
+    if actor.office_id is None and not any(
+        scope.covers(d.office_id) for d in submission.deliveries
+    ):
+        raise _not_found(reference)
 
 
 def _other_office() -> Problem:
@@ -85,6 +96,7 @@ def _fetcher(reference: str, sha256: str) -> tuple[Actor | None, str | None, Sub
         submission = _load(reference)
         if actor.office_id is not None:
             _check_office(submission, actor.office_id)
+        _check_scope(actor, submission, reference)
         return actor, actor.office_id, submission
     bridge = current()
     check = check_link(
@@ -116,7 +128,7 @@ def _fetcher(reference: str, sha256: str) -> tuple[Actor | None, str | None, Sub
     if delivery.status not in READABLE:
         raise _not_with_office()  # held for the fee: the office has not got the case yet
     actor = bearer_actor(required=False)
-    if actor is not None and actor.office_id is not None and actor.office_id != delivery.office_id:
+    if actor is not None and not scope_of(actor).covers(delivery.office_id):
         raise _other_office()
     return actor, delivery.office_id, submission
 

@@ -16,6 +16,7 @@ from bridge.respond import json_response
 from bridge.state import current
 from domain.accounts.accounts import AccountError, Actor, Role
 from domain.accounts.api_tokens import list_tokens, revoke_token
+from domain.accounts.scopes import all_token_offices
 from domain.problems import Problem, msg
 from store.accounts import ApiToken
 from store.models import utcnow
@@ -36,13 +37,19 @@ def token_state(token: ApiToken, now: dt.datetime) -> str:
     return "valid"
 
 
-def token_view(token: ApiToken, now: dt.datetime) -> dict[str, Any]:
-    """A token as the API shows it: never its secret or hash, only the public prefix."""
+def token_view(
+    token: ApiToken, now: dt.datetime, offices: list[str] | None = None
+) -> dict[str, Any]:
+    """A token as the API shows it: never its secret or hash, only the public prefix.
+
+    `offices` are the offices a staff token is limited to (None: every office).
+    """
     return {
         "name": token.name,
         "prefix": token.prefix,
         "role": token.role,
         "office_id": token.office_id,
+        "offices": offices,
         "state": token_state(token, now),
         "created_by": token.created_by,
         "created_at": _iso(token.created_at),
@@ -58,16 +65,26 @@ def me() -> Response:
     """The caller's token: name, role and office, to check a token before handing it on."""
     actor: Actor = g.actor
     return json_response(
-        {"name": actor.name, "role": actor.role, "via": actor.via, "office_id": actor.office_id}
+        {
+            "name": actor.name,
+            "role": actor.role,
+            "via": actor.via,
+            "office_id": actor.office_id,
+            "offices": sorted(actor.offices) if actor.offices is not None else None,
+        }
     )
 
 
 @blueprint.get("/api/v1/tokens")
 @require_role(Role.ADMIN)
 def tokens() -> Response:
-    """Every API token with role, office, expiry and last use."""
+    """Every API token with role, office (or offices it is limited to), expiry and last use."""
     now = utcnow()
-    return json_response({"tokens": [token_view(t, now) for t in list_tokens(current().store)]})
+    store = current().store
+    limits = all_token_offices(store)
+    return json_response(
+        {"tokens": [token_view(t, now, limits.get(t.id)) for t in list_tokens(store)]}
+    )
 
 
 @blueprint.post("/api/v1/tokens/<name>/revoke")

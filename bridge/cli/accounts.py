@@ -25,8 +25,15 @@ from domain.accounts.accounts import (
     list_accounts,
     set_password,
     set_role,
+    unlock,
 )
 from domain.accounts.api_tokens import create_token, import_token, list_tokens, revoke_token
+from domain.accounts.scopes import (
+    all_account_offices,
+    all_token_offices,
+    check_offices,
+    set_account_offices,
+)
 from store.engine import Store
 
 EXIT_INVALID = 3
@@ -73,10 +80,29 @@ def accounts() -> None:
     """Accounts of the web page: viewer reads, operator replays, admin manages."""
 
 
+office_option = click.option(
+    "--office",
+    "offices",
+    multiple=True,
+    help="Limit to this office's cases (repeatable); default: every office.",
+)
+
+
+def _offices(ctx: Context, offices: tuple[str, ...]) -> frozenset[str] | None:
+    """The offices named (checked against the configuration), None when none are named."""
+    if not offices:
+        return None
+    try:
+        return check_offices(offices, ctx.settings.config.offices)
+    except AccountError as exc:
+        _fail(exc)
+
+
 @accounts.command("create")
 @click.argument("username")
 @click.option("--role", type=role_choice, required=True)
 @click.option("--display-name", default=None)
+@office_option
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @by_option
 @pass_context
@@ -85,12 +111,14 @@ def create_command(
     username: str,
     role: str,
     display_name: str | None,
+    offices: tuple[str, ...],
     password_stdin: bool,
     by: str | None,
 ) -> None:
     """Create an account (the first admin too); the password is asked for hidden."""
     settings, store = ctx.settings, ctx.store
     actor = _actor(store, by)
+    limited = _offices(ctx, offices)
     password = _password(password_stdin)
     try:
         account = create_account(
@@ -101,10 +129,12 @@ def create_command(
             actor=actor,
             display_name=display_name,
             kdf=settings.password_kdf,
+            offices=limited,
         )
     except AccountError as exc:
         _fail(exc)
-    click.echo(f"created account {account.username} ({account.role})")
+    scope = f", offices {', '.join(sorted(limited))}" if limited else ""
+    click.echo(f"created account {account.username} ({account.role}{scope})")
 
 
 @accounts.command("list")
@@ -115,11 +145,56 @@ def list_command(ctx: Context) -> None:
     rows = list_accounts(store)
     if not rows:
         click.echo("no accounts; create the first admin with: accounts create NAME --role admin")
+    offices = all_account_offices(store)
     for a in rows:
         state = "active" if a.active else "deactivated"
         last = a.last_login_at.isoformat(timespec="minutes") if a.last_login_at else "never"
         locked = f" locked until {a.locked_until:%H:%M}" if a.locked_until else ""
-        click.echo(f"{a.username:<24} {a.role:<9} {state:<12} last login {last}{locked}")
+        scope = ",".join(offices.get(a.id, [])) or "all offices"
+        click.echo(
+            f"{a.username:<24} {a.role:<9} {state:<12} {scope:<26} last login {last}{locked}"
+        )
+
+
+@accounts.command("set-offices")
+@click.argument("username")
+@office_option
+@click.option("--all", "every", is_flag=True, help="See every office again (no limit).")
+@by_option
+@pass_context
+def set_offices_command(
+    ctx: Context, username: str, offices: tuple[str, ...], every: bool, by: str | None
+) -> None:
+    """Limit an account to offices (--office, repeatable), or lift the limit (--all)."""
+    if every == bool(offices):
+        raise click.UsageError("name --office OFFICE (repeatable) or --all")
+    store = ctx.store
+    try:
+        set_account_offices(
+            store,
+            username,
+            None if every else offices,
+            known=ctx.settings.config.offices,
+            actor=_actor(store, by),
+        )
+    except AccountError as exc:
+        _fail(exc)
+    scope = "every office" if every else ", ".join(sorted(offices))
+    click.echo(f"{username.strip().lower()} sees {scope}")
+
+
+@accounts.command("unlock")
+@click.argument("username")
+@by_option
+@pass_context
+def unlock_command(ctx: Context, username: str, by: str | None) -> None:
+    """Lift a lock-out after failed logins."""
+    store = ctx.store
+    try:
+        account = unlock(store, username, actor=_actor(store, by))
+    except AccountError as exc:
+        _fail(exc)
+    click.echo(f"unlocked {account.username}")
 
 
 @accounts.command("set-role")
@@ -177,11 +252,23 @@ def tokens() -> None:
 @click.argument("name")
 @click.option("--role", type=role_choice, default=Role.VIEWER, show_default=True)
 @click.option("--office", default=None, help="A back office's own token: only its cases.")
+@click.option(
+    "--limit-office",
+    "limit",
+    multiple=True,
+    help="A staff token limited to this office's cases (repeatable).",
+)
 @click.option("--days", type=click.IntRange(1, 3650), default=365, show_default=True)
 @by_option
 @pass_context
 def token_create_command(
-    ctx: Context, name: str, role: str, office: str | None, days: int, by: str | None
+    ctx: Context,
+    name: str,
+    role: str,
+    office: str | None,
+    limit: tuple[str, ...],
+    days: int,
+    by: str | None,
 ) -> None:
     """Create a token and print it once (it cannot be shown again)."""
     settings, store = ctx.settings, ctx.store
@@ -189,13 +276,22 @@ def token_create_command(
         click.echo(f"unknown office {office!r}", err=True)
         sys.exit(EXIT_UNKNOWN)
     expires = dt.datetime.now(dt.UTC) + dt.timedelta(days=days)
+    limited = _offices(ctx, limit)
     try:
         token, clear = create_token(
-            store, name, role, expires_at=expires, actor=_actor(store, by), office_id=office
+            store,
+            name,
+            role,
+            expires_at=expires,
+            actor=_actor(store, by),
+            office_id=office,
+            offices=limited,
         )
     except AccountError as exc:
         _fail(exc)
     scope = f" for office {office}" if office else ""
+    if limited:
+        scope = f" limited to {', '.join(sorted(limited))}"
     click.echo(f"token {token.name} ({token.role}{scope}), expires {expires:%Y-%m-%d}:", err=True)
     click.echo(clear)
 
@@ -209,6 +305,7 @@ def token_list_command(ctx: Context) -> None:
     if not rows:
         click.echo("no tokens")
     now = dt.datetime.now(dt.UTC)
+    limits = all_token_offices(store)
     for t in rows:
         if t.revoked_at is not None:
             state = "revoked"
@@ -219,7 +316,8 @@ def token_list_command(ctx: Context) -> None:
         expires = f"{t.expires_at:%Y-%m-%d}" if t.expires_at else "never"
         used = t.last_used_at.isoformat(timespec="minutes") if t.last_used_at else "never"
         click.echo(
-            f"{t.name:<24} {t.prefix}… {t.role:<9} {t.office_id or '-':<26} {state:<8} "
+            f"{t.name:<24} {t.prefix}… {t.role:<9} "
+            f"{t.office_id or ','.join(limits.get(t.id, [])) or '-':<26} {state:<8} "
             f"expires {expires} last used {used}"
         )
 

@@ -2,6 +2,9 @@
 
 Exit codes: 0 done, 1 nothing matched or the action was refused, 2 bad usage (also a bad
 filter). Actions are recorded with the operator's login name (or --by) as the acting account.
+When `--by` names an account, the command acts as that account: its role and its offices
+(`domain.accounts.scopes`) apply to what it lists, counts and changes; any other name is only
+recorded, with the shell's full access.
 """
 
 from __future__ import annotations
@@ -23,11 +26,39 @@ if TYPE_CHECKING:
     from domain.admin.bulk_replay import BulkReplayView
     from store.engine import Store
 
-BY = click.option("--by", "who", default=None, help="Who acts (recorded); default: login name.")
+BY = click.option(
+    "--by",
+    "who",
+    default=None,
+    help="Who acts (recorded); an account's name applies its role and offices. "
+    "Default: login name.",
+)
 
 
-def _actor(who: str | None) -> Actor:
-    return Actor(name=who or getpass.getuser(), role=Role.ADMIN, via="cli")
+def _actor(ctx: Context, who: str | None) -> Actor:
+    """Who acts: the account `who` names (with its role and offices), else a recorded name."""
+    from domain.accounts.accounts import AccountError, get_account_in
+    from domain.accounts.scopes import account_offices
+
+    if who is None:
+        return Actor(name=getpass.getuser(), role=Role.ADMIN, via="cli")
+    with ctx.store.read() as session:
+        try:
+            account = get_account_in(session, who)
+        except AccountError:
+            # Not an account: only a name for the record (shell access is admin access).
+            return Actor(name=who, role=Role.ADMIN, via="cli")
+        offices = account_offices(session, account.id)
+    if not account.active:
+        click.echo(f"Das Konto {account.username!r} ist deaktiviert.", err=True)
+        sys.exit(1)
+    return Actor(
+        name=account.username,
+        role=account.role,
+        account_id=account.id,
+        via="cli",
+        offices=offices,
+    )
 
 
 def _fail(problem: Problem) -> NoReturn:
@@ -83,6 +114,7 @@ def submissions() -> None:
 @_with_filters
 @click.option("--page", default=1, show_default=True)
 @click.option("--per-page", default=50, show_default=True)
+@BY
 @pass_context
 def list_command(
     ctx: Context,
@@ -95,6 +127,7 @@ def list_command(
     reference: str | None,
     page: int,
     per_page: int,
+    who: str | None,
 ) -> None:
     """List submissions matching the filters, newest first."""
     from domain.admin.search import SubmissionFilter, list_submissions
@@ -106,7 +139,9 @@ def list_command(
         flt = SubmissionFilter.from_args(
             {k: v for k, v in args.items() if v is not None}, settings.config
         )
-        found = list_submissions(ctx.store, flt, settings.config, page=page, per_page=per_page)
+        found = list_submissions(
+            ctx.store, flt, settings.config, actor=_actor(ctx, who), page=page, per_page=per_page
+        )
     except Problem as problem:
         _fail(problem)
     for row in found.items:
@@ -121,19 +156,21 @@ def list_command(
 
 @click.command()
 @click.option("--office", help="Only this office's failed deliveries.")
+@BY
 @pass_context
-def failed(ctx: Context, office: str | None) -> None:
+def failed(ctx: Context, office: str | None, who: str | None) -> None:
     """List failed deliveries (the dead-letter list) with their last error."""
     from domain.admin.search import SubmissionFilter, failed_deliveries
 
     settings = ctx.settings
     store = ctx.store
+    actor = _actor(ctx, who)
     try:
         flt = SubmissionFilter.from_args({"office": office} if office else {}, settings.config)
         rows = []
         page = 1
         while True:
-            found = failed_deliveries(store, flt, page=page, per_page=200)
+            found = failed_deliveries(store, flt, actor=actor, page=page, per_page=200)
             rows += found.items
             if page >= found.pages:
                 break
@@ -184,8 +221,8 @@ def _replay_now(
 ) -> None:
     from sqlalchemy import select
 
+    from domain.admin.operations import replay_deliveries
     from domain.delivery.deliveries import failed_deliveries
-    from domain.delivery.deliveries import replay as replay_deliveries
     from store.models import Delivery
 
     if not delivery_ids and not office:
@@ -194,7 +231,10 @@ def _replay_now(
         raise click.UsageError(f"unknown office {office!r}")
     store = ctx.store
     ids = list(delivery_ids) + ([d.id for d in failed_deliveries(store, office)] if office else [])
-    result = replay_deliveries(store, ids, actor=f"cli:{who or getpass.getuser()}", reason=reason)
+    try:
+        result = replay_deliveries(store, ids, _actor(ctx, who), reason)
+    except Problem as problem:
+        _fail(problem)
     for delivery_id in result.replayed:
         click.echo(f"replayed {delivery_id}")
     for delivery_id, why in result.skipped.items():
@@ -216,15 +256,16 @@ def _bulk(
 
     settings = ctx.settings
     store = ctx.store
+    actor = _actor(ctx, who)
     try:
         flt = SubmissionFilter.from_args(args, settings.config, extra=())
         if dry_run:
-            count = count_replayable(store, flt)
+            count = count_replayable(store, flt, actor=actor)
             # Nothing to replay is an answer, not a failure: a cron job's dry run exits 0.
             click.echo(f"{count} failed deliveries match; nothing was changed (dry run)")
             sys.exit(0)
         view, offices = bulk_replay.start(
-            store, settings.config, flt, _actor(who), reason,
+            store, settings.config, flt, actor, reason,
             rate_per_office=settings.replay_rate_per_office,
         )  # fmt: skip
     except Problem as problem:
@@ -239,16 +280,16 @@ def _bulk(
     )
     if not wait:
         return
-    _summary(_progress(store, view.id, view.total))
+    _summary(_progress(store, view.id, view.total, actor))
 
 
-def _progress(store: Store, job_id: int, total: int) -> BulkReplayView:
+def _progress(store: Store, job_id: int, total: int, actor: Actor) -> BulkReplayView:
     from domain.admin import bulk_replay
 
     shown = 0
     with click.progressbar(length=total, label=f"bulk replay {job_id}") as bar:
         while True:
-            view = bulk_replay.get(store, job_id)
+            view = bulk_replay.get(store, job_id, actor=actor)
             assert view is not None
             bar.update(view.processed - shown)
             shown = view.processed
@@ -266,13 +307,15 @@ def _summary(view: BulkReplayView) -> None:
 
 @click.command("replay-status")
 @click.argument("job_id", type=int)
+@BY
 @pass_context
-def replay_status(ctx: Context, job_id: int) -> None:
+def replay_status(ctx: Context, job_id: int, who: str | None) -> None:
     """Show a bulk replay's progress."""
     from domain.admin import bulk_replay
 
     store = ctx.store
-    view = bulk_replay.get(store, job_id) if 0 < job_id < 2**62 else None
+    actor = _actor(ctx, who)
+    view = bulk_replay.get(store, job_id, actor=actor) if 0 < job_id < 2**62 else None
     if view is None:
         click.echo(f"no bulk replay {job_id}", err=True)
         sys.exit(1)
@@ -298,14 +341,14 @@ def cancel(
     store = ctx.store
     try:
         if reference is not None:
-            outcome = cancel_submission(store, reference, _actor(who), reason)
+            outcome = cancel_submission(store, reference, _actor(ctx, who), reason)
             click.echo(str(outcome.message))
             changed = outcome.changed
         else:
             assert job_id is not None
             if not 0 < job_id < 2**62:
                 raise bulk_replay.unknown_replay(job_id)
-            view, changed = bulk_replay.cancel(store, job_id, _actor(who), reason)
+            view, changed = bulk_replay.cancel(store, job_id, _actor(ctx, who), reason)
             _summary(view)
     except Problem as problem:
         _fail(problem)
@@ -325,7 +368,7 @@ def reroute(ctx: Context, delivery_id: str, office: str, who: str | None, reason
     settings = ctx.settings
     try:
         outcome = reroute_delivery(
-            ctx.store, settings.config, delivery_id, office, _actor(who), reason
+            ctx.store, settings.config, delivery_id, office, _actor(ctx, who), reason
         )
     except Problem as problem:
         _fail(problem)

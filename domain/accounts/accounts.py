@@ -27,7 +27,7 @@ from domain.accounts import passwords
 from domain.accounts.passwords import ScryptParams
 from domain.problems import msg
 from schemas import Msg
-from store.accounts import Account, AdminSession, LoginThrottle
+from store.accounts import Account, AccountOffice, AdminSession, LoginThrottle
 from store.engine import Store
 from store.models import Event, utcnow
 
@@ -60,6 +60,8 @@ class Actor:
     via: str = "session"  # "session" (web page), "token" (API), "cli"
     # Set for a back office's own token: it may read only what was delivered to this office.
     office_id: str | None = None
+    # Staff limited to these offices' cases (None: every office); `domain.accounts.scopes`.
+    offices: frozenset[str] | None = None
 
     @property
     def label(self) -> str:
@@ -175,17 +177,29 @@ def _keeps_an_admin(session: Session, account: Account) -> None:
         )
 
 
+# The stored "hash" of an account whose holder has not set a password yet: no scrypt form,
+# so no password matches it (domain.accounts.logins burns the same time as for a wrong one).
+NO_PASSWORD = "unset$"  # noqa: S105 - a marker that matches no password, not a secret
+
+
 def create_account(
     store: Store,
     username: str,
-    password: str,
+    password: str | None,
     role: str,
     *,
     actor: Actor,
     display_name: str | None = None,
     kdf: ScryptParams = passwords.DEFAULT,
+    offices: frozenset[str] | None = None,
 ) -> Account:
-    """Create an active account (audited as ``account.created``); raises AccountError."""
+    """Create an active account (audited as ``account.created``); raises AccountError.
+
+    Without a password nobody can log in until the holder sets one through a one-time link
+    (`domain.accounts.password_links`). `offices` limits the account (checked by the caller
+    against the configuration with `domain.accounts.scopes.check_offices`); admins are never
+    limited.
+    """
     username = username.strip().lower()
     if not USERNAME.match(username):
         raise AccountError(
@@ -198,7 +212,18 @@ def create_account(
             ),
         )
     check_role(role)
-    _check_password(password, username)
+    if password is not None:
+        _check_password(password, username)
+    if offices is not None and (role == Role.ADMIN or not offices):
+        raise AccountError(
+            "invalid",
+            msg(
+                "Ein Admin-Konto sieht immer alle Stellen; nur viewer und operator werden "
+                "auf Stellen beschränkt.",
+                "An admin account always sees every office; only viewers and operators are "
+                "limited to offices.",
+            ),
+        )
     if display_name is not None and len(display_name) > 200:
         raise AccountError(
             "invalid", msg("Der Anzeigename ist zu lang.", "The display name is too long.")
@@ -207,7 +232,7 @@ def create_account(
         username=username,
         display_name=display_name,
         role=role,
-        password_hash=passwords.hash_password(password, kdf),
+        password_hash=NO_PASSWORD if password is None else passwords.hash_password(password, kdf),
         active=True,
         failed_logins=0,
         created_at=utcnow(),
@@ -221,11 +246,19 @@ def create_account(
                 )
             session.add(account)
             session.flush()
+            for office_id in sorted(offices or ()):
+                session.add(AccountOffice(account_id=account.id, office_id=office_id))
             record_action(
                 session,
                 actor,
                 "account.created",
-                detail={"account": username, "account_id": account.id, "new_role": role},
+                detail={
+                    "account": username,
+                    "account_id": account.id,
+                    "new_role": role,
+                    "offices": sorted(offices) if offices is not None else None,
+                    "password": "set" if password is not None else "by-link",
+                },
             )
     except IntegrityError:
         # Two creations of the same name at once: the unique index lets one win.
@@ -272,6 +305,20 @@ def set_role(store: Store, username: str, role: str, *, actor: Actor) -> Account
         old = account.role
         if old != role and role != Role.ADMIN:
             _keeps_an_admin(session, account)
+        if (
+            role == Role.ADMIN
+            and session.scalars(
+                select(AccountOffice.office_id).where(AccountOffice.account_id == account.id)
+            ).first()
+        ):
+            raise AccountError(
+                "invalid",
+                msg(
+                    "Ein Admin-Konto sieht immer alle Stellen; bitte zuerst die Beschränkung "
+                    "auf Stellen aufheben.",
+                    "An admin account always sees every office; remove the office limit first.",
+                ),
+            )
         account.role = role
         record_action(
             session,
@@ -300,6 +347,31 @@ def deactivate(store: Store, username: str, *, actor: Actor) -> Account:
             "account.deactivated",
             detail={"account": account.username, "account_id": account.id},
         )
+    return account
+
+
+def unlock(store: Store, username: str, *, actor: Actor) -> Account:
+    """Lift a lock-out after failed logins (audited); an unlocked account is left as it is.
+
+    The per-name throttle goes too; a locked remote address stays locked (it may be a
+    guesser's, and it unlocks by itself).
+    """
+    with store.session() as session:
+        account = get_account_in(session, username)
+        was_locked = account.failed_logins > 0 or account.locked_until is not None
+        throttle = session.get(LoginThrottle, name_key(account.username))
+        if throttle is not None:
+            was_locked = True
+            session.delete(throttle)
+        account.failed_logins = 0
+        account.locked_until = None
+        if was_locked:
+            record_action(
+                session,
+                actor,
+                "account.unlocked",
+                detail={"account": account.username, "account_id": account.id},
+            )
     return account
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from domain.accounts.accounts import MAX_SECRET_LENGTH, TOUCH_INTERVAL_S, Actor, secret_digest
 from domain.accounts.logins import ADDRESS_WINDOW_S, address_key
+from domain.accounts.scopes import account_offices
 from store.accounts import Account, AdminSession, LoginThrottle
 from store.engine import Store
 from store.models import utcnow
@@ -80,6 +81,8 @@ def resolve_session(
             .join(Account, Account.id == AdminSession.account_id)
             .where(AdminSession.id == digest)
         ).one_or_none()
+        # Read with every request: a changed limit applies to open sessions at once.
+        offices = account_offices(session, found[1].id) if found is not None else None
     if found is None:
         return None
     row, account = found
@@ -94,7 +97,13 @@ def resolve_session(
             live = session.get(AdminSession, digest)
             if live is not None:
                 live.last_seen_at = now
-    return Actor(name=account.username, role=account.role, account_id=account.id, via="session")
+    return Actor(
+        name=account.username,
+        role=account.role,
+        account_id=account.id,
+        via="session",
+        offices=offices,
+    )
 
 
 def end_session(store: Store, value: str) -> None:

@@ -22,6 +22,7 @@ from domain.accounts.accounts import (
     record_action,
     secret_digest,
 )
+from domain.accounts.scopes import add_token_offices, token_offices
 from domain.problems import msg
 from store.accounts import Account, ApiToken
 from store.engine import Store
@@ -44,10 +45,13 @@ def create_token(
     actor: Actor,
     office_id: str | None = None,
     account_id: int | None = None,
+    offices: frozenset[str] | None = None,
 ) -> tuple[ApiToken, str]:
     """Create an API token; returns the row and the clear token (shown once, stored hashed).
 
     An office token (`office_id`) has the viewer role and reads only that office's cases.
+    A staff token limited to `offices` (checked by the caller against the configuration)
+    sees and acts on only their cases, like an account limited to them.
     """
     if not TOKEN_NAME.match(name):
         raise AccountError(
@@ -64,6 +68,16 @@ def create_token(
             msg(
                 "Ein Token einer Stelle hat immer die Rolle viewer.",
                 "An office's token always has the viewer role.",
+            ),
+        )
+    if offices is not None and (role == Role.ADMIN or office_id is not None or not offices):
+        raise AccountError(
+            "invalid",
+            msg(
+                "Nur Tokens mit der Rolle viewer oder operator werden auf Stellen beschränkt "
+                "(ein Token einer Stelle nennt seine Stelle mit --office).",
+                "Only viewer and operator tokens are limited to offices (an office's own "
+                "token names its office with --office).",
             ),
         )
     if expires_at is not None and expires_at <= utcnow():
@@ -92,6 +106,8 @@ def create_token(
                 raise exists
             session.add(token)
             session.flush()
+            if offices is not None:
+                add_token_offices(session, token.id, offices)
             record_action(
                 session,
                 actor,
@@ -101,6 +117,7 @@ def create_token(
                     "token_id": token.id,
                     "new_role": role,
                     "office_id": office_id,
+                    "offices": sorted(offices) if offices is not None else None,
                     "expires_at": expires_at.isoformat() if expires_at else None,
                 },
             )
@@ -126,6 +143,7 @@ def authenticate_token(
             .outerjoin(Account, Account.id == ApiToken.account_id)
             .where(ApiToken.token_hash == digest)
         ).one_or_none()
+        offices = token_offices(session, found[0].id) if found is not None else None
     if found is None:
         return None
     token, owner = found
@@ -147,6 +165,7 @@ def authenticate_token(
         account_id=token.account_id,
         via="token",
         office_id=token.office_id,
+        offices=offices,
     )
 
 

@@ -195,7 +195,8 @@ def _check_password(account: Account | None, password: str, kdf: ScryptParams) -
     Exactly one scrypt either way (two when renewing after a success), so a name without an
     account answers as slowly as a wrong password.
     """
-    if account is None:
+    if account is None or not account.password_hash.startswith("scrypt$"):
+        # No account, or one whose holder has not set a password yet: the same cost.
         passwords.burn_time(password, kdf)
         return None
     if not passwords.verify_password(password, account.password_hash):

@@ -10,6 +10,9 @@ nothing. Only one bulk replay runs at a time: a partial unique index says so.
 
 Cancelling puts the deliveries not yet attempted back to failed (with their former attempts);
 those already sent stay as they are.
+
+An actor limited to offices (`domain.accounts.scopes`) replays only its offices' deliveries,
+and sees and cancels only bulk replays whose every delivery is within its offices.
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import ColumnElement, and_, case, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from domain.accounts.accounts import Actor, Role, record_action
+from domain.accounts.scopes import scope_of
 from domain.admin.operations import check_reason
 from domain.admin.search import SubmissionFilter, failed_query
 from domain.config import Config
@@ -125,7 +129,7 @@ def start(
             began = time.monotonic()
             ids = list(
                 session.scalars(
-                    failed_query(flt)
+                    failed_query(flt, scope_of(actor))
                     .order_by(Delivery.office_id, Delivery.updated_at, Delivery.id)
                     .limit(MAX_BULK + 1)
                 )
@@ -274,17 +278,32 @@ def unknown_replay(job_id: int | str) -> Problem:
     )
 
 
-def get(store: Store, job_id: int) -> BulkReplayView | None:
-    """A bulk replay with its counts as of now, or None."""
+def _visible(actor: Actor) -> ColumnElement[bool]:
+    """Bulk replays `actor` may see: all, or (limited) those without another office's item."""
+    scope = scope_of(actor)
+    if not scope.limited:
+        return and_(True)
+    return ~exists().where(
+        BulkReplayItem.bulk_replay_id == BulkReplay.id,
+        ~scope.deliveries(BulkReplayItem.office_id),
+    )
+
+
+def get(store: Store, job_id: int, *, actor: Actor) -> BulkReplayView | None:
+    """A bulk replay `actor` may see, with its counts as of now, or None."""
     with store.read() as session:
-        job = session.get(BulkReplay, job_id)
+        job = session.scalars(
+            select(BulkReplay).where(BulkReplay.id == job_id, _visible(actor))
+        ).one_or_none()
         return None if job is None else _view(session, job)
 
 
-def latest(store: Store, limit: int = 10) -> list[BulkReplayView]:
-    """The most recent bulk replays, newest first (the running one among them)."""
+def latest(store: Store, limit: int = 10, *, actor: Actor) -> list[BulkReplayView]:
+    """The most recent bulk replays `actor` may see, newest first (the running one among them)."""
     with store.read() as session:
-        jobs = session.scalars(select(BulkReplay).order_by(BulkReplay.id.desc()).limit(limit))
+        jobs = session.scalars(
+            select(BulkReplay).where(_visible(actor)).order_by(BulkReplay.id.desc()).limit(limit)
+        )
         return [_view(session, j) for j in jobs]
 
 
@@ -333,7 +352,9 @@ def cancel(store: Store, job_id: int, actor: Actor, reason: str) -> tuple[BulkRe
     reason = check_reason(reason, required=True)
     with store.session() as session:
         job = session.get(BulkReplay, job_id, with_for_update=True)
-        if job is None:
+        if job is None or not session.scalar(
+            select(exists().where(BulkReplay.id == job_id, _visible(actor)))
+        ):
             raise unknown_replay(job_id)
         if job.status != BulkReplayStatus.RUNNING:
             return _view(session, job), False

@@ -1,4 +1,8 @@
-"""One case as an administrator sees it: its deliveries, its payment and its timeline."""
+"""One case as an administrator sees it: its deliveries, its payment and its timeline.
+
+An actor limited to offices (`domain.accounts.scopes`) finds only cases with a delivery to
+its offices, and sees only those deliveries and their events; any other case is "not found".
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from domain.accounts.accounts import Actor
+from domain.accounts.scopes import scope_of
 from domain.config import Config
 from domain.payments.payments import counted, payment_view
 from store.engine import Store
@@ -127,12 +133,16 @@ def journal_of(session: Session, submission_id: int) -> list[JournalEntry]:
     ]
 
 
-def submission_detail(store: Store, config: Config, reference: str) -> SubmissionDetail | None:
-    """The case with this public reference, or None when there is none."""
+def submission_detail(
+    store: Store, config: Config, reference: str, *, actor: Actor
+) -> SubmissionDetail | None:
+    """The case with this public reference as `actor` may see it, or None when there is none
+    (or it is outside the actor's scope: the answer does not tell which)."""
     parsed = parse_reference(reference)
     if parsed is None:
         return None
     prefix, year, number = parsed
+    scope = scope_of(actor)
     with store.read() as session:
         s = session.scalars(
             select(Submission)
@@ -140,11 +150,14 @@ def submission_detail(store: Store, config: Config, reference: str) -> Submissio
                 Submission.id == number,
                 Submission.reference_prefix == prefix,
                 Submission.reference_year == year,
+                scope.submissions(),
             )
             .options(selectinload(Submission.deliveries), selectinload(Submission.events))
         ).one_or_none()
         if s is None:
             return None
+        shown = [d for d in s.deliveries if scope.covers(d.office_id)]
+        own = {d.id for d in shown}
         town = config.municipality_by_ags(s.municipality_ags)
         service = config.services.get(s.service)
         return SubmissionDetail(
@@ -174,12 +187,13 @@ def submission_detail(store: Store, config: Config, reference: str) -> Submissio
                     case_number=d.case_number,
                     updated_at=d.updated_at,
                 )
-                for d in s.deliveries
+                for d in shown
             ],
             payment=payment_of(session, s, config),
             timeline=[
                 TimelineEntry(e.at, e.kind, e.actor, e.delivery_id, dict(e.detail))
                 for e in s.events
+                if e.delivery_id is None or e.delivery_id in own
             ],
             payment_journal=journal_of(session, s.id),
         )

@@ -4,7 +4,9 @@ Every action is idempotent (doing it again answers "nothing to do" and changes n
 refuses with a German/English problem when the case is in no state for it, and commits its
 audit event (`record_action`, naming the account) in the same transaction as the change.
 The caller wakes `Outcome.wake` offices after the commit (`worker.queue.wake_offices`); the
-sweeper covers a wake-up that Redis lost.
+sweeper covers a wake-up that Redis lost. An actor limited to offices
+(`domain.accounts.scopes`) acts only on deliveries to its offices: any other delivery or case
+is answered as unknown (404), so the answer does not tell that it exists.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from domain.accounts.accounts import Actor, Role, record_action
+from domain.accounts.scopes import scope_of
 from domain.config import Config
-from domain.delivery.deliveries import refresh_statuses, replay_in
+from domain.delivery.deliveries import ReplayResult, refresh_statuses, replay_in
 from domain.intake.submissions import due_delivery
 from domain.payments.payments import withdraw_open
 from domain.problems import Problem, msg
@@ -107,7 +110,7 @@ def replay_delivery(store: Store, delivery_id: str, actor: Actor, reason: str = 
     reason = check_reason(reason, required=False)
     with store.session() as session:
         delivery = session.get(Delivery, delivery_id)
-        if delivery is None:
+        if delivery is None or not scope_of(actor).covers(delivery.office_id):
             raise unknown_delivery(delivery_id)
         if delivery.status == DeliveryStatus.PENDING:
             return Outcome(
@@ -156,7 +159,7 @@ def cancel_delivery(store: Store, delivery_id: str, actor: Actor, reason: str) -
     reason = check_reason(reason, required=True)
     with store.session() as session:
         delivery = session.get(Delivery, delivery_id, with_for_update=True)
-        if delivery is None:
+        if delivery is None or not scope_of(actor).covers(delivery.office_id):
             raise unknown_delivery(delivery_id)
         if delivery.status == DeliveryStatus.CANCELLED:
             return Outcome(
@@ -237,7 +240,8 @@ def unknown_submission(reference: str) -> Problem:
 
 
 def cancel_submission(store: Store, reference: str, actor: Actor, reason: str) -> Outcome:
-    """Cancel every delivery of a case not yet delivered; a case with none left is a no-op.
+    """Cancel every delivery of a case not yet delivered (within the actor's scope); a case
+    with none left is a no-op.
 
     An unpaid case (deliveries held for the fee) is withdrawn: its held deliveries are
     cancelled and its open payment becomes `withdrawn` (the pay link then says so).
@@ -248,20 +252,23 @@ def cancel_submission(store: Store, reference: str, actor: Actor, reason: str) -
     if parsed is None:
         raise unknown_submission(reference)
     prefix, year, number = parsed
+    scope = scope_of(actor)
     with store.session() as session:
         submission = session.scalars(
             select(Submission).where(
                 Submission.id == number,
                 Submission.reference_prefix == prefix,
                 Submission.reference_year == year,
+                scope.submissions(),
             )
         ).one_or_none()
         if submission is None:
             raise unknown_submission(reference)
         # Held deliveries wait for the fee: cancelling an unpaid case withdraws it (_cancel).
-        open_ = [d for d in submission.deliveries if d.status in OPEN]
+        own = [d for d in submission.deliveries if scope.covers(d.office_id)]
+        open_ = [d for d in own if d.status in OPEN]
         if not open_:
-            if all(d.status == DeliveryStatus.CANCELLED for d in submission.deliveries):
+            if all(d.status == DeliveryStatus.CANCELLED for d in own):
                 return Outcome(
                     False,
                     msg(
@@ -310,10 +317,22 @@ def reroute_delivery(
                 f"Known are: {', '.join(sorted(config.offices))}.",
             ),
         )
+    scope = scope_of(actor)
     with store.session() as session:
         delivery = session.get(Delivery, delivery_id, with_for_update=True)
-        if delivery is None:
+        if delivery is None or not scope.covers(delivery.office_id):
             raise unknown_delivery(delivery_id)
+        if not scope.covers(target.id):
+            raise Problem(
+                403,
+                "forbidden",
+                msg("Keine Berechtigung.", "Forbidden."),
+                msg(
+                    "Ihr Konto ist auf andere Stellen beschränkt; an diese Stelle kann es "
+                    "nicht umleiten.",
+                    "Your account is limited to other offices; it cannot re-route to this one.",
+                ),
+            )
         if target.task_area != delivery.task_area:
             raise Problem(
                 422,
@@ -406,3 +425,29 @@ def reroute_delivery(
         [new_id],
         [target.id],
     )
+
+
+def replay_deliveries(
+    store: Store, delivery_ids: list[str], actor: Actor, reason: str = ""
+) -> ReplayResult:
+    """Replay several failed deliveries at once (the CLI's ``replay --delivery/--office``).
+
+    Needs the operator role; deliveries outside the actor's scope are skipped as unknown, the
+    others go through `replay_in` (audited, not-failed ones skipped with the reason).
+    """
+    _forbidden(actor, Role.OPERATOR)
+    reason = check_reason(reason, required=False)
+    scope = scope_of(actor)
+    with store.session() as session:
+        seen: dict[str, str] = {
+            delivery_id: office_id
+            for delivery_id, office_id in session.execute(
+                select(Delivery.id, Delivery.office_id).where(Delivery.id.in_(delivery_ids))
+            )
+        }
+        mine = [d for d in delivery_ids if d in seen and scope.covers(seen[d])]
+        result = replay_in(session, mine, actor, reason)
+    for delivery_id in delivery_ids:
+        if delivery_id not in mine:
+            result.skipped[delivery_id] = "unknown delivery"
+    return result

@@ -2,6 +2,8 @@
 
 Queue depth and live workers live in Redis, which the domain does not reach: the caller passes
 them in (`worker.queue_status.queue_status`), None meaning "unbekannt" when Redis is down.
+The counts are the actor's own: an actor limited to offices counts only their cases and
+deliveries (`domain.accounts.scopes`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
+from domain.accounts.accounts import Actor
+from domain.accounts.scopes import scope_of
 from schemas.options import LOCAL_TZ
 from store.engine import Store
 from store.models import Delivery, DeliveryStatus, Event, Submission, format_reference
@@ -45,13 +49,16 @@ class Overview:
 def overview(
     store: Store,
     *,
+    actor: Actor,
     now: dt.datetime,
     days: int = 14,
     queue_depth: int | None = None,
     live_workers: int | None = None,
     oldest: int = 10,
 ) -> Overview:
-    """Counts and the failure chart's data as of `now` (days are Europe/Berlin days)."""
+    """Counts and the failure chart's data as of `now` (days are Europe/Berlin days), within
+    `actor`'s scope."""
+    scope = scope_of(actor)
     today = now.astimezone(LOCAL_TZ).date()
     day_list = [today - dt.timedelta(days=i) for i in range(days - 1, -1, -1)]
     start = dt.datetime.combine(day_list[0], dt.time(), tzinfo=LOCAL_TZ).astimezone(dt.UTC)
@@ -59,13 +66,17 @@ def overview(
         by_submission = {
             status: count
             for status, count in session.execute(
-                select(Submission.status, func.count()).group_by(Submission.status)
+                select(Submission.status, func.count())
+                .where(scope.submissions())
+                .group_by(Submission.status)
             )
         }
         by_delivery = {
             status: count
             for status, count in session.execute(
-                select(Delivery.status, func.count()).group_by(Delivery.status)
+                select(Delivery.status, func.count())
+                .where(scope.deliveries())
+                .group_by(Delivery.status)
             )
         }
         failures: dict[str, list[int]] = {}
@@ -73,7 +84,7 @@ def overview(
         for office_id, at in session.execute(
             select(Delivery.office_id, Event.at)
             .join(Delivery, Delivery.id == Event.delivery_id)
-            .where(Event.kind == "delivery.failed", Event.at >= start)
+            .where(Event.kind == "delivery.failed", Event.at >= start, scope.deliveries())
         ):
             day = at.astimezone(LOCAL_TZ).date()
             if day in index:
@@ -90,7 +101,7 @@ def overview(
                 Submission.id.label("number"),
             )
             .join(Submission, Submission.id == Delivery.submission_id)
-            .where(Delivery.status == DeliveryStatus.PENDING)
+            .where(Delivery.status == DeliveryStatus.PENDING, scope.deliveries())
             .order_by(Delivery.created_at)
             .limit(oldest)
         ).all()

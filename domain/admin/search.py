@@ -2,7 +2,9 @@
 
 One filter (`SubmissionFilter`) serves the API, the CLI, the web page and the bulk replay, so
 the list an administrator looked at is exactly the set a bulk replay takes. Every query is
-paginated and backed by an index (migration 0005) for the common filters.
+paginated and backed by an index (migration 0005) for the common filters, and every query
+takes the acting `Actor`: an actor limited to offices (`domain.accounts.scopes`) finds only
+cases with a delivery to its offices, and only those deliveries.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, exists, func, select
 
+from domain.accounts.accounts import Actor
+from domain.accounts.scopes import Scope, scope_of
 from domain.config import Config
 from domain.problems import FieldError, Problem, msg
 from schemas.options import LOCAL_TZ
@@ -352,11 +356,19 @@ def _office_clause(office: str | None) -> ColumnElement[bool]:
 
 
 def list_submissions(
-    store: Store, flt: SubmissionFilter, config: Config, *, page: int = 1, per_page: int = 50
+    store: Store,
+    flt: SubmissionFilter,
+    config: Config,
+    *,
+    actor: Actor,
+    page: int = 1,
+    per_page: int = 50,
 ) -> Page[SubmissionRow]:
-    """Submissions matching the filter, newest first, with their deliveries' states."""
+    """Submissions matching the filter that `actor` may see, newest first, with their
+    deliveries' states (only the deliveries within the actor's scope)."""
     page, per_page = check_paging(page, per_page)
-    where = and_(flt.submission_clause(), _office_clause(flt.office))
+    scope = scope_of(actor)
+    where = and_(flt.submission_clause(), _office_clause(flt.office), scope.submissions())
     with store.read() as session:
         total = session.scalar(select(func.count()).select_from(Submission).where(where)) or 0
         rows = session.execute(
@@ -384,7 +396,7 @@ def list_submissions(
                     Delivery.status,
                     Delivery.attempts,
                 )
-                .where(Delivery.submission_id.in_(list(by_submission)))
+                .where(Delivery.submission_id.in_(list(by_submission)), scope.deliveries())
                 .order_by(Delivery.created_at, Delivery.office_id)
             ):
                 by_submission[d.submission_id].append(
@@ -407,33 +419,40 @@ def list_submissions(
     return Page(items, total, page, per_page)
 
 
-def failed_query(flt: SubmissionFilter) -> Select[Any]:
-    """The failed deliveries matching the filter (joined with their submissions), unordered.
+def failed_query(flt: SubmissionFilter, scope: Scope) -> Select[Any]:
+    """The failed deliveries matching the filter within `scope` (joined with their
+    submissions), unordered.
 
     The one definition of "replayable": the dry run counts it, a bulk replay takes it.
     """
     query = (
         select(Delivery.id)
         .join(Submission, Submission.id == Delivery.submission_id)
-        .where(Delivery.status == DeliveryStatus.FAILED, flt.submission_clause())
+        .where(
+            Delivery.status == DeliveryStatus.FAILED,
+            flt.submission_clause(),
+            scope.deliveries(),
+        )
     )
     if flt.office is not None:
         query = query.where(Delivery.office_id == flt.office)
     return query
 
 
-def count_replayable(store: Store, flt: SubmissionFilter) -> int:
-    """How many failed deliveries a bulk replay with this filter would take (the dry run)."""
+def count_replayable(store: Store, flt: SubmissionFilter, *, actor: Actor) -> int:
+    """How many failed deliveries a bulk replay by `actor` with this filter would take."""
+    query = failed_query(flt, scope_of(actor))
     with store.read() as session:
-        return session.scalar(select(func.count()).select_from(failed_query(flt).subquery())) or 0
+        return session.scalar(select(func.count()).select_from(query.subquery())) or 0
 
 
 def failed_deliveries(
-    store: Store, flt: SubmissionFilter, *, page: int = 1, per_page: int = 50
+    store: Store, flt: SubmissionFilter, *, actor: Actor, page: int = 1, per_page: int = 50
 ) -> Page[FailedDelivery]:
-    """The dead-letter list: failed deliveries matching the filter, most recently failed first."""
+    """The dead-letter list: failed deliveries matching the filter within `actor`'s scope,
+    most recently failed first."""
     page, per_page = check_paging(page, per_page)
-    base = failed_query(flt)
+    base = failed_query(flt, scope_of(actor))
     with store.read() as session:
         total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
         rows = session.execute(

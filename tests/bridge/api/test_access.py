@@ -139,6 +139,7 @@ def test_me_names_the_token_and_its_office(client: FlaskClient, api_token: MakeT
         "role": "viewer",
         "via": "token",
         "office_id": "usingen-steueramt",
+        "offices": None,
     }
 
 

@@ -163,3 +163,54 @@ def test_import_env_moves_the_old_tokens_once(
         events = session.scalars(select(Event).where(Event.kind == "token.imported")).all()
     assert len(events) == 2
     assert READER_TOKEN not in str(snapshot(store))
+
+
+def test_accounts_limited_to_offices_and_unlocked_from_the_shell(
+    environ: dict[str, str], store: Store
+) -> None:
+    """create --office, set-offices, unlock and tokens --limit-office; refusals change nothing."""
+    from domain.accounts.accounts import get_account
+    from store.accounts import AccountOffice, ApiTokenOffice
+
+    made = cli(
+        environ, "accounts", "create", "theo", "--role", "operator", "--office",
+        "usingen-steueramt", "--password-stdin", stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert "offices usingen-steueramt" in made.stdout
+    listed = cli(environ, "accounts", "list")
+    assert listed.stdout.split()[:4] == ["theo", "operator", "active", "usingen-steueramt"]
+    before = snapshot(store)
+    unknown = cli(environ, "accounts", "set-offices", "theo", "--office", "gibt-es-nicht")
+    assert unknown.returncode == 3
+    assert "Unbekannte Stelle" in unknown.stderr
+    admin = cli(
+        environ, "accounts", "create", "root2", "--role", "admin", "--office",
+        "usingen-steueramt", "--password-stdin", stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert admin.returncode == 3
+    assert cli(environ, "accounts", "set-offices", "theo").returncode == 2
+    assert snapshot(store) == before
+    lifted = cli(environ, "accounts", "set-offices", "theo", "--all")
+    assert lifted.returncode == 0, lifted.stderr
+    with store.read() as session:
+        assert list(session.scalars(select(AccountOffice))) == []
+    with store.session() as session:
+        account = get_account(store, "theo")
+        assert account is not None
+        live = session.merge(account)
+        live.failed_logins = 5
+    assert cli(environ, "accounts", "unlock", "theo").returncode == 0
+    unlocked = get_account(store, "theo")
+    assert unlocked is not None
+    assert unlocked.failed_logins == 0
+    token = cli(
+        environ, "tokens", "create", "steuer", "--role", "operator",
+        "--limit-office", "usingen-steueramt",
+    )  # fmt: skip
+    assert token.returncode == 0, token.stderr
+    assert "limited to usingen-steueramt" in token.stderr
+    with store.read() as session:
+        assert list(session.scalars(select(ApiTokenOffice.office_id))) == ["usingen-steueramt"]
+        kinds = list(session.scalars(select(Event.kind).order_by(Event.id)))
+    assert {"account.offices_set", "account.unlocked", "token.created"} <= set(kinds)

@@ -11,6 +11,7 @@ from domain.admin.overview import overview
 from store.engine import Store
 from store.models import Delivery, Event
 from tests.admin_support import fail_all, post
+from tests.conftest import TEST_ADMIN
 from worker.queue_status import QueueStatus, queue_status
 
 
@@ -34,7 +35,7 @@ def test_overview_counts_and_chart(client: FlaskClient, store: Store) -> None:
                   at=now - dt.timedelta(days=20), detail={})
         )  # fmt: skip
         session.execute(update(Delivery).where(Delivery.id == ids[2]).values(status="pending"))
-    found = overview(store, now=now, queue_depth=3, live_workers=1)
+    found = overview(store, actor=TEST_ADMIN, now=now, queue_depth=3, live_workers=1)
     assert found.submissions_by_status == {"failed": 3}
     assert found.deliveries_by_status == {"failed": 2, "pending": 1}
     assert len(found.days) == 14
