@@ -2,17 +2,18 @@
 
 Works without JavaScript (plain links and forms). The pages live by idea: `session` (login,
 logout and the guard in front of every page), `overview`, `lists` (submissions, failures),
-`case` (the case page and its actions) and `bulk` (bulk replay); `blueprint` holds what they
-share. Each registers its routes on the blueprint when imported, which is what this module is
-for: registering `blueprint` from here brings the whole page.
+`case` (the case page and its actions), `bulk` (bulk replay), `report` (the daily report) and
+`activity` (who did what); `blueprint` holds what they share. Each registers its routes on the
+blueprint when imported, which is what this module is for: registering `blueprint` from here
+brings the whole page.
 """
 
 from __future__ import annotations
 
-from bridge.admin import bulk, case, lists, overview, session
+from bridge.admin import activity, bulk, case, lists, overview, report, session
 from bridge.admin.blueprint import blueprint
 
 # Imported for their routes; named here so the import is visibly on purpose.
-PAGES = (session, overview, lists, case, bulk)
+PAGES = (session, overview, lists, case, bulk, report, activity)
 
 __all__ = ["PAGES", "blueprint"]
