@@ -141,7 +141,7 @@ def _changed_since(session: Session, at: dt.datetime) -> list[PastDelivery]:
 
 
 def _status_after(
-    row: Any, released: set[str], withdrawn: dict[str, tuple[int, dt.datetime]]
+    row: Any, released: set[str], withdrawn: dict[tuple[str, Any], tuple[int, dt.datetime]]
 ) -> tuple[str, int, dt.datetime]:
     """The status, attempts and since-when a delivery had after its latest moving event."""
     detail = row.detail or {}
@@ -152,9 +152,10 @@ def _status_after(
         # Held for a fee from the start: it is released later, or still held now.
         held = row.status == DeliveryStatus.HELD or row.id in released
         return (DeliveryStatus.HELD if held else DeliveryStatus.PENDING), 0, row.at
-    if row.kind == "delivery.replayed" and row.id in withdrawn:
+    taken = (row.id, detail.get("bulk_replay"))
+    if row.kind == "delivery.replayed" and taken in withdrawn:
         # Taken by a bulk replay that was cancelled before it was sent: failed again.
-        previous, cancelled_at = withdrawn[row.id]
+        previous, cancelled_at = withdrawn[taken]
         return DeliveryStatus.FAILED, previous, cancelled_at
     attempts = detail.get("attempt")
     return DELIVERY_MOVES[row.kind], int(attempts) if isinstance(attempts, int) else 0, row.at
@@ -175,13 +176,14 @@ def _released(session: Session, ids: list[str]) -> set[str]:
 
 def _withdrawn(
     session: Session, ids: list[str], at: dt.datetime
-) -> dict[str, tuple[int, dt.datetime]]:
-    """Deliveries given back by a bulk replay cancelled by `at`: previous attempts, when."""
-    out: dict[str, tuple[int, dt.datetime]] = {}
+) -> dict[tuple[str, Any], tuple[int, dt.datetime]]:
+    """(delivery, bulk replay) given back by a bulk replay cancelled by `at`: attempts, when."""
+    out: dict[tuple[str, Any], tuple[int, dt.datetime]] = {}
     for chunk in _chunks(ids):
-        for delivery_id, previous, finished in session.execute(
+        for delivery_id, bulk_id, previous, finished in session.execute(
             select(
                 BulkReplayItem.delivery_id,
+                BulkReplayItem.bulk_replay_id,
                 BulkReplayItem.previous_attempts,
                 BulkReplay.finished_at,
             )
@@ -192,7 +194,8 @@ def _withdrawn(
                 BulkReplay.finished_at <= at,
             )
         ):
-            out[delivery_id] = (previous, finished)
+            if finished is not None:  # the query asks for it; a cancelled replay has one
+                out[(delivery_id, bulk_id)] = (previous, finished)
     return out
 
 

@@ -172,9 +172,9 @@ def test_todays_report_after_the_mail_shows_the_mail_and_offers_now(
     operations.replay_delivery(store, failed, OLGA, "wieder da")
     mailed = operator.get("/admin/bericht").get_data(as_text=True)
     assert "So ging der Bericht per E-Mail an 1 Empfänger." in mailed
-    assert dict(page_sections(mailed))["Fehlgeschlagene Zustellungen je Dienststelle"][0].startswith(
-        "Steueramt Usingen: 1 fehlgeschlagen"
-    )
+    assert dict(page_sections(mailed))["Fehlgeschlagene Zustellungen je Dienststelle"][
+        0
+    ].startswith("Steueramt Usingen: 1 fehlgeschlagen")
     assert 'href="/admin/bericht?stand=jetzt"' in mailed
     live = operator.get("/admin/bericht?stand=jetzt").get_data(as_text=True)
     assert "Stand: jetzt" in live
