@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from store.models import (
@@ -64,6 +64,7 @@ class PastDelivery:
 class PastPayment:
     """A payment still open at the moment, with the last check's error then."""
 
+    id: str
     submission_id: int
     amount_cents: int
     currency: str
@@ -203,41 +204,45 @@ def open_payments_as_of(
     session: Session, at: dt.datetime, started_by: dt.datetime, limit: int
 ) -> list[PastPayment]:
     """Payments started by `started_by` and still open at `at`, oldest first, at most `limit`."""
-    rows = session.execute(
-        select(
-            Payment.id,
-            Payment.submission_id,
-            Payment.amount_cents,
-            Payment.currency,
-            Payment.provider,
-            Payment.created_at,
-            Payment.status,
-            Payment.updated_at,
-            Payment.last_error,
-        )
+    columns = (
+        Payment.id,
+        Payment.submission_id,
+        Payment.amount_cents,
+        Payment.currency,
+        Payment.provider,
+        Payment.created_at,
+        Payment.updated_at,
+        Payment.last_error,
+    )
+    # Open and unchanged since (ix_payments_check), or changed since (ix_payments_updated).
+    unchanged = session.execute(
+        select(*columns)
         .where(
+            Payment.status == PaymentStatus.INITIAL,
+            Payment.updated_at <= at,
             Payment.created_at <= started_by,
-            # Unchanged since and open then, or changed since (and maybe open then).
-            and_(Payment.updated_at > at) | (Payment.status == PaymentStatus.INITIAL),
         )
         .order_by(Payment.created_at, Payment.id)
+        .limit(limit)
     ).all()
-    later = [r for r in rows if r.updated_at > at]
+    later = session.execute(
+        select(*columns).where(Payment.updated_at > at, Payment.created_at <= started_by)
+    ).all()
     ended, errors = _payment_events(session, {r.submission_id for r in later}, at)
-    out = []
-    for r in rows:
-        if r.updated_at <= at:
-            out.append(_past(r, r.last_error))
-        elif r.id not in ended:
-            out.append(_past(r, errors.get(r.id)))
-        if len(out) == limit:
-            break
-    return out
+    found = [_past(r, r.last_error) for r in unchanged]
+    found += [_past(r, errors.get(r.id)) for r in later if r.id not in ended]
+    return sorted(found, key=lambda p: (p.created_at, p.id))[:limit]
 
 
 def _past(row: Any, error: str | None) -> PastPayment:
     return PastPayment(
-        row.submission_id, row.amount_cents, row.currency, row.provider, row.created_at, error
+        row.id,
+        row.submission_id,
+        row.amount_cents,
+        row.currency,
+        row.provider,
+        row.created_at,
+        error,
     )
 
 
