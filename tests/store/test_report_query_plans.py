@@ -8,6 +8,8 @@ are failed, waiting or open. Neither may read the whole history.
 from __future__ import annotations
 
 import datetime as dt
+from functools import partial
+from typing import Any
 
 import pytest
 
@@ -33,7 +35,7 @@ def test_todays_and_a_past_days_report_use_indexes(history: Store, settings: Set
     assert assert_indexed(history, lambda: digest.build(history, settings.config, week_ago)) >= 2
 
 
-def _plan(store: Store, statement: str, parameters: object) -> str:
+def _plan(store: Store, statement: str, parameters: Any) -> str:
     with store.engine.execution_options(**{READONLY: True}).connect() as conn:
         if store.engine.dialect.name == "sqlite":
             rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()
@@ -66,4 +68,4 @@ def test_the_activity_list_uses_an_index(history: Store) -> None:
         ActivityFilter(actor="account:olga"),
         ActivityFilter(kind="delivery.replayed", day_from=today, day_to=today),
     ):
-        assert assert_indexed(history, lambda f=flt: list_activity(history, f, kinds)) == 2
+        assert assert_indexed(history, partial(list_activity, history, flt, kinds)) == 2
