@@ -230,6 +230,8 @@ class Delivery(Base):
         Index("uq_deliveries_payment_id", "payment_id", unique=True),
         # The dead-letter list, newest failure first (migration 0005).
         Index("ix_deliveries_status_updated", "status", "updated_at"),
+        # The rows changed after a past moment, for that moment's daily report (migration 0009).
+        Index("ix_deliveries_updated", "updated_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -309,6 +311,8 @@ class Payment(Base):
         # Dedupe on the provider's transaction: one row per transaction of a provider.
         UniqueConstraint("provider", "transaction_id", name="uq_payments_provider_transaction"),
         Index("ix_payments_check", "status", "next_check_at"),
+        # The rows changed after a past moment, for that moment's daily report (migration 0009).
+        Index("ix_payments_updated", "updated_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)

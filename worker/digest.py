@@ -4,6 +4,11 @@ The digest is a list of sections, each a function of its own; one that fails is 
 a line saying so and the others still go out (Open Forms #4447). A day's digest is sent once:
 the day's row in `digests_sent` is claimed before sending (its primary key lets one of two
 sweepers win) and given back if the mail server refused, so the next round tries again.
+
+Every section describes the state at the moment it is given (`now`), which may be a past one:
+the admin page's daily report (`bridge.admin.report`) builds a past day's digest as of the
+moment its mail went out, from the rows and the events (`domain.admin.history`), so the page
+shows what the mail said. One `build` serves the mail, `digest --print` and the page.
 """
 
 from __future__ import annotations
@@ -16,9 +21,10 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import make_msgid
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
+from domain.admin.history import deliveries_as_of, open_payments_as_of
 from domain.config import Config
 from domain.payments.payments import to_euros
 from domain.settings import Settings
@@ -26,15 +32,7 @@ from infra.logs import log_event
 from integrations.smtp import connect
 from schemas.options import LOCAL_TZ
 from store.engine import Store
-from store.models import (
-    Delivery,
-    DeliveryStatus,
-    DigestSent,
-    Payment,
-    PaymentStatus,
-    Submission,
-    format_reference,
-)
+from store.models import DeliveryStatus, DigestSent, Submission, format_reference
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +45,7 @@ class Section:
     lines: list[str]
 
 
+# A section as of a moment (timezone-aware, UTC): the present one for the mail.
 SectionFn = Callable[[Store, Config, dt.datetime], Section | None]
 
 
@@ -54,50 +53,47 @@ def _local(moment: dt.datetime) -> str:
     return moment.astimezone(LOCAL_TZ).strftime("%d.%m.%Y %H:%M")
 
 
-def failures_per_office(store: Store, config: Config, now: dt.datetime) -> Section:
-    """Failed deliveries per office: how many, since when, the latest."""
+def _office(config: Config, office_id: str) -> str:
+    return config.offices[office_id].name if office_id in config.offices else office_id
+
+
+def _references(store: Store, submission_ids: set[int]) -> dict[int, str]:
+    """The public references of these submissions."""
     with store.read() as session:
-        rows = session.execute(
-            select(
-                Delivery.office_id,
-                func.count(),
-                func.min(Delivery.updated_at),
-                func.max(Delivery.updated_at),
+        return {
+            n: format_reference(p, y, n)
+            for p, y, n in session.execute(
+                select(Submission.reference_prefix, Submission.reference_year, Submission.id).where(
+                    Submission.id.in_(sorted(submission_ids))
+                )
             )
-            .where(Delivery.status == DeliveryStatus.FAILED)
-            .group_by(Delivery.office_id)
-            .order_by(Delivery.office_id)
-        ).all()
+        }
+
+
+def failures_per_office(store: Store, config: Config, now: dt.datetime) -> Section:
+    """Failed deliveries per office as of `now`: how many, since when, the latest."""
+    with store.read() as session:
+        failed = deliveries_as_of(session, now, {DeliveryStatus.FAILED})
+    per_office: dict[str, list[dt.datetime]] = {}
+    for d in failed:
+        per_office.setdefault(d.office_id, []).append(d.since)
     lines = [
-        f"{config.offices[o].name if o in config.offices else o}: {n} fehlgeschlagen, "
-        f"erste {_local(first)}, letzte {_local(last)}"
-        for o, n, first, last in rows
+        f"{_office(config, o)}: {len(times)} fehlgeschlagen, "
+        f"erste {_local(min(times))}, letzte {_local(max(times))}"
+        for o, times in sorted(per_office.items())
     ]
     return Section("Fehlgeschlagene Zustellungen je Dienststelle", lines or ["Keine."])
 
 
 def waiting_longest(store: Store, config: Config, now: dt.datetime) -> Section:
-    """The ten pending deliveries waiting longest."""
+    """The ten deliveries waiting longest as of `now`."""
     with store.read() as session:
-        rows = session.execute(
-            select(
-                Delivery.office_id,
-                Delivery.created_at,
-                Delivery.attempts,
-                Submission.reference_prefix,
-                Submission.reference_year,
-                Submission.id,
-            )
-            .join(Submission, Submission.id == Delivery.submission_id)
-            .where(Delivery.status == DeliveryStatus.PENDING)
-            .order_by(Delivery.created_at)
-            .limit(10)
-        ).all()
+        waiting = deliveries_as_of(session, now, {DeliveryStatus.PENDING})[:10]
+    references = _references(store, {d.submission_id for d in waiting})
     lines = [
-        f"{format_reference(p, y, n)} an "
-        f"{config.offices[o].name if o in config.offices else o}: wartet seit {_local(c)}, "
-        f"{a} Versuch(e)"
-        for o, c, a, p, y, n in rows
+        f"{references[d.submission_id]} an {_office(config, d.office_id)}: "
+        f"wartet seit {_local(d.created_at)}, {d.attempts} Versuch(e)"
+        for d in waiting
     ]
     return Section("Am längsten wartende Zustellungen", lines or ["Keine."])
 
@@ -106,36 +102,27 @@ def waiting_longest(store: Store, config: Config, now: dt.datetime) -> Section:
 OPEN_PAYMENT_AGE = dt.timedelta(days=1)
 
 
+def _money(cents: int, currency: str) -> str:
+    """An amount as German readers write it: ``35,00 €`` (other currencies by their code)."""
+    amount = f"{to_euros(cents):.2f}".replace(".", ",")
+    return f"{amount} €" if currency == "EUR" else f"{amount} {currency}"
+
+
 def open_payments(store: Store, config: Config, now: dt.datetime) -> Section:
-    """Payments still open (INITIAL) a day after they started, oldest first, at most twenty.
+    """Payments still open (INITIAL) as of `now` a day after they started, oldest first, at most
+    twenty.
 
     Each line names the case, amount, provider and how the last check went, so an
     administrator can see whether the citizen has not paid or the provider does not answer.
     """
     with store.read() as session:
-        rows = session.execute(
-            select(
-                Payment.amount_cents,
-                Payment.currency,
-                Payment.provider,
-                Payment.created_at,
-                Payment.last_error,
-                Submission.reference_prefix,
-                Submission.reference_year,
-                Submission.id,
-            )
-            .join(Submission, Submission.id == Payment.submission_id)
-            .where(
-                Payment.status == PaymentStatus.INITIAL,
-                Payment.created_at <= now - OPEN_PAYMENT_AGE,
-            )
-            .order_by(Payment.created_at)
-            .limit(20)
-        ).all()
+        rows = open_payments_as_of(session, now, now - OPEN_PAYMENT_AGE, limit=20)
+    references = _references(store, {p.submission_id for p in rows})
     lines = [
-        f"{format_reference(p, y, n)}: {to_euros(cents)} {currency} bei {provider}, "
-        f"offen seit {_local(created)}" + (f", letzte Abfrage: {error}" if error else "")
-        for cents, currency, provider, created, error, p, y, n in rows
+        f"{references[p.submission_id]}: {_money(p.amount_cents, p.currency)} bei "
+        f"{p.provider}, offen seit {_local(p.created_at)}"
+        + (f", letzte Abfrage: {p.last_error}" if p.last_error else "")
+        for p in rows
     ]
     return Section("Offene Zahlungen (älter als ein Tag)", lines or ["Keine."])
 

@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 
 from domain.settings import Settings, SettingsError
 from harness.ports import free_port
+from schemas.options import LOCAL_TZ
 from store.engine import Store
 from store.models import DigestSent, Payment
 from tests.admin_support import fail_all, post
@@ -76,14 +77,16 @@ def test_digest_once_a_day_and_a_broken_section_does_not_stop_it(
     post(client)
     post(client, "traffic-order")
     fail_all(store)
-    now = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)
+    # The sections describe the state at `now`: the present, as when the sweeper sends it.
+    now = dt.datetime.now(dt.UTC)
     sections = (_broken, *digest.SECTIONS)
     assert digest.send_once(settings, store, now, sections) is True
     assert sorted(r for rcpt, _ in inbox.messages for r in rcpt) == [
         "it@usingen.test", "kasse@neu-anspach.test",
     ]  # fmt: skip
     message = inbox.messages[0][1]
-    assert message["Subject"] == "Brücke: Tagesbericht 01.12.2026"
+    today = now.astimezone(LOCAL_TZ).date()
+    assert message["Subject"] == f"Brücke: Tagesbericht {today.strftime('%d.%m.%Y')}"
     body = message.get_content()
     assert "Dieser Abschnitt konnte nicht erstellt werden." in body
     assert "Steueramt Usingen: 2 fehlgeschlagen, erste " in body
@@ -93,7 +96,7 @@ def test_digest_once_a_day_and_a_broken_section_does_not_stop_it(
     assert digest.send_once(settings, store, now + dt.timedelta(hours=3), sections) is False
     assert len(inbox.messages) == 2
     with store.read() as session:
-        assert list(session.scalars(select(DigestSent.day))) == [dt.date(2026, 12, 1)]
+        assert list(session.scalars(select(DigestSent.day))) == [today]
 
 
 def test_refused_mail_is_tried_again(
@@ -140,7 +143,7 @@ def test_payments_left_open_are_listed(
     section = digest.open_payments(store, settings.config, now)
     assert section.title == "Offene Zahlungen (älter als ein Tag)"
     [line] = section.lines
-    assert line.startswith(f"{old}: 35.00 EUR bei epay21-demo, offen seit ")
+    assert line.startswith(f"{old}: 35,00 € bei epay21-demo, offen seit ")
     assert fresh not in line
 
 

@@ -1,0 +1,245 @@
+"""Who did what, when and why: the administrators' actions from the audit events, filtered and paged.
+
+Every admin action is an `Event` naming its actor (`domain.accounts.accounts.record_action`),
+and logins are events too; this module reads them back, nothing else. Which kinds count as
+activity is one list per role (`kinds_for`): everyone signed in sees the actions on cases, only
+admins see the accounts' and tokens' events (logins, roles, tokens). The query takes the kinds
+it may show, so narrowing it further (e.g. to an account's offices) is one place too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, select
+
+from domain.accounts.accounts import Role, role_allows
+from domain.admin.search import Page, check_paging, day_start
+from domain.problems import FieldError, Problem, msg
+from store.accounts import Account, ApiToken
+from store.engine import Store
+from store.models import Event, Submission, format_reference
+
+# Actions on cases and deliveries: who replayed, cancelled, re-routed, read an attachment.
+CASE_KINDS = (
+    "delivery.replayed",
+    "delivery.cancelled",
+    "delivery.rerouted",
+    "admin.bulk_replay.started",
+    "admin.bulk_replay.cancelled",
+    "attachment.fetched",
+)
+# Accounts and tokens: logins, new accounts, roles, passwords, tokens (admins only).
+ACCOUNT_KINDS = (
+    "account.login",
+    "account.login_failed",
+    "account.created",
+    "account.password_set",
+    "account.role_set",
+    "account.deactivated",
+    "token.created",
+    "token.imported",
+    "token.revoked",
+)
+FILTER_KEYS = ("actor", "kind", "from", "to")
+MAX_VALUE_LENGTH = 100
+
+
+def kinds_for(role: str) -> tuple[str, ...]:
+    """The event kinds an account of `role` sees in the activity list."""
+    if role_allows(role, Role.ADMIN):
+        return CASE_KINDS + ACCOUNT_KINDS
+    return CASE_KINDS
+
+
+@dataclass(frozen=True)
+class ActivityFilter:
+    """Which actions: by whom (``account:anna``), of which kind, between which days (inclusive)."""
+
+    actor: str | None = None
+    kind: str | None = None
+    day_from: dt.date | None = None
+    day_to: dt.date | None = None
+
+    @classmethod
+    def from_args(
+        cls, args: Mapping[str, Any], kinds: Sequence[str], *, extra: Sequence[str] = ()
+    ) -> ActivityFilter:
+        """Read the filter from query parameters; a 400 problem lists every bad one."""
+        errors: list[FieldError] = []
+        values: dict[str, str] = {}
+        for key, raw in args.items():
+            if key in extra:
+                continue
+            if key not in FILTER_KEYS:
+                errors.append(
+                    FieldError(
+                        str(key)[:MAX_VALUE_LENGTH],
+                        msg(
+                            f"Unbekannter Filter; erlaubt sind {', '.join(FILTER_KEYS)}.",
+                            f"Unknown filter; allowed are {', '.join(FILTER_KEYS)}.",
+                        ),
+                    )
+                )
+            elif not isinstance(raw, str) or len(raw) > MAX_VALUE_LENGTH:
+                errors.append(
+                    FieldError(
+                        key,
+                        msg(
+                            f"Muss ein Text mit höchstens {MAX_VALUE_LENGTH} Zeichen sein.",
+                            f"Must be a text of at most {MAX_VALUE_LENGTH} characters.",
+                        ),
+                    )
+                )
+            elif raw.strip():
+                values[key] = raw.strip()
+        kind = values.get("kind")
+        if kind is not None and kind not in kinds:
+            errors.append(
+                FieldError("kind", msg("Unbekannte Art der Aktion.", "Unknown kind of action."))
+            )
+        day_from = _date(values, "from", errors)
+        day_to = _date(values, "to", errors)
+        if day_from is not None and day_to is not None and day_from > day_to:
+            errors.append(
+                FieldError(
+                    "from",
+                    msg(
+                        "Der Beginn liegt nach dem Ende des Zeitraums.",
+                        "The start lies after the end of the period.",
+                    ),
+                )
+            )
+        if errors:
+            raise Problem(
+                400,
+                "bad-filter",
+                msg("Der Filter ist ungültig.", "The filter is invalid."),
+                msg(
+                    "Bitte die markierten Angaben korrigieren.", "Please correct the listed values."
+                ),
+                errors=errors,
+            )
+        return cls(values.get("actor"), kind, day_from, day_to)
+
+    def as_args(self) -> dict[str, str]:
+        """The filter as query parameters (what `from_args` reads back), without empty ones."""
+        out = {
+            "actor": self.actor,
+            "kind": self.kind,
+            "from": self.day_from.isoformat() if self.day_from else None,
+            "to": self.day_to.isoformat() if self.day_to else None,
+        }
+        return {k: v for k, v in out.items() if v is not None}
+
+    def clause(self, kinds: Sequence[str]) -> ColumnElement[bool]:
+        """The filter as a condition on events, within `kinds`."""
+        parts: list[ColumnElement[bool]] = [
+            Event.kind == self.kind if self.kind is not None else Event.kind.in_(list(kinds))
+        ]
+        if self.actor is not None:
+            parts.append(Event.actor == self.actor)
+        if self.day_from is not None:
+            parts.append(Event.at >= day_start(self.day_from))
+        if self.day_to is not None:
+            parts.append(Event.at < day_start(self.day_to, plus_days=1))
+        return and_(*parts)
+
+
+def _date(values: Mapping[str, str], key: str, errors: list[FieldError]) -> dt.date | None:
+    raw = values.get(key)
+    if raw is None:
+        return None
+    try:
+        if not raw.isascii() or len(raw) != 10:
+            raise ValueError(raw)
+        return dt.date.fromisoformat(raw)
+    except ValueError:
+        errors.append(
+            FieldError(
+                key, msg("Kein Datum der Form JJJJ-MM-TT.", "Not a date of the form YYYY-MM-DD.")
+            )
+        )
+        return None
+
+
+@dataclass(frozen=True)
+class Activity:
+    """One action: when, who, what, why, and the case it concerned (if any)."""
+
+    id: int
+    at: dt.datetime
+    actor: str
+    kind: str
+    reason: str | None
+    reference: str | None
+    delivery_id: str | None
+    detail: dict[str, Any]
+
+
+def list_activity(
+    store: Store,
+    flt: ActivityFilter,
+    kinds: Sequence[str],
+    *,
+    page: int = 1,
+    per_page: int = 50,
+) -> Page[Activity]:
+    """The actions of `kinds` matching the filter, newest first (ix_events_kind_at)."""
+    page, per_page = check_paging(page, per_page)
+    where = flt.clause(kinds)
+    with store.read() as session:
+        total = session.scalar(select(func.count()).select_from(Event).where(where)) or 0
+        rows = session.execute(
+            select(
+                Event.id,
+                Event.at,
+                Event.actor,
+                Event.kind,
+                Event.delivery_id,
+                Event.detail,
+                Submission.reference_prefix,
+                Submission.reference_year,
+                Submission.id.label("number"),
+            )
+            .outerjoin(Submission, Submission.id == Event.submission_id)
+            .where(where)
+            .order_by(Event.at.desc(), Event.id.desc())
+            .offset((page - 1) * per_page)
+            .limit(per_page)
+        ).all()
+    items = [
+        Activity(
+            id=r.id,
+            at=r.at,
+            actor=r.actor,
+            kind=r.kind,
+            reason=(r.detail or {}).get("reason") or None,
+            reference=(
+                format_reference(r.reference_prefix, r.reference_year, r.number)
+                if r.number is not None
+                else None
+            ),
+            delivery_id=r.delivery_id,
+            detail=dict(r.detail or {}),
+        )
+        for r in rows
+    ]
+    return Page(items, total, page, per_page)
+
+
+def known_actors(store: Store, *, with_tokens: bool) -> list[str]:
+    """The actors the filter offers: every account (``account:name``), and tokens for admins."""
+    with store.read() as session:
+        names = [
+            f"account:{n}"
+            for n in session.scalars(select(Account.username).order_by(Account.username))
+        ]
+        if with_tokens:
+            names += [
+                f"token:{n}" for n in session.scalars(select(ApiToken.name).order_by(ApiToken.name))
+            ]
+    return names
