@@ -28,7 +28,7 @@ import pytest
 from redis import Redis
 from sqlalchemy import select
 
-from bridge.payments.routes import MAX_CALLBACK_BYTES
+from bridge.payments.routes import MAX_CALLBACK_BYTES, MAX_PAY_FORM_BYTES
 from domain.accounts.accounts import Actor, create_account
 from domain.accounts.logins import ACCOUNT_MAX_FAILURES
 from domain.accounts.passwords import ScryptParams
@@ -295,7 +295,7 @@ def test_public_paths_work_through_tls(fresh: Site) -> None:
     status, headers, body = fresh.public("GET", UNKNOWN_CASE)
     assert status == 404
     assert headers["Content-Type"].startswith("text/html")
-    assert "<title>Keine Zahlung gefunden</title>" in body.decode()
+    assert "<title>Dieser Link ist nicht mehr gültig</title>" in body.decode()
     status, headers, _ = fresh.public(
         "POST",
         "/webhooks/payments/epay21-demo",
@@ -479,7 +479,12 @@ def test_the_sites_limits_match_the_bridges() -> None:
     nginx waits for the app longer than gunicorn lets a request run."""
     text = SITE.read_text(encoding="utf-8")
     sizes = [_bytes(v) for v in _directive(text, "client_max_body_size")]
-    assert sizes == [Settings.max_body_bytes, MAX_CALLBACK_BYTES, Settings.max_body_bytes]
+    assert sizes == [
+        Settings.max_body_bytes,
+        MAX_CALLBACK_BYTES,
+        MAX_PAY_FORM_BYTES,
+        Settings.max_body_bytes,
+    ]
     gunicorn_timeout = int(
         re.findall(r"^timeout = (\d+)", (ROOT / "gunicorn.conf.py").read_text(), re.M)[0]
     )

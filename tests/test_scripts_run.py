@@ -219,7 +219,13 @@ def test_scripts_run_on_other_ports_survives_a_crashed_worker(checkout: Checkout
         headers={"Authorization": f"Bearer {credentials['token']}"},
         timeout=5,
     )
-    assert me.json() == {"name": "local-admin", "role": "admin", "via": "token", "office_id": None}
+    assert me.json() == {
+        "name": "local-admin",
+        "role": "admin",
+        "via": "token",
+        "office_id": None,
+        "offices": [],
+    }
     assert "var/local-admin.txt" in checkout.log()
 
     # A case reaches the demo office on its changed port.

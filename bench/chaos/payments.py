@@ -111,17 +111,25 @@ _FORM = re.compile(r'<form method="post" action="([^"]+)">')
 _HIDDEN = re.compile(r'<input type="hidden" name="(token|csrf_token)" value="([^"]*)">')
 
 
-def press_pay(browser: requests.Session, link: str) -> requests.Response:
-    """What a browser does with the pay link: the GET shows the page (it changes nothing), the
-    button's POST (with the page's cookie and hidden fields) starts the payment; no redirect
-    is followed. A page without the button (paid, withdrawn, refused) is the answer itself."""
+@dataclass
+class PayForm:
+    """The pay page as the citizen's browser holds it: its cookie, the button's target and form."""
+
+    cookies: dict[str, str]
+    target: str
+    fields: dict[str, str]
+
+
+def open_pay_page(browser: requests.Session, link: str) -> PayForm | None:
+    """Open the signed pay link (a GET that changes nothing); the form behind "Jetzt bezahlen",
+    or None when the page has no button (paid, withdrawn, refused, rate-limited)."""
     page = browser.get(link, allow_redirects=False, timeout=30)
     action = _FORM.search(page.text) if page.status_code == 200 else None
     if action is None:
-        return page
+        return None
     fields = {name: html.unescape(value) for name, value in _HIDDEN.findall(page.text)}
     target = urljoin(link, html.unescape(action.group(1)))
-    return browser.post(target, data=fields, allow_redirects=False, timeout=30)
+    return PayForm(dict(browser.cookies), target, fields)
 
 
 @dataclass
@@ -216,17 +224,34 @@ class Citizens:
         citizen.pay_link = answer["payment"]["url"]
 
     def click(self, citizen: Citizen, until: float) -> str | None:
-        """Open the pay link and press "Jetzt bezahlen" until it sends to the provider's pay page
-        (or `until`); the page's URL."""
+        """Open the pay link, then press "Jetzt bezahlen" until it sends to the provider's pay
+        page (or `until`); the page's URL."""
+        form = self.open_page(citizen, until)
+        return None if form is None else self.press(citizen, form, until, pause=0.5)
+
+    def open_page(self, citizen: Citizen, until: float) -> PayForm | None:
+        """The pay page's form (opened again while it has none, until `until`)."""
         while True:
-            response = press_pay(self.http(citizen), citizen.pay_link)
+            form = open_pay_page(self.http(citizen), citizen.pay_link)
+            if form is not None or time.time() > until:
+                return form
+            time.sleep(0.5)
+
+    def press(self, citizen: Citizen, form: PayForm, until: float, pause: float) -> str | None:
+        """Press the button (again every `pause` s while the answer is not the redirect)."""
+        browser = self.http(citizen)
+        browser.cookies.update(form.cookies)
+        while True:
+            response = browser.post(
+                form.target, data=form.fields, allow_redirects=False, timeout=30
+            )
             citizen.codes.append(response.status_code)
             if response.status_code == 303:
                 citizen.pay_page_at = time.time()
                 return str(response.headers["Location"])
             if time.time() > until:
                 return None
-            time.sleep(0.5)
+            time.sleep(pause)
 
     def pay(self, citizen: Citizen, page: str, come_back: bool = True) -> None:
         """Press "Bezahlen"; follow the browser back to our return page unless it is closed."""
@@ -292,13 +317,16 @@ class Citizens:
             self.notify(citizen, "CANCELED")
 
     def _double_click(self, citizen: Citizen) -> None:
-        """Five clicks at once; every one must be sent to the same pay page."""
+        """Five presses of the page's button at once (each pressed again every second while
+        it gets no redirect); every one must be sent to the same pay page."""
+        until = time.time() + DOWN_S + SCHEDULE_S[-1] + 10
+        form = self.open_page(citizen, until)
         start = threading.Barrier(5)
         pages: list[str | None] = []
 
         def one() -> None:
             start.wait()
-            pages.append(self.click(citizen, time.time() + DOWN_S + SCHEDULE_S[-1] + 10))
+            pages.append(None if form is None else self.press(citizen, form, until, pause=1.0))
 
         clicks = [threading.Thread(target=one) for _ in range(5)]
         for c in clicks:

@@ -107,6 +107,11 @@ def unknown() -> Response:
     return _page("unknown", status=404)
 
 
+def too_large() -> Response:
+    """A pay form far larger than the button sends (no browser does this)."""
+    return _page("too_large", status=413)
+
+
 def too_many(retry_after_s: int) -> Response:
     """Too many requests from one address."""
     return _page("too_many", status=429, headers={"Retry-After": str(retry_after_s)})

@@ -67,6 +67,9 @@ log = logging.getLogger(__name__)
 blueprint = Blueprint("payments", __name__)
 
 MAX_CALLBACK_BYTES = 64 * 1024  # a provider's notification is small; more is refused unread
+# The pay button's form holds a token and a CSRF value; more is refused before it is parsed
+# (deploy/nginx/bridge.conf takes no more either).
+MAX_PAY_FORM_BYTES = 16 * 1024
 # What the journal keeps of a body (the rest is marked `body_truncated`): every provider's
 # notification fits (a few hundred bytes), and a caller cannot grow the store by more per call.
 JOURNAL_BODY_BYTES = 4 * 1024
@@ -234,6 +237,8 @@ def pay(reference: str) -> Response:
     bridge = current()
     if _limited(bridge, "pay"):
         return pages.too_many(60)
+    if request.content_length is None or request.content_length > MAX_PAY_FORM_BYTES:
+        return pages.too_large()
     token = request.form.get("token", "")[:100]
     check = _token_check(bridge, reference, token)
     if not check.ok:

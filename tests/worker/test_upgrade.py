@@ -1,7 +1,7 @@
 """An upgrade: a database of an earlier release, with cases waiting, is migrated and delivered.
 
-The database is made at schema revision 0005 (the revision before this release's head 0006;
-upgrading from it runs every later migration, so it covers an upgrade from 0.1.0 too) and its
+The database is made at schema revision 0006, the schema of release 0.1.0 (CHANGELOG.md);
+upgrading from it runs every migration of 0.2.0 (0007 to 0009) and its
 rows are written with plain SQL, as that release stored them: a case pending, one failed (on
 the dead-letter list) and one awaiting its fee. `python -m bridge migrate` upgrades it; real
 worker and sweeper processes then deliver the pending case, the failed one after the operator's
@@ -28,7 +28,7 @@ from tests.conftest import bridge_cli
 from tests.factories import dog, traffic
 from tests.worker.conftest import Processes, deliveries
 
-PREVIOUS_SCHEMA = "0005"
+PREVIOUS_SCHEMA = "0006"  # release 0.1.0
 PENDING, FAILED, HELD = "a" * 32, "b" * 32, "c" * 32
 PAYMENT = "d" * 32
 
@@ -39,7 +39,7 @@ def _stamp(moment: dt.datetime) -> str:
 
 
 def _old_rows(url: str, vault: Vault) -> None:
-    """Three cases as the release at revision 0005 stored them, written with plain SQL."""
+    """Three cases as the release at revision 0006 stored them, written with plain SQL."""
     now = dt.datetime.now(dt.UTC)
     earlier = _stamp(now - dt.timedelta(hours=1))
     submission = text(
@@ -108,7 +108,7 @@ def test_upgrade_from_the_previous_schema_delivers_what_waited(
     processes: Processes,
     fresh_database_url: str,
 ) -> None:
-    """Pending, failed and fee-held cases of revision 0005 are delivered after `migrate`."""
+    """Pending, failed and fee-held cases of revision 0006 are delivered after `migrate`."""
     old = Store.from_url(fresh_database_url)
     upgrade(old.engine, PREVIOUS_SCHEMA)  # what the earlier release's `migrate` made
     old.dispose()

@@ -18,6 +18,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, update
 from werkzeug.test import TestResponse
 
+from bridge.payments.routes import MAX_PAY_FORM_BYTES
 from demo_payments import DemoPayments
 from domain.payments.pay_links import pay_token
 from domain.settings import Settings
@@ -257,5 +258,21 @@ def test_a_withdrawn_case_says_so_and_creates_nothing(
     pressed = client.post(action, data=fields)
     assert pressed.status_code == 200
     assert "Der Antrag wurde zurückgezogen" in pressed.get_data(as_text=True)
+    assert creates(simulator) == 0
+    assert snapshot(store) == before
+
+
+def test_a_pay_form_larger_than_a_pay_form_is_refused_unread(
+    client: FlaskClient, store: Store, simulator: DemoPayments
+) -> None:
+    """The button's form holds a token and a CSRF value; a body beyond MAX_PAY_FORM_BYTES is
+    refused with a German 413 page before it is parsed, and nothing is created."""
+    answer = submit(client, "traffic-order", traffic())
+    action, fields = form_of(client.get(local(answer["payment"]["url"])).get_data(as_text=True))
+    before = snapshot(store)
+    padded = {**fields, "pad": "x" * MAX_PAY_FORM_BYTES}
+    response = client.post(action, data=padded)
+    assert response.status_code == 413
+    assert "Die Anfrage ist zu groß" in response.get_data(as_text=True)
     assert creates(simulator) == 0
     assert snapshot(store) == before
