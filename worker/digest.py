@@ -9,6 +9,9 @@ Every section describes the state at the moment it is given (`now`), which may b
 the admin page's daily report (`bridge.admin.report`) builds a past day's digest as of the
 moment its mail went out, from the rows and the events (`domain.admin.history`), so the page
 shows what the mail said. One `build` serves the mail, `digest --print` and the page.
+The page passes the reader's scope (`domain.accounts.scopes`): a clerk limited to offices
+reads only their deliveries and the payments of their cases; the mail goes to administrators
+and reads everything.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from email.utils import make_msgid
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
+from domain.accounts.scopes import EVERYTHING, Scope
 from domain.admin.history import deliveries_as_of, open_payments_as_of
 from domain.config import Config
 from domain.payments.payments import to_euros
@@ -45,8 +49,8 @@ class Section:
     lines: list[str]
 
 
-# A section as of a moment (timezone-aware, UTC): the present one for the mail.
-SectionFn = Callable[[Store, Config, dt.datetime], Section | None]
+# A section as of a moment (timezone-aware, UTC; the present one for the mail), within a scope.
+SectionFn = Callable[[Store, Config, dt.datetime, Scope], Section | None]
 
 
 def _local(moment: dt.datetime) -> str:
@@ -55,6 +59,12 @@ def _local(moment: dt.datetime) -> str:
 
 def _office(config: Config, office_id: str) -> str:
     return config.offices[office_id].name if office_id in config.offices else office_id
+
+
+def _provider(config: Config, provider_id: str) -> str:
+    """A payment provider by its display name (what clerks read), not its configuration id."""
+    found = config.payment_providers.get(provider_id)
+    return found.name if found else provider_id
 
 
 def _references(store: Store, submission_ids: set[int]) -> dict[int, str]:
@@ -70,10 +80,12 @@ def _references(store: Store, submission_ids: set[int]) -> dict[int, str]:
         }
 
 
-def failures_per_office(store: Store, config: Config, now: dt.datetime) -> Section:
+def failures_per_office(
+    store: Store, config: Config, now: dt.datetime, scope: Scope = EVERYTHING
+) -> Section:
     """Failed deliveries per office as of `now`: how many, since when, the latest."""
     with store.read() as session:
-        failed = deliveries_as_of(session, now, {DeliveryStatus.FAILED})
+        failed = deliveries_as_of(session, now, {DeliveryStatus.FAILED}, scope)
     per_office: dict[str, list[dt.datetime]] = {}
     for d in failed:
         per_office.setdefault(d.office_id, []).append(d.since)
@@ -85,10 +97,12 @@ def failures_per_office(store: Store, config: Config, now: dt.datetime) -> Secti
     return Section("Fehlgeschlagene Zustellungen je Dienststelle", lines or ["Keine."])
 
 
-def waiting_longest(store: Store, config: Config, now: dt.datetime) -> Section:
+def waiting_longest(
+    store: Store, config: Config, now: dt.datetime, scope: Scope = EVERYTHING
+) -> Section:
     """The ten deliveries waiting longest as of `now`."""
     with store.read() as session:
-        waiting = deliveries_as_of(session, now, {DeliveryStatus.PENDING})[:10]
+        waiting = deliveries_as_of(session, now, {DeliveryStatus.PENDING}, scope)[:10]
     references = _references(store, {d.submission_id for d in waiting})
     lines = [
         f"{references[d.submission_id]} an {_office(config, d.office_id)}: "
@@ -108,7 +122,9 @@ def _money(cents: int, currency: str) -> str:
     return f"{amount} €" if currency == "EUR" else f"{amount} {currency}"
 
 
-def open_payments(store: Store, config: Config, now: dt.datetime) -> Section:
+def open_payments(
+    store: Store, config: Config, now: dt.datetime, scope: Scope = EVERYTHING
+) -> Section:
     """Payments still open (INITIAL) as of `now` a day after they started, oldest first, at most
     twenty.
 
@@ -116,11 +132,11 @@ def open_payments(store: Store, config: Config, now: dt.datetime) -> Section:
     administrator can see whether the citizen has not paid or the provider does not answer.
     """
     with store.read() as session:
-        rows = open_payments_as_of(session, now, now - OPEN_PAYMENT_AGE, limit=20)
+        rows = open_payments_as_of(session, now, now - OPEN_PAYMENT_AGE, 20, scope)
     references = _references(store, {p.submission_id for p in rows})
     lines = [
         f"{references[p.submission_id]}: {_money(p.amount_cents, p.currency)} bei "
-        f"{p.provider}, offen seit {_local(p.created_at)}"
+        f"{_provider(config, p.provider)}, offen seit {_local(p.created_at)}"
         + (f", letzte Abfrage: {p.last_error}" if p.last_error else "")
         for p in rows
     ]
@@ -131,13 +147,18 @@ SECTIONS: Sequence[SectionFn] = (failures_per_office, waiting_longest, open_paym
 
 
 def build(
-    store: Store, config: Config, now: dt.datetime, sections: Sequence[SectionFn] = SECTIONS
+    store: Store,
+    config: Config,
+    now: dt.datetime,
+    sections: Sequence[SectionFn] = SECTIONS,
+    scope: Scope = EVERYTHING,
 ) -> list[Section]:
-    """Every section; a failing one becomes a line saying so, and the rest still come."""
+    """Every section within `scope`; a failing one becomes a line saying so, and the rest
+    still come."""
     out: list[Section] = []
     for fn in sections:
         try:
-            section = fn(store, config, now)
+            section = fn(store, config, now, scope)
         except Exception as exc:
             log_event(
                 log, "digest.section_failed", level=logging.ERROR, section=fn.__name__,

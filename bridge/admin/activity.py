@@ -2,7 +2,8 @@
 
 Read from the audit events (`domain.admin.activity`). Any signed-in account sees the actions
 on cases (each case's own page shows them to it already); only admins also see logins and
-the accounts' and tokens' events, because they are the ones who manage accounts.
+the accounts' and tokens' events, because they are the ones who manage accounts. An account
+limited to offices sees the actions on its offices' cases and its own (`scope_of`).
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from flask import render_template, request, url_for
 
 from bridge.admin.blueprint import actor, blueprint
 from bridge.admin.filters import PAGING, PER_PAGE, number
-from bridge.admin.labels import ROLE, label
+from bridge.admin.labels import ROLE, event_sentence, label
 from bridge.state import current
 from domain.accounts.accounts import Role
+from domain.accounts.scopes import scope_of
 from domain.admin.activity import (
     Activity,
     ActivityFilter,
@@ -25,29 +27,16 @@ from domain.admin.activity import (
     list_activity,
 )
 
-# The German name of each kind of action (the filter's choices and the list's column).
-ACTIVITY_KIND = {
-    "delivery.replayed": "Zustellung erneut gesendet",
-    "delivery.cancelled": "Zustellung abgebrochen",
-    "delivery.rerouted": "An andere Stelle umgeleitet",
-    "admin.bulk_replay.started": "Sammel-Wiederholung gestartet",
-    "admin.bulk_replay.cancelled": "Sammel-Wiederholung abgebrochen",
-    "attachment.fetched": "Anhang abgerufen",
-    "account.login": "Angemeldet",
-    "account.login_failed": "Anmeldung fehlgeschlagen",
-    "account.created": "Konto angelegt",
-    "account.password_set": "Passwort neu gesetzt",
-    "account.role_set": "Rolle geändert",
-    "account.deactivated": "Konto deaktiviert",
-    "token.created": "API-Schlüssel angelegt",
-    "token.imported": "API-Schlüssel übernommen",
-    "token.revoked": "API-Schlüssel widerrufen",
+# The lists the CSV export offers (`bridge.admin.export`), by the file name's stem.
+EXPORTED_LIST = {
+    "fehlgeschlagene-zustellungen": "Fehlgeschlagene Zustellungen",
+    "antraege": "Anträge",
 }
 
 
 def kind_label(kind: str) -> str:
-    """The German name of a kind of action; one not named yet is still shown, in plain words."""
-    return ACTIVITY_KIND.get(kind, "Sonstige Aktion")
+    """The German name of a kind of action: the history's own (`labels.EVENT_KIND`)."""
+    return event_sentence(kind)
 
 
 def actor_name(text: str) -> str:
@@ -86,6 +75,13 @@ def details(item: Activity) -> str:
         return f"Konto {d.get('account', '?')}: {old} → {new}"
     if item.kind == "account.created":
         return f"Konto {d.get('account', '?')}, Rolle {label(ROLE, d.get('new_role'))}"
+    if item.kind == "account.offices_set":
+        offices = d.get("new_offices")
+        names = ", ".join(_office(o) for o in offices) if offices else "alle Stellen"
+        return f"Konto {d.get('account', '?')}: {names}"
+    if item.kind == "admin.exported":
+        rows = d.get("rows", "?")
+        return f"{EXPORTED_LIST.get(str(d.get('list')), 'Liste')}, {rows} Zeile{'' if rows == 1 else 'n'}"
     if item.kind.startswith("account.") and d.get("account"):
         return f"Konto {d.get('account')}"
     if item.kind.startswith("token.") and d.get("token"):
@@ -101,7 +97,13 @@ def activity() -> str:
     flt = ActivityFilter.from_args(request.args, kinds, extra=PAGING)
     store = current().store
     page = list_activity(
-        store, flt, kinds, page=number("page", 1), per_page=number("per_page", PER_PAGE)
+        store,
+        flt,
+        kinds,
+        scope=scope_of(signed_in),
+        own=signed_in.label,
+        page=number("page", 1),
+        per_page=number("per_page", PER_PAGE),
     )
     size = request.args.get("per_page")
     sized = {"per_page": size} if size else {}

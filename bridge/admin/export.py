@@ -5,7 +5,9 @@ same filter and the same scope as the list (the domain's queries take the signed
 in the form German spreadsheets open without asking: UTF-8 with a byte order mark, semicolons,
 CRLF. A cell that a spreadsheet would read as a formula (starting with ``=``, ``+``, ``-``,
 ``@``, a tab or a carriage return) gets a leading apostrophe, so an error text an office sent
-back cannot run in the clerk's spreadsheet (CSV injection, OWASP). Each export is recorded.
+back cannot run in the clerk's spreadsheet (CSV injection, OWASP). The failed list's last
+error is the German sentence the list shows (`bridge.admin.explain`), not the office's
+technical text. Each export is recorded.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from flask import request
 from werkzeug.wrappers import Response
 
 from bridge.admin.blueprint import actor, blueprint
+from bridge.admin.explain import explain
 from bridge.admin.filters import PAGING, read_filter
 from bridge.admin.labels import DELIVERY_STATUS, SUBMISSION_STATUS, label, local_time
 from bridge.state import current
@@ -135,7 +138,7 @@ def failures_csv() -> Response:
             f.reference,
             service(f.service),
             office(f.office),
-            f.last_error or "",
+            explain(f.last_error, f.last_status_code),
             f.attempts,
             local_time(f.failed_since),
         )

@@ -43,18 +43,20 @@ PAYMENT_STATUS = {
     "withdrawn": "Zurückgezogen",
 }
 
-# Every kind of event a case's history holds, as a German sentence (domain, worker, payments).
+# Every kind of event the bridge records, in German: a case's history (domain, worker,
+# payments) and the activity list (who did what: replays, accounts, tokens, exports) read this
+# one table. tests/bridge/admin/test_plain_german.py finds every kind the code records.
 EVENT_KIND = {
     "submission.received": "Antrag eingegangen",
     "delivery.routed": "Zustellung an die zuständige Stelle angelegt",
     "delivery.delivered": "Bei der Stelle zugestellt",
     "delivery.failed": "Zustellung fehlgeschlagen, keine weiteren Versuche",
     "delivery.retry_scheduled": "Zustellung fehlgeschlagen, ein neuer Versuch ist geplant",
-    "delivery.replayed": "Erneut zur Zustellung gegeben",
+    "delivery.replayed": "Zustellung erneut gesendet",
     "delivery.cancelled": "Zustellung abgebrochen",
     "delivery.rerouted": "An eine andere Stelle umgeleitet",
     "delivery.released": "Zur Zustellung freigegeben",
-    "attachment.fetched": "Anhang von der Stelle abgerufen",
+    "attachment.fetched": "Anhang abgerufen",
     "delivery.job_crashed": "Zustellauftrag unerwartet abgebrochen",
     "queue.job_crashed": "Zustellauftrag unerwartet abgebrochen",
     "admin.bulk_replay.started": "Sammel-Wiederholung gestartet",
@@ -73,6 +75,19 @@ EVENT_KIND = {
     "payment.withdrawn": "Zahlung zurückgezogen (Antrag abgebrochen)",
     "payment.amount_mismatch": "Betrag oder Währung stimmt nicht (nicht bezahlt)",
     "payment.refund_due": "Zahlung ohne offenen Antrag: Erstattung prüfen",
+    "account.login": "Angemeldet",
+    "account.login_failed": "Anmeldung fehlgeschlagen",
+    "account.created": "Konto angelegt",
+    "account.password_link_created": "Link zum Setzen des Passworts erstellt",
+    "account.password_set": "Passwort neu gesetzt",
+    "account.role_set": "Rolle geändert",
+    "account.offices_set": "Stellen des Kontos geändert",
+    "account.unlocked": "Konto entsperrt",
+    "account.deactivated": "Konto deaktiviert",
+    "token.created": "API-Schlüssel angelegt",
+    "token.imported": "API-Schlüssel übernommen",
+    "token.revoked": "API-Schlüssel widerrufen",
+    "admin.exported": "Liste als CSV-Datei heruntergeladen",
 }
 
 # The payment callback journal: who called (a provider's notification, the citizen's return)

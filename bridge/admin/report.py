@@ -3,7 +3,9 @@
 The page shows `worker.digest.build` as of the day's moment (`domain.admin.report`): the
 moment the day's mail went out, else the end of the day, or the present for today. Any
 signed-in account may read it: it holds what the overview and the failed list show anyway
-(counts, references, offices), no citizen's data.
+(counts, references, offices), no citizen's data. An account limited to offices reads only
+its offices' deliveries and the payments of its cases (`domain.accounts.scopes`), as on the
+failed list; the mail itself goes to administrators and holds every office.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import datetime as dt
 
 from flask import render_template, request
 
-from bridge.admin.blueprint import blueprint
+from bridge.admin.blueprint import actor, blueprint
 from bridge.state import current
+from domain.accounts.scopes import scope_of
 from domain.admin.report import ReportDay, live_today, report_days
 from domain.problems import Problem, msg
 from store.models import utcnow
@@ -58,7 +61,8 @@ def report() -> str:
     now = utcnow()
     days = report_days(bridge.store, now)
     chosen = _chosen(days, now)
-    sections = digest.build(bridge.store, bridge.settings.config, chosen.at)
+    scope = scope_of(actor())
+    sections = digest.build(bridge.store, bridge.settings.config, chosen.at, scope=scope)
     return render_template(
         "admin/report.html",
         nav="report",
@@ -66,4 +70,5 @@ def report() -> str:
         chosen=chosen,
         sent_today=days[0].mailed_to is not None,
         sections=sections,
+        limited=scope.limited,
     )

@@ -4,7 +4,8 @@ Every admin action is an `Event` naming its actor (`domain.accounts.accounts.rec
 and logins are events too; this module reads them back, nothing else. Which kinds count as
 activity is one list per role (`kinds_for`): everyone signed in sees the actions on cases, only
 admins see the accounts' and tokens' events (logins, roles, tokens). The query takes the kinds
-it may show, so narrowing it further (e.g. to an account's offices) is one place too.
+it may show and the reader's scope (`domain.accounts.scopes`): an account limited to offices
+sees the actions on cases with a delivery to its offices, and its own actions, nothing else.
 """
 
 from __future__ import annotations
@@ -14,16 +15,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 
 from domain.accounts.accounts import Role, role_allows
+from domain.accounts.scopes import EVERYTHING, Scope
 from domain.admin.search import Page, check_paging, day_start
 from domain.problems import FieldError, Problem, msg
 from store.accounts import Account, ApiToken
 from store.engine import Store
-from store.models import Event, Submission, format_reference
+from store.models import Delivery, Event, Submission, format_reference
 
-# Actions on cases and deliveries: who replayed, cancelled, re-routed, read an attachment.
+# Actions on cases and deliveries: who replayed, cancelled, re-routed, read an attachment,
+# exported a list.
 CASE_KINDS = (
     "delivery.replayed",
     "delivery.cancelled",
@@ -31,14 +34,18 @@ CASE_KINDS = (
     "admin.bulk_replay.started",
     "admin.bulk_replay.cancelled",
     "attachment.fetched",
+    "admin.exported",
 )
 # Accounts and tokens: logins, new accounts, roles, passwords, tokens (admins only).
 ACCOUNT_KINDS = (
     "account.login",
     "account.login_failed",
     "account.created",
+    "account.password_link_created",
     "account.password_set",
     "account.role_set",
+    "account.offices_set",
+    "account.unlocked",
     "account.deactivated",
     "token.created",
     "token.imported",
@@ -135,11 +142,19 @@ class ActivityFilter:
         }
         return {k: v for k, v in out.items() if v is not None}
 
-    def clause(self, kinds: Sequence[str]) -> ColumnElement[bool]:
-        """The filter as a condition on events, within `kinds`."""
+    def clause(
+        self, kinds: Sequence[str], scope: Scope = EVERYTHING, own: str | None = None
+    ) -> ColumnElement[bool]:
+        """The filter as a condition on events, within `kinds`; for a limited `scope` only the
+        events of cases with a delivery to its offices, and the reader's `own` (its label)."""
         parts: list[ColumnElement[bool]] = [
             Event.kind == self.kind if self.kind is not None else Event.kind.in_(list(kinds))
         ]
+        if scope.limited:
+            in_scope = exists().where(
+                Delivery.submission_id == Event.submission_id, scope.deliveries()
+            )
+            parts.append(or_(in_scope, Event.actor == own) if own is not None else in_scope)
         if self.actor is not None:
             parts.append(Event.actor == self.actor)
         if self.day_from is not None:
@@ -185,12 +200,15 @@ def list_activity(
     flt: ActivityFilter,
     kinds: Sequence[str],
     *,
+    scope: Scope = EVERYTHING,
+    own: str | None = None,
     page: int = 1,
     per_page: int = 50,
 ) -> Page[Activity]:
-    """The actions of `kinds` matching the filter, newest first (ix_events_kind_at)."""
+    """The actions of `kinds` matching the filter within `scope` (and the reader's `own`,
+    by its event label), newest first (ix_events_kind_at)."""
     page, per_page = check_paging(page, per_page)
-    where = flt.clause(kinds)
+    where = flt.clause(kinds, scope, own)
     with store.read() as session:
         total = session.scalar(select(func.count()).select_from(Event).where(where)) or 0
         rows = session.execute(

@@ -7,6 +7,9 @@ append-only `events`: the latest event that moved the delivery (or ended the pay
 before the moment gives its state. At the present moment no row is changed later, so the
 report of "now" reads the rows alone, exactly as before.
 
+A limited actor (`domain.accounts.scopes`) reads only its offices' deliveries, and the open
+payments of cases with a delivery to its offices; the e-mail digest reads everything.
+
 Known limit: the error text of an open payment's last status check is the row's for a payment
 not changed since, else the last `payment.provider_error` event's (at most 200 characters).
 """
@@ -18,9 +21,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, exists, func, select
 from sqlalchemy.orm import Session
 
+from domain.accounts.scopes import EVERYTHING, Scope
 from store.models import (
     BulkReplay,
     BulkReplayItem,
@@ -78,8 +82,11 @@ def _chunks(ids: list[Any]) -> Iterable[list[Any]]:
         yield ids[start : start + _CHUNK]
 
 
-def deliveries_as_of(session: Session, at: dt.datetime, statuses: set[str]) -> list[PastDelivery]:
-    """Every delivery that existed at `at` and then had one of `statuses`, oldest first."""
+def deliveries_as_of(
+    session: Session, at: dt.datetime, statuses: set[str], scope: Scope = EVERYTHING
+) -> list[PastDelivery]:
+    """Every delivery within `scope` that existed at `at` and then had one of `statuses`,
+    oldest first."""
     found = [
         PastDelivery(
             r.id, r.submission_id, r.office_id, r.created_at, r.status, r.attempts, r.updated_at
@@ -93,15 +100,23 @@ def deliveries_as_of(session: Session, at: dt.datetime, statuses: set[str]) -> l
                 Delivery.status,
                 Delivery.attempts,
                 Delivery.updated_at,
-            ).where(Delivery.status.in_(sorted(statuses)), Delivery.updated_at <= at)
+            ).where(
+                Delivery.status.in_(sorted(statuses)), Delivery.updated_at <= at, *_within(scope)
+            )
         )
     ]
-    found += [d for d in _changed_since(session, at) if d.status in statuses]
+    found += [d for d in _changed_since(session, at, scope) if d.status in statuses]
     return sorted(found, key=lambda d: (d.created_at, d.id))
 
 
-def _changed_since(session: Session, at: dt.datetime) -> list[PastDelivery]:
-    """The deliveries created by `at` and changed after it, in their state at `at`."""
+def _within(scope: Scope) -> list[ColumnElement[bool]]:
+    """The condition on deliveries for a limited scope; none at all for everything."""
+    return [scope.deliveries()] if scope.limited else []
+
+
+def _changed_since(session: Session, at: dt.datetime, scope: Scope) -> list[PastDelivery]:
+    """The deliveries (within `scope`) created by `at` and changed after it, in their state
+    at `at`."""
     latest = (
         select(Event.delivery_id, func.max(Event.id).label("event_id"))
         .join(Delivery, Delivery.id == Event.delivery_id)
@@ -110,6 +125,7 @@ def _changed_since(session: Session, at: dt.datetime) -> list[PastDelivery]:
             Delivery.updated_at > at,
             Event.at <= at,
             Event.kind.in_(list(DELIVERY_MOVES)),
+            *_within(scope),
         )
         .group_by(Event.delivery_id)
         .subquery()
@@ -127,7 +143,7 @@ def _changed_since(session: Session, at: dt.datetime) -> list[PastDelivery]:
         )
         .outerjoin(latest, latest.c.delivery_id == Delivery.id)
         .outerjoin(Event, Event.id == latest.c.event_id)
-        .where(Delivery.created_at <= at, Delivery.updated_at > at)
+        .where(Delivery.created_at <= at, Delivery.updated_at > at, *_within(scope))
     ).all()
     routed = [r.id for r in rows if r.kind == "delivery.routed" and r.status != DeliveryStatus.HELD]
     released = _released(session, routed)
@@ -201,9 +217,14 @@ def _withdrawn(
 
 
 def open_payments_as_of(
-    session: Session, at: dt.datetime, started_by: dt.datetime, limit: int
+    session: Session,
+    at: dt.datetime,
+    started_by: dt.datetime,
+    limit: int,
+    scope: Scope = EVERYTHING,
 ) -> list[PastPayment]:
-    """Payments started by `started_by` and still open at `at`, oldest first, at most `limit`."""
+    """Payments started by `started_by` and still open at `at`, oldest first, at most `limit`;
+    for a limited scope only those of cases with a delivery to its offices."""
     columns = (
         Payment.id,
         Payment.submission_id,
@@ -214,6 +235,11 @@ def open_payments_as_of(
         Payment.updated_at,
         Payment.last_error,
     )
+    within = (
+        [exists().where(Delivery.submission_id == Payment.submission_id, scope.deliveries())]
+        if scope.limited
+        else []
+    )
     # Open and unchanged since (ix_payments_check), or changed since (ix_payments_updated).
     unchanged = session.execute(
         select(*columns)
@@ -221,12 +247,13 @@ def open_payments_as_of(
             Payment.status == PaymentStatus.INITIAL,
             Payment.updated_at <= at,
             Payment.created_at <= started_by,
+            *within,
         )
         .order_by(Payment.created_at, Payment.id)
         .limit(limit)
     ).all()
     later = session.execute(
-        select(*columns).where(Payment.updated_at > at, Payment.created_at <= started_by)
+        select(*columns).where(Payment.updated_at > at, Payment.created_at <= started_by, *within)
     ).all()
     ended, errors = _payment_events(session, {r.submission_id for r in later}, at)
     found = [_past(r, r.last_error) for r in unchanged]

@@ -15,6 +15,7 @@ from aiosmtpd.controller import Controller
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
+from domain.accounts.scopes import Scope
 from domain.settings import Settings, SettingsError
 from harness.ports import free_port
 from schemas.options import LOCAL_TZ
@@ -64,7 +65,7 @@ def environ(environ: dict[str, str], smtp: tuple[Inbox, int]) -> dict[str, str]:
     return environ
 
 
-def _broken(store: Store, config: Any, now: dt.datetime) -> digest.Section:
+def _broken(store: Store, config: Any, now: dt.datetime, scope: Scope) -> digest.Section:
     raise RuntimeError("this section is broken")
 
 
@@ -143,7 +144,7 @@ def test_payments_left_open_are_listed(
     section = digest.open_payments(store, settings.config, now)
     assert section.title == "Offene Zahlungen (älter als ein Tag)"
     [line] = section.lines
-    assert line.startswith(f"{old}: 35,00 € bei epay21-demo, offen seit ")
+    assert line.startswith(f"{old}: 35,00 € bei epay21 (ekom21), offen seit ")
     assert fresh not in line
 
 

@@ -45,14 +45,17 @@ def _rows(body: bytes) -> list[list[str]]:
 def test_the_failed_list_exports_as_shown_under_its_filter(
     viewer: FlaskClient, store: Store
 ) -> None:
-    """Columns of the list, German, office by name, the error guarded, no applicant's data;
-    the export is on the record."""
+    """Columns of the list, German, office by name, the office's error in the list's German
+    words (not the technical text it sent), no applicant's data; the export is on the record."""
     dog = post(viewer, "dog-registration")
     traffic = post(viewer, "traffic-order")
-    fail_all(store, error='=HYPERLINK("http://evil.example","Klick")')
+    fail_all(store, error='=HYPERLINK("http://evil.example","Klick")', status_code=None)
     with store.session() as session:
-        session.execute(update(Delivery).where(Delivery.office_id == "usingen-steueramt").values(
-            last_error="HTTP 503"))  # fmt: skip
+        session.execute(
+            update(Delivery)
+            .where(Delivery.office_id == "usingen-steueramt")
+            .values(last_error="HTTP 503 Service Unavailable: nicht bereit", last_status_code=503)
+        )
     response = viewer.get("/admin/fehler/export.csv")
     assert response.status_code == 200
     assert response.mimetype == "text/csv"
@@ -71,9 +74,15 @@ def test_the_failed_list_exports_as_shown_under_its_filter(
     by_reference = {r[0]: r for r in rows[1:]}
     assert set(by_reference) == {dog, traffic}
     assert by_reference[traffic][2] == "Ordnungsamt Neu-Anspach"
-    assert by_reference[traffic][3] == '\'=HYPERLINK("http://evil.example","Klick")'
-    assert by_reference[dog][3:5] == ["HTTP 503", "8"]
-    assert "Musterfrau" not in response.get_data(as_text=True)  # the applicant's name
+    assert by_reference[traffic][3] == "Die Zustellung ist fehlgeschlagen."
+    assert by_reference[dog][3:5] == [
+        "Die Stelle antwortete mit einem Serverfehler (HTTP 503).",
+        "8",
+    ]
+    body = response.get_data(as_text=True)
+    assert "HYPERLINK" not in body
+    assert "Service Unavailable" not in body
+    assert "Musterfrau" not in body  # the applicant's name
 
     only = _rows(viewer.get("/admin/fehler/export.csv?office=usingen-steueramt").data)
     assert [r[0] for r in only[1:]] == [dog]

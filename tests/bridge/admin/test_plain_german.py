@@ -7,6 +7,7 @@ the error pages under /admin/ and the login page are checked one by one.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import tomllib
 from html.parser import HTMLParser
@@ -14,16 +15,21 @@ from html.parser import HTMLParser
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, update
+from werkzeug.test import TestResponse
 
+from bridge.admin import activity as activity_page
 from bridge.admin.explain import explain
 from bridge.admin.labels import EVENT_KIND, money, payment_method, plural
+from domain.accounts.accounts import create_account
+from domain.accounts.passwords import ScryptParams
+from domain.admin.activity import ACCOUNT_KINDS, CASE_KINDS, kinds_for
 from domain.config import parse_config
 from domain.payments.payments import Confirmed, apply
 from store.engine import Store
 from store.models import Delivery, Event, Payment, utcnow
 from tests.admin_support import fail_all, post
-from tests.bridge.admin.conftest import csrf_of, login
+from tests.bridge.admin.conftest import SCRYPT_N, SETUP, csrf_of, login
 from tests.conftest import ROOT
 
 # Words a clerk should never read on the page: protocol phrases, status codes, config ids,
@@ -71,8 +77,9 @@ ENGLISH = (
     "please",
     "the",
 )
+CHEF = "Verwaltung-Usingen-2026!"
 RAW_KEY = re.compile(
-    r"\b(?:submission|delivery|payment|admin|queue|retention|attachment|account)\.[a-z_]+"
+    r"\b(?:submission|delivery|payment|admin|queue|retention|attachment|account|token)\.[a-z_]+"
 )
 
 
@@ -197,6 +204,80 @@ def test_every_admin_page_speaks_plain_german(
     assert "Zustellung fehlgeschlagen, ein neuer Versuch ist geplant" in failed_page
 
 
+def _foreign(pages: dict[str, TestResponse]) -> dict[str, list[str]]:
+    """Each HTML page's English words and raw event keys (none expected)."""
+    found = {}
+    for name, response in pages.items():
+        assert response.mimetype == "text/html", name
+        words = foreign_words(visible_text(response.get_data(as_text=True)))
+        if words:
+            found[name] = words
+    return found
+
+
+def test_the_accounts_report_and_activity_pages_speak_plain_german(
+    app: Flask, operator: FlaskClient, store: Store, accounts: dict[str, str]
+) -> None:
+    """An admin creates a limited account (its password link), changes its offices, makes and
+    revokes a token, exports a list; a fee stays open for two days. The accounts page, an
+    account's page, the tokens page, the password-link page, the daily report and the activity
+    list (an admin's and an operator's) show no English word and no event key."""
+    post(operator)
+    _weekend(store)
+    fee = post(operator, "traffic-order")
+    with store.session() as session:
+        session.execute(update(Payment).values(created_at=utcnow() - dt.timedelta(days=2)))
+    operator.get("/admin/fehler/export.csv")
+    create_account(store, "chef", CHEF, "admin", actor=SETUP, kdf=ScryptParams(n=SCRYPT_N))
+    chef = app.test_client()
+    assert login(chef, "chef", CHEF).status_code == 303
+    token = csrf_of(chef.get("/admin/konten"))
+    created = chef.post(
+        "/admin/konten",
+        data={"csrf_token": token, "username": "anna", "display_name": "Anna Beispiel",
+              "role": "operator", "scope": "auswahl", "office": "usingen-steueramt"},
+    )  # fmt: skip
+    assert created.status_code == 200
+    link = created.get_data(as_text=True).split('id="secret" class="secret" readonly value="')[1]
+    link = link.split('"')[0].replace("&amp;", "&")
+    limit = {"csrf_token": token, "scope": "auswahl", "office": "neu-anspach-ordnungsamt"}
+    assert chef.post("/admin/konten/anna/stellen", data=limit).status_code == 303
+    made = chef.post(
+        "/admin/schluessel",
+        data={"csrf_token": token, "name": "steuer-skript", "role": "operator",
+              "scope": "auswahl", "office": "usingen-steueramt", "days": "30"},
+    )  # fmt: skip
+    assert made.status_code == 200
+    gone = {"csrf_token": token, "reason": "Skript abgelöst"}
+    assert chef.post("/admin/schluessel/steuer-skript/widerrufen", data=gone).status_code == 303
+    pages = {
+        "account created": created,
+        "token created": made,
+        "accounts": chef.get("/admin/konten"),
+        "account": chef.get("/admin/konten/anna"),
+        "tokens": chef.get("/admin/schluessel"),
+        "password link": app.test_client().get(link[link.index("/admin/passwort/") :]),
+        "report": chef.get("/admin/bericht?stand=jetzt"),
+        "report (operator)": operator.get("/admin/bericht?stand=jetzt"),
+        "activity": chef.get("/admin/aktivitaet"),
+        "activity (operator)": operator.get("/admin/aktivitaet"),
+    }
+    assert {n: r.status_code for n, r in pages.items()} == dict.fromkeys(pages, 200)
+    assert _foreign(pages) == {}
+    report = visible_text(pages["report"].get_data(as_text=True))
+    assert f"{fee}: 35,00 € bei epay21 (ekom21), offen seit" in report
+    activity = visible_text(pages["activity"].get_data(as_text=True))
+    for sentence in (
+        "Konto angelegt",
+        "Stellen des Kontos geändert",
+        "API-Schlüssel widerrufen",
+        "Link zum Setzen des Passworts erstellt",
+        "Liste als CSV-Datei heruntergeladen",
+    ):
+        assert sentence in activity  # fmt: skip
+    assert "Sonstige" not in activity
+
+
 def test_the_walk_finds_what_it_must_refuse() -> None:
     """The word check is not blind: an English status, an event key and a raw amount are found,
     a technical text inside "Technische Meldung" is not."""
@@ -260,20 +341,34 @@ def test_money_methods_and_plurals_in_german() -> None:
 
 
 def test_every_event_kind_the_code_records_has_a_sentence() -> None:
-    """Each event kind written to a case's history (found in the source) has a German sentence."""
+    """Each event kind the code records (found in the source: a case's history, the accounts'
+    and tokens' audit, the exports) has one German name, the one the activity list uses too."""
     pattern = re.compile(
-        r"""(?:kind\s*[=:]\s*|"kind":\s*|record_action\(\s*\w+,\s*\w+,\s*|
+        r"""(?:kind\s*[=:]\s*|"kind":\s*|record_action\(\s*\w+,\s*[\w.()]+,\s*|
         ^\s*PaymentStatus\.\w+:\s*|change,\s*)"([a-z_]+\.[a-z_.]+)\"""",
         re.VERBOSE | re.MULTILINE,
     )
     kinds: set[str] = set()
-    for folder in ("domain", "bridge/api", "worker"):
+    for folder in ("domain", "bridge", "worker", "integrations"):
         for path in (ROOT / folder).rglob("*.py"):
             kinds.update(pattern.findall(path.read_text(encoding="utf-8")))
     kinds.add("payment.paid")  # the default of the payments' kind table
-    assert {"delivery.released", "payment.paid", "delivery.failed"} <= kinds
-    account_kinds = {k for k in kinds if k.startswith(("account.", "token."))}
-    assert sorted(kinds - account_kinds - set(EVENT_KIND)) == []
+    recorded = {"delivery.released", "payment.paid", "delivery.failed", "admin.exported"}
+    assert (
+        recorded | {"account.unlocked", "account.password_link_created", "token.revoked"} <= kinds
+    )
+    assert sorted(kinds - set(EVENT_KIND)) == []
+    assert sorted(set(CASE_KINDS + ACCOUNT_KINDS) - set(EVENT_KIND)) == []
+    # The activity list names the kinds by the same table as a case's history.
+    assert activity_page.kind_label("account.unlocked") == EVENT_KIND["account.unlocked"]
+
+
+def test_admins_see_every_account_and_token_action_in_the_activity_list() -> None:
+    """Every account and token event the code records is a kind admins can filter by."""
+    recorded = {k for k in EVENT_KIND if k.startswith(("account.", "token."))}
+    assert sorted(recorded - set(kinds_for("admin"))) == []
+    assert "admin.exported" in kinds_for("admin")
+    assert not recorded & set(kinds_for("operator"))
 
 
 def test_login_page_names_whom_to_ask_and_no_shell_command(client: FlaskClient) -> None:

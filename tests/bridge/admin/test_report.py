@@ -118,7 +118,7 @@ def test_a_past_days_report_is_what_its_mail_said(
         "Offene Zahlungen (älter als ein Tag)",
     ]
     assert all(lines != ["Keine."] for _, lines in mailed), mailed
-    assert mailed[2][1][0].startswith(f"{fee}: 35,00 € bei epay21-demo, offen seit ")
+    assert mailed[2][1][0].startswith(f"{fee}: 35,00 € bei epay21 (ekom21), offen seit ")
 
     # The day goes on: one failed case is replayed and arrives with the waiting one, the
     # other is cancelled, the fee is paid (its deliveries are released).

@@ -10,13 +10,14 @@ are limited to it.
 from __future__ import annotations
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from domain.accounts.accounts import create_account
 from domain.accounts.api_tokens import create_token
 from domain.accounts.passwords import ScryptParams
-from domain.admin import bulk_replay
+from domain.admin import bulk_replay, operations
 from domain.admin.search import SubmissionFilter
 from store.engine import Store
 from store.models import Delivery, Event
@@ -33,6 +34,7 @@ from tests.conftest import TEST_ADMIN, bearer, bridge_cli, snapshot
 
 THEO = "theo"
 THEO_PASSWORD = "Hundesteuer-Usingen-2026!"
+ADA_PASSWORD = "Verwaltung-Usingen-2026!"
 
 
 @pytest.fixture
@@ -192,3 +194,48 @@ def test_the_cli_acting_by_a_limited_account_is_limited(
     assert plan.delivery_id in both.stdout
     with store.read() as session:
         assert not session.scalars(select(Event).where(Event.actor == f"account:{THEO}")).all()
+
+
+def test_the_report_and_the_activity_list_show_a_clerk_only_his_offices(
+    app: Flask, client: FlaskClient, store: Store, theo: tuple[Case, Case]
+) -> None:
+    """The daily report counts and lists only the Steueramt's deliveries for Theo, and the
+    activity list shows only actions on its cases; an admin sees both offices in each."""
+    plan, vaccination = theo
+    create_account(store, "ada", ADA_PASSWORD, "admin", actor=SETUP, kdf=ScryptParams(n=SCRYPT_N))
+    ada = app.test_client()
+    assert login(ada, "ada", ADA_PASSWORD).status_code == 303
+    assert login(client, THEO, THEO_PASSWORD).status_code == 303
+
+    both_failed = client.get("/admin/bericht?stand=jetzt").get_data(as_text=True)
+    assert "Steueramt Usingen: 1 fehlgeschlagen" in both_failed
+    assert "Ordnungsamt" not in both_failed
+    assert "Ordnungsamt Neu-Anspach: 1 fehlgeschlagen" in ada.get(
+        "/admin/bericht?stand=jetzt"
+    ).get_data(as_text=True)
+
+    # The Ordnungsamt fetches its site plan, an admin replays its case: both concern the
+    # Ordnungsamt alone. Theo replays his own case.
+    assert client.get(plan.local()).status_code == 200
+    operations.replay_delivery(store, plan.delivery_id, TEST_ADMIN, "Ordnungsamt wieder da")
+    token = csrf_of(client.get(f"/admin/antraege/{vaccination.reference}"))
+    own = f"/admin/antraege/{vaccination.reference}/zustellungen/{vaccination.delivery_id}"
+    assert client.post(f"{own}/erneut-senden", data={"csrf_token": token}).status_code == 303
+
+    waiting = client.get("/admin/bericht?stand=jetzt").get_data(as_text=True)
+    assert vaccination.reference in waiting
+    assert plan.reference not in waiting
+    assert "Ordnungsamt" not in waiting
+    assert plan.reference in ada.get("/admin/bericht?stand=jetzt").get_data(as_text=True)
+
+    activity = client.get("/admin/aktivitaet").get_data(as_text=True)
+    assert vaccination.reference in activity
+    assert plan.reference not in activity
+    assert "Ordnungsamt" not in activity
+    assert "1 Eintrag." in activity
+    by_admin = client.get("/admin/aktivitaet?actor=cli:pytest").get_data(as_text=True)
+    assert "0 Einträge." in by_admin
+    everything = ada.get("/admin/aktivitaet").get_data(as_text=True)
+    assert plan.reference in everything
+    assert "Ordnungsamt wieder da" in everything
+    assert vaccination.reference in everything

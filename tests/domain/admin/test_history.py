@@ -8,6 +8,7 @@ import time
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from domain.accounts.scopes import EVERYTHING, Scope
 from domain.admin import bulk_replay, operations
 from domain.admin.history import deliveries_as_of, open_payments_as_of
 from domain.admin.search import SubmissionFilter
@@ -142,3 +143,27 @@ def test_a_payment_open_then_is_open_in_the_past_and_not_after_it_was_paid(
             payment.submission_id
         ]
         assert open_payments_as_of(session, utcnow(), utcnow(), 20) == []
+
+
+def test_a_limited_scope_reads_only_its_offices_deliveries_and_its_cases_payments(
+    client: FlaskClient, store: Store
+) -> None:
+    """The Steueramt's scope sees its dog registration and not the Ordnungsamt's traffic order
+    nor that order's open fee; the Ordnungsamt's scope the other way round; everything both."""
+    dog = int(post(client).rsplit("-", 1)[1])
+    order = int(post(client, "traffic-order").rsplit("-", 1)[1])
+    steueramt = Scope(frozenset({OFFICE}))
+    ordnungsamt = Scope(frozenset({"neu-anspach-ordnungsamt"}))
+    at = utcnow()
+    with store.read() as session:
+
+        def cases(scope: Scope) -> tuple[set[int], list[int]]:
+            return (
+                {d.submission_id for d in deliveries_as_of(session, at, ALL, scope)},
+                [p.submission_id for p in open_payments_as_of(session, at, at, 20, scope)],
+            )
+
+        assert cases(steueramt) == ({dog}, [])
+        assert cases(ordnungsamt) == ({order}, [order])
+        assert cases(EVERYTHING) == ({dog, order}, [order])
+        assert cases(Scope(frozenset())) == (set(), [])
