@@ -224,7 +224,7 @@ def test_scripts_run_on_other_ports_survives_a_crashed_worker(checkout: Checkout
         "role": "admin",
         "via": "token",
         "office_id": None,
-        "offices": [],
+        "offices": None,
     }
     assert "var/local-admin.txt" in checkout.log()
 
