@@ -46,6 +46,7 @@ ACCOUNT_KINDS = (
     "account.role_set",
     "account.offices_set",
     "account.unlocked",
+    "account.reactivated",
     "account.deactivated",
     "token.created",
     "token.imported",
