@@ -30,6 +30,7 @@ from domain.accounts.accounts import (
     deactivate,
     get_account,
     list_accounts,
+    reactivate,
     set_role,
     unlock,
 )
@@ -55,6 +56,7 @@ NOTICES.update(
         "offices-set": "Die Stellen des Kontos wurden festgelegt.",
         "unlocked": "Das Konto ist entsperrt.",
         "deactivated": "Das Konto ist deaktiviert; seine Sitzungen und API-Schlüssel gelten nicht mehr.",
+        "reactivated": "Das Konto ist wieder aktiv; die Anmeldung geht mit dem bisherigen Passwort.",
         "revoked": "Der API-Schlüssel ist widerrufen.",
         "password-set": "Ihr Passwort ist gesetzt. Bitte melden Sie sich jetzt an.",
     }
@@ -320,6 +322,16 @@ def account_link(username: str) -> Response:
         _link_url(secret),
         expires,
     )
+
+
+@blueprint.post("/konten/<username>/aktivieren")
+def account_reactivate(username: str) -> Response:
+    """Let a deactivated account log in again (admins only)."""
+    if not _is_admin():
+        return _refused()
+    found = _account_or_404(username)
+    reactivate(current().store, found.username, actor=actor())
+    return _back(found.username, "reactivated")
 
 
 @blueprint.post("/konten/<username>/deaktivieren")

@@ -63,6 +63,10 @@ NOTICES = {
     "replayed": "Die Zustellung wird erneut gesendet.",
     "noop": "Nichts zu tun: die Zustellung wartet bereits auf den Versand.",
     "cancelled": "Die Zustellung wurde abgebrochen.",
+    "case-cancelled": (
+        "Der Antrag wurde zurückgezogen: alle offenen Zustellungen sind abgebrochen, eine noch "
+        "nicht bezahlte Gebühr ist nicht mehr zu bezahlen."
+    ),
     "rerouted": "Die Zustellung geht jetzt an die gewählte Stelle.",
     "bulk-cancelled": "Die Sammel-Wiederholung wurde abgebrochen.",
     "logged-out": "Sie sind abgemeldet.",

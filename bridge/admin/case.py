@@ -17,7 +17,12 @@ from bridge.admin.filters import PAGING
 from bridge.state import current
 from domain.accounts.accounts import Role
 from domain.admin.case_view import submission_detail
-from domain.admin.operations import cancel_delivery, replay_delivery, reroute_delivery
+from domain.admin.operations import (
+    cancel_delivery,
+    cancel_submission,
+    replay_delivery,
+    reroute_delivery,
+)
 from domain.admin.search import FILTER_KEYS
 from domain.problems import Problem, msg
 from worker.queue import wake_quietly
@@ -102,6 +107,16 @@ def cancel(reference: str, delivery_id: str) -> Response:
     _delivery_of_case(reference, delivery_id)
     cancel_delivery(current().store, delivery_id, actor(), request.form.get("reason", ""))
     return _after_action(reference, "cancelled")
+
+
+@blueprint.post("/antraege/<reference>/abbrechen")
+def cancel_case(reference: str) -> Response:
+    """Withdraw the whole case, with a reason (operators only): every open delivery within the
+    account's offices is cancelled, and a fee not yet paid is withdrawn with the last one."""
+    if not actor().may(Role.OPERATOR):
+        return forbidden("cancel-case")
+    cancel_submission(current().store, reference[:40], actor(), request.form.get("reason", ""))
+    return _after_action(reference, "case-cancelled")
 
 
 @blueprint.post("/antraege/<reference>/zustellungen/<delivery_id>/umleiten")

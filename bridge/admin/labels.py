@@ -84,6 +84,7 @@ EVENT_KIND = {
     "account.offices_set": "Stellen des Kontos geändert",
     "account.unlocked": "Konto entsperrt",
     "account.deactivated": "Konto deaktiviert",
+    "account.reactivated": "Konto wieder aktiviert",
     "token.created": "API-Schlüssel angelegt",
     "token.imported": "API-Schlüssel übernommen",
     "token.revoked": "API-Schlüssel widerrufen",

@@ -23,6 +23,7 @@ from domain.accounts.accounts import (
     deactivate,
     get_account,
     list_accounts,
+    reactivate,
     set_password,
     set_role,
     unlock,
@@ -241,6 +242,20 @@ def deactivate_command(ctx: Context, username: str, by: str | None) -> None:
     except AccountError as exc:
         _fail(exc)
     click.echo(f"deactivated {account.username}")
+
+
+@accounts.command("reactivate")
+@click.argument("username")
+@by_option
+@pass_context
+def reactivate_command(ctx: Context, username: str, by: str | None) -> None:
+    """Let a deactivated account log in again with its password (its old tokens stay revoked)."""
+    store = ctx.store
+    try:
+        account = reactivate(store, username, actor=_actor(store, by))
+    except AccountError as exc:
+        _fail(exc)
+    click.echo(f"reactivated {account.username}")
 
 
 @click.group("tokens")

@@ -350,6 +350,22 @@ def deactivate(store: Store, username: str, *, actor: Actor) -> Account:
     return account
 
 
+def reactivate(store: Store, username: str, *, actor: Actor) -> Account:
+    """Let a deactivated account log in again with its password (audited); an active account
+    is left as it is. Its tokens stay revoked: new ones are made when needed."""
+    with store.session() as session:
+        account = get_account_in(session, username)
+        if not account.active:
+            account.active = True
+            record_action(
+                session,
+                actor,
+                "account.reactivated",
+                detail={"account": account.username, "account_id": account.id},
+            )
+    return account
+
+
 def unlock(store: Store, username: str, *, actor: Actor) -> Account:
     """Lift a lock-out after failed logins (audited); an unlocked account is left as it is.
 

@@ -19,8 +19,8 @@ from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 
 from domain.accounts.accounts import Role, role_allows
 from domain.accounts.scopes import EVERYTHING, Scope
-from domain.admin.search import Page, check_paging, day_start
-from domain.problems import FieldError, Problem, msg
+from domain.admin.search import Page, bad_filter, check_paging, day_start, filter_values
+from domain.problems import FieldError, msg
 from store.accounts import Account, ApiToken
 from store.engine import Store
 from store.models import Delivery, Event, Submission, format_reference
@@ -46,13 +46,13 @@ ACCOUNT_KINDS = (
     "account.role_set",
     "account.offices_set",
     "account.unlocked",
+    "account.reactivated",
     "account.deactivated",
     "token.created",
     "token.imported",
     "token.revoked",
 )
 FILTER_KEYS = ("actor", "kind", "from", "to")
-MAX_VALUE_LENGTH = 100
 
 
 def kinds_for(role: str) -> tuple[str, ...]:
@@ -76,33 +76,7 @@ class ActivityFilter:
         cls, args: Mapping[str, Any], kinds: Sequence[str], *, extra: Sequence[str] = ()
     ) -> ActivityFilter:
         """Read the filter from query parameters; a 400 problem lists every bad one."""
-        errors: list[FieldError] = []
-        values: dict[str, str] = {}
-        for key, raw in args.items():
-            if key in extra:
-                continue
-            if key not in FILTER_KEYS:
-                errors.append(
-                    FieldError(
-                        str(key)[:MAX_VALUE_LENGTH],
-                        msg(
-                            f"Unbekannter Filter; erlaubt sind {', '.join(FILTER_KEYS)}.",
-                            f"Unknown filter; allowed are {', '.join(FILTER_KEYS)}.",
-                        ),
-                    )
-                )
-            elif not isinstance(raw, str) or len(raw) > MAX_VALUE_LENGTH:
-                errors.append(
-                    FieldError(
-                        key,
-                        msg(
-                            f"Muss ein Text mit höchstens {MAX_VALUE_LENGTH} Zeichen sein.",
-                            f"Must be a text of at most {MAX_VALUE_LENGTH} characters.",
-                        ),
-                    )
-                )
-            elif raw.strip():
-                values[key] = raw.strip()
+        values, errors = filter_values(args, FILTER_KEYS, extra)
         kind = values.get("kind")
         if kind is not None and kind not in kinds:
             errors.append(
@@ -121,15 +95,7 @@ class ActivityFilter:
                 )
             )
         if errors:
-            raise Problem(
-                400,
-                "bad-filter",
-                msg("Der Filter ist ungültig.", "The filter is invalid."),
-                msg(
-                    "Bitte die markierten Angaben korrigieren.", "Please correct the listed values."
-                ),
-                errors=errors,
-            )
+            raise bad_filter(errors)
         return cls(values.get("actor"), kind, day_from, day_to)
 
     def as_args(self) -> dict[str, str]:

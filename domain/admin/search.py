@@ -47,6 +47,56 @@ SUBMISSION_STATUSES = (
 T = TypeVar("T")
 
 
+def filter_values(
+    args: Mapping[str, Any], keys: Sequence[str], extra: Sequence[str]
+) -> tuple[dict[str, str], list[FieldError]]:
+    """A filter's raw values from query parameters or a JSON object, trimmed, empty ones left
+    out; an unknown key (other than `extra`) or a value that is no short text is an error."""
+    errors: list[FieldError] = []
+    values: dict[str, str] = {}
+    for key, raw in args.items():
+        if key in extra:
+            continue
+        if key not in keys:
+            errors.append(
+                FieldError(
+                    str(key)[:MAX_VALUE_LENGTH],
+                    msg(
+                        f"Unbekannter Filter; erlaubt sind {', '.join(keys)}.",
+                        f"Unknown filter; allowed are {', '.join(keys)}.",
+                    ),
+                )
+            )
+            continue
+        if raw is None:
+            continue
+        if not isinstance(raw, str) or len(raw) > MAX_VALUE_LENGTH:
+            errors.append(
+                FieldError(
+                    key,
+                    msg(
+                        f"Muss ein Text mit höchstens {MAX_VALUE_LENGTH} Zeichen sein.",
+                        f"Must be a text of at most {MAX_VALUE_LENGTH} characters.",
+                    ),
+                )
+            )
+            continue
+        if raw.strip():
+            values[key] = raw.strip()
+    return values, errors
+
+
+def bad_filter(errors: list[FieldError]) -> Problem:
+    """The 400 problem listing every bad value of a filter."""
+    return Problem(
+        400,
+        "bad-filter",
+        msg("Der Filter ist ungültig.", "The filter is invalid."),
+        msg("Bitte die markierten Angaben korrigieren.", "Please correct the listed values."),
+        errors=errors,
+    )
+
+
 @dataclass(frozen=True)
 class SubmissionFilter:
     """Which submissions (and their deliveries) an administrator means; empty means all.
@@ -75,49 +125,10 @@ class SubmissionFilter:
         Keys other than the filter's own and `extra` are refused: a misspelt key must not widen
         a bulk replay to every case.
         """
-        errors: list[FieldError] = []
-        values: dict[str, str] = {}
-        for key, raw in args.items():
-            if key in extra:
-                continue
-            if key not in FILTER_KEYS:
-                errors.append(
-                    FieldError(
-                        str(key)[:MAX_VALUE_LENGTH],
-                        msg(
-                            f"Unbekannter Filter; erlaubt sind {', '.join(FILTER_KEYS)}.",
-                            f"Unknown filter; allowed are {', '.join(FILTER_KEYS)}.",
-                        ),
-                    )
-                )
-                continue
-            if raw is None:
-                continue
-            if not isinstance(raw, str) or len(raw) > MAX_VALUE_LENGTH:
-                errors.append(
-                    FieldError(
-                        key,
-                        msg(
-                            f"Muss ein Text mit höchstens {MAX_VALUE_LENGTH} Zeichen sein.",
-                            f"Must be a text of at most {MAX_VALUE_LENGTH} characters.",
-                        ),
-                    )
-                )
-                continue
-            if raw.strip():
-                values[key] = raw.strip()
+        values, errors = filter_values(args, FILTER_KEYS, extra)
         flt = cls._parse(values, config, errors)
         if errors:
-            raise Problem(
-                400,
-                "bad-filter",
-                msg("Der Filter ist ungültig.", "The filter is invalid."),
-                msg(
-                    "Bitte die markierten Angaben korrigieren.",
-                    "Please correct the listed values.",
-                ),
-                errors=errors,
-            )
+            raise bad_filter(errors)
         return flt
 
     @classmethod

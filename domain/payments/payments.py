@@ -304,20 +304,7 @@ def open_attempt(
         if latest.status in (PaymentStatus.INITIAL, PaymentStatus.WITHDRAWN):
             # A withdrawn case gets no new attempt: the caller says it was withdrawn.
             return latest
-        fresh = Payment(
-            id=new_id(),
-            submission_id=submission_id,
-            provider=provider,
-            amount_cents=latest.amount_cents,
-            currency=latest.currency,
-            purpose=latest.purpose,
-            status=PaymentStatus.INITIAL,
-            origin="bridge",
-            created_at=now,
-            updated_at=now,
-            expires_at=now + dt.timedelta(hours=hours),
-            attempts=0,
-        )
+        fresh = _next_attempt(latest, provider, now, now + dt.timedelta(hours=hours))
         session.add(fresh)
         session.add(
             Event(
@@ -516,21 +503,8 @@ def replace_attempt(
         ).rowcount
         if not done:
             return None
-        fresh = Payment(
-            id=new_id(),
-            submission_id=old.submission_id,
-            provider=old.provider,
-            amount_cents=old.amount_cents,
-            currency=old.currency,
-            purpose=old.purpose,
-            status=PaymentStatus.INITIAL,
-            origin="bridge",
-            created_at=now,
-            updated_at=now,
-            expires_at=now + (old.expires_at - old.created_at),
-            attempts=0,
-            lease_until=now + dt.timedelta(seconds=lease_s),
-        )
+        fresh = _next_attempt(old, old.provider, now, now + (old.expires_at - old.created_at))
+        fresh.lease_until = now + dt.timedelta(seconds=lease_s)
         session.add(fresh)
         session.add(
             Event(
@@ -1056,3 +1030,24 @@ def counted(payments: Sequence[Payment]) -> Payment | None:
     if paid:
         return paid[0]
     return payments[-1] if payments else None
+
+
+def _next_attempt(
+    previous: Payment, provider: str, now: dt.datetime, expires_at: dt.datetime
+) -> Payment:
+    """A new attempt for the same fee (amount, currency, purpose), with a fresh id and so a
+    fresh `requestId` at the provider."""
+    return Payment(
+        id=new_id(),
+        submission_id=previous.submission_id,
+        provider=provider,
+        amount_cents=previous.amount_cents,
+        currency=previous.currency,
+        purpose=previous.purpose,
+        status=PaymentStatus.INITIAL,
+        origin="bridge",
+        created_at=now,
+        updated_at=now,
+        expires_at=expires_at,
+        attempts=0,
+    )

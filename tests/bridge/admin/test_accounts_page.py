@@ -250,3 +250,26 @@ def test_tokens_are_listed_shown_once_and_revoked(chef: FlaskClient, store: Stor
     assert event.actor == "account:chef"
     assert event.detail["reason"] == "Skript abgelöst"
     assert _events(store, "token.created")[0].detail["offices"] == [STEUERAMT]
+
+
+def test_a_deactivated_account_is_reactivated_on_its_page(
+    chef: FlaskClient, store: Store, accounts: dict[str, str]
+) -> None:
+    """A clerk back from leave: her page offers "Konto wieder aktivieren"; afterwards she may
+    log in again with her password, and the action is on the record (admins only)."""
+    token = csrf_of(chef.get("/admin/konten/olga"))
+    assert (
+        chef.post("/admin/konten/olga/deaktivieren", data={"csrf_token": token}).status_code == 303
+    )
+    page = chef.get("/admin/konten/olga").get_data(as_text=True)
+    assert "Konto wieder aktivieren" in page
+    back = chef.post("/admin/konten/olga/aktivieren", data={"csrf_token": token})
+    assert back.status_code == 303
+    assert get_account(store, "olga").active is True  # type: ignore[union-attr]  # exists
+    assert login(chef.application.test_client(), "olga", accounts["olga"]).status_code == 303
+    [event] = _events(store, "account.reactivated")
+    assert event.actor == "account:chef"
+    assert "Konto wieder aktivieren" not in chef.get("/admin/konten/olga").get_data(as_text=True)
+    again = chef.post("/admin/konten/olga/aktivieren", data={"csrf_token": token})
+    assert again.status_code == 303
+    assert len(_events(store, "account.reactivated")) == 1  # already active: nothing recorded

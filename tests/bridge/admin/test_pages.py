@@ -637,3 +637,47 @@ def test_cancelling_an_unpaid_cases_held_delivery_withdraws_it(
     with store.read() as session:
         assert session.scalars(select(Delivery.status)).one() == "cancelled"
         assert session.scalars(select(Payment.status)).one() == "withdrawn"
+
+
+def test_the_case_page_withdraws_an_unpaid_case_in_one_step(
+    operator: FlaskClient, store: Store
+) -> None:
+    """The form "Antrag zurückziehen" cancels every open delivery of the case at once (here the one held
+    for the fee) and withdraws its payment; without a reason nothing changes (a German 422)."""
+    reference = post(operator, service="traffic-order")
+    page = operator.get(f"/admin/antraege/{reference}")
+    html = page.get_data(as_text=True)
+    assert "Antrag zurückziehen" in html
+    before = snapshot(store)
+    refused = operator.post(
+        f"/admin/antraege/{reference}/abbrechen", data={"csrf_token": csrf_of(page), "reason": ""}
+    )
+    assert refused.status_code == 422
+    assert "Grund" in refused.get_data(as_text=True)
+    assert snapshot(store) == before
+    done = operator.post(
+        f"/admin/antraege/{reference}/abbrechen",
+        data={"csrf_token": csrf_of(page), "reason": "Antrag telefonisch zurückgezogen"},
+    )
+    assert done.status_code == 303
+    assert "hinweis=case-cancelled" in done.headers["Location"]
+    with store.read() as session:
+        assert session.scalars(select(Delivery.status)).all() == ["cancelled"]
+        assert session.scalars(select(Payment.status)).one() == "withdrawn"
+    shown = operator.get(done.headers["Location"]).get_data(as_text=True)
+    assert "Der Antrag wurde zurückgezogen" in shown
+    assert "Antrag zurückziehen" not in shown
+
+
+def test_a_viewer_cannot_withdraw_a_case(viewer: FlaskClient, store: Store) -> None:
+    """The case-level cancel is for operators: a viewer's forged POST is 403, nothing changes."""
+    reference = post(viewer, service="traffic-order")
+    page = viewer.get(f"/admin/antraege/{reference}")
+    assert "Antrag zurückziehen" not in page.get_data(as_text=True)
+    before = snapshot(store)
+    refused = viewer.post(
+        f"/admin/antraege/{reference}/abbrechen",
+        data={"csrf_token": csrf_of(page), "reason": "zurückgezogen"},
+    )
+    assert refused.status_code == 403
+    assert snapshot(store) == before

@@ -113,6 +113,15 @@ def test_first_admin_and_account_commands(environ: dict[str, str], store: Store)
             for e in session.scalars(select(Event).where(Event.kind == "account.created"))
         }
     assert created == {"chef": f"cli:{getpass.getuser()}", "anna": "account:chef"}
+    assert cli(environ, "accounts", "deactivate", "anna").returncode == 0
+    back = cli(environ, "accounts", "reactivate", "anna", "--by", "chef")
+    assert (back.returncode, back.stdout.strip()) == (0, "reactivated anna")
+    assert cli(environ, "accounts", "list").stdout.splitlines()[0].split()[:3] == [
+        "anna",
+        "operator",
+        "active",
+    ]
+    assert cli(environ, "accounts", "reactivate", "niemand").returncode == 4
 
 
 def test_token_commands_show_the_token_once(
