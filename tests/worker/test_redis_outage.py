@@ -92,19 +92,12 @@ def test_redis_restarts_empty_while_both_workers_are_mid_delivery(
     wait_for(lambda: _all_delivered(store, 2), what="the held attempts to be recorded")
     # A case accepted during the outage: committed, its wake-up lost with Redis.
     ids[TAX].append(submit(client, "dog-registration", dog())["deliveries"][0]["id"])
-    # The outage lasts until the workers and the sweeper have all met it: a sweeper round
-    # retries a lost connection for a few seconds first, and on a busy machine the workers
-    # can meet it sooner than that.
     wait_for(
         lambda: (
-            (
-                processes.logs().count('"worker.redis_unavailable"') >= 2
-                and '"sweeper.error"' in processes.logs()
-            )
-            or any(p.poll() is not None for p in [*workers, sweeper])
+            processes.logs().count('"worker.redis_unavailable"') >= 2
+            or any(p.poll() is not None for p in workers)
         ),
-        timeout=60,
-        what="the workers and the sweeper to meet the outage",
+        what="the workers to meet the outage",
     )
     private_redis.start()
     assert [p.poll() for p in workers] == [None, None], "a worker process died with Redis"
@@ -115,9 +108,11 @@ def test_redis_restarts_empty_while_both_workers_are_mid_delivery(
         assert sorted(c["delivery_id"] for c in backoffice.cases(office)) == sorted(sent)
         assert sorted(backoffice.received_ids(office)) == sorted(sent)
     wait_for(lambda: len(_live(private_redis.url)) == 2, what="both workers registered again")
+    # The sweeper carried on: it is running, and the case accepted during the outage (its
+    # wake-up lost with Redis) was delivered because the sweeper woke its office again. Whether
+    # a sweeper round fell into the outage depends on timing here; its error and recovery are
+    # asserted in tests/worker/test_sweeper_outage.py.
     assert [p.poll() for p in [*workers, sweeper]] == [None, None, None]
-    # The sweeper met the outage too and carried on.
-    assert '"sweeper.recovered"' in processes.logs()
 
 
 def test_redis_restarted_empty_before_the_office_answers(
