@@ -19,7 +19,14 @@ from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 
 from domain.accounts.accounts import Role, role_allows
 from domain.accounts.scopes import EVERYTHING, Scope
-from domain.admin.search import Page, bad_filter, check_paging, day_start, filter_values
+from domain.admin.search import (
+    Page,
+    bad_filter,
+    check_paging,
+    day_start,
+    filter_period,
+    filter_values,
+)
 from domain.problems import FieldError, msg
 from store.accounts import Account, ApiToken
 from store.engine import Store
@@ -82,18 +89,7 @@ class ActivityFilter:
             errors.append(
                 FieldError("kind", msg("Unbekannte Art der Aktion.", "Unknown kind of action."))
             )
-        day_from = _date(values, "from", errors)
-        day_to = _date(values, "to", errors)
-        if day_from is not None and day_to is not None and day_from > day_to:
-            errors.append(
-                FieldError(
-                    "from",
-                    msg(
-                        "Der Beginn liegt nach dem Ende des Zeitraums.",
-                        "The start lies after the end of the period.",
-                    ),
-                )
-            )
+        day_from, day_to = filter_period(values, errors)
         if errors:
             raise bad_filter(errors)
         return cls(values.get("actor"), kind, day_from, day_to)
@@ -128,23 +124,6 @@ class ActivityFilter:
         if self.day_to is not None:
             parts.append(Event.at < day_start(self.day_to, plus_days=1))
         return and_(*parts)
-
-
-def _date(values: Mapping[str, str], key: str, errors: list[FieldError]) -> dt.date | None:
-    raw = values.get(key)
-    if raw is None:
-        return None
-    try:
-        if not raw.isascii() or len(raw) != 10:
-            raise ValueError(raw)
-        return dt.date.fromisoformat(raw)
-    except ValueError:
-        errors.append(
-            FieldError(
-                key, msg("Kein Datum der Form JJJJ-MM-TT.", "Not a date of the form YYYY-MM-DD.")
-            )
-        )
-        return None
 
 
 @dataclass(frozen=True)

@@ -186,18 +186,7 @@ class SubmissionFilter:
                     ),
                 )
             )
-        day_from = _date(values, "from", errors)
-        day_to = _date(values, "to", errors)
-        if day_from is not None and day_to is not None and day_from > day_to:
-            errors.append(
-                FieldError(
-                    "from",
-                    msg(
-                        "Der Beginn liegt nach dem Ende des Zeitraums.",
-                        "The start lies after the end of the period.",
-                    ),
-                )
-            )
+        day_from, day_to = filter_period(values, errors)
         reference = values.get("reference")
         if reference is not None and parse_reference(reference) is None:
             errors.append(
@@ -276,6 +265,26 @@ def _date(values: Mapping[str, str], key: str, errors: list[FieldError]) -> dt.d
         )
         return None
     return day
+
+
+def filter_period(
+    values: Mapping[str, str], errors: list[FieldError]
+) -> tuple[dt.date | None, dt.date | None]:
+    """A filter's `from` and `to` days (JJJJ-MM-TT); a bad day or a start after the end is an
+    error in `errors`."""
+    day_from = _date(values, "from", errors)
+    day_to = _date(values, "to", errors)
+    if day_from is not None and day_to is not None and day_from > day_to:
+        errors.append(
+            FieldError(
+                "from",
+                msg(
+                    "Der Beginn liegt nach dem Ende des Zeitraums.",
+                    "The start lies after the end of the period.",
+                ),
+            )
+        )
+    return day_from, day_to
 
 
 def day_start(day: dt.date, *, plus_days: int = 0) -> dt.datetime:
