@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import sys
+from collections.abc import Callable
 from typing import NoReturn
 
 import click
@@ -35,6 +36,7 @@ from domain.accounts.scopes import (
     check_offices,
     set_account_offices,
 )
+from store.accounts import Account
 from store.engine import Store
 
 EXIT_INVALID = 3
@@ -184,18 +186,29 @@ def set_offices_command(
     click.echo(f"{username.strip().lower()} sees {scope}")
 
 
+def _act_on(
+    ctx: Context,
+    action: Callable[..., Account],
+    username: str,
+    by: str | None,
+    done: str,
+) -> None:
+    """Run one audited action on an account as `--by` (or the shell user); say what was done."""
+    store = ctx.store
+    try:
+        account = action(store, username, actor=_actor(store, by))
+    except AccountError as exc:
+        _fail(exc)
+    click.echo(f"{done} {account.username}")
+
+
 @accounts.command("unlock")
 @click.argument("username")
 @by_option
 @pass_context
 def unlock_command(ctx: Context, username: str, by: str | None) -> None:
     """Lift a lock-out after failed logins."""
-    store = ctx.store
-    try:
-        account = unlock(store, username, actor=_actor(store, by))
-    except AccountError as exc:
-        _fail(exc)
-    click.echo(f"unlocked {account.username}")
+    _act_on(ctx, unlock, username, by, "unlocked")
 
 
 @accounts.command("set-role")
@@ -236,12 +249,7 @@ def set_password_command(ctx: Context, username: str, password_stdin: bool, by: 
 @pass_context
 def deactivate_command(ctx: Context, username: str, by: str | None) -> None:
     """Deactivate an account: it can no longer log in, its sessions and tokens stop."""
-    store = ctx.store
-    try:
-        account = deactivate(store, username, actor=_actor(store, by))
-    except AccountError as exc:
-        _fail(exc)
-    click.echo(f"deactivated {account.username}")
+    _act_on(ctx, deactivate, username, by, "deactivated")
 
 
 @accounts.command("reactivate")
@@ -250,12 +258,7 @@ def deactivate_command(ctx: Context, username: str, by: str | None) -> None:
 @pass_context
 def reactivate_command(ctx: Context, username: str, by: str | None) -> None:
     """Let a deactivated account log in again with its password (its old tokens stay revoked)."""
-    store = ctx.store
-    try:
-        account = reactivate(store, username, actor=_actor(store, by))
-    except AccountError as exc:
-        _fail(exc)
-    click.echo(f"reactivated {account.username}")
+    _act_on(ctx, reactivate, username, by, "reactivated")
 
 
 @click.group("tokens")
