@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 
 import pytest
-from aiosmtpd.controller import Controller
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
@@ -14,7 +12,6 @@ from domain.accounts.accounts import Actor
 from domain.admin import operations
 from domain.payments.payments import Confirmed, apply
 from domain.settings import Settings
-from harness.ports import free_port
 from schemas.options import LOCAL_TZ
 from store.engine import Store
 from store.models import Delivery, DeliveryStatus, Payment, utcnow
@@ -28,25 +25,17 @@ from tests.bridge.admin.report_support import (
     shift_back,
 )
 from tests.conftest import snapshot
-from tests.worker.test_digest import Inbox
+from tests.worker.test_digest import Inbox, smtp  # noqa: F401 - the fixture, found by name
 from worker import digest
 
 OLGA = Actor("olga", "operator", account_id=1, via="session")
 
 
 @pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, int]]:
-    """A real SMTP server on loopback."""
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield inbox, port
-    controller.stop()
-
-
-@pytest.fixture
-def environ(environ: dict[str, str], smtp: tuple[Inbox, int]) -> dict[str, str]:
+def environ(
+    environ: dict[str, str],
+    smtp: tuple[Inbox, int],  # noqa: F811 - the imported fixture, requested by name
+) -> dict[str, str]:
     """One recipient of the daily mail and the loopback SMTP server (plain, asked for)."""
     environ.update(
         BRIDGE_SMTP_TLS="insecure",
@@ -96,7 +85,10 @@ def test_a_viewer_reads_todays_report_with_15_days_to_choose(
 
 
 def test_a_past_days_report_is_what_its_mail_said(
-    operator: FlaskClient, store: Store, settings: Settings, smtp: tuple[Inbox, int]
+    operator: FlaskClient,
+    store: Store,
+    settings: Settings,
+    smtp: tuple[Inbox, int],  # noqa: F811 - the imported fixture, requested by name
 ) -> None:
     """The mail went out; then the failed cases were replayed and delivered, one cancelled,
     the fee paid. Three days later the page shows that day's report exactly as mailed, and
