@@ -189,18 +189,27 @@ def test_the_service_runs_from_the_runtime_lock_alone(
         wait_for(
             lambda: office.ledger.cases("usingen-steueramt"), timeout=60, what="the delivered case"
         )
+        # The office has the case before the worker commits the outcome, so wait for the row.
         store = Store.from_url(server_database)
         try:
-            with store.read() as session:
-                statuses = [d.status for d in session.scalars(select(Delivery))]
+            wait_for(
+                lambda: _statuses(store) == [DeliveryStatus.DELIVERED],
+                timeout=30,
+                what="the delivery recorded as delivered",
+            )
         finally:
             store.dispose()
-        assert statuses == [DeliveryStatus.DELIVERED]
         assert "Traceback" not in processes.logs()
     finally:
         processes.stop_all()
         office.stop()
         print(processes.logs())
+
+
+def _statuses(store: Store) -> list[str]:
+    """The statuses of all deliveries in the store, as the worker last committed them."""
+    with store.read() as session:
+        return [d.status for d in session.scalars(select(Delivery))]
 
 
 def _ready(base: str, processes: Processes) -> bool:
