@@ -96,11 +96,12 @@ def activity() -> str:
     kinds = kinds_for(signed_in.role)
     flt = ActivityFilter.from_args(request.args, kinds, extra=PAGING)
     store = current().store
+    scope = scope_of(signed_in)
     page = list_activity(
         store,
         flt,
         kinds,
-        scope=scope_of(signed_in),
+        scope=scope,
         own=signed_in.label,
         page=number("page", 1),
         per_page=number("per_page", PER_PAGE),
@@ -112,7 +113,7 @@ def activity() -> str:
         return url_for("admin.activity") + "?" + urlencode({**flt.as_args(), **sized, "page": n})
 
     admin = signed_in.may(Role.ADMIN)
-    actors = known_actors(store, with_tokens=admin)
+    actors = known_actors(store, with_tokens=admin, kinds=kinds, scope=scope, own=signed_in.label)
     if flt.actor is not None and flt.actor not in actors:
         actors.append(flt.actor)
     choices: dict[str, Any] = {

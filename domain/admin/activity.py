@@ -194,9 +194,24 @@ def list_activity(
     return Page(items, total, page, per_page)
 
 
-def known_actors(store: Store, *, with_tokens: bool) -> list[str]:
-    """The actors the filter offers: every account (``account:name``), and tokens for admins."""
+def known_actors(
+    store: Store,
+    *,
+    with_tokens: bool,
+    kinds: Sequence[str] = (),
+    scope: Scope = EVERYTHING,
+    own: str | None = None,
+) -> list[str]:
+    """The actors the filter offers: every account (``account:name``), and tokens for admins.
+
+    A reader limited to offices is offered only those whose actions on its offices' cases it
+    may see, and itself: the names of another office's clerks are not its business.
+    """
     with store.read() as session:
+        if scope.limited:
+            visible = ActivityFilter().clause(kinds, scope, own)
+            seen = set(session.scalars(select(Event.actor).where(visible).distinct()))
+            return sorted(seen | ({own} if own is not None else set()))
         names = [
             f"account:{n}"
             for n in session.scalars(select(Account.username).order_by(Account.username))

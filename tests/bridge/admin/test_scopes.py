@@ -14,7 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from domain.accounts.accounts import create_account
+from domain.accounts.accounts import Actor, create_account
 from domain.accounts.api_tokens import create_token
 from domain.accounts.passwords import ScryptParams
 from domain.admin import bulk_replay, operations
@@ -239,3 +239,36 @@ def test_the_report_and_the_activity_list_show_a_clerk_only_his_offices(
     assert plan.reference in everything
     assert "Ordnungsamt wieder da" in everything
     assert vaccination.reference in everything
+
+
+def test_the_activity_filter_names_only_people_whose_actions_the_clerk_may_see(
+    app: Flask, client: FlaskClient, store: Store, theo: tuple[Case, Case]
+) -> None:
+    """A clerk limited to the Steueramt is not offered the Ordnungsamt's clerks as actors: the
+    list of names is itself information about another office (who works there)."""
+    plan, vaccination = theo
+    create_account(
+        store,
+        "olga",
+        ADA_PASSWORD,
+        "operator",
+        actor=SETUP,
+        kdf=ScryptParams(n=SCRYPT_N),
+        offices=frozenset({ORDNUNGSAMT}),
+    )
+    olga = Actor(name="olga", role="operator", offices=frozenset({ORDNUNGSAMT}))
+    operations.replay_delivery(store, plan.delivery_id, olga, "Ordnungsamt wieder da")
+    operations.replay_delivery(store, vaccination.delivery_id, TEST_ADMIN, "Steueramt wieder da")
+    assert login(client, THEO, THEO_PASSWORD).status_code == 303
+
+    page = client.get("/admin/aktivitaet").get_data(as_text=True)
+    assert "olga" not in page
+    assert "account:olga" not in page
+    # Whoever acted on his office's case is offered, and so is he himself.
+    assert 'value="cli:pytest"' in page
+    assert f'value="account:{THEO}"' in page
+    # An admin is offered everyone.
+    create_account(store, "ada", ADA_PASSWORD, "admin", actor=SETUP, kdf=ScryptParams(n=SCRYPT_N))
+    ada = app.test_client()
+    assert login(ada, "ada", ADA_PASSWORD).status_code == 303
+    assert 'value="account:olga"' in ada.get("/admin/aktivitaet").get_data(as_text=True)
