@@ -41,7 +41,23 @@ class JsonFormatter(logging.Formatter):
                 tb = tb.tb_next
             if tb is not None:
                 out["at"] = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
-        return json.dumps(out, ensure_ascii=False, default=str)
+        return _printable_json(json.dumps(out, ensure_ascii=False, default=str))
+
+
+def _json_escape(char: str) -> str:
+    code = ord(char)
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # JSON writes an astral character as a UTF-16 surrogate pair
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
+def _printable_json(text: str) -> str:
+    """`text` with what json.dumps(ensure_ascii=False) leaves literal but a terminal would act on
+    (bidi overrides, U+2028/2029, C1 controls, zero-width marks) as JSON escapes: same value."""
+    if text.isprintable():
+        return text  # the common case; a space counts as printable
+    return "".join(c if c.isprintable() else _json_escape(c) for c in text)
 
 
 # Categories that can end a line or reorder/hide text on a terminal: C0/C1 controls (Cc), format
