@@ -14,6 +14,7 @@ from bridge.api import status as api
 from bridge.api import tokens as tokens_api
 from bridge.intake import webhooks
 from bridge.ops import health, metrics
+from bridge.payments import pages as citizen_pages
 from bridge.payments import routes as payments
 from bridge.proxy import install as install_proxy_fix
 from bridge.respond import forbid_framing, problem_response
@@ -68,11 +69,14 @@ def _on_http_error(exc: HTTPException) -> BaseResponse:
     code = exc.code or 500
     if is_admin_path(request.path):
         return app_error_page(code)
+    allow = exc.get_response().headers.get("Allow") if code == 405 else None
+    if code in (404, 405) and citizen_pages.is_citizen_path(request.path):
+        return citizen_pages.wrong_address(code, allow)
     de, en = _GENERIC.get(code, (exc.name, exc.name))
     problem = Problem(code, exc.name.lower().replace(" ", "-"), msg(de, en))
     response = problem_response(problem)
-    if code == 405 and exc.get_response().headers.get("Allow"):
-        response.headers["Allow"] = exc.get_response().headers["Allow"]
+    if allow:
+        response.headers["Allow"] = allow
     return response
 
 

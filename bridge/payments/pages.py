@@ -107,6 +107,16 @@ def unknown() -> Response:
     return _page("unknown", status=404)
 
 
+def wrong_address(status: int, allow: str | None) -> Response:
+    """A path or method under /pay/ that no pay link has (404, 405): a German page, not JSON."""
+    return _page("unknown", status=status, headers={"Allow": allow} if allow else None)
+
+
+def is_citizen_path(path: str) -> bool:
+    """Whether `path` is one of the citizen's pay pages (their errors are German HTML pages)."""
+    return path.startswith("/pay/")
+
+
 def too_large() -> Response:
     """A pay form far larger than the button sends (no browser does this)."""
     return _page("too_large", status=413)

@@ -276,3 +276,26 @@ def test_a_pay_form_larger_than_a_pay_form_is_refused_unread(
     assert "Die Anfrage ist zu groß" in response.get_data(as_text=True)
     assert creates(simulator) == 0
     assert snapshot(store) == before
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/pay/US-2026-000001/return/extra", 404),
+        ("POST", "/pay/US-2026-000001/return", 405),
+        ("PUT", "/pay/US-2026-000001", 405),
+    ],
+)
+def test_a_wrong_address_or_method_under_pay_is_a_german_page(
+    client: FlaskClient, store: Store, method: str, path: str, status: int
+) -> None:
+    """A citizen's browser that lands on a wrong pay address reads German, not a JSON problem;
+    the status stays what HTTP says (405 keeps its Allow header) and nothing is stored."""
+    before = snapshot(store)
+    answer = client.open(path, method=method, headers={"Accept": "text/html"})
+    assert answer.status_code == status
+    assert answer.mimetype == "text/html"
+    assert "Unter diesem Link ist keine Gebühr zu bezahlen." in answer.get_data(as_text=True)
+    if status == 405:
+        assert "GET" in answer.headers["Allow"]
+    assert snapshot(store) == before
