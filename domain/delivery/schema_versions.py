@@ -58,3 +58,20 @@ def as_sent(
             wanted=version,
         )
         return schema, dict(data)
+
+
+def has_path(data: Any, path: str) -> bool:
+    """Whether a dotted field path ("attachments.0", "dog.photo") is in ``data``.
+
+    A conversion that leaves out an upload field leaves out its file too: an attachment is
+    sent only while the field it belongs to is still in the data sent.
+    """
+    node = data
+    for part in path.split("."):
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return False
+    return True

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from domain.delivery.fetch_links import fetch_url
-from domain.delivery.schema_versions import as_sent
+from domain.delivery.schema_versions import as_sent, has_path
 from domain.intake.filetypes import safe_filename
 from domain.payments.payments import counted, payment_view
 from domain.settings import Settings
@@ -93,6 +93,7 @@ def build_envelopes(
                             ),
                         )
                         for a in ([] if notice else s.attachments)
+                        if schema == s.schema or has_path(data, a.field)
                     ],
                     payment=payment,
                     attempt=d.attempts + 1,

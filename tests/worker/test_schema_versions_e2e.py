@@ -7,6 +7,7 @@ public-order office takes version 2. A dangerous dog goes to both through a real
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from schemas import SCHEMAS, ServiceSchema, ValidationOptions
 from store.engine import Store
 from store.models import DeliveryStatus, Submission
 from tests.conftest import MakeToken, bearer
-from tests.factories import dog
+from tests.factories import PDF, dog
 from tests.schema_versions import dog_v2_registered  # noqa: F401 - the fixture, found by name
 from tests.worker.conftest import Processes, deliveries, submit
 
@@ -71,7 +72,14 @@ def test_each_office_gets_the_case_in_its_own_version(
     """Pinned @1: the added field is left out and `schema` says @1; on @2: all of it; both
     valid against their version's schema. The case itself stays as it was received."""
     _versioned_worker(processes)
-    body = dog({"dog.breed": "Rottweiler", "dog.tattoo_number": TATTOO})
+    upload = {"filename": "Kaufvertrag.pdf", "content_type": "application/pdf"}
+    body = dog(
+        {
+            "dog.breed": "Rottweiler",
+            "dog.tattoo_number": TATTOO,
+            "attachments": [{**upload, "content_base64": base64.b64encode(PDF).decode()}],
+        }
+    )
     answer = submit(client, "dog-registration", body)
     assert sorted(d["office"] for d in answer["deliveries"]) == [PUBLIC_ORDER, TAX]
     wait_for(
@@ -94,6 +102,11 @@ def test_each_office_gets_the_case_in_its_own_version(
     assert new["service"]["schema"] == "dog-registration@2"
     assert new["data"]["dog"]["tattoo_number"] == TATTOO
     _valid_as("dog-registration@2", new["data"])
+    # The converted case keeps its files: their field is in version 1 too.
+    for document in (old, new):
+        [sent] = document["attachments"]
+        assert sent["field"] == "attachments.0"
+        assert base64.b64decode(sent["content_base64"]) == PDF
     # Routing facts come from the case as received, the same for both.
     assert (
         old["flags"] == new["flags"] == {"dangerous_dog": True, "dangerous_breeds": ["Rottweiler"]}
