@@ -7,26 +7,17 @@ import sys
 from pathlib import Path
 
 from tests.conftest import ROOT, bridge_cli
+from tests.domain.test_settings_config import _config_file
 
 TAX_OFFICE = 'task_area = "tax"\n'
 PIN = 'task_area = "tax"\nschema_versions = { dog-registration = 1 }\n'
-
-
-def _config(tmp_path: Path, *edits: tuple[str, str]) -> str:
-    text = (ROOT / "config" / "routing.toml").read_text(encoding="utf-8")
-    for old, new in edits:
-        assert text.count(old) == 1, old
-        text = text.replace(old, new)
-    path = tmp_path / "routing.toml"
-    path.write_text(text, encoding="utf-8")
-    return str(path)
 
 
 def test_check_config_names_the_older_version_an_office_takes(
     environ: dict[str, str], tmp_path: Path
 ) -> None:
     """Service on the test's @2, tax office on @1: its route says so; the others say nothing."""
-    path = _config(
+    path = _config_file(
         tmp_path,
         ('schema = "dog-registration@1"', 'schema = "dog-registration@2"'),
         (TAX_OFFICE, PIN),
@@ -55,7 +46,7 @@ def test_check_config_refuses_pins_of_versions_that_do_not_exist(
 ) -> None:
     """The shipped release knows only @1: a pin to @2, to an unknown service or to 0 is named,
     every one in the same run, and the command fails."""
-    path = _config(
+    path = _config_file(
         tmp_path,
         (TAX_OFFICE, 'task_area = "tax"\nschema_versions = { dog-registration = 2 }\n'),
         (
