@@ -169,6 +169,7 @@ def read_mail(content: bytes) -> MailReading:
         "message_id": message_id,
         "from": str(message.get("From") or ""),
         "to": str(message.get("To") or ""),
+        "schema": str(message.get("X-Bridge-Schema") or ""),
         "text": text,
     }
     reading = Reading(reference, match.group("service") if match else "", document, attachments)

@@ -59,6 +59,9 @@ class Office:
     task_area: str
     channel: str
     options: Mapping[str, Any] = field(default_factory=dict)
+    # Service id -> the schema version this office takes (docs/schema-versions.md); a service
+    # not named here goes out in the version its `schema` names.
+    schema_versions: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -221,6 +224,11 @@ class _OfficeSchema(Schema):
     task_area = fields.String(required=True, validate=validate.Regexp(ID.pattern))
     channel = fields.String(required=True)
     options = fields.Dict(keys=fields.String(), load_default=dict)
+    schema_versions = fields.Dict(
+        keys=fields.String(),
+        values=fields.Integer(strict=True, validate=validate.Range(min=1)),
+        load_default=dict,
+    )
 
 
 class _ConditionalSchema(Schema):
@@ -588,6 +596,33 @@ def _check_services(config: Config, problems: list[str]) -> set[str]:
     return needed
 
 
+def _check_schema_versions(config: Config, problems: list[str]) -> None:
+    """An office's pinned versions exist and its services' data can be converted down to them."""
+    from schemas import SCHEMAS
+
+    for o in config.offices.values():
+        for sid, version in sorted(o.schema_versions.items()):
+            where = f"offices.{o.id}.schema_versions.{sid}"
+            service = config.services.get(sid)
+            if service is None:
+                problems.append(f"{where}: unknown service {sid!r}")
+                continue
+            current = SCHEMAS.get(service.schema)
+            pinned = f"{current.service}@{version}"
+            if pinned not in SCHEMAS:
+                known = ", ".join(str(e.version) for e in SCHEMAS if e.service == current.service)
+                problems.append(f"{where}: unknown schema {pinned!r} (versions: {known})")
+            elif version > current.version:
+                problems.append(
+                    f"{where}: {pinned} is newer than the service's schema {current.key}; "
+                    "data are never converted upwards"
+                )
+            else:
+                gap = SCHEMAS.conversion_gap(current.key, version)
+                if gap is not None:
+                    problems.append(f"{where}: cannot send {current.key} data as {pinned}: {gap}")
+
+
 def _check_responsibilities(config: Config, needed: set[str], problems: list[str]) -> None:
     """Every needed task area has, for every town, one known office of that task area."""
     for area in sorted(needed):
@@ -629,6 +664,7 @@ def _cross_check(config: Config, environ: Mapping[str, str] | None, problems: li
     (those only when `environ` is given)."""
     _check_municipalities(config, problems)
     _check_offices(config, problems)
+    _check_schema_versions(config, problems)
     _check_responsibilities(config, _check_services(config, problems), problems)
     _check_payments(config, problems)
     _check_senders(config, problems)

@@ -15,7 +15,7 @@ from schemas.jsonschema import json_schema
 from schemas.labels import describe
 from schemas.messages import Msg, flatten_messages, render_messages
 from schemas.options import Limits, ValidationOptions
-from schemas.registry import SCHEMAS, SchemaRegistry, ServiceSchema, Validated
+from schemas.registry import SCHEMAS, SchemaRegistry, ServiceSchema, Validated, drop_fields
 
 __all__ = [
     "SCHEMAS",
@@ -27,6 +27,7 @@ __all__ = [
     "ValidationOptions",
     "dangerous_breeds",
     "describe",
+    "drop_fields",
     "flatten_messages",
     "json_schema",
     "render_messages",

@@ -9,6 +9,8 @@ from bridge.cli.backup import backup, restore_command
 from bridge.cli.context import Context, pass_context
 from bridge.cli.operations import COMMANDS
 from bridge.cli.secret_file import secrets_command
+from domain.config import Config, Office, Service
+from domain.delivery.schema_versions import office_version
 from domain.payments.payments import fee_summary
 from infra.crypto import generate_key
 from infra.version import VERSION
@@ -81,7 +83,9 @@ def check_config(ctx: Context) -> None:
         click.echo(f"\n{service.title} ({service.id}, {service.schema}, LeiKa {service.leika})")
         for m in config.municipalities.values():
             base = config.route(service, m, {})
-            line = ", ".join(f"{o.task_area} -> {o.name} [{o.channel}]" for o in base)
+            line = ", ".join(
+                f"{o.task_area} -> {o.name} [{o.channel}{_pin(config, o, service)}]" for o in base
+            )
             extra = [
                 f"{c.task_area} -> {config.offices[config.responsibilities[c.task_area][m.id]].name}"
                 f" (when {c.flag})"
@@ -91,6 +95,15 @@ def check_config(ctx: Context) -> None:
             fee = fee_summary(config, service, m)
             if fee:
                 click.echo(f"  {'':<20} {fee}")
+
+
+def _pin(config: Config, office: Office, service: Service) -> str:
+    """ ", dog-registration@1" when the office takes an older version than the service's."""
+    version = office_version(config, office.id, service.id)
+    current = service.schema.rpartition("@")
+    if version is None or current[2] == str(version):
+        return ""
+    return f", {current[0]}@{version}"
 
 
 @main.command("rotate-keys")

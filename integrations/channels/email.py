@@ -214,6 +214,7 @@ def summary(envelope: Envelope, links: list[EnvelopeAttachment]) -> str:
         f"Eingegangen am: {_local_time(envelope.received_at)}",
         f"Zahlung:        {payment_text(envelope.payment)}",
         f"Zustellungs-ID: {envelope.delivery_id}",
+        f"Datenschema:    {envelope.schema}",
         "",
         "Angaben:",
         *data_lines(envelope.schema, jsonable(envelope.data)),
@@ -265,6 +266,8 @@ def build_message(
     msg["X-Bridge-Delivery-Id"] = envelope.delivery_id
     msg["X-Bridge-Service"] = envelope.service
     msg["X-Bridge-LeiKa"] = envelope.leika
+    # The version the data below follow (an office may be pinned to an older one).
+    msg["X-Bridge-Schema"] = envelope.schema
     # Quoted-printable keeps the mail 7-bit clean for servers without 8BITMIME.
     body = (
         notice_summary(envelope) if envelope.kind == "payment-notice" else summary(envelope, links)

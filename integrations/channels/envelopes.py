@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from domain.delivery.fetch_links import fetch_url
+from domain.delivery.schema_versions import as_sent, has_path
 from domain.intake.filetypes import safe_filename
 from domain.payments.payments import counted, payment_view
 from domain.settings import Settings
@@ -41,6 +42,14 @@ def build_envelopes(
             service = config.services.get(s.service)
             municipality = config.municipality_by_ags(s.municipality_ags)
             office = config.offices.get(d.office_id)
+            # The case in the version this office takes (converted down if it is pinned lower).
+            schema, data = as_sent(
+                config,
+                d.office_id,
+                s.service,
+                s.schema,
+                vault.decrypt_json(s.data) if s.data is not None and not notice else {},
+            )
             out.append(
                 Envelope(
                     delivery_id=d.id,
@@ -48,7 +57,7 @@ def build_envelopes(
                     service=s.service,
                     service_title=service.title if service else s.service,
                     leika=service.leika if service else "",
-                    schema=s.schema,
+                    schema=schema,
                     municipality={
                         "ags": s.municipality_ags,
                         "ars": municipality.ars if municipality else "",
@@ -61,11 +70,7 @@ def build_envelopes(
                     },
                     received_at=s.received_at,
                     # The cash office gets the payment, not the citizen's application.
-                    data=(
-                        {"payment": payment}
-                        if notice
-                        else (vault.decrypt_json(s.data) if s.data is not None else {})
-                    ),
+                    data={"payment": payment} if notice else data,
                     flags={} if notice else dict(s.flags),
                     attachments=[
                         EnvelopeAttachment(
@@ -88,6 +93,7 @@ def build_envelopes(
                             ),
                         )
                         for a in ([] if notice else s.attachments)
+                        if schema == s.schema or has_path(data, a.field)
                     ],
                     payment=payment,
                     attempt=d.attempts + 1,
