@@ -20,7 +20,7 @@ from integrations.channels.xml import NS, XSD_PATH, build_document, render_xml, 
 from tests.conftest import ROOT
 
 from .conftest import OFFICE, SECRET_ENV, SIGNING_SECRET, ChannelFactory
-from .factories import attachment, envelope
+from .factories import attachment, envelope, free_data
 
 BC = {"bc": NS}
 
@@ -31,6 +31,7 @@ def test_the_xsd_is_a_valid_schema() -> None:
 
 def test_document_of_a_full_envelope_is_valid_and_carries_the_metadata() -> None:
     env = envelope(
+        data=free_data(),
         payment={
             "status": "PAYED",
             "amount": decimal.Decimal("35.00"),
