@@ -5,7 +5,8 @@ One document per registered service schema version (the case envelope of `envelo
 the cash office's payment notice. The bridge serves them under ``/schemas/deliveries/`` and
 carries them in ``/openapi.json``'s ``webhooks``; the demo back office checks every document it
 receives against them. Each is exact: every key the bridge sends is listed and nothing else is
-sent, so a key added without publishing it fails the suite.
+sent, so a key added without publishing it fails the suite. Only ``flags`` stays an open
+object (its keys are each service's flagger's business).
 """
 
 from __future__ import annotations
