@@ -25,8 +25,8 @@ from store.models import PaymentStatus
 
 #: The name of the payment notice's document (``/schemas/deliveries/payment-notice.json``).
 PAYMENT_NOTICE = "payment-notice"
-#: The published XSDs, by file name (``/schemas/xml/<file>``).
-XSD_FILES: dict[str, Path] = {XSD_PATH.name: XSD_PATH}
+#: The published XSDs, by file name (``/schemas/xml/<file>``): every one the channels ship.
+XSD_FILES: dict[str, Path] = {path.name: path for path in sorted(XSD_PATH.parent.glob("*.xsd"))}
 #: UTC with a Z, as `base.iso_utc` writes every moment of an envelope.
 UTC_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?Z$"
 REFERENCE_PATTERN = r"^[A-Z]+-[0-9]{4}-[0-9]+$"
