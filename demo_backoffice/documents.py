@@ -32,6 +32,10 @@ class DocumentError(ValueError):
     """The document cannot be read as a case (the message is safe to answer with)."""
 
 
+class SchemaMismatch(DocumentError):
+    """A well-formed document that the published schema refuses: the sender broke the contract."""
+
+
 @dataclass
 class Reading:
     """What the back office takes from a document to file it."""
@@ -106,7 +110,7 @@ def read_xml(body: bytes) -> Reading:
     if not schema.validate(root):
         entries: list[Any] = list(cast(Any, schema.error_log))
         where = "; ".join(f"{e.path}: {e.type_name}" for e in entries[:3])
-        raise DocumentError(f"Das XML-Dokument entspricht nicht bridge-case-1.xsd: {where}")
+        raise SchemaMismatch(f"Das XML-Dokument entspricht nicht bridge-case-1.xsd: {where}")
     ns = {"bc": NS}
     attachments = []
     for a in root.iterfind("bc:attachments/bc:attachment", ns):

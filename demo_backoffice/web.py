@@ -8,13 +8,21 @@ import json
 import re
 import threading
 import time
+from dataclasses import asdict
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo
 
-from demo_backoffice.documents import DocumentError, read_json, read_xml, verify_signature
+from demo_backoffice.contract import RECORDER, check_json, record_xml
+from demo_backoffice.documents import (
+    DocumentError,
+    SchemaMismatch,
+    read_json,
+    read_xml,
+    verify_signature,
+)
 from demo_backoffice.ledger import Case, Fault, Ledger, make_fault, now_iso
 
 OFFICE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
@@ -153,6 +161,9 @@ class DemoHandler(BaseHTTPRequestHandler):
             self._json(200, ledger.received_ids(parts[1]))
         elif parts == ["_faults"]:
             self._json(200, ledger.faults())
+        elif parts == ["_violations"]:
+            # Of the whole process: the tests and the chaos run read what broke the contract.
+            self._json(200, [asdict(v) for v in RECORDER.peek()])
         else:
             self._problem(404, "Unbekannte Adresse.")
 
@@ -227,11 +238,17 @@ class DemoHandler(BaseHTTPRequestHandler):
         try:
             if content_type in ("application/json", "text/json"):
                 fmt, reading = "json", read_json(body)
+                # Filed all the same: the suite fails on the record, with the place that broke.
+                check_json(office, delivery_id, reading.document)
             elif content_type in ("application/xml", "text/xml"):
                 fmt, reading = "xml", read_xml(body)
             else:
                 self._problem(415, "Erwartet wird application/json oder application/xml.")
                 return
+        except SchemaMismatch as exc:
+            record_xml(office, delivery_id, str(exc))
+            self._problem(400, str(exc))
+            return
         except DocumentError as exc:
             self._problem(400, str(exc))
             return

@@ -12,6 +12,11 @@ An attachment has two shapes: a sender sends the file (``{"filename", "content_t
 the validator its checked metadata (``{"filename", "content_type", "size", "sha256"}``, the
 ``stored`` shape of `AttachmentSchema`). ``json_schema(..., attachments="stored")`` describes
 the validator's input, so that the two can be compared.
+
+``json_schema(..., delivered=True)`` describes the ``data`` of a delivery to a back office: the
+validator's output, so files in the stored shape and no key the schema does not name, and not
+narrowed by the limits configured today (a case was checked against the limits of the day it
+arrived; a replay sends it unchanged).
 """
 
 from __future__ import annotations
@@ -98,11 +103,17 @@ def upload_schema(title: str | None = None) -> dict[str, Any]:
     return schema
 
 
+#: What a description's limit placeholders read in a delivery schema: the option's name.
+CONFIGURED_LIMITS = {name: name for name in Limits.__dataclass_fields__}
+CONFIGURED_NOTE = " (Grenzen laut Konfiguration des Dienstes, siehe /schemas/<Dienst>)"
+
+
 class BridgeConverter(OpenAPIConverter):
     """apispec's converter plus our field types, the configured limits and the conditions."""
 
     limits = Limits()
     attachments: AttachmentShape = "upload"
+    delivered = False
 
     def init_attribute_functions(self) -> None:
         """Register the extra field conversion after apispec's own."""
@@ -116,7 +127,10 @@ class BridgeConverter(OpenAPIConverter):
         extra: dict[str, Any] = {}
         description = ret.get("description")
         if isinstance(description, str) and "{" in description:
-            extra["description"] = description.format(**dataclasses.asdict(self.limits))
+            if self.delivered:
+                extra["description"] = description.format(**CONFIGURED_LIMITS) + CONFIGURED_NOTE
+            else:
+                extra["description"] = description.format(**dataclasses.asdict(self.limits))
         if isinstance(field, DateTime):
             ret.pop("format", None)
             extra["anyOf"] = [
@@ -135,7 +149,7 @@ class BridgeConverter(OpenAPIConverter):
             isinstance(field, Str) and field.blank_pattern and "pattern" not in ret
         ) or isinstance(field, Email):
             extra["pattern"] = NOT_BLANK_PATTERN
-        elif isinstance(field, Int) and field.option_bounds is not None:
+        elif isinstance(field, Int) and field.option_bounds is not None and not self.delivered:
             low, high = field.option_bounds
             extra["minimum"] = getattr(self.limits, low)
             extra["maximum"] = getattr(self.limits, high)
@@ -163,12 +177,17 @@ class BridgeMarshmallowPlugin(MarshmallowPlugin):
     Converter = BridgeConverter
 
     def __init__(
-        self, limits: Limits, attachments: AttachmentShape = "upload", **kwargs: Any
+        self,
+        limits: Limits,
+        attachments: AttachmentShape = "upload",
+        delivered: bool = False,
+        **kwargs: Any,
     ) -> None:
         """Create the plugin for a service configured with ``limits``."""
         super().__init__(**kwargs)
         self.limits = limits
         self.attachments: AttachmentShape = attachments
+        self.delivered = delivered
 
     def init_spec(self, spec: APISpec) -> None:
         """Initialise like apispec and hand the limits to the converter."""
@@ -176,20 +195,28 @@ class BridgeMarshmallowPlugin(MarshmallowPlugin):
         if isinstance(self.converter, BridgeConverter):
             self.converter.limits = self.limits
             self.converter.attachments = self.attachments
+            self.converter.delivered = self.delivered
 
 
 def json_schema(
-    key: str, limits: Limits | None = None, *, attachments: AttachmentShape = "upload"
+    key: str,
+    limits: Limits | None = None,
+    *,
+    attachments: AttachmentShape = "upload",
+    delivered: bool = False,
 ) -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of the service schema ``key``; KeyError if unknown.
 
     ``limits`` are the service's configured limits (lead time, zone length, unknown keys);
     the defaults when omitted. ``attachments`` chooses the shape of files: as a sender sends
-    them (published) or as the validator receives them after intake.
+    them (published) or as the validator receives them after intake. ``delivered`` describes
+    the validated data a delivery carries instead (see the module's docstring).
     """
     service = SCHEMAS.get(key)
+    if delivered:
+        limits, attachments = Limits(unknown="reject"), "stored"
     plugin = BridgeMarshmallowPlugin(
-        limits or Limits(), attachments, schema_name_resolver=inline_nested
+        limits or Limits(), attachments, delivered, schema_name_resolver=inline_nested
     )
     # The spec only initialises the plugin's converter; nothing is added to it.
     APISpec(

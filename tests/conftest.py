@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import text
 
 from bridge import create_app
+from demo_backoffice.contract import RECORDER
 from domain.accounts import passwords
 from domain.accounts.accounts import Actor, Role
 from domain.accounts.api_tokens import create_token
@@ -59,6 +60,34 @@ TABLES = (
     "login_throttles",
     "accounts",
 )
+
+
+@pytest.fixture(autouse=True)
+def delivery_contract() -> Iterator[None]:
+    """Fail the test if a demo back office received a document off the published contract.
+
+    The demo back office checks every JSON envelope against /schemas/deliveries/ (from the
+    bridge's generator) and every XML document against the XSD. Autouse fixtures are torn down
+    last, so the test's back offices have stopped and every arrival is counted.
+    """
+    yield
+    found = RECORDER.take()
+    if found:
+        pytest.fail(
+            "documents off the published delivery contract:\n"
+            + "\n".join(v.describe() for v in found),
+            pytrace=False,
+        )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A violation recorded outside any test (e.g. a session fixture's office) fails the run."""
+    found = RECORDER.take()
+    if found:
+        print("\ndocuments off the published delivery contract:")
+        for violation in found:
+            print(violation.describe())
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")

@@ -21,8 +21,13 @@ import pytest
 import requests
 
 from demo_backoffice import DemoBackOffice
+from demo_backoffice.contract import RECORDER
 from harness.ports import free_port
 from infra.standard_webhooks import sign
+from integrations.channels import envelope_json
+from integrations.channels.webhook import render_json
+from integrations.channels.xml import build_document, render_xml
+from tests.integrations.channels.factories import envelope
 
 ROOT = Path(__file__).resolve().parent.parent
 OFFICE = "neu-anspach-ordnungsamt"
@@ -43,16 +48,9 @@ def signed_demo() -> Iterator[DemoBackOffice]:
         yield office
 
 
-def case_body(reference: str = "NA-2026-000042", **extra: Any) -> bytes:
-    """A minimal JSON case document (fake data)."""
-    document = {
-        "reference": reference,
-        "service": {"id": "traffic-order", "title": "Verkehrsrechtliche Anordnung"},
-        "data": {"applicant": {"last_name": "Mustermann"}},
-        "attachments": [],
-        **extra,
-    }
-    return json.dumps(document).encode()
+def case_body(reference: str = "NA-2026-000042") -> bytes:
+    """A JSON case envelope as http-json sends it (fake data; it keeps the published contract)."""
+    return render_json(envelope_json(envelope(reference=reference)))
 
 
 def post_case(
@@ -88,7 +86,7 @@ def test_new_case_is_filed_and_numbered(demo: DemoBackOffice) -> None:
     assert second.json()["case_number"] == "NEU-ANSPACH-ORDNUNGSAMT-2"
     [one, two] = demo.cases(OFFICE)
     assert one["reference"] == "NA-2026-000042"
-    assert one["service"] == "Verkehrsrechtliche Anordnung"
+    assert one["service"] == "Hund anmelden"
     assert one["format"] == "json"
     assert one["signature_valid"] is None  # no secret configured
     assert two["delivery_id"] == "d-2"
@@ -264,8 +262,8 @@ def test_overview_page_is_german_and_shows_no_personal_data(demo: DemoBackOffice
     assert '<html lang="de">' in page.text
     assert "eingegangene Anträge" in page.text
     assert "NA-2026-000777" in page.text
-    assert "Verkehrsrechtliche Anordnung" in page.text
-    assert "Mustermann" not in page.text
+    assert "Hund anmelden" in page.text
+    assert "Musterfrau" not in page.text
 
 
 def test_keep_alive_serves_several_requests_on_one_connection(demo: DemoBackOffice) -> None:
@@ -360,3 +358,45 @@ def test_command_line_runs_until_terminated() -> None:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
+
+
+def test_an_envelope_off_the_published_contract_is_recorded(demo: DemoBackOffice) -> None:
+    """Files in the sender's shape in the data (issue 20's defect) and a key nobody published
+    are recorded with where they broke which rule, never with a value; the case is filed."""
+    document = envelope_json(envelope())
+    document["data"]["attachments"] = [{"filename": "a.pdf", "content_base64": "JVBERi0="}]
+    document["office"]["secret_note"] = "Musterfrau"
+    answer = post_case(demo, "off-contract", render_json(document))
+
+    assert answer.status_code == 201
+    [violation] = RECORDER.take()  # taken here, so the suite's own check does not fail us
+    assert (violation.office, violation.delivery_id) == (OFFICE, "off-contract")
+    assert (violation.format, violation.schema) == ("json", "dog-registration@1")
+    assert violation.problems == (
+        "data.attachments.0: missing content_type, sha256, size",
+        "data.attachments.0: not published content_base64",
+        "office: not published secret_note",
+    )
+    assert "Musterfrau" not in violation.describe()
+
+
+def test_an_envelope_naming_no_published_schema_is_recorded(demo: DemoBackOffice) -> None:
+    post_case(demo, "v2", render_json(envelope_json(envelope(schema="dog-registration@99"))))
+
+    [violation] = RECORDER.take()
+    assert violation.problems == ("service.schema: no published schema 'dog-registration@99'",)
+
+
+def test_xml_off_the_xsd_is_refused_and_recorded(demo: DemoBackOffice) -> None:
+    body = render_xml(build_document(envelope())).replace(
+        b"<bc:leika>99102013104000", b"<bc:leika>"
+    )
+    answer = post_case(demo, "bad-xml", body, content_type="application/xml")
+
+    assert answer.status_code == 400
+    assert "bridge-case-1.xsd" in answer.json()["detail"]
+    [listed] = requests.get(f"{demo.url}/_violations", timeout=5).json()
+    assert (listed["format"], listed["delivery_id"]) == ("xml", "bad-xml")
+    [violation] = RECORDER.take()
+    assert violation.schema == "bridge-case-1.xsd"
+    assert demo.cases() == []

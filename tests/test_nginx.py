@@ -291,6 +291,9 @@ def test_public_paths_work_through_tls(fresh: Site) -> None:
     status, _, body = fresh.public("GET", "/schemas/dog-registration")
     assert status == 200
     assert json.loads(body)["type"] == "object"
+    status, _, body = fresh.public("GET", "/schemas/deliveries/dog-registration@1.json")
+    assert status == 200
+    assert json.loads(body)["properties"]["type"]["const"] == "case.created"
     assert fresh.public("GET", "/healthz")[0] == 200
     status, headers, body = fresh.public("GET", UNKNOWN_CASE)
     assert status == 404

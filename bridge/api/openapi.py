@@ -2,7 +2,8 @@
 
 The request body of each service is the service's published JSON Schema (`service_json_schema`,
 also served at ``/schemas/<service>``), carried unchanged as a component: one generator
-describes the data in both places.
+describes the data in both places. What the bridge sends to back offices is under ``webhooks``
+(`bridge.api.webhooks_openapi`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from bridge.api import views
 from bridge.api.admin_openapi import add_admin_paths
 from bridge.api.openapi_parts import BEARER, json_body, path_param, problem
 from bridge.api.payment_openapi import add_payment_paths
+from bridge.api.webhooks_openapi import add_delivery_webhooks
 from domain.config import Config, Service
 from schemas import Limits, json_schema
 
@@ -255,6 +257,7 @@ def _document(services: tuple[tuple[str, str, str, Limits], ...]) -> dict[str, A
     # Added after apispec, which would read a JSON Schema "false" (a property that must be
     # absent) as a component name; a copy, so the cached published schema stays as it is.
     result["components"]["schemas"].update(copy.deepcopy(bodies))
+    add_delivery_webhooks(result)
     return result
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from functools import cache
+
 from flask import Blueprint, Response, g, request
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -15,6 +18,7 @@ from domain.accounts.accounts import Actor, Role
 from domain.accounts.scopes import scope_of
 from domain.delivery.fetch_links import check_link
 from domain.problems import Problem, msg
+from integrations.channels.contract import XSD_FILES, delivery_schema, delivery_schemas
 from store.models import DeliveryStatus, Event, Submission, parse_reference, utcnow
 
 blueprint = Blueprint("api", __name__)
@@ -219,3 +223,71 @@ def service_schema(service_id: str) -> Response:
     return json_response(
         service_json_schema(service), headers={"Cache-Control": "public, max-age=300"}
     )
+
+
+#: Published contract documents change only with a release; a day in caches is harmless.
+CONTRACT_CACHE = "public, max-age=86400"
+
+
+@cache
+def _delivery_schema_bytes(name: str) -> bytes:
+    """The published document, serialised once (KeyError if unknown)."""
+    return json.dumps(delivery_schema(name), ensure_ascii=False, indent=1).encode()
+
+
+def _published(body: bytes, mimetype: str) -> Response:
+    """A contract document: cacheable, with an ETag, 304 to a matching If-None-Match."""
+    response = Response(body, mimetype=mimetype, headers={"Cache-Control": CONTRACT_CACHE})
+    response.add_etag()
+    response.make_conditional(request)  # in place: 304 without a body when the tag matches
+    return response
+
+
+def _unknown_schema(de: str, en: str) -> Problem:
+    return Problem(
+        404,
+        "unknown-schema",
+        msg("Dieses Schema gibt es nicht.", "No such schema."),
+        msg(
+            f"{de}; die Liste steht unter /schemas/deliveries.",
+            f"{en}; /schemas/deliveries lists them.",
+        ),
+    )
+
+
+@blueprint.get("/schemas/deliveries")
+def delivery_schema_index() -> Response:
+    """Which delivery schemas and XSDs are published (every registered schema version)."""
+    return json_response(
+        {
+            "json": [
+                {"name": name, "title": schema["title"], "url": f"/schemas/deliveries/{name}.json"}
+                for name, schema in delivery_schemas().items()
+            ],
+            "xml": [{"name": name, "url": f"/schemas/xml/{name}"} for name in sorted(XSD_FILES)],
+        },
+        headers={"Cache-Control": CONTRACT_CACHE},
+    )
+
+
+@blueprint.get("/schemas/deliveries/<name>.json")
+def delivery_schema_document(name: str) -> Response:
+    """The JSON Schema of what an office receives: a case envelope by schema key
+    (``dog-registration@1``, as the envelope's ``service.schema`` names it) or
+    ``payment-notice``."""
+    try:
+        body = _delivery_schema_bytes(name)
+    except KeyError:
+        raise _unknown_schema(
+            f"Kein Zustellschema {name!r}", f"No delivery schema {name!r}"
+        ) from None
+    return _published(body, "application/schema+json")
+
+
+@blueprint.get("/schemas/xml/<name>")
+def xml_schema_document(name: str) -> Response:
+    """The XSD that every XML delivery is valid against (checked before it is sent)."""
+    path = XSD_FILES.get(name)
+    if path is None:
+        raise _unknown_schema(f"Keine XSD {name!r}", f"No XSD {name!r}")
+    return _published(path.read_bytes(), "application/xml")

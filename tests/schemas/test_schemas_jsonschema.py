@@ -7,9 +7,14 @@ from typing import Any
 
 import pytest
 
-from schemas import SCHEMAS, Limits, json_schema
+from schemas import SCHEMAS, Limits, ValidationOptions, json_schema
 from tests.schemas.agreement import schema_validator
-from tests.schemas.samples import dog_registration_payload, traffic_order_payload
+from tests.schemas.samples import (
+    SAMPLE_NOW,
+    SAMPLE_OPTIONS,
+    dog_registration_payload,
+    traffic_order_payload,
+)
 
 
 def _walk(node: Any) -> list[Any]:
@@ -140,6 +145,28 @@ def test_configured_limits_are_published() -> None:
         isinstance(node, dict) and "additionalProperties" in node
         for node in _walk(json_schema("traffic-order@1"))
     )
+
+
+def test_delivered_data_fit_the_delivery_shape() -> None:
+    """What the validator hands on (and a delivery carries) fits ``delivered=True``: files as
+    metadata, every object closed, bounds left to the configuration, whatever it is today."""
+    options = ValidationOptions(now=SAMPLE_NOW, min_zone_m=1, max_zone_m=5000)
+    traffic = SCHEMAS.get("traffic-order@1")
+    long_zone = traffic.validate(traffic_order_payload(zone_length_m=4000), options).data
+    delivered = json_schema("traffic-order@1", delivered=True)
+    schema_validator(delivered).validate(long_zone)
+    zone = delivered["properties"]["zone_length_m"]
+    # Only the JSON-safe range every integer has: the configured bounds are not the schema's.
+    assert (zone["minimum"], zone["maximum"]) == (-(2**53 - 1), 2**53 - 1)
+    assert zone["description"].startswith("min_zone_m bis max_zone_m m. (Grenzen laut")
+    objects = [n for n in _walk(delivered) if isinstance(n, dict) and n.get("type") == "object"]
+    assert all(node["additionalProperties"] is False for node in objects)
+    dog = SCHEMAS.get("dog-registration@1").validate(dog_registration_payload(), SAMPLE_OPTIONS)
+    dog_schema = schema_validator(json_schema("dog-registration@1", delivered=True))
+    dog_schema.validate(dog.data)
+    assert set(dog.data["attachments"][0]) == {"filename", "content_type", "size", "sha256"}
+    upload = {"filename": "a.pdf", "content_type": "application/pdf", "content_base64": "JVBERi0="}
+    assert not dog_schema.is_valid({**dog.data, "attachments": [upload]})  # the sender's shape
 
 
 def test_unknown_key() -> None:

@@ -10,6 +10,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from tests.factories import PDF, flatten, traffic
+from tests.schemas.agreement import schema_validator
 from tests.webhook_support import FilePart, multipart_body, post
 from tests.worker.conftest import replace_office
 
@@ -51,6 +52,9 @@ def test_pulled_case_lists_a_large_attachment_as_a_link(client: FlaskClient) -> 
 
     [case] = cases
     assert case["reference"] == reference
+    # The pulled document keeps the published contract, as pushed ones do.
+    published = client.get(f"/schemas/deliveries/{case['service']['schema']}.json").get_json()
+    assert list(schema_validator(published).iter_errors(case)) == []
     [attachment] = case["attachments"]
     assert attachment["sha256"] == PLAN_SHA
     assert attachment["content_base64"] is None

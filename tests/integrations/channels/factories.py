@@ -8,6 +8,8 @@ import uuid
 from typing import Any
 
 from integrations.channels import Envelope, EnvelopeAttachment
+from schemas import SCHEMAS
+from tests.schemas.samples import SAMPLE_OPTIONS, dog_registration_payload
 
 PDF = b"%PDF-1.4\n% Kaufvertrag (Testdokument)\n%%EOF\n"
 
@@ -34,7 +36,15 @@ def attachment(
 
 
 def dog_data() -> dict[str, Any]:
-    """Application data of a dog registration (invented person and dog)."""
+    """Validated data of a dog registration from Usingen, as a delivery carries it (invented)."""
+    payload = dog_registration_payload(
+        {"keeper.address.postal_code": "61250", "keeper.address.town": "Usingen"}
+    )
+    return SCHEMAS.get("dog-registration@1").validate(payload, SAMPLE_OPTIONS).data
+
+
+def free_data() -> dict[str, Any]:
+    """Data of any shape (lists, null, a key no schema has), for how XML maps values."""
     return {
         "keeper": {
             "first_name": "Erika",

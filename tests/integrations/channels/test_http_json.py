@@ -46,7 +46,7 @@ def test_delivers_signed_case_and_records_case_number(
     assert document["municipality"]["ags"] == "06434011"
     assert document["office"]["id"] == OFFICE
     assert document["received_at"] == "2026-03-02T09:30:00Z"
-    assert document["data"]["dog"]["main_breeds"] == ["Labrador", "Pudel"]
+    assert document["data"]["dog"]["breed"] == "Labrador Retriever"
     assert document["payment"] is None
 
 

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-import threading
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, cast
 
 import pytest
 import requests
@@ -17,10 +13,10 @@ from demo_backoffice import DemoBackOffice
 from infra.safexml import load_xsd, parse_xml
 from integrations.channels import DeliveryError, PermanentDeliveryError
 from integrations.channels.xml import NS, XSD_PATH, build_document, render_xml, validate
-from tests.conftest import ROOT
 
+from .capture import Verify, captured_delivery, doc_function
 from .conftest import OFFICE, SECRET_ENV, SIGNING_SECRET, ChannelFactory
-from .factories import attachment, envelope
+from .factories import attachment, envelope, free_data
 
 BC = {"bc": NS}
 
@@ -31,6 +27,7 @@ def test_the_xsd_is_a_valid_schema() -> None:
 
 def test_document_of_a_full_envelope_is_valid_and_carries_the_metadata() -> None:
     env = envelope(
+        data=free_data(),
         payment={
             "status": "PAYED",
             "amount": decimal.Decimal("35.00"),
@@ -180,59 +177,17 @@ def test_xml_shares_the_status_handling(
     assert transient.value.retry_after == 30.0
 
 
-class _Capture(ThreadingHTTPServer):
-    """A loopback office that keeps the headers and exact body of the one POST it answers."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _CaptureHandler)
-        self.headers: dict[str, str] = {}
-        self.body = b""
-
-
-class _CaptureHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_POST(self) -> None:
-        office = cast(_Capture, self.server)
-        office.body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        office.headers = {k.lower(): v for k, v in self.headers.items()}
-        self.send_response(202)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Quiet."""
-
-
-def _contract_verify() -> Callable[[str, dict[str, str], bytes], bool]:
-    """The `verify` function of the contract's signature snippet, exactly as printed there."""
-    readme = (ROOT / "docs" / "contract.md").read_text(encoding="utf-8")
-    start = readme.index("```python\nimport base64, hashlib, hmac, time")
-    code = readme[start + len("```python\n") : readme.index("```\n", start + 10)]
-    namespace: dict[str, Any] = {}
-    exec(code, namespace)  # noqa: S102 - the contract's own snippet, under test
-    return cast(Callable[[str, dict[str, str], bytes], bool], namespace["verify"])
-
-
 def test_the_contract_snippet_verifies_an_xml_delivery(
     make_channel: ChannelFactory, http: requests.Session
 ) -> None:
     """An office following docs/contract.md accepts our XML body and refuses a changed one."""
-    office = _Capture()
-    thread = threading.Thread(target=office.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{office.server_address[1]}/cases/{OFFICE}"
-        make_channel("xml", url=url, signing_secret_env=SECRET_ENV).deliver(envelope(), http)
-    finally:
-        office.shutdown()
-        office.server_close()
-    verify = _contract_verify()
+    headers, body = captured_delivery(
+        lambda url: make_channel("xml", url=url, signing_secret_env=SECRET_ENV), http
+    )
+    verify: Verify = doc_function("contract.md", "import base64, hashlib, hmac, time", "verify")
 
-    assert office.body.startswith(b"<?xml")
-    assert office.headers["webhook-id"] == office.headers["idempotency-key"]
-    assert verify(SIGNING_SECRET, office.headers, office.body) is True
-    assert verify(SIGNING_SECRET, office.headers, office.body.replace(b"US-", b"NA-")) is False
-    assert verify("whsec_" + "A" * 44, office.headers, office.body) is False
+    assert body.startswith(b"<?xml")
+    assert headers["webhook-id"] == headers["idempotency-key"]
+    assert verify(SIGNING_SECRET, headers, body) is True
+    assert verify(SIGNING_SECRET, headers, body.replace(b"US-", b"NA-")) is False
+    assert verify("whsec_" + "A" * 44, headers, body) is False
