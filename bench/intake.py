@@ -73,9 +73,9 @@ PATH = f"/webhooks/formcycle/{SERVICE}"
 SENDER_HEADER = "X-Bridge-Secret"
 BRIDGE_APP = "bridge:create_app()"
 BARE_APP = "bench.bare_app:create_app()"
-DURABLE_APP = "bench.durable_app:create_app()"
-#: The least a durable intake does (issue 10: the bridge must keep at least this share of it).
-AIM_DURABLE_RATIO = 0.8
+MINIMAL_APP = "bench.minimal_app:create_app()"
+#: The least a durable intake does, under its best setting (issue 22: keep at least 0.8 of it).
+AIM_MINIMAL_RATIO = 0.8
 AIM_RPS = 1000.0
 AIM_P99_MS = 50.0
 DEFAULT_REDIS = "redis://127.0.0.1:6379/15"
@@ -241,7 +241,7 @@ class Run:
     rows_of_run: int | None = None
     busy_before: float = 0.0
     notes: list[str] = dataclasses.field(default_factory=list)
-    #: Which round of `--rounds` (durable and bridge measured in turns on one store).
+    #: Which round of `--rounds` (each round sweeps every setting, minimal and bridge in turns).
     round: int = 1
 
     @property
@@ -274,7 +274,7 @@ class Run:
             return None
         return self.rows_of_run == self.rows_expected and self.rows_added == self.rows_of_run
 
-    def as_json(self, bare: Run | None, durable: Run | None = None) -> dict[str, Any]:
+    def as_json(self, bare: Run | None, minimal: Run | None = None) -> dict[str, Any]:
         """A JSON-ready record of the run."""
         w = self.wrk
         return {
@@ -295,9 +295,10 @@ class Run:
             "ratio_to_bare": round(w.accepted_per_s / bare.wrk.accepted_per_s, 3)
             if bare and bare is not self and bare.wrk.accepted_per_s
             else None,
-            "ratio_to_durable": round(w.accepted_per_s / durable.wrk.accepted_per_s, 3)
-            if durable and durable is not self and durable.wrk.accepted_per_s
+            "ratio_to_minimal": round(w.accepted_per_s / minimal.wrk.accepted_per_s, 3)
+            if minimal and minimal is not self and minimal.wrk.accepted_per_s
             else None,
+            "minimal_setting": minimal.setting.label if minimal and minimal is not self else None,
             "rows_before": self.rows_before,
             "rows_after": self.rows_after,
             "rows_added": self.rows_added,
@@ -417,7 +418,7 @@ loglevel = "warning"
 
 def app_name(app: str) -> str:
     """The short name of a benchmarked app (for its log files)."""
-    return {BARE_APP: "bare", DURABLE_APP: "durable"}.get(app, "bridge")
+    return {BARE_APP: "bare", MINIMAL_APP: "minimal"}.get(app, "bridge")
 
 
 @contextmanager
@@ -599,7 +600,7 @@ class Options:
     wrk_threads: int
     timeout_s: int
     bare: bool
-    durable: bool
+    minimal: bool
     rounds: int
     history: int
     access_log: bool
@@ -705,7 +706,7 @@ def measure(
 
 
 def run_all(opts: Options) -> tuple[list[Run], dict[str, Any]]:
-    """Every setting × (bare, each store)."""
+    """The bare endpoint per setting, then `opts.rounds` rounds of the sweep, then the history."""
     if shutil.which("wrk") is None:
         raise SystemExit(WRK_INSTALL)
     secret = secrets.token_urlsafe(32)
@@ -717,11 +718,19 @@ def run_all(opts: Options) -> tuple[list[Run], dict[str, Any]]:
         meta["redis"] = redis_notes(opts.redis_url)
         if "postgres" in opts.stores:
             meta["postgres"] = postgres_notes(opts.postgres_url)
-        for setting in opts.settings:
-            if opts.bare:
+        if opts.bare:
+            for setting in opts.settings:
                 runs.append(measure(opts, load, "bare", "-", setting, BARE_APP, {}, workdir, None))
+        # Each round sweeps every store and setting once, so that drift over the run spreads
+        # over all rows alike instead of favouring the ones measured first.
+        for round_ in range(1, opts.rounds + 1):
+            if opts.rounds > 1:
+                print(f" round {round_} of {opts.rounds}", flush=True)
             for store in opts.stores:
-                runs += measure_store(opts, load, setting, store, workdir, secret, meta)
+                runs += measure_round(opts, load, store, round_, workdir, secret)
+        if opts.history:
+            for store in opts.stores:
+                runs.append(measure_history(opts, load, store, workdir, secret, meta))
     return runs, meta
 
 
@@ -764,90 +773,75 @@ def redis_notes(url: str) -> dict[str, str]:
         redis.close()
 
 
-def measure_store(
-    opts: Options,
-    load: Load,
-    setting: Setting,
-    store: str,
-    workdir: Path,
-    secret: str,
-    meta: dict[str, Any],
-) -> list[Run]:
-    """On a fresh `store`: the rounds of durable and bridge, then the bridge with history."""
+def fresh_store(opts: Options, store: str, workdir: Path) -> str:
+    """A new, migrated database of `store`; its URL."""
     if store == "sqlite":
-        url = prepare_sqlite(workdir)
-    else:
-        url = recreate_postgres(opts.postgres_url, opts.postgres_db)
+        return prepare_sqlite(workdir)
+    return recreate_postgres(opts.postgres_url, opts.postgres_db)
+
+
+def drop_store(opts: Options, store: str) -> None:
+    """Drop the scratch PostgreSQL database (a SQLite file goes with the temporary folder)."""
+    if store == "postgres":
+        recreate_postgres(opts.postgres_url, opts.postgres_db, create=False)
+
+
+def measure_round(
+    opts: Options, load: Load, store: str, round_: int, workdir: Path, secret: str
+) -> list[Run]:
+    """One round on a fresh `store`: the minimal intake and the bridge under every setting."""
+    url = fresh_store(opts, store, workdir)
     flush_redis(opts.redis_url)
     env = bridge_environ(url, opts.redis_url, secret)
     runs: list[Run] = []
     try:
-        empty: dict[str, dict[str, float]] | None = None
-        if opts.history:
-            # One case, so the "known key" look-up of the empty store's timings has a key.
-            history.seed(url, 1)
-            empty = history.query_timings(url)
-        runs += measure_rounds(opts, load, setting, store, env, workdir, url)
-        if empty is not None:
-            runs.append(
-                measure_with_history(opts, load, setting, store, env, workdir, url, empty, meta)
-            )
+        for index, setting in enumerate(opts.settings):
+            # In turns, the order swapped every setting and round, so drift favours neither.
+            order = ("minimal", "bridge") if (round_ + index) % 2 else ("bridge", "minimal")
+            for target in order:
+                if target == "minimal" and not opts.minimal:
+                    continue
+                app = MINIMAL_APP if target == "minimal" else BRIDGE_APP
+                runs.append(
+                    measure(
+                        opts, load, target, store, setting, app, env, workdir, url, round_=round_
+                    )
+                )
+                flush_redis(opts.redis_url)
     finally:
         flush_redis(opts.redis_url)
-        if store == "postgres":
-            recreate_postgres(opts.postgres_url, opts.postgres_db, create=False)
+        drop_store(opts, store)
     return runs
 
 
-def measure_rounds(
-    opts: Options,
-    load: Load,
-    setting: Setting,
-    store: str,
-    env: dict[str, str],
-    workdir: Path,
-    url: str,
-) -> list[Run]:
-    """The durable intake and the bridge, `opts.rounds` times each, in turns."""
-    runs: list[Run] = []
-    for round_ in range(1, opts.rounds + 1):
-        # In turns, the order swapped every round, so drift favours neither.
-        order = ("durable", "bridge") if round_ % 2 else ("bridge", "durable")
-        for target in order:
-            if target == "durable" and not opts.durable:
-                continue
-            app = DURABLE_APP if target == "durable" else BRIDGE_APP
-            runs.append(
-                measure(opts, load, target, store, setting, app, env, workdir, url, round_=round_)
-            )
-            flush_redis(opts.redis_url)
-    return runs
-
-
-def measure_with_history(
-    opts: Options,
-    load: Load,
-    setting: Setting,
-    store: str,
-    env: dict[str, str],
-    workdir: Path,
-    url: str,
-    empty: dict[str, dict[str, float]],
-    meta: dict[str, Any],
+def measure_history(
+    opts: Options, load: Load, store: str, workdir: Path, secret: str, meta: dict[str, Any]
 ) -> Run:
-    """Add `opts.history` delivered cases, time the hot queries against `empty`, measure again."""
-    print(f"  adding {opts.history:,} delivered cases ...", flush=True)
-    took = history.seed(url, opts.history)
-    full = history.query_timings(url)
-    meta.setdefault("history", {})[store] = {
-        "rows": opts.history,
-        "seed_s": round(took, 1),
-        "queries": history.compare(empty, full),
-    }
-    target = f"bridge + {opts.history:,} history"
-    return measure(
-        opts, load, target, store, setting, BRIDGE_APP, env, workdir, url, round_=opts.rounds
-    )
+    """On a fresh `store`: time the hot queries, add `opts.history` delivered cases, time them
+    again and measure the bridge under the first setting."""
+    url = fresh_store(opts, store, workdir)
+    flush_redis(opts.redis_url)
+    env = bridge_environ(url, opts.redis_url, secret)
+    try:
+        # One case, so the "known key" look-up of the empty store's timings has a key.
+        history.seed(url, 1)
+        empty = history.query_timings(url)
+        print(f"  adding {opts.history:,} delivered cases ...", flush=True)
+        took = history.seed(url, opts.history)
+        full = history.query_timings(url)
+        meta.setdefault("history", {})[store] = {
+            "rows": opts.history,
+            "seed_s": round(took, 1),
+            "queries": history.compare(empty, full),
+        }
+        target = f"bridge + {opts.history:,} history"
+        setting = opts.settings[0]
+        return measure(
+            opts, load, target, store, setting, BRIDGE_APP, env, workdir, url, round_=opts.rounds
+        )
+    finally:
+        flush_redis(opts.redis_url)
+        drop_store(opts, store)
 
 
 def bare_for(runs: Sequence[Run], run: Run) -> Run | None:
@@ -855,43 +849,94 @@ def bare_for(runs: Sequence[Run], run: Run) -> Run | None:
     return next((r for r in runs if r.target == "bare" and r.setting == run.setting), None)
 
 
-def durable_for(runs: Sequence[Run], run: Run) -> Run | None:
-    """The durable-baseline run on the same store under the same gunicorn setting."""
-    return next(
-        (
-            r
-            for r in runs
-            if r.target == "durable"
-            and r.store == run.store
-            and r.setting == run.setting
-            and r.round == run.round
-        ),
-        None,
+def best_minimal_for(runs: Sequence[Run], run: Run) -> Run | None:
+    """The minimal intake's best run on the same store in the same round, over all settings."""
+    candidates = [
+        r for r in runs if r.target == "minimal" and r.store == run.store and r.round == run.round
+    ]
+    return max(candidates, key=lambda r: r.wrk.accepted_per_s, default=None)
+
+
+def ratio_to_minimal(runs: Sequence[Run], run: Run) -> float | None:
+    """accepted/s of `run` divided by the minimal intake's best of its store and round."""
+    best = best_minimal_for(runs, run)
+    if best is None or best is run or not best.wrk.accepted_per_s:
+        return None
+    return run.wrk.accepted_per_s / best.wrk.accepted_per_s
+
+
+def sweep_rows(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """Per store, target and setting: medians over the rounds (accepted/s, p99, ÷ minimal)."""
+    rows = []
+    keys = dict.fromkeys(
+        (r.store, r.target, r.setting) for r in runs if r.target in ("minimal", "bridge")
     )
+    for store, target, setting in keys:
+        mine = [r for r in runs if (r.store, r.target, r.setting) == (store, target, setting)]
+        ratios = [x for x in (ratio_to_minimal(runs, r) for r in mine) if x is not None]
+        rows.append(
+            {
+                "store": store,
+                "target": target,
+                "setting": setting.label,
+                "rounds": len(mine),
+                "accepted_per_s": statistics.median(r.wrk.accepted_per_s for r in mine),
+                "p99_ms": statistics.median(r.wrk.ms("p99") for r in mine),
+                "ratio_to_minimal": statistics.median(ratios) if ratios else None,
+                "ratios": [round(x, 3) for x in ratios],
+                "errors": sum(r.wrk.errors for r in mine),
+                "rows_ok": all(r.rows_ok is not False for r in mine),
+            }
+        )
+    return rows
+
+
+SWEEP_HEAD = (
+    "| store | target | gunicorn | accepted/s | p99 ms | ÷ minimal's best | by round "
+    "| errors | rows = 202s |\n|---|---|---|--:|--:|--:|---|--:|---|\n"
+)
+
+
+def sweep_table(runs: Sequence[Run]) -> str:
+    """The sweep as medians over the rounds: the table ADR 16 takes."""
+    lines = []
+    for row in sweep_rows(runs):
+        ratio = row["ratio_to_minimal"]
+        lines.append(
+            f"| {row['store']} | {row['target']} | {row['setting']} "
+            f"| {row['accepted_per_s']:,.0f} | {row['p99_ms']:.1f} "
+            f"| {'–' if ratio is None else f'{ratio:.2f}'} "
+            f"| {', '.join(f'{x:.2f}' for x in row['ratios']) or '–'} "
+            f"| {row['errors']} | {'yes' if row['rows_ok'] else 'NO'} |"
+        )
+    return SWEEP_HEAD + "\n".join(lines) + "\n"
 
 
 def ratio_summary(runs: Sequence[Run]) -> list[str]:
-    """Per setting and store with several rounds: the bridge ÷ durable of each, and the median."""
+    """The figures that count: per store the minimal intake's best, and the bridge's ratio to it
+    under each setting (medians over the rounds), the best setting first."""
     lines = []
-    for setting in dict.fromkeys(r.setting for r in runs):
-        for store in dict.fromkeys(r.store for r in runs if r.setting == setting):
-            ratios = []
-            for run in runs:
-                durable = durable_for(runs, run)
-                if (
-                    run.target == "bridge"
-                    and run.store == store
-                    and run.setting == setting
-                    and durable is not None
-                    and durable.wrk.accepted_per_s
-                ):
-                    ratios.append(run.wrk.accepted_per_s / durable.wrk.accepted_per_s)
-            if len(ratios) > 1:
-                lines.append(
-                    f"{setting.label} {store}: bridge ÷ durable by round "
-                    + ", ".join(f"{x:.2f}" for x in ratios)
-                    + f"; median {statistics.median(ratios):.2f}"
-                )
+    rows = sweep_rows(runs)
+    for store in dict.fromkeys(r["store"] for r in rows):
+        minimal = [r for r in rows if r["store"] == store and r["target"] == "minimal"]
+        bridge = [
+            r
+            for r in rows
+            if r["store"] == store and r["target"] == "bridge" and r["ratio_to_minimal"]
+        ]
+        if minimal:
+            best = max(minimal, key=lambda r: r["accepted_per_s"])
+            lines.append(
+                f"{store}: minimal intake best under {best['setting']} "
+                f"({best['accepted_per_s']:,.0f}/s, p99 {best['p99_ms']:.0f} ms, median of "
+                f"{best['rounds']})"
+            )
+        for row in sorted(bridge, key=lambda r: -r["ratio_to_minimal"]):
+            lines.append(
+                f"{store}: bridge {row['setting']}: ÷ minimal's best "
+                f"{row['ratio_to_minimal']:.2f} (rounds {', '.join(f'{x:.2f}' for x in row['ratios'])}), "
+                f"{row['accepted_per_s']:,.0f}/s, p99 {row['p99_ms']:.0f} ms"
+            )
     return lines
 
 
@@ -899,7 +944,7 @@ def table(runs: Sequence[Run]) -> str:
     """The Markdown results table."""
     head = (
         "| gunicorn | target | store | accepted/s | errors | p50 ms | p90 ms | p99 ms | max ms "
-        "| ÷ bare | ÷ durable | rows = 202s | aim met | app CPU ms/req "
+        "| ÷ bare | ÷ minimal | rows = 202s | aim met | app CPU ms/req "
         "| CPU s: gunicorn / wrk / pg / redis / other |\n"
         "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|---|--:|---|\n"
     )
@@ -913,12 +958,8 @@ def table(runs: Sequence[Run]) -> str:
             if bare and bare is not run and bare.wrk.accepted_per_s
             else "–"
         )
-        durable = durable_for(runs, run)
-        of_durable = (
-            f"{w.accepted_per_s / durable.wrk.accepted_per_s:.2f}"
-            if durable and durable is not run and durable.wrk.accepted_per_s
-            else "–"
-        )
+        to_minimal = ratio_to_minimal(runs, run)
+        of_minimal = "–" if to_minimal is None else f"{to_minimal:.2f}"
         errors = str(w.errors)
         detail = ", ".join(
             filter(
@@ -946,7 +987,7 @@ def table(runs: Sequence[Run]) -> str:
         lines.append(
             f"| {run.setting.label} | {target} | {run.store} | {w.accepted_per_s:,.0f} "
             f"| {errors} | {w.ms('p50'):.1f} | {w.ms('p90'):.1f} | {w.ms('p99'):.1f} "
-            f"| {w.ms('max'):.1f} | {ratio} | {of_durable} | {rows} | {'yes' if meets_aim(w) else 'no'} "
+            f"| {w.ms('max'):.1f} | {ratio} | {of_minimal} | {rows} | {'yes' if meets_aim(w) else 'no'} "
             f"| {run.app_cpu_ms:.2f} | {cpu} |"
         )
     return head + "\n".join(lines) + "\n"
@@ -980,7 +1021,8 @@ def report(opts: Options, runs: Sequence[Run], meta: dict[str, Any]) -> tuple[Pa
         "postgres": meta.get("postgres"),
         "body_bytes": meta.get("body_bytes"),
         "aim": {"accepted_per_s": AIM_RPS, "p99_ms": AIM_P99_MS},
-        "runs": [r.as_json(bare_for(runs, r), durable_for(runs, r)) for r in runs],
+        "runs": [r.as_json(bare_for(runs, r), best_minimal_for(runs, r)) for r in runs],
+        "sweep": sweep_rows(runs),
         "history": meta.get("history"),
     }
     json_path.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
@@ -1005,6 +1047,11 @@ def report(opts: Options, runs: Sequence[Run], meta: dict[str, Any]) -> tuple[Pa
         f"Aim: {AIM_RPS:,.0f} accepted/s with p99 < {AIM_P99_MS:g} ms.",
         "",
         table(runs),
+        "Medians over the rounds (÷ minimal's best: the bridge's accepted/s divided by the "
+        "best the minimal durable intake made on the same store in the same round, under "
+        "whichever setting suited it):",
+        "",
+        sweep_table(runs),
         *(f"{line}  " for line in ratio_summary(runs)),
         "",
         "accepted/s counts new 202 answers only; errors are all other answers, replays "
@@ -1050,6 +1097,26 @@ def report(opts: Options, runs: Sequence[Run], meta: dict[str, Any]) -> tuple[Pa
     return json_path, md_path
 
 
+#: The settings issue 22 sweeps (`--settings`): small and large process counts of each class.
+SWEEP = "sync:2,sync:4,gthread:2x4,gthread:2x8,gthread:4x4"
+
+
+def parse_setting(text_: str) -> Setting:
+    """`sync:5` or `gthread:2x8` (or `gthread:2x8c16`) as a Setting; ValueError otherwise."""
+    kind, _, shape = text_.strip().partition(":")
+    try:
+        if kind == "sync":
+            return Setting("sync", int(shape))
+        if kind == "gthread":
+            workers, _, rest = shape.partition("x")
+            threads, _, limit = rest.partition("c")
+            t = int(threads)
+            return Setting("gthread", int(workers), t, int(limit) if limit else 2 * t)
+    except ValueError:
+        pass
+    raise ValueError(f"--settings: {text_!r} is neither sync:N nor gthread:NxT[cK]")
+
+
 def parse_args(argv: Sequence[str]) -> Options:
     """The command line."""
     p = argparse.ArgumentParser(
@@ -1072,27 +1139,34 @@ def parse_args(argv: Sequence[str]) -> Options:
     )
     p.add_argument(
         "--threads",
-        type=int,
-        default=PRODUCTION["threads"] if PRODUCTION["threads"] > 1 else 4,
-        help="threads per gthread worker (default: gunicorn.conf.py's)",
+        default=str(PRODUCTION["threads"] if PRODUCTION["threads"] > 1 else 4),
+        help="threads per gthread worker (default: gunicorn.conf.py's); a list sweeps: 4,8",
     )
     p.add_argument(
         "--worker-connections",
-        default=str(PRODUCTION["worker_connections"]),
-        help="gthread: connections per worker at once (default: gunicorn.conf.py's); a list sweeps",
+        default="",
+        help="gthread: connections per worker at once (default: twice the threads, as "
+        "gunicorn.conf.py sets it); a list sweeps",
+    )
+    p.add_argument(
+        "--settings",
+        default="",
+        help="explicit settings instead of the product of the options above, e.g. "
+        f"{SWEEP!r} (the issue-22 sweep); sync:N is N sync workers, gthread:NxT[cK] N workers "
+        "of T threads holding at most K connections (default 2×T)",
     )
     p.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (they share the CPUs)")
     p.add_argument("--timeout", type=int, default=10, help="wrk request timeout, seconds")
     p.add_argument("--no-bare", action="store_true", help="skip the bare Flask endpoint")
     p.add_argument(
-        "--no-durable", action="store_true", help="skip the minimal durable intake (baseline)"
+        "--no-minimal", action="store_true", help="skip the minimal durable intake (baseline)"
     )
     p.add_argument(
         "--rounds",
         type=int,
         default=1,
-        help="measure the durable intake and the bridge this many times per store, in turns "
-        "(the order swapped every round), and report the median ratio",
+        help="sweep every store and setting this many times (the minimal intake and the bridge "
+        "in turns, the order swapped each time) and report medians over the rounds",
     )
     p.add_argument(
         "--history",
@@ -1132,15 +1206,21 @@ def parse_args(argv: Sequence[str]) -> Options:
         p.error("--worker-class takes sync, gthread or both")
     try:
         counts = [int(w) for w in a.workers.split(",") if w.strip()]
+        thread_counts = [int(t) for t in a.threads.split(",") if t.strip()]
         limits = [int(w) for w in a.worker_connections.split(",") if w.strip()]
     except ValueError:
-        p.error("--workers and --worker-connections take a number or a list of numbers")
+        p.error("--workers, --threads and --worker-connections take a number or a list")
     settings = list(
         dict.fromkeys(
-            Setting(c, n, a.threads if c == "gthread" else 1, k if c == "gthread" else 1000)
-            for c, n, k in itertools.product(classes, counts, limits)
+            Setting(c, n, t, k or 2 * t) if c == "gthread" else Setting(c, n)
+            for c, n, t, k in itertools.product(classes, counts, thread_counts, limits or [0])
         )
     )
+    if a.settings:
+        try:
+            settings = [parse_setting(x) for x in a.settings.split(",") if x.strip()]
+        except ValueError as exc:
+            p.error(str(exc))
     if not settings or a.seconds <= 0 or a.concurrency < 1:
         p.error("need at least one setting, positive --seconds and --concurrency")
     return Options(
@@ -1152,7 +1232,7 @@ def parse_args(argv: Sequence[str]) -> Options:
         wrk_threads=a.wrk_threads,
         timeout_s=a.timeout,
         bare=not a.no_bare,
-        durable=not a.no_durable,
+        minimal=not a.no_minimal,
         rounds=a.rounds,
         history=a.history,
         access_log=a.access_log,
@@ -1180,6 +1260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     json_path, md_path = report(opts, runs, meta)
     print()
     print(table(runs))
+    print(sweep_table(runs))
     for line in ratio_summary(runs):
         print(line)
     for store, h in (meta.get("history") or {}).items():
