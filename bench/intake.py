@@ -74,6 +74,9 @@ SENDER_HEADER = "X-Bridge-Secret"
 BRIDGE_APP = "bridge:create_app()"
 BARE_APP = "bench.bare_app:create_app()"
 MINIMAL_APP = "bench.minimal_app:create_app()"
+NO_TURNS_APP = "bench.bridge_without_turns:create_app()"
+#: The target name of the bridge without the SQLite writers' turns (`--compare-turns`).
+NO_TURNS = "no-turns"
 #: The least a durable intake does, under its best setting (issue 22: keep at least 0.8 of it).
 AIM_MINIMAL_RATIO = 0.8
 AIM_RPS = 1000.0
@@ -418,7 +421,7 @@ loglevel = "warning"
 
 def app_name(app: str) -> str:
     """The short name of a benchmarked app (for its log files)."""
-    return {BARE_APP: "bare", MINIMAL_APP: "minimal"}.get(app, "bridge")
+    return {BARE_APP: "bare", MINIMAL_APP: "minimal", NO_TURNS_APP: NO_TURNS}.get(app, "bridge")
 
 
 @contextmanager
@@ -601,6 +604,7 @@ class Options:
     timeout_s: int
     bare: bool
     minimal: bool
+    compare_turns: bool
     rounds: int
     history: int
     access_log: bool
@@ -805,11 +809,15 @@ def measure_round(
     try:
         for index, setting in enumerate(opts.settings):
             # In turns, the order swapped every setting and round, so drift favours neither.
-            order = ("minimal", "bridge") if (round_ + index) % 2 else ("bridge", "minimal")
+            order = ["minimal", "bridge"]
+            if opts.compare_turns and store == "sqlite":
+                order.append(NO_TURNS)
+            if (round_ + index) % 2 == 0:
+                order.reverse()
             for target in order:
                 if target == "minimal" and not opts.minimal:
                     continue
-                app = MINIMAL_APP if target == "minimal" else BRIDGE_APP
+                app = {"minimal": MINIMAL_APP, NO_TURNS: NO_TURNS_APP}.get(target, BRIDGE_APP)
                 runs.append(
                     measure(
                         opts, load, target, store, setting, app, env, workdir, url, round_=round_
@@ -877,7 +885,7 @@ def sweep_rows(runs: Sequence[Run]) -> list[dict[str, Any]]:
     """Per store, target and setting: medians over the rounds (accepted/s, p99, ÷ minimal)."""
     rows = []
     keys = dict.fromkeys(
-        (r.store, r.target, r.setting) for r in runs if r.target in ("minimal", "bridge")
+        (r.store, r.target, r.setting) for r in runs if r.target in ("minimal", "bridge", NO_TURNS)
     )
     for store, target, setting in keys:
         mine = [r for r in runs if (r.store, r.target, r.setting) == (store, target, setting)]
@@ -1170,6 +1178,12 @@ def parse_args(argv: Sequence[str]) -> Options:
         "--no-minimal", action="store_true", help="skip the minimal durable intake (baseline)"
     )
     p.add_argument(
+        "--compare-turns",
+        action="store_true",
+        help="on SQLite, also run the bridge without the writers' turns (SQLite's busy handler "
+        "alone; bench/bridge_without_turns.py)",
+    )
+    p.add_argument(
         "--rounds",
         type=int,
         default=1,
@@ -1241,6 +1255,7 @@ def parse_args(argv: Sequence[str]) -> Options:
         timeout_s=a.timeout,
         bare=not a.no_bare,
         minimal=not a.no_minimal,
+        compare_turns=a.compare_turns,
         rounds=a.rounds,
         history=a.history,
         access_log=a.access_log,
