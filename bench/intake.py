@@ -1,13 +1,17 @@
 """Intake benchmark: accepted submissions per second and latency under gunicorn (not a test).
 
     python -m bench.intake [--seconds 20] [--concurrency 32] [--stores sqlite,postgres]
-                           [--workers N[,N...]] [--worker-class sync[,gthread]] [--threads T]
+                           [--workers N[,N...]] [--worker-class sync[,gthread]] [--threads T[,T]]
+                           [--settings sync:2,gthread:2x8] [--rounds 3] [--compare-turns]
 
-The default gunicorn setting is production's (gunicorn.conf.py: sync, 2 × CPUs + 1 workers).
+The default gunicorn setting is production's (gunicorn.conf.py).
 
-For each gunicorn setting it runs the bare Flask endpoint (`bench/bare_app.py`) and then the
-real bridge (`bridge:create_app()`) on each store, each time on a fresh database and a fresh
-gunicorn on a free loopback port. wrk drives it with `--concurrency` keep-alive connections
+For each gunicorn setting it runs the bare Flask endpoint (`bench/bare_app.py`); then, in
+`--rounds` rounds, on a fresh database of each store, the minimal durable intake
+(`bench/minimal_app.py`, the yardstick, which imports nothing of the bridge) and the real
+bridge (`bridge:create_app()`) in turns under every setting, each on a fresh gunicorn on a
+free loopback port. The bridge's figure that counts is its accepted/s divided by the
+yardstick's best on the same store and round (issue 22, ADR 16). wrk drives it with `--concurrency` keep-alive connections
 (sync workers close each after one answer, and wrk reconnects) posting a dog registration as Formcycle sends it (urlencoded, shared-secret header) with a
 unique Idempotency-Key per request, so every accepted post is a new submission. After a
 warm-up, wrk measures for `--seconds`; its Lua `done()` hook prints the counts and its own
@@ -1274,9 +1278,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and write its results."""
     opts = parse_args(sys.argv[1:] if argv is None else argv)
     meta: dict[str, Any] = {"machine": machine()}
+    targets = sum(
+        (1 if opts.minimal else 0) + 1 + (1 if opts.compare_turns and s == "sqlite" else 0)
+        for s in opts.stores
+    )
+    runs_planned = len(opts.settings) * (targets * opts.rounds + (1 if opts.bare else 0))
     print(
         f"intake benchmark: {len(opts.settings)} gunicorn setting(s), stores "
-        f"{','.join(opts.stores)}, {opts.concurrency} connections, {opts.seconds:g} s each"
+        f"{','.join(opts.stores)}, {opts.concurrency} connections, {opts.seconds:g} s each; "
+        f"{runs_planned} runs"
     )
     runs, more = run_all(opts)
     meta.update(more)
