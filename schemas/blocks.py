@@ -121,7 +121,11 @@ def current_options() -> ValidationOptions:
 
 def from_form() -> bool:
     """Whether the value being loaded comes from a form body (strings only)."""
-    return current_options().form_input
+    # current_options() without the call: a validation asks this once per field.
+    options = _OPTIONS.get()
+    if options is None:
+        return current_options().form_input  # raises, with its message
+    return options.form_input
 
 
 def _messages(**specific: m.Msg) -> types.ErrorMessages:
