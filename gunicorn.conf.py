@@ -10,7 +10,8 @@ from infra.logs import gunicorn_logconfig
 bind = "127.0.0.1:8000"
 # One worker per core (threads share a worker's GIL), each with threads that overlap what a
 # request waits for: its commit is shared with the other threads' (store/group_commit.py, one
-# fsync for many 202s; ADR 12). bench/README.md has the settings measured.
+# fsync for many 202s; ADR 12). bench/README.md has the settings measured; ADR 16's sweep
+# (bench.intake --settings ... --rounds 3, on a quiet machine) decides what ships here.
 workers = multiprocessing.cpu_count()
 worker_class = "gthread"
 threads = 8

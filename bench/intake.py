@@ -1,13 +1,17 @@
 """Intake benchmark: accepted submissions per second and latency under gunicorn (not a test).
 
     python -m bench.intake [--seconds 20] [--concurrency 32] [--stores sqlite,postgres]
-                           [--workers N[,N...]] [--worker-class sync[,gthread]] [--threads T]
+                           [--workers N[,N...]] [--worker-class sync[,gthread]] [--threads T[,T]]
+                           [--settings sync:2,gthread:2x8] [--rounds 3] [--compare-turns]
 
-The default gunicorn setting is production's (gunicorn.conf.py: sync, 2 × CPUs + 1 workers).
+The default gunicorn setting is production's (gunicorn.conf.py).
 
-For each gunicorn setting it runs the bare Flask endpoint (`bench/bare_app.py`) and then the
-real bridge (`bridge:create_app()`) on each store, each time on a fresh database and a fresh
-gunicorn on a free loopback port. wrk drives it with `--concurrency` keep-alive connections
+For each gunicorn setting it runs the bare Flask endpoint (`bench/bare_app.py`); then, in
+`--rounds` rounds, on a fresh database of each store, the minimal durable intake
+(`bench/minimal_app.py`, the yardstick, which imports nothing of the bridge) and the real
+bridge (`bridge:create_app()`) in turns under every setting, each on a fresh gunicorn on a
+free loopback port. The bridge's figure that counts is its accepted/s divided by the
+yardstick's best on the same store and round (issue 22, ADR 16). wrk drives it with `--concurrency` keep-alive connections
 (sync workers close each after one answer, and wrk reconnects) posting a dog registration as Formcycle sends it (urlencoded, shared-secret header) with a
 unique Idempotency-Key per request, so every accepted post is a new submission. After a
 warm-up, wrk measures for `--seconds`; its Lua `done()` hook prints the counts and its own
@@ -73,9 +77,12 @@ PATH = f"/webhooks/formcycle/{SERVICE}"
 SENDER_HEADER = "X-Bridge-Secret"
 BRIDGE_APP = "bridge:create_app()"
 BARE_APP = "bench.bare_app:create_app()"
-DURABLE_APP = "bench.durable_app:create_app()"
-#: The least a durable intake does (issue 10: the bridge must keep at least this share of it).
-AIM_DURABLE_RATIO = 0.8
+MINIMAL_APP = "bench.minimal_app:create_app()"
+NO_TURNS_APP = "bench.bridge_without_turns:create_app()"
+#: The target name of the bridge without the SQLite writers' turns (`--compare-turns`).
+NO_TURNS = "no-turns"
+#: The least a durable intake does, under its best setting (issue 22: keep at least 0.8 of it).
+AIM_MINIMAL_RATIO = 0.8
 AIM_RPS = 1000.0
 AIM_P99_MS = 50.0
 DEFAULT_REDIS = "redis://127.0.0.1:6379/15"
@@ -241,7 +248,7 @@ class Run:
     rows_of_run: int | None = None
     busy_before: float = 0.0
     notes: list[str] = dataclasses.field(default_factory=list)
-    #: Which round of `--rounds` (durable and bridge measured in turns on one store).
+    #: Which round of `--rounds` (each round sweeps every setting, minimal and bridge in turns).
     round: int = 1
 
     @property
@@ -274,7 +281,7 @@ class Run:
             return None
         return self.rows_of_run == self.rows_expected and self.rows_added == self.rows_of_run
 
-    def as_json(self, bare: Run | None, durable: Run | None = None) -> dict[str, Any]:
+    def as_json(self, bare: Run | None, minimal: Run | None = None) -> dict[str, Any]:
         """A JSON-ready record of the run."""
         w = self.wrk
         return {
@@ -295,9 +302,10 @@ class Run:
             "ratio_to_bare": round(w.accepted_per_s / bare.wrk.accepted_per_s, 3)
             if bare and bare is not self and bare.wrk.accepted_per_s
             else None,
-            "ratio_to_durable": round(w.accepted_per_s / durable.wrk.accepted_per_s, 3)
-            if durable and durable is not self and durable.wrk.accepted_per_s
+            "ratio_to_minimal": round(w.accepted_per_s / minimal.wrk.accepted_per_s, 3)
+            if minimal and minimal is not self and minimal.wrk.accepted_per_s
             else None,
+            "minimal_setting": minimal.setting.label if minimal and minimal is not self else None,
             "rows_before": self.rows_before,
             "rows_after": self.rows_after,
             "rows_added": self.rows_added,
@@ -371,14 +379,14 @@ def cpu_split(
 
 
 def wait_for_quiet(max_wait_s: float, threshold: float) -> float:
-    """Wait until the machine is nearly idle; the busy share (0..1) of the last 2-second sample."""
+    """Wait until the machine is nearly idle; the busy share (0..1) of the last 1-second sample."""
     deadline = time.monotonic() + max_wait_s
     cpus = os.cpu_count() or 1
     said = False
     while True:
         before = busy_cpu_s()
-        time.sleep(2.0)
-        share = (busy_cpu_s() - before) / (2.0 * cpus)
+        time.sleep(1.0)
+        share = (busy_cpu_s() - before) / cpus
         if share <= threshold or time.monotonic() >= deadline:
             if said:
                 print("] ", end="", flush=True)
@@ -417,7 +425,7 @@ loglevel = "warning"
 
 def app_name(app: str) -> str:
     """The short name of a benchmarked app (for its log files)."""
-    return {BARE_APP: "bare", DURABLE_APP: "durable"}.get(app, "bridge")
+    return {BARE_APP: "bare", MINIMAL_APP: "minimal", NO_TURNS_APP: NO_TURNS}.get(app, "bridge")
 
 
 @contextmanager
@@ -599,7 +607,8 @@ class Options:
     wrk_threads: int
     timeout_s: int
     bare: bool
-    durable: bool
+    minimal: bool
+    compare_turns: bool
     rounds: int
     history: int
     access_log: bool
@@ -655,9 +664,11 @@ def measure(
     round_: int = 1,
 ) -> Run:
     """Start gunicorn, warm up, measure, check the database, stop gunicorn."""
-    print(f"  {setting.label:<14} {target:<6} {store:<8} ", end="", flush=True)
+    print(f"  {setting.label:<14} {target:<7} {store:<8} ", end="", flush=True)
     busy_before = wait_for_quiet(opts.idle_wait, opts.idle_threshold)
+    started = time.monotonic()
     with gunicorn(app, env, setting, workdir, opts.access_log) as (port, pid):
+        serving = time.monotonic()
         warm = run_wrk(load, port, opts.warmup)
         if warm.created == 0:
             tail = read_text(str(workdir / f"gunicorn-{app_name(app)}.log"))
@@ -672,6 +683,11 @@ def measure(
         cpu = cpu_split(procs_before, processes(), busy, pid, result.wrk_cpu_s)
         rows_after = settled_rows(database_url) if database_url else None
         of_run = count_rows(database_url, result.run_id) if database_url else None
+        stopping = time.monotonic()
+    timing = (
+        f"start {serving - started:.1f} s, checks and stop "
+        f"{time.monotonic() - stopping:.1f} s + {stopping - serving - opts.warmup - opts.seconds:.1f} s"
+    )
     run = Run(
         target,
         store,
@@ -698,14 +714,15 @@ def measure(
     print(
         f"{result.accepted_per_s:8.1f}/s  p50 {result.ms('p50'):7.1f} ms  "
         f"p99 {result.ms('p99'):7.1f} ms  errors {result.errors}"
-        + (f"  rows {'ok' if run.rows_ok else 'MISMATCH'}" if run.rows_ok is not None else ""),
+        + (f"  rows {'ok' if run.rows_ok else 'MISMATCH'}" if run.rows_ok is not None else "")
+        + f"  ({timing})",
         flush=True,
     )
     return run
 
 
 def run_all(opts: Options) -> tuple[list[Run], dict[str, Any]]:
-    """Every setting × (bare, each store)."""
+    """The bare endpoint per setting, then `opts.rounds` rounds of the sweep, then the history."""
     if shutil.which("wrk") is None:
         raise SystemExit(WRK_INSTALL)
     secret = secrets.token_urlsafe(32)
@@ -717,11 +734,19 @@ def run_all(opts: Options) -> tuple[list[Run], dict[str, Any]]:
         meta["redis"] = redis_notes(opts.redis_url)
         if "postgres" in opts.stores:
             meta["postgres"] = postgres_notes(opts.postgres_url)
-        for setting in opts.settings:
-            if opts.bare:
+        if opts.bare:
+            for setting in opts.settings:
                 runs.append(measure(opts, load, "bare", "-", setting, BARE_APP, {}, workdir, None))
+        # Each round sweeps every store and setting once, so that drift over the run spreads
+        # over all rows alike instead of favouring the ones measured first.
+        for round_ in range(1, opts.rounds + 1):
+            if opts.rounds > 1:
+                print(f" round {round_} of {opts.rounds}", flush=True)
             for store in opts.stores:
-                runs += measure_store(opts, load, setting, store, workdir, secret, meta)
+                runs += measure_round(opts, load, store, round_, workdir, secret)
+        if opts.history:
+            for store in opts.stores:
+                runs.append(measure_history(opts, load, store, workdir, secret, meta))
     return runs, meta
 
 
@@ -764,90 +789,79 @@ def redis_notes(url: str) -> dict[str, str]:
         redis.close()
 
 
-def measure_store(
-    opts: Options,
-    load: Load,
-    setting: Setting,
-    store: str,
-    workdir: Path,
-    secret: str,
-    meta: dict[str, Any],
-) -> list[Run]:
-    """On a fresh `store`: the rounds of durable and bridge, then the bridge with history."""
+def fresh_store(opts: Options, store: str, workdir: Path) -> str:
+    """A new, migrated database of `store`; its URL."""
     if store == "sqlite":
-        url = prepare_sqlite(workdir)
-    else:
-        url = recreate_postgres(opts.postgres_url, opts.postgres_db)
+        return prepare_sqlite(workdir)
+    return recreate_postgres(opts.postgres_url, opts.postgres_db)
+
+
+def drop_store(opts: Options, store: str) -> None:
+    """Drop the scratch PostgreSQL database (a SQLite file goes with the temporary folder)."""
+    if store == "postgres":
+        recreate_postgres(opts.postgres_url, opts.postgres_db, create=False)
+
+
+def measure_round(
+    opts: Options, load: Load, store: str, round_: int, workdir: Path, secret: str
+) -> list[Run]:
+    """One round on a fresh `store`: the minimal intake and the bridge under every setting."""
+    url = fresh_store(opts, store, workdir)
     flush_redis(opts.redis_url)
     env = bridge_environ(url, opts.redis_url, secret)
     runs: list[Run] = []
     try:
-        empty: dict[str, dict[str, float]] | None = None
-        if opts.history:
-            # One case, so the "known key" look-up of the empty store's timings has a key.
-            history.seed(url, 1)
-            empty = history.query_timings(url)
-        runs += measure_rounds(opts, load, setting, store, env, workdir, url)
-        if empty is not None:
-            runs.append(
-                measure_with_history(opts, load, setting, store, env, workdir, url, empty, meta)
-            )
+        for index, setting in enumerate(opts.settings):
+            # In turns, the order swapped every setting and round, so drift favours neither.
+            order = ["minimal", "bridge"]
+            if opts.compare_turns and store == "sqlite":
+                order.append(NO_TURNS)
+            if (round_ + index) % 2 == 0:
+                order.reverse()
+            for target in order:
+                if target == "minimal" and not opts.minimal:
+                    continue
+                app = {"minimal": MINIMAL_APP, NO_TURNS: NO_TURNS_APP}.get(target, BRIDGE_APP)
+                runs.append(
+                    measure(
+                        opts, load, target, store, setting, app, env, workdir, url, round_=round_
+                    )
+                )
+                flush_redis(opts.redis_url)
     finally:
         flush_redis(opts.redis_url)
-        if store == "postgres":
-            recreate_postgres(opts.postgres_url, opts.postgres_db, create=False)
+        drop_store(opts, store)
     return runs
 
 
-def measure_rounds(
-    opts: Options,
-    load: Load,
-    setting: Setting,
-    store: str,
-    env: dict[str, str],
-    workdir: Path,
-    url: str,
-) -> list[Run]:
-    """The durable intake and the bridge, `opts.rounds` times each, in turns."""
-    runs: list[Run] = []
-    for round_ in range(1, opts.rounds + 1):
-        # In turns, the order swapped every round, so drift favours neither.
-        order = ("durable", "bridge") if round_ % 2 else ("bridge", "durable")
-        for target in order:
-            if target == "durable" and not opts.durable:
-                continue
-            app = DURABLE_APP if target == "durable" else BRIDGE_APP
-            runs.append(
-                measure(opts, load, target, store, setting, app, env, workdir, url, round_=round_)
-            )
-            flush_redis(opts.redis_url)
-    return runs
-
-
-def measure_with_history(
-    opts: Options,
-    load: Load,
-    setting: Setting,
-    store: str,
-    env: dict[str, str],
-    workdir: Path,
-    url: str,
-    empty: dict[str, dict[str, float]],
-    meta: dict[str, Any],
+def measure_history(
+    opts: Options, load: Load, store: str, workdir: Path, secret: str, meta: dict[str, Any]
 ) -> Run:
-    """Add `opts.history` delivered cases, time the hot queries against `empty`, measure again."""
-    print(f"  adding {opts.history:,} delivered cases ...", flush=True)
-    took = history.seed(url, opts.history)
-    full = history.query_timings(url)
-    meta.setdefault("history", {})[store] = {
-        "rows": opts.history,
-        "seed_s": round(took, 1),
-        "queries": history.compare(empty, full),
-    }
-    target = f"bridge + {opts.history:,} history"
-    return measure(
-        opts, load, target, store, setting, BRIDGE_APP, env, workdir, url, round_=opts.rounds
-    )
+    """On a fresh `store`: time the hot queries, add `opts.history` delivered cases, time them
+    again and measure the bridge under the first setting."""
+    url = fresh_store(opts, store, workdir)
+    flush_redis(opts.redis_url)
+    env = bridge_environ(url, opts.redis_url, secret)
+    try:
+        # One case, so the "known key" look-up of the empty store's timings has a key.
+        history.seed(url, 1)
+        empty = history.query_timings(url)
+        print(f"  adding {opts.history:,} delivered cases ...", flush=True)
+        took = history.seed(url, opts.history)
+        full = history.query_timings(url)
+        meta.setdefault("history", {})[store] = {
+            "rows": opts.history,
+            "seed_s": round(took, 1),
+            "queries": history.compare(empty, full),
+        }
+        target = f"bridge + {opts.history:,} history"
+        setting = opts.settings[0]
+        return measure(
+            opts, load, target, store, setting, BRIDGE_APP, env, workdir, url, round_=opts.rounds
+        )
+    finally:
+        flush_redis(opts.redis_url)
+        drop_store(opts, store)
 
 
 def bare_for(runs: Sequence[Run], run: Run) -> Run | None:
@@ -855,43 +869,94 @@ def bare_for(runs: Sequence[Run], run: Run) -> Run | None:
     return next((r for r in runs if r.target == "bare" and r.setting == run.setting), None)
 
 
-def durable_for(runs: Sequence[Run], run: Run) -> Run | None:
-    """The durable-baseline run on the same store under the same gunicorn setting."""
-    return next(
-        (
-            r
-            for r in runs
-            if r.target == "durable"
-            and r.store == run.store
-            and r.setting == run.setting
-            and r.round == run.round
-        ),
-        None,
+def best_minimal_for(runs: Sequence[Run], run: Run) -> Run | None:
+    """The minimal intake's best run on the same store in the same round, over all settings."""
+    candidates = [
+        r for r in runs if r.target == "minimal" and r.store == run.store and r.round == run.round
+    ]
+    return max(candidates, key=lambda r: r.wrk.accepted_per_s, default=None)
+
+
+def ratio_to_minimal(runs: Sequence[Run], run: Run) -> float | None:
+    """accepted/s of `run` divided by the minimal intake's best of its store and round."""
+    best = best_minimal_for(runs, run)
+    if best is None or best is run or not best.wrk.accepted_per_s:
+        return None
+    return run.wrk.accepted_per_s / best.wrk.accepted_per_s
+
+
+def sweep_rows(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """Per store, target and setting: medians over the rounds (accepted/s, p99, ÷ minimal)."""
+    rows = []
+    keys = dict.fromkeys(
+        (r.store, r.target, r.setting) for r in runs if r.target in ("minimal", "bridge", NO_TURNS)
     )
+    for store, target, setting in keys:
+        mine = [r for r in runs if (r.store, r.target, r.setting) == (store, target, setting)]
+        ratios = [x for x in (ratio_to_minimal(runs, r) for r in mine) if x is not None]
+        rows.append(
+            {
+                "store": store,
+                "target": target,
+                "setting": setting.label,
+                "rounds": len(mine),
+                "accepted_per_s": statistics.median(r.wrk.accepted_per_s for r in mine),
+                "p99_ms": statistics.median(r.wrk.ms("p99") for r in mine),
+                "ratio_to_minimal": statistics.median(ratios) if ratios else None,
+                "ratios": [round(x, 3) for x in ratios],
+                "errors": sum(r.wrk.errors for r in mine),
+                "rows_ok": all(r.rows_ok is not False for r in mine),
+            }
+        )
+    return rows
+
+
+SWEEP_HEAD = (
+    "| store | target | gunicorn | accepted/s | p99 ms | ÷ minimal's best | by round "
+    "| errors | rows = 202s |\n|---|---|---|--:|--:|--:|---|--:|---|\n"
+)
+
+
+def sweep_table(runs: Sequence[Run]) -> str:
+    """The sweep as medians over the rounds: the table ADR 16 takes."""
+    lines = []
+    for row in sweep_rows(runs):
+        ratio = row["ratio_to_minimal"]
+        lines.append(
+            f"| {row['store']} | {row['target']} | {row['setting']} "
+            f"| {row['accepted_per_s']:,.0f} | {row['p99_ms']:.1f} "
+            f"| {'–' if ratio is None else f'{ratio:.2f}'} "
+            f"| {', '.join(f'{x:.2f}' for x in row['ratios']) or '–'} "
+            f"| {row['errors']} | {'yes' if row['rows_ok'] else 'NO'} |"
+        )
+    return SWEEP_HEAD + "\n".join(lines) + "\n"
 
 
 def ratio_summary(runs: Sequence[Run]) -> list[str]:
-    """Per setting and store with several rounds: the bridge ÷ durable of each, and the median."""
+    """The figures that count: per store the minimal intake's best, and the bridge's ratio to it
+    under each setting (medians over the rounds), the best setting first."""
     lines = []
-    for setting in dict.fromkeys(r.setting for r in runs):
-        for store in dict.fromkeys(r.store for r in runs if r.setting == setting):
-            ratios = []
-            for run in runs:
-                durable = durable_for(runs, run)
-                if (
-                    run.target == "bridge"
-                    and run.store == store
-                    and run.setting == setting
-                    and durable is not None
-                    and durable.wrk.accepted_per_s
-                ):
-                    ratios.append(run.wrk.accepted_per_s / durable.wrk.accepted_per_s)
-            if len(ratios) > 1:
-                lines.append(
-                    f"{setting.label} {store}: bridge ÷ durable by round "
-                    + ", ".join(f"{x:.2f}" for x in ratios)
-                    + f"; median {statistics.median(ratios):.2f}"
-                )
+    rows = sweep_rows(runs)
+    for store in dict.fromkeys(r["store"] for r in rows):
+        minimal = [r for r in rows if r["store"] == store and r["target"] == "minimal"]
+        bridge = [
+            r
+            for r in rows
+            if r["store"] == store and r["target"] == "bridge" and r["ratio_to_minimal"]
+        ]
+        if minimal:
+            best = max(minimal, key=lambda r: r["accepted_per_s"])
+            lines.append(
+                f"{store}: minimal intake best under {best['setting']} "
+                f"({best['accepted_per_s']:,.0f}/s, p99 {best['p99_ms']:.0f} ms, median of "
+                f"{best['rounds']})"
+            )
+        for row in sorted(bridge, key=lambda r: -r["ratio_to_minimal"]):
+            lines.append(
+                f"{store}: bridge {row['setting']}: ÷ minimal's best "
+                f"{row['ratio_to_minimal']:.2f} (rounds {', '.join(f'{x:.2f}' for x in row['ratios'])}), "
+                f"{row['accepted_per_s']:,.0f}/s, p99 {row['p99_ms']:.0f} ms"
+            )
     return lines
 
 
@@ -899,7 +964,7 @@ def table(runs: Sequence[Run]) -> str:
     """The Markdown results table."""
     head = (
         "| gunicorn | target | store | accepted/s | errors | p50 ms | p90 ms | p99 ms | max ms "
-        "| ÷ bare | ÷ durable | rows = 202s | aim met | app CPU ms/req "
+        "| ÷ bare | ÷ minimal | rows = 202s | aim met | app CPU ms/req "
         "| CPU s: gunicorn / wrk / pg / redis / other |\n"
         "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|---|--:|---|\n"
     )
@@ -913,12 +978,8 @@ def table(runs: Sequence[Run]) -> str:
             if bare and bare is not run and bare.wrk.accepted_per_s
             else "–"
         )
-        durable = durable_for(runs, run)
-        of_durable = (
-            f"{w.accepted_per_s / durable.wrk.accepted_per_s:.2f}"
-            if durable and durable is not run and durable.wrk.accepted_per_s
-            else "–"
-        )
+        to_minimal = ratio_to_minimal(runs, run)
+        of_minimal = "–" if to_minimal is None else f"{to_minimal:.2f}"
         errors = str(w.errors)
         detail = ", ".join(
             filter(
@@ -946,7 +1007,7 @@ def table(runs: Sequence[Run]) -> str:
         lines.append(
             f"| {run.setting.label} | {target} | {run.store} | {w.accepted_per_s:,.0f} "
             f"| {errors} | {w.ms('p50'):.1f} | {w.ms('p90'):.1f} | {w.ms('p99'):.1f} "
-            f"| {w.ms('max'):.1f} | {ratio} | {of_durable} | {rows} | {'yes' if meets_aim(w) else 'no'} "
+            f"| {w.ms('max'):.1f} | {ratio} | {of_minimal} | {rows} | {'yes' if meets_aim(w) else 'no'} "
             f"| {run.app_cpu_ms:.2f} | {cpu} |"
         )
     return head + "\n".join(lines) + "\n"
@@ -980,7 +1041,8 @@ def report(opts: Options, runs: Sequence[Run], meta: dict[str, Any]) -> tuple[Pa
         "postgres": meta.get("postgres"),
         "body_bytes": meta.get("body_bytes"),
         "aim": {"accepted_per_s": AIM_RPS, "p99_ms": AIM_P99_MS},
-        "runs": [r.as_json(bare_for(runs, r), durable_for(runs, r)) for r in runs],
+        "runs": [r.as_json(bare_for(runs, r), best_minimal_for(runs, r)) for r in runs],
+        "sweep": sweep_rows(runs),
         "history": meta.get("history"),
     }
     json_path.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
@@ -1005,6 +1067,11 @@ def report(opts: Options, runs: Sequence[Run], meta: dict[str, Any]) -> tuple[Pa
         f"Aim: {AIM_RPS:,.0f} accepted/s with p99 < {AIM_P99_MS:g} ms.",
         "",
         table(runs),
+        "Medians over the rounds (÷ minimal's best: the bridge's accepted/s divided by the "
+        "best the minimal durable intake made on the same store in the same round, under "
+        "whichever setting suited it):",
+        "",
+        sweep_table(runs),
         *(f"{line}  " for line in ratio_summary(runs)),
         "",
         "accepted/s counts new 202 answers only; errors are all other answers, replays "
@@ -1050,6 +1117,26 @@ def report(opts: Options, runs: Sequence[Run], meta: dict[str, Any]) -> tuple[Pa
     return json_path, md_path
 
 
+#: The settings issue 22 sweeps (`--settings`): small and large process counts of each class.
+SWEEP = "sync:2,sync:4,gthread:2x4,gthread:2x8"
+
+
+def parse_setting(text_: str) -> Setting:
+    """`sync:5` or `gthread:2x8` (or `gthread:2x8c16`) as a Setting; ValueError otherwise."""
+    kind, _, shape = text_.strip().partition(":")
+    try:
+        if kind == "sync":
+            return Setting("sync", int(shape))
+        if kind == "gthread":
+            workers, _, rest = shape.partition("x")
+            threads, _, limit = rest.partition("c")
+            t = int(threads)
+            return Setting("gthread", int(workers), t, int(limit) if limit else 2 * t)
+    except ValueError:
+        pass
+    raise ValueError(f"--settings: {text_!r} is neither sync:N nor gthread:NxT[cK]")
+
+
 def parse_args(argv: Sequence[str]) -> Options:
     """The command line."""
     p = argparse.ArgumentParser(
@@ -1072,27 +1159,40 @@ def parse_args(argv: Sequence[str]) -> Options:
     )
     p.add_argument(
         "--threads",
-        type=int,
-        default=PRODUCTION["threads"] if PRODUCTION["threads"] > 1 else 4,
-        help="threads per gthread worker (default: gunicorn.conf.py's)",
+        default=str(PRODUCTION["threads"] if PRODUCTION["threads"] > 1 else 4),
+        help="threads per gthread worker (default: gunicorn.conf.py's); a list sweeps: 4,8",
     )
     p.add_argument(
         "--worker-connections",
-        default=str(PRODUCTION["worker_connections"]),
-        help="gthread: connections per worker at once (default: gunicorn.conf.py's); a list sweeps",
+        default="",
+        help="gthread: connections per worker at once (default: twice the threads, as "
+        "gunicorn.conf.py sets it); a list sweeps",
+    )
+    p.add_argument(
+        "--settings",
+        default="",
+        help="explicit settings instead of the product of the options above, e.g. "
+        f"{SWEEP!r} (the issue-22 sweep); sync:N is N sync workers, gthread:NxT[cK] N workers "
+        "of T threads holding at most K connections (default 2×T)",
     )
     p.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (they share the CPUs)")
     p.add_argument("--timeout", type=int, default=10, help="wrk request timeout, seconds")
     p.add_argument("--no-bare", action="store_true", help="skip the bare Flask endpoint")
     p.add_argument(
-        "--no-durable", action="store_true", help="skip the minimal durable intake (baseline)"
+        "--no-minimal", action="store_true", help="skip the minimal durable intake (baseline)"
+    )
+    p.add_argument(
+        "--compare-turns",
+        action="store_true",
+        help="on SQLite, also run the bridge without the writers' turns (SQLite's busy handler "
+        "alone; bench/bridge_without_turns.py)",
     )
     p.add_argument(
         "--rounds",
         type=int,
         default=1,
-        help="measure the durable intake and the bridge this many times per store, in turns "
-        "(the order swapped every round), and report the median ratio",
+        help="sweep every store and setting this many times (the minimal intake and the bridge "
+        "in turns, the order swapped each time) and report medians over the rounds",
     )
     p.add_argument(
         "--history",
@@ -1132,15 +1232,21 @@ def parse_args(argv: Sequence[str]) -> Options:
         p.error("--worker-class takes sync, gthread or both")
     try:
         counts = [int(w) for w in a.workers.split(",") if w.strip()]
+        thread_counts = [int(t) for t in a.threads.split(",") if t.strip()]
         limits = [int(w) for w in a.worker_connections.split(",") if w.strip()]
     except ValueError:
-        p.error("--workers and --worker-connections take a number or a list of numbers")
+        p.error("--workers, --threads and --worker-connections take a number or a list")
     settings = list(
         dict.fromkeys(
-            Setting(c, n, a.threads if c == "gthread" else 1, k if c == "gthread" else 1000)
-            for c, n, k in itertools.product(classes, counts, limits)
+            Setting(c, n, t, k or 2 * t) if c == "gthread" else Setting(c, n)
+            for c, n, t, k in itertools.product(classes, counts, thread_counts, limits or [0])
         )
     )
+    if a.settings:
+        try:
+            settings = [parse_setting(x) for x in a.settings.split(",") if x.strip()]
+        except ValueError as exc:
+            p.error(str(exc))
     if not settings or a.seconds <= 0 or a.concurrency < 1:
         p.error("need at least one setting, positive --seconds and --concurrency")
     return Options(
@@ -1152,7 +1258,8 @@ def parse_args(argv: Sequence[str]) -> Options:
         wrk_threads=a.wrk_threads,
         timeout_s=a.timeout,
         bare=not a.no_bare,
-        durable=not a.no_durable,
+        minimal=not a.no_minimal,
+        compare_turns=a.compare_turns,
         rounds=a.rounds,
         history=a.history,
         access_log=a.access_log,
@@ -1171,15 +1278,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and write its results."""
     opts = parse_args(sys.argv[1:] if argv is None else argv)
     meta: dict[str, Any] = {"machine": machine()}
+    targets = sum(
+        (1 if opts.minimal else 0) + 1 + (1 if opts.compare_turns and s == "sqlite" else 0)
+        for s in opts.stores
+    )
+    runs_planned = len(opts.settings) * (targets * opts.rounds + (1 if opts.bare else 0))
     print(
         f"intake benchmark: {len(opts.settings)} gunicorn setting(s), stores "
-        f"{','.join(opts.stores)}, {opts.concurrency} connections, {opts.seconds:g} s each"
+        f"{','.join(opts.stores)}, {opts.concurrency} connections, {opts.seconds:g} s each; "
+        f"{runs_planned} runs"
     )
     runs, more = run_all(opts)
     meta.update(more)
     json_path, md_path = report(opts, runs, meta)
     print()
     print(table(runs))
+    print(sweep_table(runs))
     for line in ratio_summary(runs):
         print(line)
     for store, h in (meta.get("history") or {}).items():

@@ -9,8 +9,9 @@ from flask import Response, request
 
 from domain.problems import Lang, Problem
 
-#: Accept headers that rank JSON at least as high as HTML: none at all, or curl's default.
-_NO_PREFERENCE = frozenset({"", "*/*"})
+#: Accept headers that rank JSON at least as high as HTML: none at all, curl's default, or
+#: JSON alone (what senders such as Formcycle's webhook send), decided without parsing them.
+_NO_PREFERENCE = frozenset({"", "*/*", "application/json"})
 
 
 def language() -> Lang:

@@ -23,6 +23,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from marshmallow import (
@@ -38,6 +39,7 @@ from marshmallow import (
     validate,
     validates_schema,
 )
+from marshmallow.decorators import POST_LOAD, PRE_LOAD, VALIDATES, VALIDATES_SCHEMA
 from marshmallow.error_store import ErrorStore
 from marshmallow.utils import set_value
 
@@ -119,7 +121,11 @@ def current_options() -> ValidationOptions:
 
 def from_form() -> bool:
     """Whether the value being loaded comes from a form body (strings only)."""
-    return current_options().form_input
+    # current_options() without the call: a validation asks this once per field.
+    options = _OPTIONS.get()
+    if options is None:
+        return current_options().form_input  # raises, with its message
+    return options.form_input
 
 
 def _messages(**specific: m.Msg) -> types.ErrorMessages:
@@ -682,6 +688,94 @@ class BridgeSchema(Schema):
         """The input keys of the loaded fields, spelled as marshmallow compares unknown keys."""
         return frozenset(key for key, _, _ in self._loading)
 
+    @functools.cached_property
+    def _load_plan(self) -> _LoadPlan:
+        """This instance's load hooks, bound and in the order marshmallow runs them."""
+
+        def ordered(tag: str) -> tuple[tuple[Callable[..., Any], bool, bool], ...]:
+            # Collection hooks first, then the per-object ones, as marshmallow's invokers do.
+            return tuple(
+                (getattr(self, name), kw.get("pass_original", False), hook_many)
+                for collection in (True, False)
+                for name, hook_many, kw in self._hooks[tag]
+                if hook_many == collection
+            )
+
+        return _LoadPlan(
+            pre_load=ordered(PRE_LOAD),
+            post_load=ordered(POST_LOAD),
+            schema_validators=tuple(
+                (getattr(self, name), kw.get("pass_original", False), kw["skip_on_field_errors"])
+                for collection in (True, False)
+                for name, hook_many, kw in self._hooks[VALIDATES_SCHEMA]
+                if hook_many == collection
+            ),
+            field_validators=bool(self._hooks[VALIDATES]),
+        )
+
+    def _do_load(
+        self,
+        data: Any,
+        *,
+        many: bool | None = None,
+        partial: bool | types.StrSequenceOrSet | None = None,
+        unknown: types.UnknownOption | None = None,
+        postprocess: bool = True,
+    ) -> Any:
+        # marshmallow's `_do_load` dispatches every hook through generic invokers (a keyword
+        # dict, a getattr and a many/pass_collection test per hook, per object); the nested
+        # blocks make that nine loads per submission. The bridge's case (one object, no
+        # `partial`, post-processing on) runs here step for step as marshmallow 4.4's, with the
+        # hooks bound once per instance; every other case goes to marshmallow.
+        # tests/schemas/test_schemas_loading.py holds both to marshmallow's own.
+        if many or self.many or partial is not None or self.partial is not None or not postprocess:
+            return super()._do_load(
+                data, many=many, partial=partial, unknown=unknown, postprocess=postprocess
+            )
+        plan = self._load_plan
+        error_store = ErrorStore()  # type: ignore[no-untyped-call]  # marshmallow's ErrorStore has no annotations
+        errors: dict[str, Any] = {}
+        unknown = self.unknown if unknown is None else unknown
+        result: Any = None
+        processed = data
+        if plan.pre_load:
+            try:
+                processed = _run_processors(plan.pre_load, data, data, unknown)
+            except ValidationError as err:
+                errors = err.normalized_messages()  # type: ignore[no-untyped-call]  # as above
+        if not errors:
+            result = self._deserialize(
+                processed, error_store=error_store, many=False, partial=None, unknown=unknown
+            )
+            if plan.field_validators:
+                self._invoke_field_validators(error_store=error_store, data=result, many=False)
+            if plan.schema_validators:
+                field_errors = bool(error_store.errors)
+                for validator, pass_original, skip_on_field_errors in plan.schema_validators:
+                    if field_errors and skip_on_field_errors:
+                        continue
+                    self._run_validator(
+                        validator,
+                        result,
+                        original_data=data,
+                        error_store=error_store,
+                        many=False,
+                        partial=None,
+                        unknown=unknown,
+                        pass_original=pass_original,
+                    )
+            errors = error_store.errors
+            if not errors and plan.post_load:
+                try:
+                    result = _run_processors(plan.post_load, result, data, unknown)
+                except ValidationError as err:
+                    errors = err.normalized_messages()  # type: ignore[no-untyped-call]  # as above
+        if errors:
+            exc = ValidationError(errors, data=data, valid_data=result)
+            self.handle_error(exc, data, many=False, partial=None)
+            raise exc
+        return result
+
     def _deserialize(
         self,
         data: Any,
@@ -738,6 +832,35 @@ class BridgeSchema(Schema):
                     value = [item for item in value if not is_blank(item)]
             cleaned[key] = value
         return cleaned
+
+
+@dataclass(frozen=True)
+class _LoadPlan:
+    """A schema instance's load hooks, bound: (method, pass_original, its third flag)."""
+
+    #: (processor, pass_original, pass_collection)
+    pre_load: tuple[tuple[Callable[..., Any], bool, bool], ...]
+    post_load: tuple[tuple[Callable[..., Any], bool, bool], ...]
+    #: (validator, pass_original, skip_on_field_errors)
+    schema_validators: tuple[tuple[Callable[..., Any], bool, bool], ...]
+    #: Whether the schema has `@validates` field validators (marshmallow runs those itself).
+    field_validators: bool
+
+
+def _run_processors(
+    processors: tuple[tuple[Callable[..., Any], bool, bool], ...],
+    data: Any,
+    original: Any,
+    unknown: types.UnknownOption,
+) -> Any:
+    """Run pre- or post-load processors on one object as marshmallow's `_invoke_processors`
+    does with ``many=False`` (a collection hook then gets the object, as there)."""
+    for processor, pass_original, _ in processors:
+        if pass_original:
+            data = processor(data, original, many=False, partial=None, unknown=unknown)
+        else:
+            data = processor(data, many=False, partial=None, unknown=unknown)
+    return data
 
 
 # ------------------------------------------------------------------------------ the blocks

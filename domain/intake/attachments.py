@@ -108,8 +108,9 @@ def _base64_files(node: Any, path: str, places: dict[str, bool]) -> list[tuple[s
     found: list[tuple[str, Upload]] = []
     if not isinstance(node, dict):
         return found
-    for key in list(node):
-        value = node[key]
+    for key, value in list(node.items()):
+        if type(value) is str:
+            continue  # nearly every value of a form: no file, nothing below it
         sub = f"{path}.{key}" if path else str(key)
         if isinstance(value, dict) and CONTENT_KEY in value:
             found.append((sub, _decode(sub, value)))

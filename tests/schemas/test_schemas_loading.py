@@ -1,9 +1,11 @@
-"""The schemas' own field loop loads exactly as marshmallow's (property tests).
+"""The schemas' own field loop and load sequence load exactly as marshmallow's (property tests).
 
 `BridgeSchema._deserialize` replaces marshmallow's per-field loop for the bridge's case (one
-object, no `partial`) because that loop cost a sixth of every validation. Each generated body,
-valid or broken, from a form or as JSON, with unknown keys ignored or refused, must give the
-same data, flags and messages both ways; marshmallow's `Schema._deserialize` is the reference.
+object, no `partial`) because that loop cost a sixth of every validation, and
+`BridgeSchema._do_load` its hook dispatch around it (ADR 16). Each generated body, valid or
+broken, from a form or as JSON, with unknown keys ignored or refused, must give the same data,
+flags and messages both ways; marshmallow's `Schema._deserialize` and `Schema._do_load` are
+the reference.
 """
 
 from __future__ import annotations
@@ -99,19 +101,23 @@ def outcome(key: str, body: dict[str, Any], options: ValidationOptions) -> tuple
 
 @contextmanager
 def marshmallows_loop() -> Iterator[None]:
-    """Load with marshmallow's own `Schema._deserialize` inside the block."""
+    """Load with marshmallow's own `Schema._deserialize` and `Schema._do_load` inside the block."""
     ours = BridgeSchema.__dict__["_deserialize"]
+    our_load = BridgeSchema.__dict__["_do_load"]
     BridgeSchema._deserialize = Schema._deserialize  # type: ignore[method-assign]  # the reference, for the comparison only
+    BridgeSchema._do_load = Schema._do_load  # type: ignore[method-assign]  # as above
     try:
         # Every schema of the registry derives from BridgeSchema, so this is what they now run.
         assert all(
             issubclass(entry.schema_class, BridgeSchema)
             and entry.schema_class._deserialize is Schema._deserialize
+            and entry.schema_class._do_load is Schema._do_load
             for entry in SCHEMAS
         )
         yield
     finally:
         BridgeSchema._deserialize = ours  # type: ignore[method-assign]  # restored
+        BridgeSchema._do_load = our_load  # type: ignore[method-assign]  # restored
 
 
 @pytest.mark.parametrize("key", sorted(SAMPLES))
