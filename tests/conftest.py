@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
+import hypothesis
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -31,6 +32,11 @@ from harness.redis_servers import RedisServer, redis_binary
 from infra.crypto import generate_key
 from store.engine import Store, make_engine, normalise_database_url
 from store.migrations import upgrade
+
+# Property tests run beside a loaded suite (two xdist workers, servers, browsers): hypothesis's
+# per-example deadline would report a slow machine as a failure. What they test is behaviour.
+hypothesis.settings.register_profile("bridge", deadline=None)
+hypothesis.settings.load_profile("bridge")
 
 ROOT = Path(__file__).resolve().parent.parent
 FORMCYCLE_SECRET = "formcycle-test-secret-0123456789abcdef"
