@@ -13,10 +13,12 @@ from urllib.parse import parse_qsl
 
 import pytest
 import requests
+from sqlalchemy import text
 
 from bench.chaos.run import gunicorn_host
 from bridge import create_app
 from domain.settings import Settings
+from store.engine import make_engine
 from tests.conftest import FORMCYCLE_SECRET, ROOT, base_environ
 from tests.quick_start import report, run_block
 
@@ -47,6 +49,7 @@ class Service:
 
     url: str
     checkout: Path
+    database_url: str
 
 
 def guide() -> str:
@@ -105,7 +108,7 @@ def service(environ: dict[str, str], tmp_path: Path) -> Iterator[Service]:
     web.start()
     try:
         web.wait_ready()
-        yield Service(url, checkout)
+        yield Service(url, checkout, environ["DATABASE_URL"])
     finally:
         web.stop()
 
@@ -140,6 +143,18 @@ def test_every_request_of_the_guide_answers_as_printed(service: Service) -> None
     assert "35,00 €" in visible(pay_page.text)
     # The JSON answer of the same submission carries the same link.
     assert link in outputs[5]
+
+    # Seven requests, three cases: the repeat, the 422 and the 409 stored nothing.
+    engine = make_engine(service.database_url)
+    try:
+        with engine.connect() as conn:
+            counted = conn.execute(text("SELECT service, count(*) FROM submissions GROUP BY 1"))
+            assert {service: count for service, count in counted} == {
+                "dog-registration": 1,
+                "traffic-order": 2,
+            }
+    finally:
+        engine.dispose()
 
 
 def test_the_503_page_is_as_printed(redis_url: str, tmp_path: Path) -> None:
