@@ -16,7 +16,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-from schemas import SCHEMAS
+from schemas import SCHEMAS, Limits
 from schemas.element_names import name_table
 
 ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*\Z")
@@ -120,6 +120,15 @@ class Service:
     fee: Fee | None
     # Days after the case is finally delivered until its personal data is purged (retention).
     retention_days: int = 90
+
+    def limits(self) -> Limits:
+        """The limits of the schema's rules this service is configured with."""
+        return Limits(
+            lead_hours=self.lead_hours,
+            min_zone_m=self.min_zone_m,
+            max_zone_m=self.max_zone_m,
+            unknown="reject" if self.unknown_fields == "reject" else "ignore",
+        )
 
     def field_path(self, name: str) -> str:
         """The field a posted name stands for: a configured alias first, then the schema's
