@@ -15,11 +15,10 @@ from demo_backoffice import DemoBackOffice
 from harness.waiting import wait_for
 from schemas.element_names import ELEMENT_NAME, element_name
 from store.engine import Store
-from store.models import DeliveryStatus
 from tests.factories import PDF, PNG, dog, flatten, today, traffic
 from tests.schemas.samples import DELETE
 from tests.webhook_support import FORM, FilePart, multipart_body, post
-from tests.worker.conftest import Processes, deliveries
+from tests.worker.conftest import Processes, all_delivered
 
 pytestmark = pytest.mark.usefixtures("processes")
 
@@ -42,11 +41,6 @@ def _as_elements(fields: list[tuple[str, str]]) -> list[tuple[str, str]]:
     out = [(element_name(key), value) for key, value in fields]
     assert all(ELEMENT_NAME.fullmatch(name) for name, _ in out)
     return out
-
-
-def _delivered(store: Store, n: int) -> bool:
-    found = deliveries(store)
-    return len(found) == n and all(d.status == DeliveryStatus.DELIVERED for d in found)
 
 
 def test_dog_form_with_default_names_only_is_delivered_nested(
@@ -77,7 +71,7 @@ def test_dog_form_with_default_names_only_is_delivered_nested(
     assert response.status_code == 202, response.get_data(as_text=True)
     answer = response.get_json()
     assert answer["municipality"]["name"] == "Neu-Anspach"
-    wait_for(lambda: _delivered(store, 1), what="the delivery")
+    wait_for(lambda: all_delivered(store, 1), what="the delivery")
     [case] = backoffice.cases("usingen-steueramt")
     assert case["reference"] == answer["reference"]
     data = backoffice.document("usingen-steueramt", answer["deliveries"][0]["id"])["data"]
@@ -116,7 +110,7 @@ def test_traffic_order_with_uploads_by_default_names_is_delivered(
     response = post(client, "traffic-order", body, content_type)
     assert response.status_code == 202, response.get_data(as_text=True)
     answer = response.get_json()
-    wait_for(lambda: _delivered(store, 1), what="the delivery")
+    wait_for(lambda: all_delivered(store, 1), what="the delivery")
     [delivery] = answer["deliveries"]
     data = backoffice.document(delivery["office"], delivery["id"])["data"]
     assert data["construction"]["responsible_person"] == {
