@@ -66,6 +66,10 @@ class Row:
     path: str
 
 
+#: Elements shown in the row of their list (or not at all: the details the bridge writes).
+_WITH_THEIR_LIST = frozenset({"file-detail", "repeat-item", "upload-list"})
+
+
 def rows(service: Service) -> list[Row]:
     """The sheet of ``service``: its schema's elements in the schema's order."""
     limits = service.limits()
@@ -75,7 +79,7 @@ def rows(service: Service) -> list[Row]:
     out: list[Row] = []
     seen: set[str] = set()
     for element in elements(SCHEMAS.get(service.schema).schema_class):
-        if element.kind in ("file-detail", "repeat-item") or element.group in seen:
+        if element.kind in _WITH_THEIR_LIST or element.group in seen:
             continue  # details the bridge writes itself; list items go with their list
         if element.index is not None:
             seen.add(element.group)
@@ -87,6 +91,7 @@ def _row(element: Element, limits: Limits, aliases: dict[str, list[str]]) -> Row
     field = element.field
     list_field = element.chain[-1] if element.index is not None else None
     name, path = f"`{element.name}`", element.path
+    also = aliases.get(element.path, [])
     if element.kind == "repeat":
         assert isinstance(field, mf.List)
         last = max_items(field) - 1
@@ -97,10 +102,14 @@ def _row(element: Element, limits: Limits, aliases: dict[str, list[str]]) -> Row
         last_path = _item_path(element.path, max_items(list_field) - 1)
         name = f"`{element.name}` … `{element_name(last_path)}`"
         path = f"{element.path} … {last_path}"
+        if element.kind == "upload":
+            base = element.path.removesuffix(".0")
+            name += f" oder `{element_name(base)}` (wiederholt)"
+            also = aliases.get(base, []) + also
     kind, form_element, values = _kind(element)
     return Row(
         name=name,
-        aliases=", ".join(f"`{a}`" for a in aliases.get(element.path, [])),
+        aliases=", ".join(f"`{a}`" for a in also),
         label=" › ".join(element.labels[:-1] if element.index is not None else element.labels),
         type=kind,
         element=form_element,

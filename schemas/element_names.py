@@ -54,8 +54,9 @@ class Element:
     """The German titles from the top level down."""
     kind: str
     """``value``, ``repeat`` (a list of values, as one repeated element), ``repeat-item`` (one
-    of its items), ``upload`` or ``file-detail`` (a file's metadata, written by the bridge from
-    the file; a form never sends it)."""
+    of its items), ``upload``, ``upload-list`` (a list of files, as one repeated upload element)
+    or ``file-detail`` (a file's metadata, written by the bridge from the file; a form never
+    sends it)."""
     chain: tuple[fields.Field[Any], ...]
     """The fields of the enclosing blocks from the top down, for when the element is needed."""
     index: int | None = None
@@ -117,6 +118,9 @@ def _walk(
                     )
         elif isinstance(field, fields.List):
             assert inner is not None
+            if isinstance(nested, AttachmentSchema):
+                # One upload element may also send all the list's files under one name.
+                yield Element(path, field, title, "upload-list", chain, index, grp)
             for i in range(max_items(field)):
                 if isinstance(nested, AttachmentSchema):
                     item = (*title, f"{i + 1}.")

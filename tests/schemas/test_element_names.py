@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -9,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.config import ConfigError, parse_config
+from domain.formcycle_sheet import rows
 from schemas import SCHEMAS
 from schemas.blocks import BridgeSchema, List, Nested, ServiceBaseSchema, Str, title
 from schemas.element_names import ELEMENT_NAME, element_name, elements, name_table
@@ -134,6 +136,7 @@ def test_check_config_lists_every_alias_problem() -> None:
         "tfRasse": "dog.rasse",  # no such field
         "keeperFirstName": "keeper.first_name",  # its own default name: harmless
         "vorgang": "process_id",  # the idempotency field is not a schema field, but known
+        "dateien": "attachments",  # one upload element for the whole list of files
     }
     where = "services.dog-registration.aliases"
     assert _problems(raw) == [
@@ -143,3 +146,33 @@ def test_check_config_lists_every_alias_problem() -> None:
         "choose another name for dog.name",
         f"{where}.tfRasse: 'dog.rasse' is not a field of dog-registration@1",
     ]
+
+
+def _names(cell: str) -> list[str]:
+    """The element names of a sheet cell, a list's range (`a0` … `a49`) spelled out."""
+    names = re.findall(r"`([A-Za-z0-9]+)`", cell)
+    if "…" not in cell:
+        return names
+    first, last, *rest = names
+    stem = first.removesuffix("0")
+    count = int(last.removeprefix(stem))
+    return [f"{stem}{i}" for i in range(count + 1)] + rest
+
+
+@pytest.mark.parametrize("service_id", ["dog-registration", "traffic-order"])
+def test_the_sheet_shows_exactly_the_names_intake_takes(service_id: str) -> None:
+    """Every name the designer's sheet offers is one intake resolves to a field, the aliases
+    shown lead to the field of their row, and every name a form may send (all but the file
+    details the bridge writes itself) is on the sheet."""
+    service = parse_config(_raw_config(), SECRETS).services[service_id]
+    schema_class = SCHEMAS.get(service.schema).schema_class
+    table = name_table(schema_class)
+    shown: list[str] = []
+    for row in rows(service):
+        for name in _names(row.name):
+            assert service.field_path(name) == table.paths[name]
+            shown.append(name)
+        for alias in _names(row.aliases):
+            assert service.field_path(alias) == row.path
+    assert len(shown) == len(set(shown))
+    assert set(shown) == {e.name for e in elements(schema_class) if e.kind != "file-detail"}

@@ -97,7 +97,7 @@ def test_the_dog_sheet_says_name_label_type_element_requirement_and_limits() -> 
     assert "Muster `^[0-9]{15}$`" in rows["dog.microchip_number"][7]
     assert rows["keeper.birth_date"][3:5] == ["Datum", "date"]
     uploads = rows["attachments.0 … attachments.49"]
-    assert uploads[0] == "`attachments0` … `attachments49`"
+    assert uploads[0] == "`attachments0` … `attachments49` oder `attachments` (wiederholt)"
     assert uploads[3:5] == ["Datei", "upload"]
     assert rows["tax_relief.reason_text"][4] == "textarea"
 
