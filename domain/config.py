@@ -6,6 +6,7 @@ start-up and every problem is reported at once.
 
 from __future__ import annotations
 
+import functools
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -130,14 +131,16 @@ class Service:
             unknown="reject" if self.unknown_fields == "reject" else "ignore",
         )
 
+    @functools.cached_property
+    def _element_names(self) -> dict[str, str]:
+        """Element name -> field path: the schema's default names, the aliases over them."""
+        return {**name_table(SCHEMAS.get(self.schema).schema_class).paths, **self.aliases}
+
     def field_path(self, name: str) -> str:
         """The field a posted name stands for: a configured alias first, then the schema's
         default element name (schemas/element_names.py), else the name itself (a dotted path,
         or a key the schema does not know)."""
-        alias = self.aliases.get(name)
-        if alias is not None:
-            return alias
-        return name_table(SCHEMAS.get(self.schema).schema_class).paths.get(name, name)
+        return self._element_names.get(name, name)
 
 
 @dataclass(frozen=True)
