@@ -18,6 +18,8 @@ from sqlalchemy import text
 from bench.chaos.run import gunicorn_host
 from bridge import create_app
 from domain.settings import Settings
+from schemas.element_names import name_table
+from schemas.registry import SCHEMAS
 from store.engine import make_engine
 from tests.conftest import FORMCYCLE_SECRET, ROOT, base_environ
 from tests.quick_start import report, run_block
@@ -195,3 +197,25 @@ def test_the_guides_links_lead_to_pages_that_exist() -> None:
     assert relative
     missing = [t for t in relative if not (GUIDE.parent / t).exists()]
     assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("schema", "example"),
+    [
+        ("dog-registration@1", "dog-registration.form"),
+        ("traffic-order@1", "traffic-order.form"),
+        ("traffic-order@1", "traffic-order-construction.fields"),
+    ],
+)
+def test_the_examples_send_only_default_element_names(schema: str, example: str) -> None:
+    """Every name the guide's examples send is a default element name of the service's schema
+    (or the process id): a misspelt optional name would be dropped without a word, so the 202
+    alone would not notice it."""
+    text = (ROOT / "examples" / "formcycle" / example).read_text(encoding="utf-8")
+    if example.endswith(".form"):
+        names = [name for name, _ in parse_qsl(text)]
+    else:  # the multipart example: its fields, and the files the guide's block adds
+        names = [line.split("=", 1)[0] for line in text.splitlines() if line]
+        names += re.findall(r"-F '(\w+)=@", guide())
+    known = name_table(SCHEMAS.get(schema).schema_class).paths
+    assert [name for name in names if name not in known] == ["process_id"]
