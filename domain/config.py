@@ -6,6 +6,7 @@ start-up and every problem is reported at once.
 
 from __future__ import annotations
 
+import functools
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -15,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+from schemas import SCHEMAS, Limits
+from schemas.element_names import name_table
 
 ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*\Z")
 ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\Z")
@@ -120,6 +124,26 @@ class Service:
     fee: Fee | None
     # Days after the case is finally delivered until its personal data is purged (retention).
     retention_days: int = 90
+
+    def limits(self) -> Limits:
+        """The limits of the schema's rules this service is configured with."""
+        return Limits(
+            lead_hours=self.lead_hours,
+            min_zone_m=self.min_zone_m,
+            max_zone_m=self.max_zone_m,
+            unknown="reject" if self.unknown_fields == "reject" else "ignore",
+        )
+
+    @functools.cached_property
+    def _element_names(self) -> dict[str, str]:
+        """Element name -> field path: the schema's default names, the aliases over them."""
+        return {**name_table(SCHEMAS.get(self.schema).schema_class).paths, **self.aliases}
+
+    def field_path(self, name: str) -> str:
+        """The field a posted name stands for: a configured alias first, then the schema's
+        default element name (schemas/element_names.py), else the name itself (a dotted path,
+        or a key the schema does not know)."""
+        return self._element_names.get(name, name)
 
 
 @dataclass(frozen=True)
@@ -440,8 +464,6 @@ def _lead_hours(sid: str, service: Mapping[str, Any], problems: list[str]) -> in
 
 
 def _build(data: dict[str, Any], problems: list[str]) -> Config:
-    from schemas import SCHEMAS
-
     municipalities = {
         mid: Municipality(
             id=mid,
@@ -590,9 +612,7 @@ def _check_services(config: Config, problems: list[str]) -> set[str]:
             needed.add(s.fee.notice_task_area)  # the cash office gets the payment notice
         if s.min_zone_m > s.max_zone_m:
             problems.append(f"services.{s.id}: min_zone_m is larger than max_zone_m")
-        for alias, target in s.aliases.items():
-            if not target or any(not part for part in target.split(".")):
-                problems.append(f"services.{s.id}.aliases.{alias}: {target!r} is not a field path")
+        _check_element_names(s, problems)
     return needed
 
 
@@ -621,6 +641,33 @@ def _check_schema_versions(config: Config, problems: list[str]) -> None:
                 gap = SCHEMAS.conversion_gap(current.key, version)
                 if gap is not None:
                     problems.append(f"{where}: cannot send {current.key} data as {pinned}: {gap}")
+
+
+def _check_element_names(service: Service, problems: list[str]) -> None:
+    """Every name a form may post stands for one field: aliases point at fields of the schema,
+    and neither a default element name nor an alias could mean two fields."""
+    table = name_table(SCHEMAS.get(service.schema).schema_class)
+    where = f"services.{service.id}.aliases"
+    for name, paths in table.collisions.items():
+        if name not in service.aliases:
+            problems.append(
+                f"services.{service.id}: the element name {name!r} would stand for "
+                f"{' and '.join(paths)}; set {where}.{name} to the field it means"
+            )
+    for alias, target in service.aliases.items():
+        if not target or any(not part for part in target.split(".")):
+            problems.append(f"{where}.{alias}: {target!r} is not a field path")
+            continue
+        if target not in table.field_paths and target != service.idempotency_field:
+            problems.append(f"{where}.{alias}: {target!r} is not a field of {service.schema}")
+        # A name that already stands for another field (its default element name or its
+        # dotted path) would silently take that field's element away from the form.
+        meant = table.paths.get(alias) or (alias if alias in table.field_paths else None)
+        if meant is not None and meant != target:
+            problems.append(
+                f"{where}.{alias}: {alias!r} is already the element name of {meant}; "
+                f"choose another name for {target}"
+            )
 
 
 def _check_responsibilities(config: Config, needed: set[str], problems: list[str]) -> None:

@@ -614,7 +614,9 @@ def title(de: str, description: str | None = None, **extra: Any) -> dict[str, An
     """Field metadata with a German title (and description) for JSON Schema / OpenAPI.
 
     A description may name the limits of `schemas.options.Limits` in braces (``{lead_hours}``);
-    the published schema fills in the configured values.
+    the published schema fills in the configured values. ``required_when`` says in German when
+    an optional field is needed after all (the condition its block's validator checks), for
+    the form designer's sheet (`domain.formcycle_sheet`).
     """
     meta: dict[str, Any] = {"title": de, **extra}
     if description:

@@ -135,10 +135,18 @@ class DogSchema(BridgeSchema):
 
     name = Str(required=True, max_length=100, metadata=title("Name des Hundes"))
     # Required unless is_mixed_breed (checked in _check_dog, to report it at this path).
-    breed = Str(max_length=100, metadata=title("Rasse"))
+    breed = Str(
+        max_length=100,
+        metadata=title("Rasse", required_when="„Mischling“ nicht gewählt ist"),
+    )
     is_mixed_breed = Bool(load_default=False, metadata=title("Mischling"))
     main_breeds = List(
-        Str(max_length=100), max_items=5, metadata=title("Hauptrassen (bei Mischlingen)")
+        Str(max_length=100),
+        max_items=5,
+        metadata=title(
+            "Hauptrassen (bei Mischlingen)",
+            required_when="„Mischling“ gewählt ist (mindestens eine)",
+        ),
     )
     sex = Choice(
         SEXES,
@@ -224,8 +232,15 @@ class TaxReliefSchema(BridgeSchema):
 
     requested = Bool(required=True, metadata=title("Steuerbefreiung oder -ermäßigung beantragt"))
     kind = Choice(TAX_RELIEF_KINDS, aliases=TAX_RELIEF_KIND_ALIASES, metadata=title("Art"))
-    reason = Choice(TAX_RELIEF_REASONS, aliases=TAX_RELIEF_REASON_ALIASES, metadata=title("Grund"))
-    reason_text = Str(max_length=1000, metadata=title("Begründung"))
+    reason = Choice(
+        TAX_RELIEF_REASONS,
+        aliases=TAX_RELIEF_REASON_ALIASES,
+        metadata=title("Grund", required_when="eine Befreiung oder Ermäßigung beantragt ist"),
+    )
+    reason_text = Str(
+        max_length=1000,
+        metadata=title("Begründung", required_when="der Grund „sonstiger Grund“ ist"),
+    )
 
     @validates_schema(pass_original=True, skip_on_field_errors=False)
     def _check_reason(

@@ -15,7 +15,8 @@ from typing import Any
 
 from marshmallow import Schema, fields
 
-from schemas.blocks import Choice, Date, DateTime, ServiceBaseSchema, in_local_time
+from schemas.blocks import Choice, Date, DateTime, in_local_time
+from schemas.element_names import ordered_fields
 from schemas.registry import SCHEMAS
 
 #: A described value: the German titles from the top level down, and the German value.
@@ -75,20 +76,11 @@ def flag_notes(schema_key: str, flags: Mapping[str, Any]) -> list[str]:
     return [str(key) for key, value in flags.items() if value]
 
 
-def _ordered_fields(schema: Schema) -> list[tuple[str, fields.Field[Any]]]:
-    """The fields of ``schema`` in declaration order, the shared service fields last."""
-    items = [(field.data_key or name, field) for name, field in schema.fields.items()]
-    if not isinstance(schema, ServiceBaseSchema):
-        return items
-    shared = set(ServiceBaseSchema._declared_fields)
-    return [i for i in items if i[0] not in shared] + [i for i in items if i[0] in shared]
-
-
 def _describe_object(
     schema: Schema, data: Mapping[str, Any], path: tuple[str, ...], lines: list[Line]
 ) -> None:
     known: set[str] = set()
-    for key, field in _ordered_fields(schema):
+    for key, field in ordered_fields(schema):
         if key not in data:
             continue
         known.add(key)

@@ -176,8 +176,13 @@ class ApplicantSchema(BridgeSchema):
         required=True,
         metadata=title("Antragsteller ist"),
     )
-    person = Nested(PersonSchema, metadata=title("Privatperson"))
-    company = Nested(CompanySchema, metadata=title("Firma"))
+    person = Nested(
+        PersonSchema,
+        metadata=title("Privatperson", required_when="der Antragsteller eine Privatperson ist"),
+    )
+    company = Nested(
+        CompanySchema, metadata=title("Firma", required_when="der Antragsteller eine Firma ist")
+    )
 
     @validates_schema(pass_original=True, skip_on_field_errors=False)
     def _check_kind(
@@ -313,9 +318,18 @@ class TrafficOrderSchema(ServiceBaseSchema):
         validate=validate.Range(min=1, error=VEHICLES_INVALID),
         metadata=title("Anzahl der Fahrzeuge"),
     )
-    construction = Nested(ConstructionSchema, metadata=title("Angaben zur Baustelle"))
+    construction = Nested(
+        ConstructionSchema,
+        metadata=title(
+            "Angaben zur Baustelle", required_when="der Anlass „Baustelle“ ist (sonst leer lassen)"
+        ),
+    )
     site_plan = Nested(
-        AttachmentSchema, metadata=title("Lageplan / Verkehrszeichenplan (bei Baustellen)")
+        AttachmentSchema,
+        metadata=title(
+            "Lageplan / Verkehrszeichenplan (bei Baustellen)",
+            required_when="der Anlass „Baustelle“ ist",
+        ),
     )
 
     @validates_schema(pass_original=True, skip_on_field_errors=False)

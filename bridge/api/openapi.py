@@ -26,12 +26,7 @@ from schemas import Limits, json_schema
 
 def service_limits(service: Service) -> Limits:
     """The limits the service is configured with (what intake validates with)."""
-    return Limits(
-        lead_hours=service.lead_hours,
-        min_zone_m=service.min_zone_m,
-        max_zone_m=service.max_zone_m,
-        unknown="reject" if service.unknown_fields == "reject" else "ignore",
-    )
+    return service.limits()
 
 
 def service_json_schema(service: Service) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import click
 from bridge.cli.accounts import accounts, tokens
 from bridge.cli.backup import backup, restore_command
 from bridge.cli.context import Context, pass_context
+from bridge.cli.formcycle import formcycle_command
 from bridge.cli.operations import COMMANDS
 from bridge.cli.secret_file import secrets_command
 from domain.config import Config, Office, Service
@@ -137,3 +138,4 @@ main.add_command(backup)
 main.add_command(restore_command)
 main.add_command(tokens)
 main.add_command(secrets_command)
+main.add_command(formcycle_command)

@@ -86,8 +86,8 @@ def collect(service: Service, data: dict[str, Any], uploads: Sequence[Upload]) -
     places = slots(service)
     found: list[tuple[str, Upload]] = []
     for upload in uploads:
-        # File elements are Formcycle elements too: the alias table applies to their names.
-        path = service.aliases.get(upload.field, upload.field)
+        # File elements are Formcycle elements too: aliases and default names apply to them.
+        path = service.field_path(upload.field)
         base, _, last = path.rpartition(".")
         if base and is_index(last) and places.get(base):
             path = base  # a part named `attachments.0` is one of the list's files

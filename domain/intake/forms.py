@@ -1,7 +1,8 @@
 """Form shaping: a posted body's flat fields (dotted keys, aliases, repeats) as nested data.
 
-Formcycle posts flat element names; the schemas expect nested objects. Here the per-service
-alias table is applied, dotted keys become nested objects (no deeper than the body limit),
+Formcycle posts flat element names; the schemas expect nested objects. Here each name is
+resolved to its field (the per-service alias table first, then the schema's default element
+names, `schemas.element_names`), dotted keys become nested objects (no deeper than the body limit),
 repeated keys become lists, and numbered groups (`attachments.0.x`) become lists too.
 """
 
@@ -37,21 +38,26 @@ class RawSubmission:
 
 
 def shape(service: Service, raw: RawSubmission, limits: BodyLimits) -> dict[str, Any]:
-    """Apply the service's alias table and expand dotted keys into nested data.
+    """Resolve element names (aliases, default names) and expand dotted keys into nested data.
 
     A dotted key counts towards the nesting limit like a JSON object does, so that nothing
     after this point (lists, attachments, the schema) meets data deeper than the limit.
     """
     for upload in raw.uploads:
         # A file's metadata takes the place of a value: a file name counts like a field name.
-        if len(service.aliases.get(upload.field, upload.field).split(".")) + 1 > limits.max_depth:
+        if len(service.field_path(upload.field).split(".")) + 1 > limits.max_depth:
             raise limits.too_deep("Ein Feldname mit Punkten", "A dotted field name")
     root: dict[str, Any] = {}
+    # The name each field came under: one field sent under two names (an alias and its
+    # default name, say) is a mistake of the form, not a list of two values.
+    sent_as: dict[str, str] = {}
     for key, value in raw.fields:
         if raw.from_form and value == "":
             # An empty form element means "not filled in", not an empty answer.
             continue
-        target = service.aliases.get(key, key)
+        target = service.field_path(key)
+        if sent_as.setdefault(target, key) != key:
+            raise _twice(target, sent_as[target], key)
         parts = target.split(".")
         if len(parts) > 1 and len(parts) + nesting_depth(value) > limits.max_depth:
             raise limits.too_deep("Ein Feldname mit Punkten", "A dotted field name")
@@ -87,6 +93,17 @@ def _conflict(key: str) -> Problem:
         key,
         f"Das Feld {key!r} ist zugleich Wert und Gruppe.",
         f"Field {key!r} is used both as a value and as a group.",
+    )
+
+
+def _twice(target: str, first: str, second: str) -> Problem:
+    """One field under two element names: a 422 at the field, naming both names."""
+    return invalid_field(
+        target,
+        f"Diese Angabe kam unter zwei Elementnamen ({first}, {second}). Das liegt am Formular, "
+        "nicht an Ihren Angaben: bitte wenden Sie sich an die Stelle, die das Formular anbietet.",
+        f"This field came under two element names ({first}, {second}). The form must send it "
+        "under one name only.",
     )
 
 

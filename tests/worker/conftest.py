@@ -21,7 +21,7 @@ from demo_backoffice.ledger import Ledger
 from harness.redis_servers import RedisServer, redis_binary
 from harness.waiting import wait_for
 from store.engine import Store
-from store.models import Delivery
+from store.models import Delivery, DeliveryStatus
 from tests.conftest import OFFICE_SIGNING_SECRET, ROOT
 
 SHIPPED_CONFIG = (ROOT / "config" / "routing.toml").read_text(encoding="utf-8")
@@ -130,6 +130,12 @@ def deliveries(store: Store, reference_number: int | None = None) -> list[Delive
         if reference_number is not None:
             query = query.where(Delivery.submission_id == reference_number)
         return list(session.scalars(query))
+
+
+def all_delivered(store: Store, count: int) -> bool:
+    """Whether there are exactly `count` deliveries, all delivered."""
+    found = deliveries(store)
+    return len(found) == count and all(d.status == DeliveryStatus.DELIVERED for d in found)
 
 
 def submit(client: FlaskClient, service: str, body: dict[str, Any], key: str | None = None) -> Any:

@@ -18,9 +18,14 @@ from demo_backoffice import DemoBackOffice
 from harness.redis_servers import RedisServer
 from harness.waiting import wait_for
 from store.engine import Store
-from store.models import DeliveryStatus
 from tests.factories import dog, traffic
-from tests.worker.conftest import GatedLedger, Processes, deliveries, routing_config, submit
+from tests.worker.conftest import (
+    GatedLedger,
+    Processes,
+    all_delivered,
+    routing_config,
+    submit,
+)
 
 TAX = "usingen-steueramt"
 ORDER = "neu-anspach-ordnungsamt"
@@ -56,11 +61,6 @@ def _live(redis_url: str) -> list[BaseWorker]:
         client.close()
 
 
-def _all_delivered(store: Store, count: int) -> bool:
-    found = deliveries(store)
-    return len(found) == count and all(d.status == DeliveryStatus.DELIVERED for d in found)
-
-
 def test_redis_restarts_empty_while_both_workers_are_mid_delivery(
     client: FlaskClient,
     store: Store,
@@ -89,7 +89,7 @@ def test_redis_restarts_empty_while_both_workers_are_mid_delivery(
     # The office answers while Redis is down: the workers record both deliveries in the
     # database and then meet the outage in RQ's bookkeeping of the finished jobs.
     ledger.gate.set()
-    wait_for(lambda: _all_delivered(store, 2), what="the held attempts to be recorded")
+    wait_for(lambda: all_delivered(store, 2), what="the held attempts to be recorded")
     # A case accepted during the outage: committed, its wake-up lost with Redis.
     ids[TAX].append(submit(client, "dog-registration", dog())["deliveries"][0]["id"])
     wait_for(
@@ -103,7 +103,7 @@ def test_redis_restarts_empty_while_both_workers_are_mid_delivery(
     assert [p.poll() for p in workers] == [None, None], "a worker process died with Redis"
 
     ids[ORDER].append(submit(client, "traffic-order", traffic())["deliveries"][0]["id"])
-    wait_for(lambda: _all_delivered(store, 4), timeout=60, what="every delivery")
+    wait_for(lambda: all_delivered(store, 4), timeout=60, what="every delivery")
     for office, sent in ids.items():
         assert sorted(c["delivery_id"] for c in backoffice.cases(office)) == sorted(sent)
         assert sorted(backoffice.received_ids(office)) == sorted(sent)
@@ -141,10 +141,10 @@ def test_redis_restarted_empty_before_the_office_answers(
     private_redis.stop()
     private_redis.start()
     ledger.gate.set()
-    wait_for(lambda: _all_delivered(store, 2), what="the held attempts to be recorded")
+    wait_for(lambda: all_delivered(store, 2), what="the held attempts to be recorded")
     ids[TAX].append(submit(client, "dog-registration", dog())["deliveries"][0]["id"])
     ids[ORDER].append(submit(client, "traffic-order", traffic())["deliveries"][0]["id"])
-    wait_for(lambda: _all_delivered(store, 4), timeout=60, what="every delivery")
+    wait_for(lambda: all_delivered(store, 4), timeout=60, what="every delivery")
     for office, sent in ids.items():
         assert sorted(c["delivery_id"] for c in backoffice.cases(office)) == sorted(sent)
         assert sorted(backoffice.received_ids(office)) == sorted(sent)
@@ -174,6 +174,6 @@ def test_idle_workers_rejoin_the_registry_after_an_empty_restart(
     )
     assert client.get("/readyz").status_code == 200
     delivery_id = submit(client, "dog-registration", dog())["deliveries"][0]["id"]
-    wait_for(lambda: _all_delivered(store, 1), what="the case after the restart")
+    wait_for(lambda: all_delivered(store, 1), what="the case after the restart")
     assert [c["delivery_id"] for c in backoffice.cases(TAX)] == [delivery_id]
     assert [p.poll() for p in workers] == [None, None]

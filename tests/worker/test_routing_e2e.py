@@ -8,17 +8,11 @@ from flask.testing import FlaskClient
 from demo_backoffice import DemoBackOffice
 from harness.waiting import wait_for
 from store.engine import Store
-from store.models import DeliveryStatus
 from tests.conftest import MakeToken, bearer
 from tests.factories import dog, traffic
-from tests.worker.conftest import Processes, deliveries, submit
+from tests.worker.conftest import Processes, all_delivered, deliveries, submit
 
 pytestmark = pytest.mark.usefixtures("processes")
-
-
-def _delivered(store: Store, n: int) -> bool:
-    found = deliveries(store)
-    return len(found) == n and all(d.status == DeliveryStatus.DELIVERED for d in found)
 
 
 def test_neu_anspach_dog_reaches_usingen_tax_office(
@@ -29,7 +23,7 @@ def test_neu_anspach_dog_reaches_usingen_tax_office(
     answer = submit(client, "dog-registration", dog())
     assert answer["municipality"] == {"name": "Neu-Anspach", "ags": "06434007"}
     assert [d["office"] for d in answer["deliveries"]] == ["usingen-steueramt"]
-    wait_for(lambda: _delivered(store, 1), what="the delivery")
+    wait_for(lambda: all_delivered(store, 1), what="the delivery")
     cases = backoffice.cases("usingen-steueramt")
     assert [c["reference"] for c in cases] == [answer["reference"]]
     assert cases[0]["signature_valid"] is True
@@ -50,7 +44,7 @@ def test_usingen_traffic_order_reaches_neu_anspach_public_order_office(
     answer = submit(client, "traffic-order", traffic())
     assert answer["municipality"]["name"] == "Usingen"
     assert answer["reference"].startswith("US-")
-    wait_for(lambda: _delivered(store, 1), what="the delivery")
+    wait_for(lambda: all_delivered(store, 1), what="the delivery")
     assert [c["reference"] for c in backoffice.cases("neu-anspach-ordnungsamt")] == [
         answer["reference"]
     ]
@@ -71,7 +65,7 @@ def test_rottweiler_reaches_tax_and_public_order_offices(
         "neu-anspach-ordnungsamt",
         "usingen-steueramt",
     ]
-    wait_for(lambda: _delivered(store, 2), what="both deliveries")
+    wait_for(lambda: all_delivered(store, 2), what="both deliveries")
     for office in ("usingen-steueramt", "neu-anspach-ordnungsamt"):
         [case] = backoffice.cases(office)
         assert case["reference"] == answer["reference"]
@@ -95,7 +89,7 @@ def test_metrics_count_submissions_deliveries_and_attempts(
         headers={"X-Bridge-Secret": "formcycle-test-secret-0123456789abcdef"},
     )
     assert rejected.status_code == 422
-    wait_for(lambda: _delivered(store, 1), what="the delivery")
+    wait_for(lambda: all_delivered(store, 1), what="the delivery")
     text = client.get("/metrics").get_data(as_text=True)
     assert 'bridge_submissions_total{outcome="accepted",service="dog-registration"} 1.0' in text
     assert 'bridge_submissions_total{outcome="422",service="dog-registration"} 1.0' in text

@@ -33,9 +33,10 @@ def axe_source() -> str:
 
 
 @contextmanager
-def served(app: Flask) -> Iterator[str]:
-    """Serve `app` on a free loopback port in a thread (a real HTTP server); yields its URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+def served(app: Flask, port: int = 0) -> Iterator[str]:
+    """Serve `app` on a loopback port (a free one unless given) in a thread (a real HTTP
+    server); yields its URL."""
+    server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
