@@ -6,10 +6,12 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
 from schemas import messages as m
 from store.engine import Store
+from store.models import Submission
 from tests.conftest import ROOT, snapshot
 from tests.factories import dog, flatten
 from tests.schemas.samples import DELETE
@@ -40,6 +42,23 @@ def test_default_names_aliases_and_dotted_paths_mix(client: FlaskClient) -> None
     extra = [("tfVorname", "Erika"), ("dogName", "Luna"), ("keeperAddressTown", "Neu-Anspach")]
     response = post(client, DOG, form_body(payload, extra), FORM)
     assert response.status_code == 202, response.get_data(as_text=True)
+
+
+def test_a_list_of_values_by_one_repeated_name(
+    client: FlaskClient, store: Store, app: Flask
+) -> None:
+    """`dogMainBreeds` sent twice (a multiple choice) is the list `dog.main_breeds`."""
+    payload = dog({"dog.is_mixed_breed": True, "dog.breed": DELETE})
+    extra = [("dogMainBreeds", "Labrador Retriever"), ("dogMainBreeds", "Pudel")]
+    response = post(client, DOG, form_body(payload, extra), FORM)
+    assert response.status_code == 202, response.get_data(as_text=True)
+    number = int(response.get_json()["reference"].rsplit("-", 1)[1])
+    with store.read() as session:
+        stored = session.get(Submission, number)
+        assert stored is not None
+        assert stored.data is not None
+        data = app.extensions["bridge"].vault.decrypt_json(stored.data)
+    assert data["dog"]["main_breeds"] == ["Labrador Retriever", "Pudel"]
 
 
 def test_a_misspelt_element_name_is_named(client: FlaskClient, store: Store) -> None:
