@@ -212,11 +212,13 @@ def check_encryption_key(
             "Der Verschlüsselungsschlüssel des Zustellpunkts ist nicht lesbar."
         ) from None
     if trust_anchors is not None:
-        check_chain(key.get("x5c"), built, trust_anchors)
+        check_chain(
+            key.get("x5c"), int.from_bytes(b64url_decode(str(key["n"])), "big"), trust_anchors
+        )
     return built
 
 
-def check_chain(x5c: Any, key: jwk.JWK, trust_anchors: Sequence[x509.Certificate]) -> None:
+def check_chain(x5c: Any, modulus: int, trust_anchors: Sequence[x509.Certificate]) -> None:
     """The x5c chain leads to a trust anchor, each link in its validity period and signed by
     the next, and the leaf certificate holds the key; else a permanent error.
 
@@ -232,12 +234,8 @@ def check_chain(x5c: Any, key: jwk.JWK, trust_anchors: Sequence[x509.Certificate
         raise PermanentDeliveryError("Die Zertifikatskette (x5c) ist nicht lesbar.") from None
     now = dt.datetime.now(dt.UTC)
     leaf_key = chain[0].public_key()
-    published = key.get_op_key("wrapKey")
-    if not (
-        isinstance(leaf_key, rsa.RSAPublicKey)
-        and isinstance(published, rsa.RSAPublicKey)
-        and leaf_key.public_numbers() == published.public_numbers()
-    ):
+    # e is AQAB (checked before), so the modulus decides whether the leaf holds this key.
+    if not (isinstance(leaf_key, rsa.RSAPublicKey) and leaf_key.public_numbers().n == modulus):
         raise PermanentDeliveryError(
             "Das Zertifikat (x5c) gehört nicht zum Schlüssel des Zustellpunkts."
         )
