@@ -192,7 +192,7 @@ def test_only_ps512_by_the_right_key_verifies() -> None:
         verify_jws(signed(payload, signer, "RS512"), public)
     with pytest.raises(ValueError, match="signature does not verify"):
         verify_jws(signed(payload, private_jwk(3072)), public)
-    header, body, signature = signed(payload, signer).split(".")
+    header, _body, signature = signed(payload, signer).split(".")
     forged = base64.urlsafe_b64encode(b'{"destinationId":"other"}').rstrip(b"=").decode()
     with pytest.raises(ValueError, match="signature does not verify"):
         verify_jws(f"{header}.{forged}.{signature}", public)
