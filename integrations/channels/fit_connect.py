@@ -83,6 +83,9 @@ PROBLEM_WORDS = {
     "service-mismatch": "Leistung passt nicht zum Zustellpunkt",
     "invalid-reply-channel": "Rückkanal ungültig",
     "technical-error": "Technischer Fehler beim Empfänger",
+    # Names the stand-in (demo_fitconnect) uses beside the catalogue's.
+    "hash-mismatch": "Prüfsumme stimmt nicht",
+    "attachments-mismatch": "Anlagenliste stimmt nicht",
 }
 
 
@@ -434,7 +437,9 @@ class FitConnectChannel(Channel):
         announced: list[str] = list(state["attachments"])
         if len(announced) != len(envelope.attachments):
             return None
-        tags: dict[str, Any] = {"attachments": {}}
+        # The tags of attachments uploaded by an earlier attempt are kept: an accept names all.
+        tags: dict[str, Any] = dict(state.get("tags") or {})
+        tags["attachments"] = dict(tags.get("attachments") or {})
         for attachment_id, attachment in zip(announced, envelope.attachments, strict=True):
             if attachment.content is None:
                 raise PermanentDeliveryError(
@@ -457,7 +462,7 @@ class FitConnectChannel(Channel):
                 return None
             tags["attachments"][attachment_id] = auth_tag(sealed)
             state["uploaded"] = [*state["uploaded"], attachment_id]
-            state["tags"] = {**state.get("tags", {}), **tags}
+            state["tags"] = tags
             if not progress(state):
                 raise DeliveryError("Zustellung abgebrochen: die Reservierung ist abgelaufen.")
         data = canonical_json(jsonable(envelope.data))

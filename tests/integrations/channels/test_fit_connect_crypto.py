@@ -233,7 +233,9 @@ def test_payment_information_of_a_paid_fee_only() -> None:
         "grossAmount": 35.0,
         "transactionTimestamp": "2026-03-01T09:30:00Z",
     }
-    assert payment_information({**paid, "method": "SEPA-Lastschrift"})["paymentMethod"] == "OTHER"
+    other = payment_information({**paid, "method": "SEPA-Lastschrift"})
+    assert other is not None
+    assert other["paymentMethod"] == "OTHER"
     assert payment_information({**paid, "status": "INITIAL"}) is None
     assert payment_information(None) is None
 
