@@ -138,7 +138,7 @@ class _Token:
 
 
 # Per process, shared by the offices of one client: one token until shortly before it expires.
-_tokens: dict[tuple[str, str, str], _Token] = {}
+_tokens: dict[tuple[str, str, str, str], _Token] = {}
 _routes: dict[tuple[str, str, str], tuple[float, str, str]] = {}
 _jwks: dict[str, tuple[float, jwk.JWKSet]] = {}
 _lock = threading.Lock()
@@ -799,10 +799,14 @@ class FitConnectChannel(Channel):
 
     def _token(self, http: requests.Session, *, renew: bool = False) -> str:
         """An access token (client credentials, secret in the form body), cached until expiry."""
+        secret = self.secret("client_secret_env") or ""
+        # The secret is part of the key (as a digest): a corrected secret is not served the
+        # token of the refused one, nor one client's token another's.
         cache_key = (
             str(self.options["token_url"]),
             str(self.options["client_id"]),
             str(self.options["scope"]),
+            hashlib.sha256(secret.encode()).hexdigest(),
         )
         with _lock:
             cached = _tokens.get(cache_key)
@@ -811,7 +815,6 @@ class FitConnectChannel(Channel):
                 cached = None
         if cached is not None and cached.expires > time.monotonic():
             return cached.value
-        secret = self.secret("client_secret_env") or ""
         form = {
             "grant_type": "client_credentials",
             "client_id": str(self.options["client_id"]),
