@@ -109,7 +109,7 @@ def test_an_inactive_destination_and_a_422_fail_for_good_a_429_is_retried_when_t
 ) -> None:
     standin.set_destination_status(destination, "inactive")
     with requests.Session() as http:
-        with pytest.raises(PermanentDeliveryError, match="Der Zustellpunkt ist nicht aktiv."):
+        with pytest.raises(PermanentDeliveryError, match="Der Zustellpunkt ist nicht aktiv"):
             channel(standin, destination_id=destination).deliver(envelope(), http)
         standin.set_destination_status(destination, "active")
         standin.fail_submission_api(count=1, status=422)
