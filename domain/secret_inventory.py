@@ -37,6 +37,8 @@ SETTINGS_SECRETS: Mapping[str, Kind] = {
     "BRIDGE_ENCRYPTION_KEYS": Kind.FERNET,
     # Chosen here and given to Prometheus, so the scrape can pass the public proxy's side.
     "BRIDGE_METRICS_TOKEN": Kind.SHARED,
+    # Chosen here and entered with the callback URL in FIT-Connect's self-service portal.
+    "BRIDGE_FIT_CONNECT_CALLBACK_SECRET": Kind.SHARED,
 }
 # Secret-looking settings the command leaves alone, each with the reason.
 NOT_MADE_SETTINGS: Mapping[str, str] = {
