@@ -37,13 +37,13 @@ SETTINGS_SECRETS: Mapping[str, Kind] = {
     "BRIDGE_ENCRYPTION_KEYS": Kind.FERNET,
     # Chosen here and given to Prometheus, so the scrape can pass the public proxy's side.
     "BRIDGE_METRICS_TOKEN": Kind.SHARED,
-    # Chosen here and entered with the callback URL in FIT-Connect's self-service portal.
-    "BRIDGE_FIT_CONNECT_CALLBACK_SECRET": Kind.SHARED,
 }
 # Secret-looking settings the command leaves alone, each with the reason.
 NOT_MADE_SETTINGS: Mapping[str, str] = {
     "BRIDGE_API_TOKENS": "retired: tokens live in the database (tokens import-env moves them)",
     "BRIDGE_SMTP_PASSWORD": "issued by the town's mail server, like BRIDGE_SMTP_USER",
+    "BRIDGE_FIT_CONNECT_CALLBACK_SECRET": "optional; setting it opens POST /callbacks/fit-connect,"
+    " so it is chosen when the callback is registered in FIT-Connect's portal (docs/fit-connect.md)",
 }
 # Routing-file options (`*_env`) whose secret the bridge chooses and the other side is told.
 # Every other `*_env` option names a credential the other side issues.
