@@ -21,11 +21,12 @@ from jwcrypto import jwk
 from sqlalchemy import select
 
 from demo_fitconnect import FitConnectStandIn
+from demo_fitconnect.crypto import make_set
 from domain.accounts.accounts import create_account
 from domain.accounts.api_tokens import create_token
 from domain.accounts.passwords import ScryptParams
 from domain.delivery.deliveries import claim_due, record_outcomes, replay
-from domain.delivery.fit_connect import poll_soon, remember_progress
+from domain.delivery.fit_connect import DELETED, poll_soon, remember_progress
 from domain.settings import Settings
 from harness.waiting import wait_for
 from integrations.channels.envelopes import build_envelopes
@@ -400,3 +401,40 @@ def test_the_case_page_and_the_status_api_show_the_fit_connect_case_and_its_even
     assert "Meldung: Von der Stelle abgelehnt" in timeline
     assert "Problem: Daten entsprechen nicht dem Schema (Fachdaten)" in timeline
     assert "reject-submission" not in timeline
+
+
+def test_a_submission_the_service_deleted_fails_and_a_replay_submits_anew(
+    client: FlaskClient,
+    store: Store,
+    settings: Settings,
+    standin: FitConnectStandIn,
+    destination: str,
+) -> None:
+    """A verified delete-submission (signed by the Submission API) ends the wait as failed."""
+    standin.lag_events(polls=1000)  # the destination's accept stays hidden
+    submit_dog(client)
+    assert deliver_now(settings, store) == ["ok"]
+    [waiting] = fit_deliveries(store)
+    standin.lag_events()
+    with standin.state.lock:
+        standin.state.cases[str(waiting.fit_case_id)].clear()
+    standin.state.append_event(
+        str(waiting.fit_case_id),
+        make_set(
+            standin.service_key,
+            standin.submission_api_url,
+            "delete-submission",
+            str(waiting.fit_submission_id),
+            str(waiting.fit_case_id),
+            {},
+        ),
+    )
+
+    look_now(settings, store)
+
+    [failed] = fit_deliveries(store)
+    assert failed.status == DeliveryStatus.FAILED
+    assert failed.last_error == DELETED
+    replay(store, [failed.id], "cli:test", "erneut")
+    assert deliver_now(settings, store) == ["ok"]
+    assert len(standin.submissions(destination)) == 2
