@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import ROOT
 
 PROJECT = ("bridge", "worker", "integrations", "domain", "store", "infra", "schemas")
-HELPERS = ("tests", "bench", "harness", "demo_backoffice", "demo_payments")
+HELPERS = ("tests", "bench", "harness", "demo_backoffice", "demo_payments", "demo_fitconnect")
 
 # What each package may not import. Project packages by the layers; third-party ones where a
 # layer must stay free of a framework (the domain runs in the web and the worker alike).
@@ -41,9 +41,11 @@ FORBIDDEN = {
         "domain",
         "demo_backoffice",
         "demo_payments",
+        "demo_fitconnect",
     ),
     # The stand-ins check the standards on their own, never with the bridge's code.
-    "demo_payments": (*PROJECT, "tests", "bench", "harness", "demo_backoffice"),
+    "demo_payments": (*PROJECT, "tests", "bench", "harness", "demo_backoffice", "demo_fitconnect"),
+    "demo_fitconnect": (*PROJECT, "tests", "bench", "harness", "demo_backoffice", "demo_payments"),
     # The stand-in back office validates what it receives against the published XSD, with the
     # project's one safe XML parser; it never reaches into the bridge, the worker or the store.
     "demo_backoffice": (
@@ -55,6 +57,7 @@ FORBIDDEN = {
         "bench",
         "harness",
         "demo_payments",
+        "demo_fitconnect",
     ),
 }
 

@@ -95,6 +95,7 @@ def checkout(tmp_path: Path) -> Iterator[Checkout]:
         "BACKOFFICE_PORT": str(free_port()),
         "BACKOFFICE_SMTP_PORT": str(free_port()),
         "PAYMENTS_PORT": str(free_port()),
+        "FITCONNECT_PORT": str(free_port()),
         "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
         # Two web processes start faster than one per core and a half on a loaded machine.
         "GUNICORN_CMD_ARGS": "--workers 2",
@@ -242,6 +243,13 @@ def test_scripts_run_on_other_ports_survives_a_crashed_worker(checkout: Checkout
     payments = f"http://127.0.0.1:{checkout.env['PAYMENTS_PORT']}/_control/transactions"
     assert _wait(lambda: requests.get(payments, timeout=2).ok, "the demo payment provider")
     assert f"export PAYMENTS_PORT={checkout.env['PAYMENTS_PORT']}" in lines
+    # So does the FIT-Connect stand-in (its Routing API needs no token).
+    routes = (
+        f"http://127.0.0.1:{checkout.env['FITCONNECT_PORT']}/routing-api/v1/routes"
+        "?leikaKey=99102013104000&ars=064340011011"
+    )
+    assert _wait(lambda: requests.get(routes, timeout=2).ok, "the FIT-Connect stand-in")
+    assert f"export FITCONNECT_PORT={checkout.env['FITCONNECT_PORT']}" in lines
 
     # The worker crashes: it is started again, and nothing else stopped.
     pids = [int(p) for p in re.findall(r"started with PID (\d+)", checkout.log())]
