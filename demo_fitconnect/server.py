@@ -38,6 +38,7 @@ class FitConnectStandIn:
         scope: str = DEFAULT_SCOPE,
         submission_path: str = "/submission-api/v2",
         routing_path: str = "/routing-api/v1",
+        destination_path: str = "/destination-api/v2",
         quiet: bool = True,
     ) -> None:
         """Configure and make the service's keys; nothing listens before `start()`."""
@@ -46,6 +47,7 @@ class FitConnectStandIn:
         self.quiet = quiet
         self.submission_path = submission_path.rstrip("/")
         self.routing_path = routing_path.rstrip("/")
+        self.destination_path = destination_path.rstrip("/")
         self.ca = CertificateAuthority.create()
         self.service_key = KeyPair.create("sign", self.ca, "submission-api")
         self.routing_key = KeyPair.create("sign", self.ca, "routing-api")
@@ -58,7 +60,12 @@ class FitConnectStandIn:
         if self._server is not None:
             raise RuntimeError("already started")
         app = create_app(
-            self.state, self.service_key, self.routing_key, self.submission_path, self.routing_path
+            self.state,
+            self.service_key,
+            self.routing_key,
+            self.submission_path,
+            self.routing_path,
+            self.destination_path,
         )
         self._server = make_server(
             self.host,
@@ -130,13 +137,18 @@ class FitConnectStandIn:
         return f"{self.base_url}{self.submission_path}"
 
     @property
+    def destination_api_url(self) -> str:
+        """The same destination endpoints under a base of their own (v2 splits them off)."""
+        return f"{self.base_url}{self.destination_path}"
+
+    @property
     def routing_api_url(self) -> str:
         """The Routing API's base (`routing_api_url`)."""
         return f"{self.base_url}{self.routing_path}"
 
     @property
     def service_jwks_url(self) -> str:
-        """Where the keys of the service's own SETs are published."""
+        """Where the keys of the service's own SETs are published (also under the API's base)."""
         return f"{self.base_url}/.well-known/jwks.json"
 
     @property

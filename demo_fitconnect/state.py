@@ -96,6 +96,7 @@ class Destination:
         ]
         return {
             "destinationId": self.destination_id,
+            "name": self.name,
             "status": self.status,
             "encryptionKid": self.encryption.kid,
             "metadataVersions": ["2.1.0"],

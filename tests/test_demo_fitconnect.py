@@ -327,6 +327,11 @@ def test_destination_and_its_keys_as_the_docs_require(
     missing = sender.call("GET", f"/destinations/{uuid.uuid4()}")
     assert missing.status_code == 404
     assert missing.json()["type"].endswith("/problems/destination-not-found")
+    listed = sender.call("GET", f"/destinations/{destination}/keys").json()["keys"]
+    assert {k["kid"] for k in listed} == {key["kid"], fc.signing_kid(destination)}
+    # v2 clients reach the destination endpoints under a destination API base of their own.
+    split = sender.session.get(f"{fc.destination_api_url}/destinations/{destination}", timeout=10)
+    assert split.json() == document
 
 
 # --- the walk -----------------------------------------------------------------------------------
@@ -345,6 +350,15 @@ def test_submission_is_decrypted_checked_and_accepted(
     assert got["hashes_ok"] is True
     assert got["decision"] == "accept"
     submitted, accepted = event_log(sender, created["caseId"])
+    by_submission = sender.call("GET", f"/submissions/{created['submissionId']}/events")
+    assert by_submission.json()["eventLog"] == [submitted, accepted]
+    # The service's keys are published at the host's root and at the API's base, with and
+    # without its version (where v2 clients look).
+    base = fc.submission_api_url.rpartition("/")[0]
+    for url in (f"{base}/.well-known/jwks.json", f"{fc.submission_api_url}/.well-known/jwks.json"):
+        assert requests.get(url, timeout=10).json() == fetch_jwks(fc.service_jwks_url).export(
+            private_keys=False, as_dict=True
+        )
     _, claims = verify(submitted, fetch_jwks(fc.service_jwks_url))
     assert claims["iss"] == fc.submission_api_url
     assert claims["sub"] == f"submission:{created['submissionId']}"
@@ -482,6 +496,7 @@ def test_route_by_leika_and_ars_with_a_verifiable_signature(
         f"{fc.routing_api_url}/routes", params={"leikaKey": LEIKA, "ars": ARS}, timeout=10
     )
     assert answer.status_code == 200
+    assert "RateLimit-Remaining" in answer.headers
     body = answer.json()
     assert body["count"] == body["totalCount"] >= 1
     (route,) = [r for r in body["routes"] if r["destinationId"] == destination]
@@ -509,6 +524,7 @@ def test_route_by_leika_and_ars_with_a_verifiable_signature(
         {"leikaKey": "12345", "ars": ARS},
         {"leikaKey": LEIKA, "ars": "0643"},
         {"leikaKey": LEIKA, "ars": ARS, "limit": "501"},
+        {"leikaKey": LEIKA, "areaId": "Usingen"},
     ],
 )
 def test_routing_refuses_bad_parameters(fc: FitConnectStandIn, params: dict[str, str]) -> None:
