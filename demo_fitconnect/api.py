@@ -566,25 +566,16 @@ def _outage_args() -> tuple[int | None, int] | Response:
     return count, status
 
 
-@control_bp.post("/token-down")
-def token_down() -> Response:
-    """The token endpoint fails (`?count=n`: the next n requests; `?status=`, default 503)."""
+@control_bp.post("/<part>-down")
+def down(part: str) -> Response:
+    """`token-down` or `submission-down`: that side fails (`?count=n`: the next n requests;
+    `?status=`, default 503)."""
+    if part not in ("token", "submission"):
+        return _bad("token-down or submission-down")
     parsed = _outage_args()
     if isinstance(parsed, Response):
         return parsed
-    with _state().lock:
-        _state().token_outage = Outage(True, parsed[0], parsed[1])
-    return _ok()
-
-
-@control_bp.post("/submission-down")
-def submission_down() -> Response:
-    """The Submission API fails (`?count=n`, `?status=`, default 503)."""
-    parsed = _outage_args()
-    if isinstance(parsed, Response):
-        return parsed
-    with _state().lock:
-        _state().api_outage = Outage(True, parsed[0], parsed[1])
+    _state().set_outage(part, Outage(True, parsed[0], parsed[1]))
     return _ok()
 
 

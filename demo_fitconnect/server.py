@@ -249,23 +249,19 @@ class FitConnectStandIn:
     # --- faults --------------------------------------------------------------------------------
     def token_down(self, count: int | None = None, status: int = 503) -> None:
         """The token endpoint answers `status` (the next `count` requests; None: until lifted)."""
-        with self.state.lock:
-            self.state.token_outage = Outage(True, count, status)
+        self.state.set_outage("token", Outage(True, count, status))
 
     def token_up(self) -> None:
         """The token endpoint answers again."""
-        with self.state.lock:
-            self.state.token_outage = Outage()
+        self.state.set_outage("token", Outage())
 
     def fail_submission_api(self, count: int | None = None, status: int = 503) -> None:
         """The Submission API answers `status` to the next `count` calls (None: until lifted)."""
-        with self.state.lock:
-            self.state.api_outage = Outage(True, count, status)
+        self.state.set_outage("submission", Outage(True, count, status))
 
     def submission_api_up(self) -> None:
         """The Submission API answers again."""
-        with self.state.lock:
-            self.state.api_outage = Outage()
+        self.state.set_outage("submission", Outage())
 
     def reject_next(
         self,

@@ -194,6 +194,14 @@ class State:
         self.lag_s = 0.0
         self.lag_polls = 0
 
+    def set_outage(self, part: str, outage: Outage) -> None:
+        """Put an outage on the token endpoint ("token") or the Submission API ("submission")."""
+        with self.lock:
+            if part == "token":
+                self.token_outage = outage
+            else:
+                self.api_outage = outage
+
     def reset_faults(self) -> None:
         """Every fault off: outages, queued rejects, lag."""
         with self.lock:
