@@ -13,6 +13,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -637,11 +638,12 @@ def test_http_controls(fc: FitConnectStandIn) -> None:
     assert sender.call("GET", f"/destinations/{dest}").status_code == 200
 
 
-def test_command_line_serves_the_demo(tmp_path: Any) -> None:
+def test_command_line_serves_the_demo(tmp_path: Path) -> None:
     """`python -m demo_fitconnect --port N`: the demo client gets a token, routing finds Usingen."""
     port = free_port()
+    ca_file = tmp_path / "ca.pem"
     process = subprocess.Popen(
-        [sys.executable, "-m", "demo_fitconnect", "--port", str(port)],
+        [sys.executable, "-m", "demo_fitconnect", "--port", str(port), "--ca-file", str(ca_file)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -650,6 +652,12 @@ def test_command_line_serves_the_demo(tmp_path: Any) -> None:
         assert process.stdout is not None
         line = process.stdout.readline()
         assert f"http://127.0.0.1:{port}/token" in line
+        anchor = x509.load_pem_x509_certificate(ca_file.read_bytes())
+        routes_key = requests.get(
+            f"http://127.0.0.1:{port}/routing-api/v1/.well-known/jwks.json", timeout=10
+        ).json()["keys"][0]
+        leaf = x509.load_der_x509_certificate(base64.b64decode(routes_key["x5c"][0]))
+        leaf.verify_directly_issued_by(anchor)
         form = {
             "grant_type": "client_credentials",
             "client_id": "bridge-demo",
