@@ -50,7 +50,8 @@ def _metadata(
         return [problem("schema-violation", "contentStructure.attachments ist keine Liste.")]
     schema = data_entry.get("submissionSchema")
     schema_uri = schema.get("schemaUri") if isinstance(schema, dict) else None
-    if schema_uri not in dest.schema_uris:
+    leika = str(sub.public_service.get("identifier", "")).rpartition(":")[2]
+    if leika not in dest.leika_keys or schema_uri not in dest.schemas_for(leika):
         return [problem("unsupported-schema", f"Das Schema {schema_uri!r} wird nicht unterstützt.")]
     service = metadata.get("publicServiceType")
     identifier = service.get("identifier") if isinstance(service, dict) else None

@@ -180,7 +180,11 @@ class FitConnectStandIn:
         name: str = "Demo-Zustellpunkt",
         destination_id: str | None = None,
     ) -> str:
-        """A new active destination for these LeiKa keys, regions (ARS) and data schemas; its id."""
+        """A new active destination for these LeiKa keys, regions (ARS) and data schemas; its id.
+
+        As many schemas as LeiKa keys pair up (one schema a service); else each service takes
+        every schema.
+        """
         dest = self.state.add_destination(
             name,
             [leika] if isinstance(leika, str) else list(leika),

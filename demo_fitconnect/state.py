@@ -89,6 +89,16 @@ class Destination:
     # encryption keys rotated out but kept.
     published: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    def schemas_for(self, leika: str) -> list[str]:
+        """The data schemas the destination takes for one service.
+
+        With as many schemas as LeiKa keys they pair up by position (one schema a service);
+        otherwise every service takes every schema.
+        """
+        if len(self.schema_uris) == len(self.leika_keys) > 1:
+            return [self.schema_uris[self.leika_keys.index(leika)]]
+        return list(self.schema_uris)
+
     def document(self) -> dict[str, Any]:
         """The destination as GET /destinations/{id} answers it."""
         regions = [
@@ -106,7 +116,7 @@ class Destination:
                     "identifier": f"urn:de:fim:leika:leistung:{key}",
                     "submissionSchemas": [
                         {"schemaUri": uri, "mimeType": "application/json"}
-                        for uri in self.schema_uris
+                        for uri in self.schemas_for(key)
                     ],
                     "regions": regions,
                 }

@@ -475,6 +475,25 @@ def test_refusals_of_the_submission_api(fc: FitConnectStandIn, destination: str)
     assert sender.call("GET", f"/cases/{uuid.uuid4()}/events").status_code == 404
 
 
+def test_two_services_each_with_its_own_schema(fc: FitConnectStandIn) -> None:
+    """LeiKa keys and schemas pair up: each service names its schema; the other is refused."""
+    traffic, order_schema = "99108011153000", "urn:formcycle-bridge:schema:traffic-order@1"
+    dest = fc.add_destination(leika=[LEIKA, traffic], ars=ARS, schema_uri=[SCHEMA, order_schema])
+    sender = Sender(fc)
+    services = sender.call("GET", f"/destinations/{dest}").json()["publicServices"]
+    assert [[s["schemaUri"] for s in p["submissionSchemas"]] for p in services] == [
+        [SCHEMA],
+        [order_schema],
+    ]
+    data = b"{}"
+    created, _ = send(
+        sender, dest, data=data, attachments={}, meta=metadata(data, {}, order_schema)
+    )
+    name, body = decision(sender, dest, event_log(sender, created["caseId"])[-1])
+    assert name == "reject-submission"
+    assert body["problems"][0]["type"].endswith("/unsupported-schema")
+
+
 def test_inactive_destination_refuses_new_submissions(fc: FitConnectStandIn) -> None:
     """destination-state-invalid (422) while the destination is not active."""
     other = fc.add_destination(leika=LEIKA, ars="064340007007", schema_uri=SCHEMA)
