@@ -135,6 +135,9 @@ class DeliveryStatus(StrEnum):
     DELIVERED = "delivered"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    # Handed over to FIT-Connect and submitted; delivered only once the destination accepts it
+    # (ADR 15). The sweeper polls the case's event log; `next_attempt_at` is the next poll.
+    AWAITING_ACCEPT = "awaiting_accept"
 
 
 class Submission(Base):
@@ -254,6 +257,12 @@ class Delivery(Base):
     )
     # The paid payment a payment notice reports (NULL for case deliveries).
     payment_id: Mapped[str | None] = mapped_column(String(32))
+    # FIT-Connect (migration 0010): the submission and case ids, kept from the moment the
+    # submission is created so that a crashed attempt resumes it instead of creating another,
+    # and the channel's progress (announced attachment ids, uploads, authentication tags).
+    fit_submission_id: Mapped[str | None] = mapped_column(String(36))
+    fit_case_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    fit_state: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     submission: Mapped[Submission] = relationship(back_populates="deliveries")
 

@@ -18,6 +18,7 @@ from domain.delivery.deliveries import (
     release,
     seconds_until_due,
 )
+from domain.delivery.fit_connect import remember_progress
 from domain.settings import Settings
 from infra import telemetry
 from infra.crypto import Vault
@@ -146,7 +147,11 @@ def attempt(
     """One attempt to deliver one envelope; never raises for the office's failures."""
     started = time.perf_counter()
     try:
-        receipt = channel.deliver(envelope, ctx.http)
+        receipt = channel.deliver_tracked(
+            envelope,
+            ctx.http,
+            lambda state: remember_progress(ctx.store, envelope.delivery_id, lease_until, state),
+        )
     except PermanentDeliveryError as exc:
         return _failed(envelope, lease_until, exc, started, permanent=True)
     except DeliveryError as exc:
@@ -158,7 +163,7 @@ def attempt(
         delivery=envelope.delivery_id,
         reference=envelope.reference,
         office=office.id,
-        outcome="delivered",
+        outcome="delivered" if receipt.awaiting_poll_s is None else "submitted",
         status_code=receipt.status_code,
         duration_ms=round(duration, 1),
     )
@@ -169,6 +174,7 @@ def attempt(
         status_code=receipt.status_code,
         case_number=receipt.case_number,
         duration_ms=duration,
+        awaiting_poll_s=receipt.awaiting_poll_s,
     )
 
 

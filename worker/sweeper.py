@@ -11,6 +11,7 @@ import signal
 import threading
 from types import FrameType
 
+import requests
 from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
@@ -22,6 +23,7 @@ from infra.redis_connection import connect
 from integrations.channels import channels
 from store.engine import Store
 from worker.admin_steps import Steps
+from worker.fit_connect_poll import poll_cases
 from worker.queue import wake_offices
 from worker.reconcile_payments import reconcile_payments
 
@@ -55,6 +57,7 @@ def run(settings: Settings, stop: threading.Event | None = None) -> None:
         signal.signal(signal.SIGINT, _stop)
     store = Store.from_url(settings.database_url)
     redis = connect(settings.redis_url)
+    http = requests.Session()
     log_event(log, "sweeper.started", interval_s=settings.sweep_interval_s)
     failed_rounds = 0
     steps = Steps()
@@ -63,6 +66,8 @@ def run(settings: Settings, stop: threading.Event | None = None) -> None:
             sweep_once(settings, store, redis, steps)
             # Open payments whose check is due (issue 7); cheap when there are none.
             reconcile_payments(settings, store, redis)
+            # FIT-Connect cases waiting for their destination's answer (ADR 15).
+            poll_cases(settings, store, http)
         except (RedisError, SQLAlchemyError) as exc:
             # Keep sweeping: the store or Redis may be back at the next round. One line when
             # an outage starts (and one per minute while it lasts), not one per round.

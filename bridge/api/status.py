@@ -61,7 +61,14 @@ def _other_office() -> Problem:
 # The deliveries whose office has the case: to fetch, fetched, or still being tried. A
 # cancelled (or re-routed away) delivery's office no longer handles it; a held one (waiting for
 # the fee) has not got it yet.
-READABLE = frozenset({DeliveryStatus.PENDING, DeliveryStatus.DELIVERED, DeliveryStatus.FAILED})
+READABLE = frozenset(
+    {
+        DeliveryStatus.PENDING,
+        DeliveryStatus.AWAITING_ACCEPT,
+        DeliveryStatus.DELIVERED,
+        DeliveryStatus.FAILED,
+    }
+)
 
 
 def _check_office(submission: Submission, office_id: str) -> None:

@@ -33,6 +33,13 @@ class DeliveryView(Schema):
     next_attempt_at = fields.AwareDateTime(allow_none=True)
     case_number = fields.String(allow_none=True)
     delivered_at = fields.AwareDateTime(allow_none=True)
+    fit_connect_case_id = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "FIT-Connect case id (status resource of a fit-connect delivery only; "
+            "its verified event log is in the history as fit_connect.event)"
+        },
+    )
 
 
 class LinksView(Schema):
@@ -288,6 +295,9 @@ def status(
 ) -> dict[str, Any]:
     """The status resource for a stored submission (with every payment attempt)."""
     body = _base(submission, config, public_url, keys, attempts=True)
+    for view, delivery in zip(body["deliveries"], submission.deliveries, strict=True):
+        if delivery.fit_case_id is not None:
+            view["fit_connect_case_id"] = delivery.fit_case_id
     body.update(
         schema=submission.schema,
         flags=submission.flags,

@@ -43,6 +43,7 @@ DELIVERY_MOVES: dict[str, str] = {
     "delivery.retry_scheduled": DeliveryStatus.PENDING,
     "delivery.failed": DeliveryStatus.FAILED,
     "delivery.delivered": DeliveryStatus.DELIVERED,
+    "delivery.submitted": DeliveryStatus.AWAITING_ACCEPT,
     "delivery.cancelled": DeliveryStatus.CANCELLED,
     "delivery.rerouted": DeliveryStatus.CANCELLED,  # the old delivery; the new one is a row
 }

@@ -77,6 +77,8 @@ class AttemptOutcome:
     error: str | None = None
     retry_after_s: float | None = None
     duration_ms: float = 0.0
+    # Handed over but not yet accepted (FIT-Connect): wait, and ask again after this long.
+    awaiting_poll_s: float | None = None
 
 
 def derive_status(statuses: Sequence[str]) -> str:
@@ -93,7 +95,7 @@ def derive_status(statuses: Sequence[str]) -> str:
         return SubmissionStatus.DELIVERED
     if delivered:
         return SubmissionStatus.PARTIALLY_DELIVERED
-    if any(s == DeliveryStatus.PENDING for s in live):
+    if any(s in (DeliveryStatus.PENDING, DeliveryStatus.AWAITING_ACCEPT) for s in live):
         return SubmissionStatus.ROUTED
     return SubmissionStatus.FAILED
 
@@ -279,6 +281,17 @@ def _advance(
     now: dt.datetime,
 ) -> tuple[dict[str, object], str, dict[str, object]]:
     """The new column values, event kind and event detail after one attempt."""
+    if outcome.ok and outcome.awaiting_poll_s is not None:
+        # Submitted, not yet accepted: no case number of the office yet, and the next
+        # "attempt" is a look at the case's event log (worker/fit_connect_poll.py).
+        waiting: dict[str, object] = {
+            "status": DeliveryStatus.AWAITING_ACCEPT,
+            "delivered_at": None,
+            "case_number": None,
+            "last_error": None,
+            "next_attempt_at": now + dt.timedelta(seconds=outcome.awaiting_poll_s),
+        }
+        return waiting, "delivery.submitted", {"fit_case_id": outcome.case_number}
     if outcome.ok:
         change: dict[str, object] = {
             "status": DeliveryStatus.DELIVERED,

@@ -6,7 +6,7 @@ which channel is configuration, which channels exist is code.
 
 from __future__ import annotations
 
-from integrations.channels import email, http_json, inbox, xml
+from integrations.channels import email, fit_connect, http_json, inbox, xml
 from integrations.channels.base import (
     Channel,
     DeliveryError,
@@ -31,6 +31,7 @@ __all__ = [
     "channels",
     "email",
     "envelope_json",
+    "fit_connect",
     "http_json",
     "inbox",
     "validate_options",

@@ -7,7 +7,7 @@ import datetime as dt
 import decimal
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, ClassVar
@@ -60,6 +60,8 @@ class Envelope:
     attempt: int  # 1-based
     # "case", or "payment-notice": the cash office's notice of a paid fee (data = the payment).
     kind: str = "case"
+    # What a resumable channel recorded on an earlier attempt (FIT-Connect: the submission id).
+    channel_state: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,14 @@ class Receipt:
 
     status_code: int | None = None
     case_number: str | None = None
+    # Handed over but not yet accepted (FIT-Connect): the delivery waits, and its outcome is
+    # asked for again after this many seconds.
+    awaiting_poll_s: float | None = None
+
+
+#: Records a resumable channel's progress with the delivery (committed before it returns);
+#: False when the attempt lost its lease and must stop.
+Progress = Callable[[Mapping[str, Any]], bool]
 
 
 class DeliveryError(Exception):
@@ -259,6 +269,15 @@ class Channel(ABC):
     @abstractmethod
     def deliver(self, envelope: Envelope, http: requests.Session) -> Receipt:
         """Deliver one envelope; raise DeliveryError (retry) or PermanentDeliveryError (do not)."""
+
+    def deliver_tracked(
+        self, envelope: Envelope, http: requests.Session, progress: Progress
+    ) -> Receipt:
+        """`deliver`, for a channel that records its progress while it works (FIT-Connect).
+
+        Channels with one request per attempt have nothing to resume and ignore `progress`.
+        """
+        return self.deliver(envelope, http)
 
 
 def _check_channel(channel_id: str, plugin: type[Channel]) -> None:

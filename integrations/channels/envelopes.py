@@ -92,6 +92,7 @@ def build_envelopes(
                     payment=payment,
                     attempt=d.attempts + 1,
                     kind=d.kind,
+                    channel_state=d.fit_state,
                 )
             )
     return out

@@ -44,7 +44,7 @@ EXPECTED: dict[type[StrEnum], set[str]] = {
         "cancelled",
         "awaiting_payment",
     },
-    DeliveryStatus: {"pending", "held", "delivered", "failed", "cancelled"},
+    DeliveryStatus: {"pending", "held", "delivered", "failed", "cancelled", "awaiting_accept"},
     DeliveryKind: {"case", "payment-notice"},
     # XBezahldienste's own spelling (upper case, "PAYED"), plus our lower-case give-ups.
     PaymentStatus: {

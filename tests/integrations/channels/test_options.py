@@ -88,7 +88,7 @@ def test_xml_and_email_and_inbox_accept_good_options() -> None:
         (
             "carrier-pigeon",
             {},
-            "channel: unknown channel 'carrier-pigeon' (known: email, http-json, inbox, xml)",
+            "channel: unknown channel 'carrier-pigeon' (known: email, fit-connect, http-json, inbox, xml)",
         ),
     ],
 )

@@ -59,7 +59,7 @@ def test_a_fresh_registry_does_not_touch_the_global_one() -> None:
 
 
 def test_builtin_channels_are_registered_with_their_names() -> None:
-    assert set(channels) == {"email", "http-json", "inbox", "xml"}
+    assert set(channels) == {"email", "fit-connect", "http-json", "inbox", "xml"}
     for channel_id in channels:
         plugin = channels[channel_id]
         assert plugin.name == channel_id
