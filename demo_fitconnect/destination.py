@@ -15,7 +15,7 @@ import hashlib
 import json
 from typing import Any
 
-from demo_fitconnect.crypto import authentication_tag, decrypt, make_set
+from demo_fitconnect.crypto import authentication_tag, decrypt, make_set, protected_header
 from demo_fitconnect.state import Destination, Received, State, Submission, problem
 
 
@@ -125,6 +125,7 @@ def process(state: State, submission_id: str) -> Received:
         hashes_ok=False,
         decision="reject",
         problems=[],
+        kid=str((protected_header(sub.encrypted_metadata or "") or {}).get("kid", "")),
     )
     problems = _check(dest, sub, received)
     received.hashes_ok = not problems and received.data is not None

@@ -214,7 +214,8 @@ class FitConnectStandIn:
         """What the destination decrypted and decided, in arrival order.
 
         Each: submission_id, case_id, metadata (dict), data (bytes), attachments
-        ({id: bytes}), hashes_ok, decision ("accept"/"reject"), problems.
+        ({id: bytes}), hashes_ok, decision ("accept"/"reject"), problems, kid (the
+        encryption key the metadata was sealed for), at (epoch seconds of the decision).
         """
         with self.state.lock:
             return [r.summary() for r in self.state.received if r.destination_id == destination_id]
@@ -284,6 +285,11 @@ class FitConnectStandIn:
             self.state.forced_rejects.append(
                 (destination_id, problem(problem_type, detail, instance))
             )
+
+    def queued_rejects(self) -> int:
+        """How many forced rejects still wait for a decision to turn."""
+        with self.state.lock:
+            return len(self.state.forced_rejects)
 
     def rotate_key(self, destination_id: str, keep_old: bool = False) -> str:
         """A new encryption key (new encryptionKid); the old kid is gone unless `keep_old`.

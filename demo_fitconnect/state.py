@@ -164,6 +164,8 @@ class Received:
     hashes_ok: bool
     decision: str
     problems: list[dict[str, str]]
+    kid: str = ""  # the encryption key the metadata was sealed for
+    at: float = field(default_factory=time.time)  # when the destination decided
 
     def summary(self) -> dict[str, Any]:
         """As a plain dict (what `received()` lists)."""
@@ -177,6 +179,8 @@ class Received:
             "hashes_ok": self.hashes_ok,
             "decision": self.decision,
             "problems": list(self.problems),
+            "kid": self.kid,
+            "at": self.at,
         }
 
 

@@ -350,6 +350,7 @@ def test_submission_is_decrypted_checked_and_accepted(
     assert got["attachments"] == {aid: b"%PDF-1.7 Impfpass"}
     assert got["hashes_ok"] is True
     assert got["decision"] == "accept"
+    assert got["kid"] == fc.encryption_kid(destination)
     submitted, accepted = event_log(sender, created["caseId"])
     by_submission = sender.call("GET", f"/submissions/{created['submissionId']}/events")
     assert by_submission.json()["eventLog"] == [submitted, accepted]
@@ -578,6 +579,7 @@ def test_submission_api_503_for_the_next_calls(fc: FitConnectStandIn, destinatio
 def test_forced_reject_carries_the_chosen_problem(fc: FitConnectStandIn, destination: str) -> None:
     """reject_next: the next decision is a reject with that problem, though hashes are fine."""
     fc.reject_next(destination, "technical-error", "Fachverfahren nicht erreichbar.")
+    assert fc.queued_rejects() == 1
     sender = Sender(fc)
     created, _ = send(sender, destination)
     (got,) = [r for r in fc.received(destination) if r["submission_id"] == created["submissionId"]]
@@ -585,6 +587,7 @@ def test_forced_reject_carries_the_chosen_problem(fc: FitConnectStandIn, destina
     name, body = decision(sender, destination, event_log(sender, created["caseId"])[-1])
     assert name == "reject-submission"
     assert body["problems"][0]["detail"] == "Fachverfahren nicht erreichbar."
+    assert fc.queued_rejects() == 0
     again, _ = send(sender, destination)
     assert fc.submission_status(again["submissionId"]) == "accepted"
 
