@@ -12,6 +12,7 @@ from bridge.api import access, inbox
 from bridge.api import admin as admin_api
 from bridge.api import status as api
 from bridge.api import tokens as tokens_api
+from bridge.intake import fit_connect as fit_connect_callbacks
 from bridge.intake import webhooks
 from bridge.ops import health, metrics
 from bridge.payments import routes as payments
@@ -33,6 +34,7 @@ def _build_app(settings: Settings) -> Flask:
     Bridge.from_settings(settings).init_app(app)
     access.warn_legacy_tokens(settings)
     app.register_blueprint(webhooks.blueprint)
+    app.register_blueprint(fit_connect_callbacks.blueprint)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(metrics.blueprint)

@@ -42,6 +42,8 @@ SETTINGS_SECRETS: Mapping[str, Kind] = {
 NOT_MADE_SETTINGS: Mapping[str, str] = {
     "BRIDGE_API_TOKENS": "retired: tokens live in the database (tokens import-env moves them)",
     "BRIDGE_SMTP_PASSWORD": "issued by the town's mail server, like BRIDGE_SMTP_USER",
+    "BRIDGE_FIT_CONNECT_CALLBACK_SECRET": "optional; setting it opens POST /callbacks/fit-connect,"
+    " so it is chosen when the callback is registered in FIT-Connect's portal (docs/fit-connect.md)",
 }
 # Routing-file options (`*_env`) whose secret the bridge chooses and the other side is told.
 # Every other `*_env` option names a credential the other side issues.

@@ -108,6 +108,9 @@ class Settings:
     # GET /metrics: with a token only `Authorization: Bearer <token>`; without one only a
     # client on loopback (Prometheus on the same host).
     metrics_token: str = field(default="", repr=False)
+    # POST /callbacks/fit-connect: FIT-Connect's callbacks are HMAC-SHA512-signed with this
+    # secret (set with the callback URL in FIT-Connect's portal); empty: the route answers 404.
+    fit_connect_callback_secret: str = field(default="", repr=False)
     legacy_api_tokens: tuple[LegacyApiToken, ...] = field(default=(), repr=False)
 
     @classmethod
@@ -350,6 +353,14 @@ class _EnvSchema(Schema):
     trusted_proxies = fields.String(data_key="BRIDGE_TRUSTED_PROXIES", load_default="127.0.0.1,::1")
     metrics_token = fields.String(
         data_key="BRIDGE_METRICS_TOKEN",
+        load_default="",
+        validate=validate.Regexp(
+            r"^(|[\x21-\x7e]{32,256})$",
+            error="must be empty or 32 to 256 printable characters without spaces",
+        ),
+    )
+    fit_connect_callback_secret = fields.String(
+        data_key="BRIDGE_FIT_CONNECT_CALLBACK_SECRET",
         load_default="",
         validate=validate.Regexp(
             r"^(|[\x21-\x7e]{32,256})$",

@@ -28,6 +28,7 @@ import pytest
 from redis import Redis
 from sqlalchemy import select
 
+from bridge.intake.fit_connect import MAX_CALLBACK_BYTES as FIT_CONNECT_CALLBACK_BYTES
 from bridge.payments.routes import MAX_CALLBACK_BYTES, MAX_PAY_FORM_BYTES
 from domain.accounts.accounts import Actor, create_account
 from domain.accounts.logins import ACCOUNT_MAX_FAILURES
@@ -482,6 +483,7 @@ def test_the_sites_limits_match_the_bridges() -> None:
     assert sizes == [
         Settings.max_body_bytes,
         MAX_CALLBACK_BYTES,
+        FIT_CONNECT_CALLBACK_BYTES,
         MAX_PAY_FORM_BYTES,
         Settings.max_body_bytes,
     ]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from domain.delivery.fit_connect import REJECTED
+
 _SMTP = re.compile(r"\bSMTP (\d{3})\b")
 
 
@@ -73,6 +75,9 @@ _BY_TEXT = (
 
 def explain(error: str | None, status_code: int | None = None) -> str:
     """The error as a plain German sentence: what the office did, with the code in brackets."""
+    if error and error.startswith(REJECTED):
+        # A FIT-Connect destination's rejection is stored in plain German words already.
+        return error
     if status_code is None and error:
         found = re.match(r"HTTP (\d{3})\b", error)
         status_code = int(found.group(1)) if found else None

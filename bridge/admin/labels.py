@@ -28,6 +28,7 @@ DELIVERY_STATUS = {
     "delivered": "Zugestellt",
     "failed": "Fehlgeschlagen",
     "cancelled": "Abgebrochen",
+    "awaiting_accept": "Übergeben, wartet auf Annahme",
 }
 
 # XBezahldienste statuses and the bridge's own "due" before a payment exists.
@@ -50,6 +51,9 @@ EVENT_KIND = {
     "submission.received": "Antrag eingegangen",
     "delivery.routed": "Zustellung an die zuständige Stelle angelegt",
     "delivery.delivered": "Bei der Stelle zugestellt",
+    "delivery.submitted": "Über FIT-Connect eingereicht, wartet auf Annahme durch die Stelle",
+    "fit_connect.event": "FIT-Connect meldet (Signatur geprüft)",
+    "fit_connect.event_refused": "FIT-Connect-Meldung verworfen: nicht überprüfbar, nichts geändert",
     "delivery.failed": "Zustellung fehlgeschlagen, keine weiteren Versuche",
     "delivery.retry_scheduled": "Zustellung fehlgeschlagen, ein neuer Versuch ist geplant",
     "delivery.replayed": "Zustellung erneut gesendet",
@@ -157,6 +161,23 @@ def label(table: dict[str, str], key: str | None) -> str:
     if key is None:
         return "–"
     return table.get(key, key)
+
+
+# The events of a FIT-Connect case's log (the last part of the event's URI), in German.
+FIT_CONNECT_EVENT = {
+    "create-submission": "Einreichung angelegt",
+    "submit-submission": "Einreichung vollständig übermittelt",
+    "notify-submission": "Einreichung vom Zustelldienst gemeldet",
+    "forward-submission": "Einreichung weitergeleitet",
+    "accept-submission": "Von der Stelle angenommen",
+    "reject-submission": "Von der Stelle abgelehnt",
+    "delete-submission": "Einreichung vom Zustelldienst gelöscht",
+}
+
+
+def fit_connect_event(name: str | None) -> str:
+    """An event of a FIT-Connect case's log in German; an unknown one is not shown by its key."""
+    return FIT_CONNECT_EVENT.get(name or "", "Unbekannte Meldung")
 
 
 def event_sentence(kind: str) -> str:

@@ -37,6 +37,8 @@ class DeliveryDetail:
     delivered_at: dt.datetime | None
     case_number: str | None
     updated_at: dt.datetime
+    # The case at FIT-Connect (a fit-connect delivery only); its event log is in the timeline.
+    fit_case_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -186,6 +188,7 @@ def submission_detail(
                     delivered_at=d.delivered_at,
                     case_number=d.case_number,
                     updated_at=d.updated_at,
+                    fit_case_id=d.fit_case_id,
                 )
                 for d in shown
             ],

@@ -32,6 +32,8 @@ ACCEPT = "accept-submission"
 REJECT = "reject-submission"
 #: Why a submission may be created anew on a replay: the old one is gone or was rejected.
 FINISHED_OUTCOMES = frozenset({"rejected", "gone"})
+#: How the error of a rejected submission begins (the admin page shows it as it stands).
+REJECTED = "Vom Zustellpunkt abgelehnt"
 
 
 @dataclass(frozen=True)
@@ -134,8 +136,8 @@ def poll_soon(store: Store, case_id: str) -> int:
 def rejection_text(problems: Sequence[str]) -> str:
     """The error shown for a rejected submission (German, the problems in words)."""
     if not problems:
-        return "Vom Zustellpunkt abgelehnt (ohne Begründung)."
-    return "Vom Zustellpunkt abgelehnt: " + "; ".join(problems)
+        return f"{REJECTED} (ohne Begründung)."
+    return f"{REJECTED}: " + "; ".join(problems)
 
 
 def apply_case_events(
@@ -194,6 +196,8 @@ def apply_case_events(
             delivery.status = DeliveryStatus.FAILED
             delivery.next_attempt_at = None
             delivery.last_error = error
+            # The submit's 200 is not what failed: the page explains the stored words instead.
+            delivery.last_status_code = None
             state["outcome"] = "rejected" if verdict is not None else "gone"
             _event(session, delivery, "delivery.failed", now, error=error, permanent=True)
         else:

@@ -14,8 +14,10 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import hmac
 import itertools
 import json
+import re
 import threading
 import time
 import uuid
@@ -138,7 +140,7 @@ class _Token:
 
 
 # Per process, shared by the offices of one client: one token until shortly before it expires.
-_tokens: dict[tuple[str, str, str], _Token] = {}
+_tokens: dict[tuple[str, str, str, str], _Token] = {}
 _routes: dict[tuple[str, str, str], tuple[float, str, str]] = {}
 _jwks: dict[str, tuple[float, jwk.JWKSet]] = {}
 _lock = threading.Lock()
@@ -275,6 +277,47 @@ def load_trust_anchors(path: str) -> list[x509.Certificate]:
         raise PermanentDeliveryError(
             "Konfigurationsfehler: trust_anchor_file ist nicht lesbar."
         ) from None
+
+
+#: A callback older than this is refused (docs: Callbacks); one from the future too.
+CALLBACK_MAX_AGE_S = 300
+
+
+def callback_problem(
+    secret: str, timestamp: str | None, signature: str | None, body: bytes, now: float
+) -> str | None:
+    """Why a FIT-Connect callback is not to be trusted, or None when it is.
+
+    `callback-authentication` must be the hex HMAC-SHA512 of f"{timestamp}.{body}" under the
+    secret (compared in constant time) and `callback-timestamp` at most five minutes old and
+    not in the future.
+    """
+    if not timestamp or not signature:
+        return "missing"
+    if not timestamp.isdigit() or len(timestamp) > 12:
+        return "timestamp"
+    age = now - int(timestamp)
+    if not 0 <= age < CALLBACK_MAX_AGE_S:
+        return "timestamp"
+    expected = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha512)
+    if not hmac.compare_digest(expected.hexdigest().encode(), signature.strip().lower().encode()):
+        return "signature"
+    return None
+
+
+def callback_cases(body: bytes, limit: int = 100) -> list[str]:
+    """The case ids a verified callback names (`submissions[].caseId`), at most `limit`."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return []
+    entries = document.get("submissions") if isinstance(document, dict) else None
+    found: list[str] = []
+    for entry in entries if isinstance(entries, list) else []:
+        case_id = entry.get("caseId") if isinstance(entry, dict) else None
+        if isinstance(case_id, str) and re.fullmatch(UUID_PATTERN, case_id):
+            found.append(case_id)
+    return found[:limit]
 
 
 def canonical_json(value: Any) -> bytes:
@@ -799,10 +842,14 @@ class FitConnectChannel(Channel):
 
     def _token(self, http: requests.Session, *, renew: bool = False) -> str:
         """An access token (client credentials, secret in the form body), cached until expiry."""
+        secret = self.secret("client_secret_env") or ""
+        # The secret is part of the key (as a digest): a corrected secret is not served the
+        # token of the refused one, nor one client's token another's.
         cache_key = (
             str(self.options["token_url"]),
             str(self.options["client_id"]),
             str(self.options["scope"]),
+            hashlib.sha256(secret.encode()).hexdigest(),
         )
         with _lock:
             cached = _tokens.get(cache_key)
@@ -811,7 +858,6 @@ class FitConnectChannel(Channel):
                 cached = None
         if cached is not None and cached.expires > time.monotonic():
             return cached.value
-        secret = self.secret("client_secret_env") or ""
         form = {
             "grant_type": "client_credentials",
             "client_id": str(self.options["client_id"]),

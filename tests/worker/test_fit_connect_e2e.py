@@ -15,11 +15,15 @@ from typing import Any
 
 import pytest
 import requests
+from flask import Flask
 from flask.testing import FlaskClient
 from jwcrypto import jwk
 from sqlalchemy import select
 
 from demo_fitconnect import FitConnectStandIn
+from domain.accounts.accounts import create_account
+from domain.accounts.api_tokens import create_token
+from domain.accounts.passwords import ScryptParams
 from domain.delivery.deliveries import claim_due, record_outcomes, replay
 from domain.delivery.fit_connect import remember_progress
 from domain.settings import Settings
@@ -27,6 +31,8 @@ from harness.waiting import wait_for
 from integrations.channels.envelopes import build_envelopes
 from store.engine import Store
 from store.models import Delivery, DeliveryStatus, Event
+from tests.bridge.admin.browser import chromium, served
+from tests.bridge.admin.conftest import SETUP
 from tests.factories import PDF, dog, flatten
 from tests.webhook_support import FilePart, multipart_body, post
 from tests.worker.conftest import Processes, deliveries, replace_office
@@ -345,3 +351,58 @@ def test_the_token_is_renewed_after_a_401_and_a_503_is_retried(
     ]
     wait_for(lambda: deliver_now(settings, store) == ["ok"], what="the retry after the 503")
     assert [s["status"] for s in standin.submissions(destination)] == ["accepted"] * 3
+
+
+def test_the_case_page_and_the_status_api_show_the_fit_connect_case_and_its_event_log(
+    app: Flask,
+    client: FlaskClient,
+    store: Store,
+    settings: Settings,
+    standin: FitConnectStandIn,
+    destination: str,
+) -> None:
+    """A rejected case in Chromium: the FIT-Connect case id, the verified events in German,
+    the problem in words; the status API names the case id and the events."""
+    standin.reject_next(destination, problem_type="schema-violation", instance="data")
+    reference = submit_dog(client)["reference"]
+    assert deliver_now(settings, store) == ["ok"]
+    with requests.Session() as http:
+        poll_soon_all(store)
+        poll_cases(settings, store, http)
+    [failed] = fit_deliveries(store)
+    create_account(
+        store,
+        "olga",
+        "Sachbearbeitung-Steueramt-7",
+        "operator",
+        actor=SETUP,
+        kdf=ScryptParams(n=2**14),
+    )
+    _, token = create_token(store, "status-reader", "viewer", expires_at=None, actor=SETUP)
+
+    status = client.get(
+        f"/api/v1/submissions/{reference}", headers={"Authorization": f"Bearer {token}"}
+    ).get_json()
+    [view] = [d for d in status["deliveries"] if d["office"] == OFFICE]
+    assert view["fit_connect_case_id"] == failed.fit_case_id
+    assert view["status"] == "failed"
+    logged = [h["detail"]["event"] for h in status["history"] if h["kind"] == "fit_connect.event"]
+    assert logged == ["submit-submission", "reject-submission"]
+
+    with served(app) as base, chromium() as browser:
+        page = browser.new_context(locale="de-DE").new_page()
+        page.goto(base + "/admin/login")
+        page.get_by_label("Benutzername").fill("olga")
+        page.get_by_label("Passwort").fill("Sachbearbeitung-Steueramt-7")
+        page.get_by_label("Passwort").press("Enter")
+        page.wait_for_url(base + "/admin/")
+        page.goto(f"{base}/admin/antraege/{reference}")
+        deliveries = page.locator("section[aria-labelledby=h-deliveries] tbody").inner_text()
+        timeline = page.locator("ol.timeline").inner_text()
+    assert f"FIT-Connect-Vorgang {failed.fit_case_id}" in deliveries
+    assert "Vom Zustellpunkt abgelehnt: Daten entsprechen nicht dem Schema" in deliveries
+    assert "Über FIT-Connect eingereicht, wartet auf Annahme durch die Stelle" in timeline
+    assert "Meldung: Einreichung vollständig übermittelt" in timeline
+    assert "Meldung: Von der Stelle abgelehnt" in timeline
+    assert "Problem: Daten entsprechen nicht dem Schema (Fachdaten)" in timeline
+    assert "reject-submission" not in timeline
