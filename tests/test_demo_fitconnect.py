@@ -537,6 +537,12 @@ def test_route_by_leika_and_ars_with_a_verifiable_signature(
     assert elsewhere.json()["count"] == 0
 
 
+def test_routing_info(fc: FitConnectStandIn) -> None:
+    """GET /info names the Routing API's version."""
+    answer = requests.get(f"{fc.routing_api_url}/info", timeout=10)
+    assert answer.json() == {"version": {"major": 2, "minor": 0, "patch": 0}}
+
+
 @pytest.mark.parametrize(
     "params",
     [
@@ -609,6 +615,41 @@ def test_key_rotation_rejects_what_was_encrypted_for_the_old_key(
     assert body["problems"][0]["type"].endswith("/encryption-issue")
     fresh, _ = send(sender, dest)
     assert fc.submission_status(fresh["submissionId"]) == "accepted"
+
+
+def test_rotation_that_keeps_the_old_key(fc: FitConnectStandIn) -> None:
+    """keep_old: the old key stays published and still decrypts (as the docs ask of a receiver)."""
+    dest = fc.add_destination(leika=LEIKA, ars=ARS, schema_uri=SCHEMA)
+    sender = Sender(fc)
+    old = sender.key(dest)
+    fc.rotate_key(dest, keep_old=True)
+    assert sender.call("GET", f"/destinations/{dest}/keys/{old['kid']}").json() == old
+    created, _ = send(sender, dest, key=old)
+    assert fc.submission_status(created["submissionId"]) == "accepted"
+    assert fc.received(dest)[0]["kid"] == old["kid"]
+
+
+def test_a_submitted_submission_takes_nothing_more(fc: FitConnectStandIn, destination: str) -> None:
+    """Submitting again or uploading after the submit: 409, the decision unchanged."""
+    sender = Sender(fc)
+    created, sent = send(sender, destination, attachments={})
+    sid = created["submissionId"]
+    again = sender.call(
+        "PUT",
+        f"/submissions/{sid}",
+        json={"encryptedMetadata": sent["metadata"], "encryptedData": sent["data"]},
+    )
+    assert again.status_code == 409
+    assert again.json()["type"].endswith("/submission-state-invalid")
+    late = sender.call(
+        "PUT",
+        f"/submissions/{sid}/attachments/{uuid.uuid4()}",
+        data=sent["data"],
+        headers={"Content-Type": "application/jose"},
+    )
+    assert late.status_code == 409
+    assert len(fc.events(created["caseId"])) == 2
+    assert sender.call("GET", f"/submissions/{sid}").json()["caseId"] == created["caseId"]
 
 
 def test_event_log_lags_for_polls(fc: FitConnectStandIn, destination: str) -> None:
