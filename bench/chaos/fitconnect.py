@@ -30,8 +30,6 @@ but not submitted; no process died; every fault kind was injected and worked.
 
 from __future__ import annotations
 
-import argparse
-import json
 import random
 import re
 import secrets
@@ -53,8 +51,9 @@ from bench.chaos.bodies import ORDER_OFFICE, TAX_OFFICE, Planned, plan
 from bench.chaos.faults import Fault
 from bench.chaos.load import Load
 from bench.chaos.redis_nodes import RedisSetup
+from bench.chaos.report import store_runs
 from bench.chaos.run import base_env, bridge_env, gunicorn_host
-from bench.chaos.stores import DEFAULT_POSTGRES, RunStore
+from bench.chaos.stores import RunStore
 from bench.common import ROOT
 from demo_fitconnect import FitConnectStandIn
 from harness.processes import Managed, Supervisor
@@ -337,6 +336,7 @@ class FitConnectRun:
                 self.store.drop()
         result["seconds"] = round(time.monotonic() - started, 1)
         result["run_dir"] = str(self.dir)
+        result["table"] = table(result)
         if result["passed"]:
             shutil.rmtree(self.dir, ignore_errors=True)
         return result
@@ -468,33 +468,13 @@ def table(run: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the FIT-Connect chaos on each store; print the table; exit 1 when an invariant failed."""
-    parser = argparse.ArgumentParser(prog="python -m bench.chaos.fitconnect")
-    parser.add_argument("--store", choices=("sqlite", "postgres", "both"), default="sqlite")
-    parser.add_argument("--cases", type=int, default=40)
-    parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES)
-    parser.add_argument("--output", default=None, help="results path without suffix")
-    args = parser.parse_args(argv)
-    seed = args.seed if args.seed is not None else int(time.time())
-    stores = ["sqlite", "postgres"] if args.store == "both" else [args.store]
-    runs = [FitConnectRun(s, args.cases, seed, args.postgres_url).execute() for s in stores]
-    lines = [f"# FIT-Connect chaos (seed {seed}, {args.cases} applications per store)", ""]
-    for run in runs:
-        verdict = "passed" if run["passed"] else f"FAILED ({len(run['violations'])} violations)"
-        lines += [f"## {run['store']}: {verdict}, {run['seconds']} s", "", table(run), ""]
-        lines += [f"- {v}" for v in run["violations"][:50]]
-        if not run["passed"]:
-            lines.append(f"- logs: {run['run_dir']}")
-    report = "\n".join(lines)
-    print(report)
-    if args.output:
-        path = Path(args.output)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.with_suffix(".md").write_text(report + "\n", encoding="utf-8")
-        path.with_suffix(".json").write_text(
-            json.dumps({"seed": seed, "runs": runs}, indent=2, default=str), encoding="utf-8"
-        )
-    return 0 if all(r["passed"] for r in runs) else 1
+    return store_runs(
+        argv,
+        "python -m bench.chaos.fitconnect",
+        "FIT-Connect chaos",
+        40,
+        lambda store, cases, seed, postgres: FitConnectRun(store, cases, seed, postgres).execute(),
+    )
 
 
 if __name__ == "__main__":

@@ -34,7 +34,6 @@ later than that step (plus a sweep) after it was made.
 
 from __future__ import annotations
 
-import argparse
 import html
 import json
 import random
@@ -56,8 +55,9 @@ from sqlalchemy import text
 
 from bench.chaos.payment_checks import Citizen, check, table
 from bench.chaos.redis_nodes import RedisSetup
+from bench.chaos.report import store_runs
 from bench.chaos.run import base_env, bridge_env, http_ok
-from bench.chaos.stores import DEFAULT_POSTGRES, RunStore
+from bench.chaos.stores import RunStore
 from bench.common import ROOT
 from bench.samples import EXAMPLES, IDEMPOTENCY_FIELD
 from demo_payments import DemoPayments, SimulatorConfig
@@ -507,31 +507,13 @@ class PaymentRun:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the payment chaos on each store; print the table; exit 1 when an invariant failed."""
-    parser = argparse.ArgumentParser(prog="python -m bench.chaos.payments")
-    parser.add_argument("--store", choices=("sqlite", "postgres", "both"), default="sqlite")
-    parser.add_argument("--cases", type=int, default=32)
-    parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES)
-    parser.add_argument("--output", default=None, help="results path without suffix")
-    args = parser.parse_args(argv)
-    seed = args.seed if args.seed is not None else int(time.time())
-    stores = ["sqlite", "postgres"] if args.store == "both" else [args.store]
-    runs = [PaymentRun(s, args.cases, seed, args.postgres_url).execute() for s in stores]
-    lines = [f"# Payment chaos (seed {seed}, {args.cases} cases per store)", ""]
-    for run in runs:
-        verdict = "passed" if run["passed"] else f"FAILED ({len(run['violations'])} violations)"
-        lines += [f"## {run['store']}: {verdict}, {run['seconds']} s", "", run["table"], ""]
-        lines += [f"- {v}" for v in run["violations"][:50]]
-    report = "\n".join(lines)
-    print(report)
-    if args.output:
-        path = Path(args.output)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.with_suffix(".md").write_text(report + "\n", encoding="utf-8")
-        path.with_suffix(".json").write_text(
-            json.dumps({"seed": seed, "runs": runs}, indent=2, default=str), encoding="utf-8"
-        )
-    return 0 if all(r["passed"] for r in runs) else 1
+    return store_runs(
+        argv,
+        "python -m bench.chaos.payments",
+        "Payment chaos",
+        32,
+        lambda store, cases, seed, postgres: PaymentRun(store, cases, seed, postgres).execute(),
+    )
 
 
 if __name__ == "__main__":
