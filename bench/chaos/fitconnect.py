@@ -33,9 +33,7 @@ from __future__ import annotations
 import random
 import re
 import secrets
-import shutil
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -53,10 +51,10 @@ from bench.chaos.load import Load
 from bench.chaos.redis_nodes import RedisSetup
 from bench.chaos.report import store_runs
 from bench.chaos.run import base_env, bridge_env, gunicorn_host
-from bench.chaos.stores import RunStore
+from bench.chaos.stores import RunStore, StoreRun
 from bench.common import ROOT
 from demo_fitconnect import FitConnectStandIn
-from harness.processes import Managed, Supervisor
+from harness.processes import Managed
 from store.models import format_reference
 
 KINDS = ("token_down", "submission_503", "reject", "key_rotation", "event_lag")
@@ -309,37 +307,20 @@ def check(
     return violations, dict(figures)
 
 
-class FitConnectRun:
+class FitConnectRun(StoreRun):
     """One store's FIT-Connect chaos run."""
 
-    def __init__(self, kind: str, cases: int, seed: int, postgres_url: str) -> None:
-        """Nothing started yet."""
-        self.kind, self.cases, self.seed, self.postgres_url = kind, cases, seed, postgres_url
-        self.dir = Path(tempfile.mkdtemp(prefix=f"fitchaos-{kind}-"))
-        self.sup = Supervisor()
-        self.store: RunStore | None = None
-        self.secret = secrets.token_urlsafe(32)
+    prefix = "fitchaos"
 
-    def execute(self) -> dict[str, Any]:
-        """Run it; the summary (the run directory is kept when it failed)."""
-        started = time.monotonic()
+    def _run(self) -> dict[str, Any]:
         client_secret = secrets.token_urlsafe(32)
         standin = FitConnectStandIn(
             clients={CLIENT_ID: client_secret}, token_lifetime_s=TOKEN_S
         ).start()
         try:
-            result = self._execute(standin, client_secret)
+            return self._execute(standin, client_secret)
         finally:
             standin.stop()
-            self.sup.shutdown()
-            if self.store is not None:
-                self.store.drop()
-        result["seconds"] = round(time.monotonic() - started, 1)
-        result["run_dir"] = str(self.dir)
-        result["table"] = table(result)
-        if result["passed"]:
-            shutil.rmtree(self.dir, ignore_errors=True)
-        return result
 
     def _processes(self, standin: FitConnectStandIn, client_secret: str, order: str) -> str:
         """Start Redis, the web host, two workers and the sweeper; the host's URL."""
@@ -416,13 +397,15 @@ class FitConnectRun:
             for records in received.values()
             for r in records
         )
-        return {
+        result = {
             "store": self.kind,
             "passed": not violations,
             "violations": violations,
             "figures": figures,
             "faults": [asdict(f) for f in injector.faults],
         }
+        result["table"] = table(result)
+        return result
 
     def _drain(self) -> bool:
         """Wait until no delivery is pending or waiting for its destination (True), or

@@ -38,10 +38,7 @@ import html
 import json
 import random
 import re
-import secrets
-import shutil
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -57,13 +54,13 @@ from bench.chaos.payment_checks import Citizen, check, table
 from bench.chaos.redis_nodes import RedisSetup
 from bench.chaos.report import store_runs
 from bench.chaos.run import base_env, bridge_env, http_ok
-from bench.chaos.stores import RunStore
+from bench.chaos.stores import RunStore, StoreRun
 from bench.common import ROOT
 from bench.samples import EXAMPLES, IDEMPOTENCY_FIELD
 from demo_payments import DemoPayments, SimulatorConfig
 from demo_payments.config import DEMO_BASIC_PASSWORD
 from harness.ports import free_port
-from harness.processes import Managed, Supervisor
+from harness.processes import Managed
 from store.models import format_reference
 
 SCENARIOS = (
@@ -339,33 +336,17 @@ class Citizens:
             self.pay(citizen, first)
 
 
-class PaymentRun:
+class PaymentRun(StoreRun):
     """One store's payment chaos run."""
 
-    def __init__(self, kind: str, cases: int, seed: int, postgres_url: str) -> None:
-        """Nothing started yet."""
-        self.kind, self.cases, self.seed, self.postgres_url = kind, cases, seed, postgres_url
-        self.dir = Path(tempfile.mkdtemp(prefix=f"paychaos-{kind}-"))
-        self.sup = Supervisor()
-        self.store: RunStore | None = None
-        self.secret = secrets.token_urlsafe(32)
+    prefix = "paychaos"
 
-    def execute(self) -> dict[str, Any]:
-        """Run it; the summary (the run directory is kept when it failed)."""
-        started = time.monotonic()
+    def _run(self) -> dict[str, Any]:
         demo = DemoPayments(config=SimulatorConfig(notify_delay_s=1.0)).start()
         try:
-            result = self._execute(demo)
+            return self._execute(demo)
         finally:
             demo.stop()
-            self.sup.shutdown()
-            if self.store is not None:
-                self.store.drop()
-        result["seconds"] = round(time.monotonic() - started, 1)
-        result["run_dir"] = str(self.dir)
-        if result["passed"]:
-            shutil.rmtree(self.dir, ignore_errors=True)
-        return result
 
     def _processes(self, demo: DemoPayments) -> tuple[str, str]:
         """Start Redis, the capture office, the web host, a worker and the sweeper."""
