@@ -234,6 +234,13 @@ def _check_redis_url(url: str) -> None:
         raise ValidationError(problem)
 
 
+#: A secret that may be left empty (the feature is then off): 32 to 256 printable characters.
+OPTIONAL_SECRET = validate.Regexp(
+    r"^(|[\x21-\x7e]{32,256})$",
+    error="must be empty or 32 to 256 printable characters without spaces",
+)
+
+
 class _EnvSchema(Schema):
     """Reads and checks the environment variables; every error is reported, not just the first."""
 
@@ -354,18 +361,12 @@ class _EnvSchema(Schema):
     metrics_token = fields.String(
         data_key="BRIDGE_METRICS_TOKEN",
         load_default="",
-        validate=validate.Regexp(
-            r"^(|[\x21-\x7e]{32,256})$",
-            error="must be empty or 32 to 256 printable characters without spaces",
-        ),
+        validate=OPTIONAL_SECRET,
     )
     fit_connect_callback_secret = fields.String(
         data_key="BRIDGE_FIT_CONNECT_CALLBACK_SECRET",
         load_default="",
-        validate=validate.Regexp(
-            r"^(|[\x21-\x7e]{32,256})$",
-            error="must be empty or 32 to 256 printable characters without spaces",
-        ),
+        validate=OPTIONAL_SECRET,
     )
 
     # The list-valued variables are checked in a schema validator that also runs when other

@@ -30,6 +30,9 @@ EVENT_VERIFIED = "fit_connect.event"
 EVENT_REFUSED = "fit_connect.event_refused"
 ACCEPT = "accept-submission"
 REJECT = "reject-submission"
+DELETE = "delete-submission"
+#: Why a deleted submission failed (FIT-Connect deletes one nobody fetched in time, for one).
+DELETED = "FIT-Connect hat die Einreichung gelöscht, ohne dass die Stelle sie angenommen hat."
 #: Why a submission may be created anew on a replay: the old one is gone or was rejected.
 FINISHED_OUTCOMES = frozenset({"rejected", "gone"})
 #: How the error of a rejected submission begins (the admin page shows it as it stands).
@@ -177,6 +180,8 @@ def apply_case_events(
         for entry in events:
             if entry.verified and entry.event in (ACCEPT, REJECT) and verdict is None:
                 verdict = entry
+            if entry.verified and entry.event == DELETE and gone is None:
+                gone = DELETED
             if entry.key in seen:
                 continue
             seen.add(entry.key)

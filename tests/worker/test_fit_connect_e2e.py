@@ -21,11 +21,12 @@ from jwcrypto import jwk
 from sqlalchemy import select
 
 from demo_fitconnect import FitConnectStandIn
+from demo_fitconnect.crypto import make_set
 from domain.accounts.accounts import create_account
 from domain.accounts.api_tokens import create_token
 from domain.accounts.passwords import ScryptParams
 from domain.delivery.deliveries import claim_due, record_outcomes, replay
-from domain.delivery.fit_connect import remember_progress
+from domain.delivery.fit_connect import DELETED, poll_soon, remember_progress
 from domain.settings import Settings
 from harness.waiting import wait_for
 from integrations.channels.envelopes import build_envelopes
@@ -192,7 +193,17 @@ def deliver_now(settings: Settings, store: Store) -> list[str]:
     envelopes = build_envelopes(settings, store, context.vault, ids)
     outcomes = [attempt(context, context.channel(office), office, e, lease) for e in envelopes]
     record_outcomes(store, outcomes, settings.retry_schedule, 0)
+    context.store.dispose()
     return [o.error or "ok" for o in outcomes]
+
+
+def look_now(settings: Settings, store: Store) -> int:
+    """The sweeper's look at every waiting case's event log, due now (as after a callback)."""
+    for d in fit_deliveries(store):
+        if d.fit_case_id:
+            poll_soon(store, d.fit_case_id)
+    with requests.Session() as http:
+        return poll_cases(settings, store, http)
 
 
 def test_a_rejected_submission_fails_with_the_reason_and_a_replay_submits_anew(
@@ -209,9 +220,7 @@ def test_a_rejected_submission_fails_with_the_reason_and_a_replay_submits_anew(
     assert deliver_now(settings, store) == ["ok"]
     [waiting] = fit_deliveries(store)
     assert waiting.status == DeliveryStatus.AWAITING_ACCEPT
-    with requests.Session() as http:
-        poll_soon_all(store)
-        assert poll_cases(settings, store, http) == 1
+    assert look_now(settings, store) == 1
 
     [failed] = fit_deliveries(store)
     assert failed.status == DeliveryStatus.FAILED
@@ -222,22 +231,11 @@ def test_a_rejected_submission_fails_with_the_reason_and_a_replay_submits_anew(
 
     replay(store, [failed.id], "cli:test", "Schema korrigiert")
     assert deliver_now(settings, store) == ["ok"]
-    with requests.Session() as http:
-        poll_soon_all(store)
-        poll_cases(settings, store, http)
+    look_now(settings, store)
     [delivered] = fit_deliveries(store)
     assert delivered.status == DeliveryStatus.DELIVERED
     statuses = [s["status"] for s in standin.submissions(destination)]
     assert statuses == ["rejected", "accepted"]
-
-
-def poll_soon_all(store: Store) -> None:
-    """Every waiting case is due for a look now (as a callback would make it)."""
-    from domain.delivery.fit_connect import poll_soon
-
-    for d in fit_deliveries(store):
-        if d.fit_case_id:
-            poll_soon(store, d.fit_case_id)
 
 
 def test_a_forged_accept_is_refused_journalled_once_and_changes_nothing(
@@ -271,10 +269,8 @@ def test_a_forged_accept_is_refused_journalled_once_and_changes_nothing(
         standin.state.cases[str(waiting.fit_case_id)].clear()
     standin.state.append_event(str(waiting.fit_case_id), token.serialize(compact=True))
 
-    with requests.Session() as http:
-        for _ in range(2):
-            poll_soon_all(store)
-            poll_cases(settings, store, http)
+    for _ in range(2):
+        look_now(settings, store)
 
     [still] = fit_deliveries(store)
     assert still.status == DeliveryStatus.AWAITING_ACCEPT
@@ -315,6 +311,7 @@ def test_a_submission_created_but_not_submitted_is_resumed_not_duplicated(
 
     with pytest.raises(Crash):
         context.channel(office).deliver_tracked(envelope, context.http, crash_after_commit)
+    context.store.dispose()
     [created] = standin.submissions(destination)
     assert created["status"] == "incomplete"
     # The lease runs out (a crashed worker's does); the sweeper would wake the office.
@@ -366,9 +363,7 @@ def test_the_case_page_and_the_status_api_show_the_fit_connect_case_and_its_even
     standin.reject_next(destination, problem_type="schema-violation", instance="data")
     reference = submit_dog(client)["reference"]
     assert deliver_now(settings, store) == ["ok"]
-    with requests.Session() as http:
-        poll_soon_all(store)
-        poll_cases(settings, store, http)
+    look_now(settings, store)
     [failed] = fit_deliveries(store)
     create_account(
         store,
@@ -406,3 +401,40 @@ def test_the_case_page_and_the_status_api_show_the_fit_connect_case_and_its_even
     assert "Meldung: Von der Stelle abgelehnt" in timeline
     assert "Problem: Daten entsprechen nicht dem Schema (Fachdaten)" in timeline
     assert "reject-submission" not in timeline
+
+
+def test_a_submission_the_service_deleted_fails_and_a_replay_submits_anew(
+    client: FlaskClient,
+    store: Store,
+    settings: Settings,
+    standin: FitConnectStandIn,
+    destination: str,
+) -> None:
+    """A verified delete-submission (signed by the Submission API) ends the wait as failed."""
+    standin.lag_events(polls=1000)  # the destination's accept stays hidden
+    submit_dog(client)
+    assert deliver_now(settings, store) == ["ok"]
+    [waiting] = fit_deliveries(store)
+    standin.lag_events()
+    with standin.state.lock:
+        standin.state.cases[str(waiting.fit_case_id)].clear()
+    standin.state.append_event(
+        str(waiting.fit_case_id),
+        make_set(
+            standin.service_key,
+            standin.submission_api_url,
+            "delete-submission",
+            str(waiting.fit_submission_id),
+            str(waiting.fit_case_id),
+            {},
+        ),
+    )
+
+    look_now(settings, store)
+
+    [failed] = fit_deliveries(store)
+    assert failed.status == DeliveryStatus.FAILED
+    assert failed.last_error == DELETED
+    replay(store, [failed.id], "cli:test", "erneut")
+    assert deliver_now(settings, store) == ["ok"]
+    assert len(standin.submissions(destination)) == 2

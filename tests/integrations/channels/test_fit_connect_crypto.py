@@ -10,6 +10,7 @@ import base64
 import datetime as dt
 import hashlib
 import json
+import tomllib
 from functools import cache
 from typing import Any
 
@@ -20,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from jwcrypto import jwe, jwk, jws
 
+from domain.config import parse_config
 from integrations.channels import PermanentDeliveryError, validate_options
 from integrations.channels.fit_connect import (
     attachment_metadata,
@@ -30,8 +32,20 @@ from integrations.channels.fit_connect import (
     problem_words,
     verify_jws,
 )
+from tests.conftest import ROOT
 
 from .factories import attachment
+
+#: The secrets the shipped routing file names (values do not matter to the checks).
+SHIPPED_SECRETS = {
+    name: "x"
+    for name in (
+        "BRIDGE_SECRET_FORMCYCLE",
+        "BRIDGE_SECRET_FORMCYCLE_SIGNING",
+        "BRIDGE_SECRET_OFFICE_SIGNING",
+        "BRIDGE_SECRET_EPAY21_PASSWORD",
+    )
+}
 
 DESTINATION = "7f2c1f4e-6b1a-4c3e-9d2a-0a1b2c3d4e5f"
 
@@ -282,3 +296,20 @@ def test_options_need_a_destination_or_the_routing_api_and_its_signer() -> None:
     assert validate_options(
         "fit-connect", {**BASE, "destination_id": DESTINATION, "client_secret_env": "geheim"}
     )[1] == ["client_secret_env: must name an environment variable (A-Z, 0-9, _)"]
+
+
+def test_the_shipped_commented_fit_connect_office_is_valid_once_uncommented() -> None:
+    """config/routing.toml's example office, uncommented as the comment says, passes the checks,
+    with a fixed destination and with routing instead."""
+    shipped = (ROOT / "config" / "routing.toml").read_text(encoding="utf-8")
+    lines = shipped.splitlines()
+    start = lines.index("# [offices.usingen-steueramt-fitconnect]")
+    block = [line.removeprefix("# ") for line in lines[start : start + 6]]
+    routed = block[-1].replace(
+        'destination_id = "6f1c2d3e-4b5a-4c6d-8e7f-90a1b2c3d4e5"',
+        " ".join(lines[start + 8 : start + 10]).replace("#", "").strip().rstrip(","),
+    )
+    for office in (block, [*block[:-1], routed]):
+        raw = tomllib.loads(shipped + "\n" + "\n".join(office) + "\n")
+        config = parse_config(raw, {"BRIDGE_SECRET_FITCONNECT": "x", **SHIPPED_SECRETS})
+        assert config.offices["usingen-steueramt-fitconnect"].channel == "fit-connect"

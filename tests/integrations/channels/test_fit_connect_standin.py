@@ -231,3 +231,21 @@ def test_a_service_event_signed_by_the_destination_and_garbage_are_refused(
     assert (service.verified, service.reason) == (False, "Signaturschlüssel unbekannt")
     assert (garbage.verified, garbage.reason) == (False, "kein lesbares Token")
     assert (unsigned.verified, unsigned.reason) == (False, "Signaturschlüssel unbekannt")
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_access_refused_after_a_fresh_token_fails_for_good(
+    standin: FitConnectStandIn, destination: str, status: int
+) -> None:
+    """A 401 gets one new token; a 401 again, or a 403, is no matter of retrying."""
+    standin.fail_submission_api(count=2, status=status)
+    with requests.Session() as http, pytest.raises(PermanentDeliveryError) as refused:
+        channel(standin, destination_id=destination).deliver(envelope(), http)
+
+    assert refused.value.status_code == status
+    assert "FIT-Connect verweigert den Zugriff" in refused.value.message
+    if status == 401:
+        # Both the first try and the one with the renewed token reached the API.
+        assert [r for r in standin.requests() if r[0] == "GET"][-2:] == [
+            ("GET", f"{standin.submission_path}/destinations/{destination}")
+        ] * 2
