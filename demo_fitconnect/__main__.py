@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 import threading
+from pathlib import Path
 from types import FrameType
 
 from demo_fitconnect.server import DEFAULT_SCOPE, FitConnectStandIn
@@ -48,6 +49,12 @@ def main(argv: list[str] | None = None) -> int:
         "--token-lifetime", type=float, default=1800.0, help="token lifetime in seconds"
     )
     parser.add_argument("--scope", default=DEFAULT_SCOPE, help="the scope tokens carry")
+    parser.add_argument(
+        "--ca-file",
+        type=Path,
+        default=None,
+        help="write the demo CA certificate (the keys' trust anchor) to this PEM file",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every HTTP request")
     args = parser.parse_args(argv)
     standin = FitConnectStandIn(
@@ -67,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
 
     # honcho and systemd stop processes with SIGTERM; end as cleanly as on Ctrl-C.
     signal.signal(signal.SIGTERM, _stop)
+    if args.ca_file is not None:
+        # The channel's trust_anchor_file: the keys' x5c chains lead to this CA, made anew
+        # at every start like the keys.
+        args.ca_file.write_text(standin.ca_pem, encoding="ascii")
     standin.start()
     print(
         f"FIT-Connect-Stand-in läuft: Token {standin.token_url}, "

@@ -35,6 +35,7 @@ LEIKA = re.compile(r"^99\d{12}$")
 LEIKA_URN = re.compile(r"^urn:de:fim:leika:leistung:99\d{12}$")
 ARS = re.compile(r"^(\d{2}|\d{3}|\d{5}|\d{9}|\d{12})$")
 AGS = re.compile(r"^(\d{2}|\d{3}|\d{5}|\d{8})$")
+AREA_ID = re.compile(r"^\d{1,20}$")
 REGION_URN = "urn:de:bund:destatis:bevoelkerungsstatistik:schluessel:rs:"
 
 
@@ -130,6 +131,9 @@ def token() -> Response:
 
 # --- Submission API v2 --------------------------------------------------------------------------
 submission_bp = Blueprint("submission", __name__)
+# The destination endpoints: under the Submission API's base, and (as FIT-Connect v2 splits
+# them) under a destination API base of their own.
+destination_bp = Blueprint("destination", __name__)
 
 
 def _unauthorized(detail: str, error: str | None = None) -> Response:
@@ -139,14 +143,11 @@ def _unauthorized(detail: str, error: str | None = None) -> Response:
     return response
 
 
-@submission_bp.before_request
 def guard() -> Response | None:
     """Record the call, apply the outage fault, require a valid bearer token."""
     state = _state()
     with state.lock:
         state.requests.append((request.method, request.path))
-    if request.path.endswith("/.well-known/jwks.json"):
-        return None
     down = _outage(state.api_outage)
     if down is not None:
         return down
@@ -162,6 +163,10 @@ def guard() -> Response | None:
         return _unauthorized("Token abgelaufen.", "invalid_token")
     request.environ["fitconnect.client_id"] = issued.client_id
     return None
+
+
+submission_bp.before_request(guard)
+destination_bp.before_request(guard)
 
 
 def _client() -> str:
@@ -185,7 +190,7 @@ def _own_submission(submission_id: str) -> Submission | Response:
     return sub
 
 
-@submission_bp.get("/destinations/<destination_id>")
+@destination_bp.get("/destinations/<destination_id>")
 def get_destination(destination_id: str) -> Response:
     """The destination's public parameters."""
     with _state().lock:
@@ -198,7 +203,20 @@ def get_destination(destination_id: str) -> Response:
     return jsonify(document)
 
 
-@submission_bp.get("/destinations/<destination_id>/keys/<kid>")
+@destination_bp.get("/destinations/<destination_id>/keys")
+def list_keys(destination_id: str) -> Response:
+    """Every public key of the destination as a JWK set (encryption and signing)."""
+    with _state().lock:
+        dest = _state().destinations.get(destination_id)
+        keys = None if dest is None else list(dest.published.values())
+    if keys is None:
+        return problem_response(
+            404, "destination-not-found", "Not Found", "Zustellpunkt unbekannt."
+        )
+    return jsonify({"keys": keys})
+
+
+@destination_bp.get("/destinations/<destination_id>/keys/<kid>")
 def get_key(destination_id: str, kid: str) -> Response:
     """A public key of the destination: the encryption key, or the signing key of its SETs."""
     with _state().lock:
@@ -403,6 +421,15 @@ def events(case_id: str) -> Response:
     return jsonify({"eventLog": state.visible_events(case_id)})
 
 
+@submission_bp.get("/submissions/<submission_id>/events")
+def submission_events(submission_id: str) -> Response:
+    """The same log reached by the submission (as v2 clients ask for it)."""
+    sub = _own_submission(submission_id)
+    if isinstance(sub, Response):
+        return sub
+    return jsonify({"eventLog": _state().visible_events(sub.case_id)})
+
+
 # --- The service's SET signing key --------------------------------------------------------------
 wellknown_bp = Blueprint("wellknown", __name__)
 
@@ -444,7 +471,7 @@ def routes() -> Response:
         return _routing_problem("Genau einer der Parameter ars, ags oder areaId ist nötig.")
     kind = areas[0]
     asked = args[kind]
-    if (kind == "ars" and not ARS.match(asked)) or (kind == "ags" and not AGS.match(asked)):
+    if not {"ars": ARS, "ags": AGS, "areaId": AREA_ID}[kind].match(asked):
         return _routing_problem(f"{kind} hat ein ungültiges Format.")
     offset = args.get("offset", default=0, type=int)
     limit = args.get("limit", default=100, type=int)
@@ -484,7 +511,8 @@ def routes() -> Response:
             answers.append(
                 {
                     "destinationId": dest.destination_id,
-                    "destinationSignature": sign_jwt(key, claims),
+                    # typ as in the OpenAPI file's example signature
+                    "destinationSignature": sign_jwt(key, claims, typ="jwt"),
                     "destinationName": dest.name,
                     "destinationShortName": dest.name[:30],
                     "origin": "PVOG",
@@ -493,6 +521,21 @@ def routes() -> Response:
     return jsonify(
         {"count": len(answers), "offset": offset, "totalCount": len(found), "routes": answers}
     )
+
+
+@routing_bp.after_request
+def rate_limit_headers(response: Response) -> Response:
+    """The RateLimit headers every Routing API answer carries (the stand-in never limits)."""
+    response.headers.update(
+        {"RateLimit-Limit": "1000", "RateLimit-Remaining": "999", "RateLimit-Reset": "60"}
+    )
+    return response
+
+
+@routing_bp.get("/info")
+def info() -> Response:
+    """The Routing API's version (the OpenAPI file's 2.0.0)."""
+    return jsonify({"version": {"major": 2, "minor": 0, "patch": 0}})
 
 
 @routing_bp.get("/.well-known/jwks.json")
@@ -523,25 +566,16 @@ def _outage_args() -> tuple[int | None, int] | Response:
     return count, status
 
 
-@control_bp.post("/token-down")
-def token_down() -> Response:
-    """The token endpoint fails (`?count=n`: the next n requests; `?status=`, default 503)."""
+@control_bp.post("/<part>-down")
+def down(part: str) -> Response:
+    """`token-down` or `submission-down`: that side fails (`?count=n`: the next n requests;
+    `?status=`, default 503)."""
+    if part not in ("token", "submission"):
+        return _bad("token-down or submission-down")
     parsed = _outage_args()
     if isinstance(parsed, Response):
         return parsed
-    with _state().lock:
-        _state().token_outage = Outage(True, parsed[0], parsed[1])
-    return _ok()
-
-
-@control_bp.post("/submission-down")
-def submission_down() -> Response:
-    """The Submission API fails (`?count=n`, `?status=`, default 503)."""
-    parsed = _outage_args()
-    if isinstance(parsed, Response):
-        return parsed
-    with _state().lock:
-        _state().api_outage = Outage(True, parsed[0], parsed[1])
+    _state().set_outage(part, Outage(True, parsed[0], parsed[1]))
     return _ok()
 
 
@@ -637,6 +671,7 @@ def create_app(
     routing_key: KeyPair,
     submission_path: str,
     routing_path: str,
+    destination_path: str = "/destination-api/v2",
 ) -> Flask:
     """The stand-in's WSGI app; ISSUER, SUBMISSION_HOST, ROUTING_ISSUER are set once bound."""
     app = Flask("demo_fitconnect")
@@ -651,7 +686,13 @@ def create_app(
     )
     app.register_blueprint(token_bp)
     app.register_blueprint(submission_bp, url_prefix=submission_path)
+    app.register_blueprint(destination_bp, url_prefix=submission_path)
+    app.register_blueprint(destination_bp, url_prefix=destination_path, name="destination_api")
+    # The service's JWKS at the host's root, at the Submission API's base and at the base
+    # without its version (where v2 clients look: <submission base>/.well-known/jwks.json).
     app.register_blueprint(wellknown_bp)
+    for prefix in {submission_path, submission_path.rpartition("/")[0]} - {""}:
+        app.register_blueprint(wellknown_bp, url_prefix=prefix, name=f"wellknown{prefix}")
     app.register_blueprint(routing_bp, url_prefix=routing_path)
     app.register_blueprint(control_bp)
 

@@ -15,7 +15,7 @@ import hashlib
 import json
 from typing import Any
 
-from demo_fitconnect.crypto import authentication_tag, decrypt, make_set
+from demo_fitconnect.crypto import authentication_tag, decrypt, make_set, protected_header
 from demo_fitconnect.state import Destination, Received, State, Submission, problem
 
 
@@ -50,7 +50,8 @@ def _metadata(
         return [problem("schema-violation", "contentStructure.attachments ist keine Liste.")]
     schema = data_entry.get("submissionSchema")
     schema_uri = schema.get("schemaUri") if isinstance(schema, dict) else None
-    if schema_uri not in dest.schema_uris:
+    leika = str(sub.public_service.get("identifier", "")).rpartition(":")[2]
+    if leika not in dest.leika_keys or schema_uri not in dest.schemas_for(leika):
         return [problem("unsupported-schema", f"Das Schema {schema_uri!r} wird nicht unterstützt.")]
     service = metadata.get("publicServiceType")
     identifier = service.get("identifier") if isinstance(service, dict) else None
@@ -124,6 +125,7 @@ def process(state: State, submission_id: str) -> Received:
         hashes_ok=False,
         decision="reject",
         problems=[],
+        kid=str((protected_header(sub.encrypted_metadata or "") or {}).get("kid", "")),
     )
     problems = _check(dest, sub, received)
     received.hashes_ok = not problems and received.data is not None

@@ -38,6 +38,7 @@ class FitConnectStandIn:
         scope: str = DEFAULT_SCOPE,
         submission_path: str = "/submission-api/v2",
         routing_path: str = "/routing-api/v1",
+        destination_path: str = "/destination-api/v2",
         quiet: bool = True,
     ) -> None:
         """Configure and make the service's keys; nothing listens before `start()`."""
@@ -46,6 +47,7 @@ class FitConnectStandIn:
         self.quiet = quiet
         self.submission_path = submission_path.rstrip("/")
         self.routing_path = routing_path.rstrip("/")
+        self.destination_path = destination_path.rstrip("/")
         self.ca = CertificateAuthority.create()
         self.service_key = KeyPair.create("sign", self.ca, "submission-api")
         self.routing_key = KeyPair.create("sign", self.ca, "routing-api")
@@ -58,7 +60,12 @@ class FitConnectStandIn:
         if self._server is not None:
             raise RuntimeError("already started")
         app = create_app(
-            self.state, self.service_key, self.routing_key, self.submission_path, self.routing_path
+            self.state,
+            self.service_key,
+            self.routing_key,
+            self.submission_path,
+            self.routing_path,
+            self.destination_path,
         )
         self._server = make_server(
             self.host,
@@ -130,13 +137,18 @@ class FitConnectStandIn:
         return f"{self.base_url}{self.submission_path}"
 
     @property
+    def destination_api_url(self) -> str:
+        """The same destination endpoints under a base of their own (v2 splits them off)."""
+        return f"{self.base_url}{self.destination_path}"
+
+    @property
     def routing_api_url(self) -> str:
         """The Routing API's base (`routing_api_url`)."""
         return f"{self.base_url}{self.routing_path}"
 
     @property
     def service_jwks_url(self) -> str:
-        """Where the keys of the service's own SETs are published."""
+        """Where the keys of the service's own SETs are published (also under the API's base)."""
         return f"{self.base_url}/.well-known/jwks.json"
 
     @property
@@ -168,7 +180,11 @@ class FitConnectStandIn:
         name: str = "Demo-Zustellpunkt",
         destination_id: str | None = None,
     ) -> str:
-        """A new active destination for these LeiKa keys, regions (ARS) and data schemas; its id."""
+        """A new active destination for these LeiKa keys, regions (ARS) and data schemas; its id.
+
+        As many schemas as LeiKa keys pair up (one schema a service); else each service takes
+        every schema.
+        """
         dest = self.state.add_destination(
             name,
             [leika] if isinstance(leika, str) else list(leika),
@@ -198,7 +214,8 @@ class FitConnectStandIn:
         """What the destination decrypted and decided, in arrival order.
 
         Each: submission_id, case_id, metadata (dict), data (bytes), attachments
-        ({id: bytes}), hashes_ok, decision ("accept"/"reject"), problems.
+        ({id: bytes}), hashes_ok, decision ("accept"/"reject"), problems, kid (the
+        encryption key the metadata was sealed for), at (epoch seconds of the decision).
         """
         with self.state.lock:
             return [r.summary() for r in self.state.received if r.destination_id == destination_id]
@@ -237,23 +254,19 @@ class FitConnectStandIn:
     # --- faults --------------------------------------------------------------------------------
     def token_down(self, count: int | None = None, status: int = 503) -> None:
         """The token endpoint answers `status` (the next `count` requests; None: until lifted)."""
-        with self.state.lock:
-            self.state.token_outage = Outage(True, count, status)
+        self.state.set_outage("token", Outage(True, count, status))
 
     def token_up(self) -> None:
         """The token endpoint answers again."""
-        with self.state.lock:
-            self.state.token_outage = Outage()
+        self.state.set_outage("token", Outage())
 
     def fail_submission_api(self, count: int | None = None, status: int = 503) -> None:
         """The Submission API answers `status` to the next `count` calls (None: until lifted)."""
-        with self.state.lock:
-            self.state.api_outage = Outage(True, count, status)
+        self.state.set_outage("submission", Outage(True, count, status))
 
     def submission_api_up(self) -> None:
         """The Submission API answers again."""
-        with self.state.lock:
-            self.state.api_outage = Outage()
+        self.state.set_outage("submission", Outage())
 
     def reject_next(
         self,
@@ -272,6 +285,11 @@ class FitConnectStandIn:
             self.state.forced_rejects.append(
                 (destination_id, problem(problem_type, detail, instance))
             )
+
+    def queued_rejects(self) -> int:
+        """How many forced rejects still wait for a decision to turn."""
+        with self.state.lock:
+            return len(self.state.forced_rejects)
 
     def rotate_key(self, destination_id: str, keep_old: bool = False) -> str:
         """A new encryption key (new encryptionKid); the old kid is gone unless `keep_old`.

@@ -89,6 +89,16 @@ class Destination:
     # encryption keys rotated out but kept.
     published: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    def schemas_for(self, leika: str) -> list[str]:
+        """The data schemas the destination takes for one service.
+
+        With as many schemas as LeiKa keys they pair up by position (one schema a service);
+        otherwise every service takes every schema.
+        """
+        if len(self.schema_uris) == len(self.leika_keys) > 1:
+            return [self.schema_uris[self.leika_keys.index(leika)]]
+        return list(self.schema_uris)
+
     def document(self) -> dict[str, Any]:
         """The destination as GET /destinations/{id} answers it."""
         regions = [
@@ -96,6 +106,7 @@ class Destination:
         ]
         return {
             "destinationId": self.destination_id,
+            "name": self.name,
             "status": self.status,
             "encryptionKid": self.encryption.kid,
             "metadataVersions": ["2.1.0"],
@@ -105,7 +116,7 @@ class Destination:
                     "identifier": f"urn:de:fim:leika:leistung:{key}",
                     "submissionSchemas": [
                         {"schemaUri": uri, "mimeType": "application/json"}
-                        for uri in self.schema_uris
+                        for uri in self.schemas_for(key)
                     ],
                     "regions": regions,
                 }
@@ -153,6 +164,8 @@ class Received:
     hashes_ok: bool
     decision: str
     problems: list[dict[str, str]]
+    kid: str = ""  # the encryption key the metadata was sealed for
+    at: float = field(default_factory=time.time)  # when the destination decided
 
     def summary(self) -> dict[str, Any]:
         """As a plain dict (what `received()` lists)."""
@@ -166,6 +179,8 @@ class Received:
             "hashes_ok": self.hashes_ok,
             "decision": self.decision,
             "problems": list(self.problems),
+            "kid": self.kid,
+            "at": self.at,
         }
 
 
@@ -192,6 +207,14 @@ class State:
         self.forced_rejects: list[tuple[str | None, dict[str, str]]] = []
         self.lag_s = 0.0
         self.lag_polls = 0
+
+    def set_outage(self, part: str, outage: Outage) -> None:
+        """Put an outage on the token endpoint ("token") or the Submission API ("submission")."""
+        with self.lock:
+            if part == "token":
+                self.token_outage = outage
+            else:
+                self.api_outage = outage
 
     def reset_faults(self) -> None:
         """Every fault off: outages, queued rejects, lag."""

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -327,6 +328,11 @@ def test_destination_and_its_keys_as_the_docs_require(
     missing = sender.call("GET", f"/destinations/{uuid.uuid4()}")
     assert missing.status_code == 404
     assert missing.json()["type"].endswith("/problems/destination-not-found")
+    listed = sender.call("GET", f"/destinations/{destination}/keys").json()["keys"]
+    assert {k["kid"] for k in listed} == {key["kid"], fc.signing_kid(destination)}
+    # v2 clients reach the destination endpoints under a destination API base of their own.
+    split = sender.session.get(f"{fc.destination_api_url}/destinations/{destination}", timeout=10)
+    assert split.json() == document
 
 
 # --- the walk -----------------------------------------------------------------------------------
@@ -344,7 +350,17 @@ def test_submission_is_decrypted_checked_and_accepted(
     assert got["attachments"] == {aid: b"%PDF-1.7 Impfpass"}
     assert got["hashes_ok"] is True
     assert got["decision"] == "accept"
+    assert got["kid"] == fc.encryption_kid(destination)
     submitted, accepted = event_log(sender, created["caseId"])
+    by_submission = sender.call("GET", f"/submissions/{created['submissionId']}/events")
+    assert by_submission.json()["eventLog"] == [submitted, accepted]
+    # The service's keys are published at the host's root and at the API's base, with and
+    # without its version (where v2 clients look).
+    base = fc.submission_api_url.rpartition("/")[0]
+    for url in (f"{base}/.well-known/jwks.json", f"{fc.submission_api_url}/.well-known/jwks.json"):
+        assert requests.get(url, timeout=10).json() == fetch_jwks(fc.service_jwks_url).export(
+            private_keys=False, as_dict=True
+        )
     _, claims = verify(submitted, fetch_jwks(fc.service_jwks_url))
     assert claims["iss"] == fc.submission_api_url
     assert claims["sub"] == f"submission:{created['submissionId']}"
@@ -460,6 +476,25 @@ def test_refusals_of_the_submission_api(fc: FitConnectStandIn, destination: str)
     assert sender.call("GET", f"/cases/{uuid.uuid4()}/events").status_code == 404
 
 
+def test_two_services_each_with_its_own_schema(fc: FitConnectStandIn) -> None:
+    """LeiKa keys and schemas pair up: each service names its schema; the other is refused."""
+    traffic, order_schema = "99108011153000", "urn:formcycle-bridge:schema:traffic-order@1"
+    dest = fc.add_destination(leika=[LEIKA, traffic], ars=ARS, schema_uri=[SCHEMA, order_schema])
+    sender = Sender(fc)
+    services = sender.call("GET", f"/destinations/{dest}").json()["publicServices"]
+    assert [[s["schemaUri"] for s in p["submissionSchemas"]] for p in services] == [
+        [SCHEMA],
+        [order_schema],
+    ]
+    data = b"{}"
+    created, _ = send(
+        sender, dest, data=data, attachments={}, meta=metadata(data, {}, order_schema)
+    )
+    name, body = decision(sender, dest, event_log(sender, created["caseId"])[-1])
+    assert name == "reject-submission"
+    assert body["problems"][0]["type"].endswith("/unsupported-schema")
+
+
 def test_inactive_destination_refuses_new_submissions(fc: FitConnectStandIn) -> None:
     """destination-state-invalid (422) while the destination is not active."""
     other = fc.add_destination(leika=LEIKA, ars="064340007007", schema_uri=SCHEMA)
@@ -482,6 +517,7 @@ def test_route_by_leika_and_ars_with_a_verifiable_signature(
         f"{fc.routing_api_url}/routes", params={"leikaKey": LEIKA, "ars": ARS}, timeout=10
     )
     assert answer.status_code == 200
+    assert "RateLimit-Remaining" in answer.headers
     body = answer.json()
     assert body["count"] == body["totalCount"] >= 1
     (route,) = [r for r in body["routes"] if r["destinationId"] == destination]
@@ -501,6 +537,12 @@ def test_route_by_leika_and_ars_with_a_verifiable_signature(
     assert elsewhere.json()["count"] == 0
 
 
+def test_routing_info(fc: FitConnectStandIn) -> None:
+    """GET /info names the Routing API's version."""
+    answer = requests.get(f"{fc.routing_api_url}/info", timeout=10)
+    assert answer.json() == {"version": {"major": 2, "minor": 0, "patch": 0}}
+
+
 @pytest.mark.parametrize(
     "params",
     [
@@ -509,6 +551,7 @@ def test_route_by_leika_and_ars_with_a_verifiable_signature(
         {"leikaKey": "12345", "ars": ARS},
         {"leikaKey": LEIKA, "ars": "0643"},
         {"leikaKey": LEIKA, "ars": ARS, "limit": "501"},
+        {"leikaKey": LEIKA, "areaId": "Usingen"},
     ],
 )
 def test_routing_refuses_bad_parameters(fc: FitConnectStandIn, params: dict[str, str]) -> None:
@@ -542,6 +585,7 @@ def test_submission_api_503_for_the_next_calls(fc: FitConnectStandIn, destinatio
 def test_forced_reject_carries_the_chosen_problem(fc: FitConnectStandIn, destination: str) -> None:
     """reject_next: the next decision is a reject with that problem, though hashes are fine."""
     fc.reject_next(destination, "technical-error", "Fachverfahren nicht erreichbar.")
+    assert fc.queued_rejects() == 1
     sender = Sender(fc)
     created, _ = send(sender, destination)
     (got,) = [r for r in fc.received(destination) if r["submission_id"] == created["submissionId"]]
@@ -549,6 +593,7 @@ def test_forced_reject_carries_the_chosen_problem(fc: FitConnectStandIn, destina
     name, body = decision(sender, destination, event_log(sender, created["caseId"])[-1])
     assert name == "reject-submission"
     assert body["problems"][0]["detail"] == "Fachverfahren nicht erreichbar."
+    assert fc.queued_rejects() == 0
     again, _ = send(sender, destination)
     assert fc.submission_status(again["submissionId"]) == "accepted"
 
@@ -570,6 +615,41 @@ def test_key_rotation_rejects_what_was_encrypted_for_the_old_key(
     assert body["problems"][0]["type"].endswith("/encryption-issue")
     fresh, _ = send(sender, dest)
     assert fc.submission_status(fresh["submissionId"]) == "accepted"
+
+
+def test_rotation_that_keeps_the_old_key(fc: FitConnectStandIn) -> None:
+    """keep_old: the old key stays published and still decrypts (as the docs ask of a receiver)."""
+    dest = fc.add_destination(leika=LEIKA, ars=ARS, schema_uri=SCHEMA)
+    sender = Sender(fc)
+    old = sender.key(dest)
+    fc.rotate_key(dest, keep_old=True)
+    assert sender.call("GET", f"/destinations/{dest}/keys/{old['kid']}").json() == old
+    created, _ = send(sender, dest, key=old)
+    assert fc.submission_status(created["submissionId"]) == "accepted"
+    assert fc.received(dest)[0]["kid"] == old["kid"]
+
+
+def test_a_submitted_submission_takes_nothing_more(fc: FitConnectStandIn, destination: str) -> None:
+    """Submitting again or uploading after the submit: 409, the decision unchanged."""
+    sender = Sender(fc)
+    created, sent = send(sender, destination, attachments={})
+    sid = created["submissionId"]
+    again = sender.call(
+        "PUT",
+        f"/submissions/{sid}",
+        json={"encryptedMetadata": sent["metadata"], "encryptedData": sent["data"]},
+    )
+    assert again.status_code == 409
+    assert again.json()["type"].endswith("/submission-state-invalid")
+    late = sender.call(
+        "PUT",
+        f"/submissions/{sid}/attachments/{uuid.uuid4()}",
+        data=sent["data"],
+        headers={"Content-Type": "application/jose"},
+    )
+    assert late.status_code == 409
+    assert len(fc.events(created["caseId"])) == 2
+    assert sender.call("GET", f"/submissions/{sid}").json()["caseId"] == created["caseId"]
 
 
 def test_event_log_lags_for_polls(fc: FitConnectStandIn, destination: str) -> None:
@@ -621,11 +701,12 @@ def test_http_controls(fc: FitConnectStandIn) -> None:
     assert sender.call("GET", f"/destinations/{dest}").status_code == 200
 
 
-def test_command_line_serves_the_demo(tmp_path: Any) -> None:
+def test_command_line_serves_the_demo(tmp_path: Path) -> None:
     """`python -m demo_fitconnect --port N`: the demo client gets a token, routing finds Usingen."""
     port = free_port()
+    ca_file = tmp_path / "ca.pem"
     process = subprocess.Popen(
-        [sys.executable, "-m", "demo_fitconnect", "--port", str(port)],
+        [sys.executable, "-m", "demo_fitconnect", "--port", str(port), "--ca-file", str(ca_file)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -634,6 +715,12 @@ def test_command_line_serves_the_demo(tmp_path: Any) -> None:
         assert process.stdout is not None
         line = process.stdout.readline()
         assert f"http://127.0.0.1:{port}/token" in line
+        anchor = x509.load_pem_x509_certificate(ca_file.read_bytes())
+        routes_key = requests.get(
+            f"http://127.0.0.1:{port}/routing-api/v1/.well-known/jwks.json", timeout=10
+        ).json()["keys"][0]
+        leaf = x509.load_der_x509_certificate(base64.b64decode(routes_key["x5c"][0]))
+        leaf.verify_directly_issued_by(anchor)
         form = {
             "grant_type": "client_credentials",
             "client_id": "bridge-demo",

@@ -34,15 +34,11 @@ later than that step (plus a sweep) after it was made.
 
 from __future__ import annotations
 
-import argparse
 import html
 import json
 import random
 import re
-import secrets
-import shutil
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -56,14 +52,15 @@ from sqlalchemy import text
 
 from bench.chaos.payment_checks import Citizen, check, table
 from bench.chaos.redis_nodes import RedisSetup
+from bench.chaos.report import store_runs
 from bench.chaos.run import base_env, bridge_env, http_ok
-from bench.chaos.stores import DEFAULT_POSTGRES, RunStore
+from bench.chaos.stores import RunStore, StoreRun
 from bench.common import ROOT
 from bench.samples import EXAMPLES, IDEMPOTENCY_FIELD
 from demo_payments import DemoPayments, SimulatorConfig
 from demo_payments.config import DEMO_BASIC_PASSWORD
 from harness.ports import free_port
-from harness.processes import Managed, Supervisor
+from harness.processes import Managed
 from store.models import format_reference
 
 SCENARIOS = (
@@ -339,33 +336,17 @@ class Citizens:
             self.pay(citizen, first)
 
 
-class PaymentRun:
+class PaymentRun(StoreRun):
     """One store's payment chaos run."""
 
-    def __init__(self, kind: str, cases: int, seed: int, postgres_url: str) -> None:
-        """Nothing started yet."""
-        self.kind, self.cases, self.seed, self.postgres_url = kind, cases, seed, postgres_url
-        self.dir = Path(tempfile.mkdtemp(prefix=f"paychaos-{kind}-"))
-        self.sup = Supervisor()
-        self.store: RunStore | None = None
-        self.secret = secrets.token_urlsafe(32)
+    prefix = "paychaos"
 
-    def execute(self) -> dict[str, Any]:
-        """Run it; the summary (the run directory is kept when it failed)."""
-        started = time.monotonic()
+    def _run(self) -> dict[str, Any]:
         demo = DemoPayments(config=SimulatorConfig(notify_delay_s=1.0)).start()
         try:
-            result = self._execute(demo)
+            return self._execute(demo)
         finally:
             demo.stop()
-            self.sup.shutdown()
-            if self.store is not None:
-                self.store.drop()
-        result["seconds"] = round(time.monotonic() - started, 1)
-        result["run_dir"] = str(self.dir)
-        if result["passed"]:
-            shutil.rmtree(self.dir, ignore_errors=True)
-        return result
 
     def _processes(self, demo: DemoPayments) -> tuple[str, str]:
         """Start Redis, the capture office, the web host, a worker and the sweeper."""
@@ -507,31 +488,13 @@ class PaymentRun:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the payment chaos on each store; print the table; exit 1 when an invariant failed."""
-    parser = argparse.ArgumentParser(prog="python -m bench.chaos.payments")
-    parser.add_argument("--store", choices=("sqlite", "postgres", "both"), default="sqlite")
-    parser.add_argument("--cases", type=int, default=32)
-    parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES)
-    parser.add_argument("--output", default=None, help="results path without suffix")
-    args = parser.parse_args(argv)
-    seed = args.seed if args.seed is not None else int(time.time())
-    stores = ["sqlite", "postgres"] if args.store == "both" else [args.store]
-    runs = [PaymentRun(s, args.cases, seed, args.postgres_url).execute() for s in stores]
-    lines = [f"# Payment chaos (seed {seed}, {args.cases} cases per store)", ""]
-    for run in runs:
-        verdict = "passed" if run["passed"] else f"FAILED ({len(run['violations'])} violations)"
-        lines += [f"## {run['store']}: {verdict}, {run['seconds']} s", "", run["table"], ""]
-        lines += [f"- {v}" for v in run["violations"][:50]]
-    report = "\n".join(lines)
-    print(report)
-    if args.output:
-        path = Path(args.output)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.with_suffix(".md").write_text(report + "\n", encoding="utf-8")
-        path.with_suffix(".json").write_text(
-            json.dumps({"seed": seed, "runs": runs}, indent=2, default=str), encoding="utf-8"
-        )
-    return 0 if all(r["passed"] for r in runs) else 1
+    return store_runs(
+        argv,
+        "python -m bench.chaos.payments",
+        "Payment chaos",
+        32,
+        lambda store, cases, seed, postgres: PaymentRun(store, cases, seed, postgres).execute(),
+    )
 
 
 if __name__ == "__main__":

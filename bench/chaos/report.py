@@ -9,15 +9,19 @@ answer pings again.
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from bench.chaos.faults import Fault
 from bench.chaos.invariants import Evidence, Verdict
+from bench.chaos.stores import DEFAULT_POSTGRES
 
 
 def recovery_times(ev: Evidence) -> dict[str, list[float]]:
@@ -157,3 +161,43 @@ def write(runs: list[dict[str, Any]], machine: dict[str, str], command: str, pat
         encoding="utf-8",
     )
     return text
+
+
+def store_runs(
+    argv: list[str] | None,
+    prog: str,
+    title: str,
+    default_cases: int,
+    execute: Callable[[str, int, int, str], dict[str, Any]],
+) -> int:
+    """The command line of a chaos run made once per store: `--store`, `--cases`, `--seed`,
+    `--postgres-url`, `--output`. Runs `execute(store, cases, seed, postgres_url)` for each
+    store (a result with store, passed, seconds, table, violations and run_dir), prints the
+    report, writes it as .md and .json; 1 when an invariant failed, else 0."""
+    parser = argparse.ArgumentParser(prog=prog)
+    parser.add_argument("--store", choices=("sqlite", "postgres", "both"), default="sqlite")
+    parser.add_argument("--cases", type=int, default=default_cases)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES)
+    parser.add_argument("--output", default=None, help="results path without suffix")
+    args = parser.parse_args(argv)
+    seed = args.seed if args.seed is not None else int(time.time())
+    stores = ["sqlite", "postgres"] if args.store == "both" else [args.store]
+    runs = [execute(store, args.cases, seed, args.postgres_url) for store in stores]
+    lines = [f"# {title} (seed {seed}, {args.cases} cases per store)", ""]
+    for run in runs:
+        verdict = "passed" if run["passed"] else f"FAILED ({len(run['violations'])} violations)"
+        lines += [f"## {run['store']}: {verdict}, {run['seconds']} s", "", run["table"], ""]
+        lines += [f"- {v}" for v in run["violations"][:50]]
+        if not run["passed"]:
+            lines.append(f"- logs: {run['run_dir']}")
+    report = "\n".join(lines)
+    print(report)
+    if args.output:
+        path = Path(args.output)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.with_suffix(".md").write_text(report + "\n", encoding="utf-8")
+        path.with_suffix(".json").write_text(
+            json.dumps({"seed": seed, "runs": runs}, indent=2, default=str), encoding="utf-8"
+        )
+    return 0 if all(r["passed"] for r in runs) else 1

@@ -8,10 +8,14 @@ again and again while the outage lasts; SQLite by another connection holding the
 
 from __future__ import annotations
 
+import secrets
+import shutil
 import sqlite3
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, text
 
@@ -22,6 +26,7 @@ from harness.postgres import (
     drop_database,
     unique_name,
 )
+from harness.processes import Supervisor
 from store.engine import make_engine
 from store.migrations import upgrade
 
@@ -93,3 +98,40 @@ class RunStore:
         """Remove a PostgreSQL database (a SQLite file goes with the run directory)."""
         if self.kind == "postgres":
             drop_database(self.admin_url, self.name)
+
+
+class StoreRun:
+    """One store's run of a chaos run made per store: its directory, supervisor and store.
+
+    A subclass starts what it needs in `_run` (its stand-ins there, stopped in a `finally`) and
+    sets `self.store`; `execute` then stops the processes, drops the store, adds `seconds` and
+    `run_dir` to the result and removes the directory when the run passed.
+    """
+
+    prefix = "chaos"
+
+    def __init__(self, kind: str, cases: int, seed: int, postgres_url: str) -> None:
+        """Nothing started yet."""
+        self.kind, self.cases, self.seed, self.postgres_url = kind, cases, seed, postgres_url
+        self.dir = Path(tempfile.mkdtemp(prefix=f"{self.prefix}-{kind}-"))
+        self.sup = Supervisor()
+        self.store: RunStore | None = None
+        self.secret = secrets.token_urlsafe(32)
+
+    def execute(self) -> dict[str, Any]:
+        """Run it; the summary (the run directory is kept when it failed)."""
+        started = time.monotonic()
+        try:
+            result = self._run()
+        finally:
+            self.sup.shutdown()
+            if self.store is not None:
+                self.store.drop()
+        result["seconds"] = round(time.monotonic() - started, 1)
+        result["run_dir"] = str(self.dir)
+        if result["passed"]:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        return result
+
+    def _run(self) -> dict[str, Any]:
+        raise NotImplementedError
