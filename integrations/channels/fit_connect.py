@@ -386,25 +386,7 @@ class FitConnectChannel(Channel):
         if state.get("submitted") and state.get("outcome") not in FINISHED_OUTCOMES:
             return Receipt(case_number=state.get("case_id"), awaiting_poll_s=poll_s)
         destination_id = self.destination_for(envelope, http)
-        destination = self._json(
-            http, "GET", f"/destinations/{destination_id}", what="Zustellpunkt"
-        )
-        if destination.get("status", "active") != "active":
-            raise PermanentDeliveryError("Der Zustellpunkt ist nicht aktiv.")
-        kid = str(destination.get("encryptionKid") or "")
-        if not kid:
-            raise PermanentDeliveryError("Der Zustellpunkt nennt keinen Verschlüsselungsschlüssel.")
-        key = check_encryption_key(
-            self._json(
-                http,
-                "GET",
-                f"/destinations/{destination_id}/keys/{quote(kid, safe='')}",
-                what="Schlüssel des Zustellpunkts",
-            ),
-            load_trust_anchors(self.options["trust_anchor_file"])
-            if self.options["trust_anchor_file"]
-            else None,
-        )
+        destination, kid, key = self._destination_and_key(http, destination_id)
         schema_uri = self._schema_uri(destination, envelope.leika)
         resumable = (
             state.get("submission_id")
@@ -425,6 +407,56 @@ class FitConnectChannel(Channel):
             if receipt is None:
                 raise DeliveryError("FIT-Connect kennt die eben angelegte Einreichung nicht.")
         return receipt
+
+    def _destination_and_key(
+        self, http: requests.Session, destination_id: str
+    ) -> tuple[dict[str, Any], str, jwk.JWK]:
+        """The active destination, its encryption key id and the checked key.
+
+        A destination that rotates its key and removes the old one between our two reads
+        answers 404 for the kid it named a moment ago: read the destination once more rather
+        than fail the case for good. A second 404 is a destination without its key.
+        """
+        destination, kid = self._active_destination(http, destination_id)
+        answer = self._key_answer(http, destination_id, kid, passthrough=(404,))
+        if answer.status_code == 404:
+            destination, kid = self._active_destination(http, destination_id)
+            answer = self._key_answer(http, destination_id, kid, passthrough=())
+        anchors = self.options["trust_anchor_file"]
+        key = check_encryption_key(
+            _read_json(answer), load_trust_anchors(anchors) if anchors else None
+        )
+        return destination, kid, key
+
+    def _active_destination(
+        self, http: requests.Session, destination_id: str
+    ) -> tuple[dict[str, Any], str]:
+        """The destination (it must be active) and the id of its encryption key."""
+        destination = self._json(
+            http, "GET", f"/destinations/{destination_id}", what="Zustellpunkt"
+        )
+        if destination.get("status", "active") != "active":
+            raise PermanentDeliveryError("Der Zustellpunkt ist nicht aktiv.")
+        kid = str(destination.get("encryptionKid") or "")
+        if not kid:
+            raise PermanentDeliveryError("Der Zustellpunkt nennt keinen Verschlüsselungsschlüssel.")
+        return destination, kid
+
+    def _key_answer(
+        self,
+        http: requests.Session,
+        destination_id: str,
+        kid: str,
+        *,
+        passthrough: tuple[int, ...],
+    ) -> requests.Response:
+        return self._call(
+            http,
+            "GET",
+            f"/destinations/{destination_id}/keys/{quote(kid, safe='')}",
+            what="Schlüssel des Zustellpunkts",
+            passthrough=passthrough,
+        )
 
     def _create(
         self, envelope: Envelope, http: requests.Session, destination_id: str, progress: Progress

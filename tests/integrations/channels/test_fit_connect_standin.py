@@ -136,6 +136,33 @@ def test_after_a_key_rotation_the_new_key_is_used(
     assert standin.received(destination)[-1]["submission_id"] == state["submission_id"]
 
 
+def test_a_key_removed_between_reading_the_destination_and_its_key_is_read_again(
+    standin: FitConnectStandIn, destination: str
+) -> None:
+    """The destination rotates its key (the old one removed) just after the channel read the
+    destination: the old kid answers 404, and the channel reads the destination again instead
+    of failing the case for good (seen in the FIT-Connect chaos run)."""
+    rotated: list[str] = []
+
+    def rotate_once(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        if (
+            not rotated
+            and response.request.method == "GET"
+            and response.url.endswith(f"/destinations/{destination}")
+        ):
+            rotated.append(standin.rotate_key(destination, keep_old=False))
+
+    with requests.Session() as http:
+        http.hooks["response"].append(rotate_once)
+        receipt = channel(standin, destination_id=destination).deliver(envelope(), http)
+
+    assert rotated
+    assert receipt.awaiting_poll_s == 60.0
+    last = standin.received(destination)[-1]
+    assert last["decision"] == "accept"
+    assert last["hashes_ok"]
+
+
 def test_the_genuine_event_log_verifies(standin: FitConnectStandIn, destination: str) -> None:
     _, state = submitted(standin, destination)
     with requests.Session() as http:
