@@ -112,6 +112,11 @@ class FitConnectOptions(ChannelOptions):
     routing_signature_jwks_url = fields.Url(
         load_default=None, allow_none=True, schemes={"http", "https"}, require_tld=False
     )
+    #: Where the Submission API publishes the keys of its own events (submit, delete ...);
+    #: none: /.well-known/jwks.json on the Submission API's host.
+    service_jwks_url = fields.Url(
+        load_default=None, allow_none=True, schemes={"http", "https"}, require_tld=False
+    )
     routing_cache_s = fields.Integer(load_default=3600, validate=validate.Range(min=0, max=86400))
     #: PEM file of the CA certificates the destination key's x5c chain must lead to.
     trust_anchor_file = fields.String(load_default=None, allow_none=True)
@@ -829,9 +834,11 @@ class FitConnectChannel(Channel):
         return {base, f"{parts.scheme}://{parts.netloc}", parts.netloc}
 
     def _service_key(self, http: requests.Session, kid: str) -> jwk.JWK | None:
-        parts = urlsplit(str(self.options["submission_api_url"]))
-        keys = self._jwks(http, f"{parts.scheme}://{parts.netloc}/.well-known/jwks.json")
-        return keys.get_key(kid)
+        url = self.options["service_jwks_url"]
+        if not url:
+            parts = urlsplit(str(self.options["submission_api_url"]))
+            url = f"{parts.scheme}://{parts.netloc}/.well-known/jwks.json"
+        return self._jwks(http, str(url)).get_key(kid)
 
     def _destination_signing_key(
         self, http: requests.Session, destination_id: str, kid: str

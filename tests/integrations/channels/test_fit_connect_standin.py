@@ -175,6 +175,31 @@ def test_the_genuine_event_log_verifies(standin: FitConnectStandIn, destination:
     ]
 
 
+def test_the_service_keys_are_read_where_the_operator_says(
+    standin: FitConnectStandIn, destination: str
+) -> None:
+    """`service_jwks_url` names where the Submission API publishes its event keys (v2 clients
+    look under the API's base without its version); keys from elsewhere verify nothing."""
+    _, state = submitted(standin, destination)
+    base = standin.submission_api_url.rsplit("/", 1)[0]
+    with requests.Session() as http:
+        right = channel(
+            standin, destination_id=destination, service_jwks_url=f"{base}/.well-known/jwks.json"
+        ).case_events(state, http)[0]
+        wrong = channel(
+            standin, destination_id=destination, service_jwks_url=standin.routing_jwks_url
+        ).case_events(state, http)[0]
+
+    assert [(e.event, e.verified) for e in right] == [
+        ("submit-submission", True),
+        ("accept-submission", True),
+    ]
+    assert [(e.event, e.verified) for e in wrong] == [
+        ("submit-submission", False),
+        ("accept-submission", True),
+    ]
+
+
 def forged(
     standin: FitConnectStandIn, destination: str, state: dict[str, Any], **changes: Any
 ) -> str:
