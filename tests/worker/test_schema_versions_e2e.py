@@ -42,7 +42,9 @@ def environ(
     text = path.read_text(encoding="utf-8")
     text = text.replace('schema = "dog-registration@1"', 'schema = "dog-registration@2"')
     text = text.replace(
-        'task_area = "tax"\n', 'task_area = "tax"\nschema_versions = { dog-registration = 1 }\n'
+        # The newline before: the commented FIT-Connect office's line reads "# task_area".
+        '\ntask_area = "tax"\n',
+        '\ntask_area = "tax"\nschema_versions = { dog-registration = 1 }\n',
     )
     assert text.count("schema_versions") == 1
     path.write_text(text, encoding="utf-8")

@@ -9,8 +9,9 @@ from pathlib import Path
 from tests.conftest import ROOT, bridge_cli
 from tests.domain.test_settings_config import _config_file
 
-TAX_OFFICE = 'task_area = "tax"\n'
-PIN = 'task_area = "tax"\nschema_versions = { dog-registration = 1 }\n'
+# With the newline before it: the routing file's commented FIT-Connect office has "# task_area".
+TAX_OFFICE = '\ntask_area = "tax"\n'
+PIN = '\ntask_area = "tax"\nschema_versions = { dog-registration = 1 }\n'
 
 
 def test_check_config_names_the_older_version_an_office_takes(
@@ -48,7 +49,7 @@ def test_check_config_refuses_pins_of_versions_that_do_not_exist(
     every one in the same run, and the command fails."""
     path = _config_file(
         tmp_path,
-        (TAX_OFFICE, 'task_area = "tax"\nschema_versions = { dog-registration = 2 }\n'),
+        (TAX_OFFICE, '\ntask_area = "tax"\nschema_versions = { dog-registration = 2 }\n'),
         (
             'task_area = "public-order"\n',
             'task_area = "public-order"\nschema_versions = { cat-registration = 1 }\n',
