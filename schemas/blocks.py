@@ -288,10 +288,15 @@ def is_blank(value: object) -> bool:
     """True for None, whitespace, and containers holding nothing else (hidden form sections)."""
     if value is None:
         return True
-    if isinstance(value, str):
+    if type(value) is str:
         return not value.strip()
+    if type(value) is dict:
+        # The sections of a form, checked without an ABC test; the first filled-in value ends it.
+        return all(map(is_blank, value.values()))
     if type(value) in _SCALARS:
         return False
+    if isinstance(value, str):
+        return not value.strip()
     if isinstance(value, Mapping):
         return all(is_blank(item) for item in value.values())
     if isinstance(value, list | tuple):
@@ -643,13 +648,28 @@ def _check_of(validators: list[types.Validator]) -> Callable[[Any], bool]:
             checks.append(functools.partial(_short_enough, validator.max))
         elif type(validator) is Pattern:
             checks.append(functools.partial(_matches, validator.regex))
+        elif type(validator) is validate.OneOf:
+            checks.append(functools.partial(_listed, validator.choices))
         else:
             checks.append(functools.partial(_passes, validator))
     if not checks:
         return lambda value: True
     if len(checks) == 1:
         return checks[0]
-    return lambda value: all(check(value) for check in checks)
+    if len(checks) == 2:
+        # Most fields with two checks (a pattern and a length): all() over a generator
+        # would cost more than both checks together.
+        first, second = checks
+
+        def both(value: Any) -> bool:
+            return first(value) and second(value)
+
+        return both
+
+    def check_all(value: Any) -> bool:
+        return all(check(value) for check in checks)
+
+    return check_all
 
 
 def _short_enough(limit: int, value: Any) -> bool:
@@ -660,6 +680,14 @@ def _short_enough(limit: int, value: Any) -> bool:
 def _matches(regex: re.Pattern[str], value: Any) -> bool:
     """`Pattern`: the whole value matches."""
     return regex.fullmatch(value) is not None
+
+
+def _listed(choices: Any, value: Any) -> bool:
+    """`validate.OneOf`: the value is one of the choices (never a TypeError for our values)."""
+    try:
+        return value in choices
+    except TypeError:
+        return False
 
 
 def _passes(validator: types.Validator, value: Any) -> bool:
@@ -1080,7 +1108,10 @@ class BridgeSchema(Schema):
                 error_store.store_error(error.messages, key, index=index)  # type: ignore[no-untyped-call]  # marshmallow's ErrorStore has no annotations
                 value = error.valid_data or missing
             if value is not missing:
-                set_value(loaded, attribute, value)
+                if "." in attribute:
+                    set_value(loaded, attribute, value)  # a dotted path, as marshmallow sets it
+                else:
+                    loaded[attribute] = value
         if unknown != EXCLUDE:
             for key in set(data) - self._input_keys:
                 if unknown == INCLUDE:
