@@ -288,10 +288,15 @@ def is_blank(value: object) -> bool:
     """True for None, whitespace, and containers holding nothing else (hidden form sections)."""
     if value is None:
         return True
-    if isinstance(value, str):
+    if type(value) is str:
         return not value.strip()
+    if type(value) is dict:
+        # The sections of a form, checked without an ABC test; the first filled-in value ends it.
+        return all(map(is_blank, value.values()))
     if type(value) in _SCALARS:
         return False
+    if isinstance(value, str):
+        return not value.strip()
     if isinstance(value, Mapping):
         return all(is_blank(item) for item in value.values())
     if isinstance(value, list | tuple):
@@ -607,6 +612,283 @@ class Nested(_Validated, fields.Nested):
             raise ValidationError(error.messages, valid_data=error.valid_data) from error
 
 
+# ------------------------------------------------------------------- the one-pass fast loaders
+
+
+class _Decline(Exception):
+    """A fast loader is not sure about a value: the field goes through marshmallow instead."""
+
+
+_DECLINE = _Decline()
+
+#: A compiled field loader: (raw value or `missing`, form input?, options) -> the loaded value,
+#: exactly what ``field.deserialize`` returns for it, or raises `_Decline`.
+FastLoader = Callable[[Any, bool, ValidationOptions], Any]
+
+
+def _always_decline(value: Any, form: bool, options: ValidationOptions) -> Any:
+    """The loader of a field no fast loader is compiled for: marshmallow always."""
+    raise _DECLINE
+
+
+def _check_of(validators: list[types.Validator]) -> Callable[[Any], bool]:
+    """One test that the value passes all ``validators`` (True) or not (False).
+
+    Only the verdict counts: a failing value goes to marshmallow, which makes the messages.
+    Maximum lengths and patterns, nearly all of our validators, are inlined.
+    """
+    checks: list[Callable[[Any], bool]] = []
+    for validator in validators:
+        if (
+            type(validator) is validate.Length
+            and validator.min is None
+            and validator.equal is None
+            and validator.max is not None
+        ):
+            checks.append(functools.partial(_short_enough, validator.max))
+        elif type(validator) is Pattern:
+            checks.append(functools.partial(_matches, validator.regex))
+        elif type(validator) is validate.OneOf:
+            checks.append(functools.partial(_listed, validator.choices))
+        else:
+            checks.append(functools.partial(_passes, validator))
+    if not checks:
+        return lambda value: True
+    if len(checks) == 1:
+        return checks[0]
+    if len(checks) == 2:
+        # Most fields with two checks (a pattern and a length): all() over a generator
+        # would cost more than both checks together.
+        first, second = checks
+
+        def both(value: Any) -> bool:
+            return first(value) and second(value)
+
+        return both
+
+    def check_all(value: Any) -> bool:
+        return all(check(value) for check in checks)
+
+    return check_all
+
+
+def _short_enough(limit: int, value: Any) -> bool:
+    """`validate.Length` with only a maximum."""
+    return len(value) <= limit
+
+
+def _matches(regex: re.Pattern[str], value: Any) -> bool:
+    """`Pattern`: the whole value matches."""
+    return regex.fullmatch(value) is not None
+
+
+def _listed(choices: Any, value: Any) -> bool:
+    """`validate.OneOf`: the value is one of the choices (never a TypeError for our values)."""
+    try:
+        return value in choices
+    except TypeError:
+        return False
+
+
+def _passes(validator: types.Validator, value: Any) -> bool:
+    """Whether ``validator`` lets ``value`` through (its return value is ignored, as ours do)."""
+    try:
+        validator(value)
+    except ValidationError:
+        return False
+    return True
+
+
+def _text_loader(field: Str | Email) -> FastLoader:
+    """Str, Choice and Email: the value loaded as their ``_deserialize`` and validators do."""
+    check = _check_of(field.validators)
+    normalize = field.normalize if isinstance(field, Str) else None
+    lookup = field._lookup if isinstance(field, Choice) else None
+
+    def load(value: Any, form: bool, options: ValidationOptions) -> Any:
+        if type(value) is not str:
+            raise _DECLINE
+        text = value.strip()
+        if not text:
+            raise _DECLINE
+        if form:
+            if normalize is not None:
+                text = normalize(text)
+                if not text:
+                    raise _DECLINE
+            if lookup is not None:
+                text = lookup.get(compact(text), text)
+        elif not check(value):  # JSON: the published constraints hold for the text as sent
+            raise _DECLINE
+        if not check(text):
+            raise _DECLINE
+        return text
+
+    return load
+
+
+def _int_loader(field: Int) -> FastLoader:
+    """`Int`: a JSON integer or a form's digits, within its bounds."""
+    check = _check_of(field.validators)
+    bounds = field.option_bounds
+
+    def load(value: Any, form: bool, options: ValidationOptions) -> Any:
+        kind = type(value)
+        if kind is int:
+            number = value
+        elif kind is str and form:
+            text = value.strip()
+            if len(text) > 20 or not _FORM_INTEGER.fullmatch(text):
+                raise _DECLINE
+            number = int(text)
+        else:
+            raise _DECLINE  # floats, bools and the rest: marshmallow decides
+        if bounds is not None:
+            low, high = (getattr(options, name) for name in bounds)
+            if not low <= number <= high:
+                raise _DECLINE
+        if not check(number):
+            raise _DECLINE
+        return number
+
+    return load
+
+
+def _bool_loader(field: Bool) -> FastLoader:
+    """`Bool`: JSON true/false, or a form's yes/no words."""
+    check = _check_of(field.validators)
+
+    def load(value: Any, form: bool, options: ValidationOptions) -> Any:
+        if type(value) is bool:
+            result = value
+        elif type(value) is str and form:
+            word = value.strip().lower()
+            if word in Bool.TRUE_WORDS:
+                result = True
+            elif word in Bool.FALSE_WORDS:
+                result = False
+            else:
+                raise _DECLINE
+        else:
+            raise _DECLINE
+        if not check(result):
+            raise _DECLINE
+        return result
+
+    return load
+
+
+def _date_loader(field: Date) -> FastLoader:
+    """`Date`: a calendar date, not after today where the field says so."""
+    check = _check_of(field.validators)
+    not_in_future = field.not_in_future
+
+    def load(value: Any, form: bool, options: ValidationOptions) -> Any:
+        day = parse_date(value, form=form)
+        if day is None or (not_in_future and day > options.today) or not check(day):
+            raise _DECLINE
+        return day
+
+    return load
+
+
+def _datetime_loader(field: DateTime) -> FastLoader:
+    """`DateTime`: a point in time in local time."""
+    check = _check_of(field.validators)
+    date_only_time = field.date_only_time
+
+    def load(value: Any, form: bool, options: ValidationOptions) -> Any:
+        moment = parse_datetime(value, date_only_time, form=form)
+        if moment is None or not check(moment):
+            raise _DECLINE
+        return moment
+
+    return load
+
+
+def _list_loader(field: List) -> FastLoader | None:
+    """`List`: a list whose every item its inner field's fast loader takes."""
+    inner = _value_loader(field.inner)
+    if inner is None:
+        return None
+    check = _check_of(field.validators)
+
+    def load(value: Any, form: bool, options: ValidationOptions) -> Any:
+        if type(value) is not list:
+            raise _DECLINE
+        try:
+            result = [inner(item, form, options) for item in value]
+        except ValidationError:
+            # A block's errors go under the item's index, which marshmallow's List adds.
+            raise _DECLINE from None
+        if not check(result):
+            raise _DECLINE
+        return result
+
+    return load
+
+
+def _nested_loader(field: Nested) -> FastLoader | None:
+    """`Nested`: a block loaded by its schema (whose own fields run their fast loaders).
+
+    Its errors are the block's own (marshmallow's), raised as ``field.deserialize`` raises them.
+    """
+    if field.many or field.validators:
+        return None
+
+    def load(value: Any, form: bool, options: ValidationOptions) -> Any:
+        if type(value) is not dict:
+            raise _DECLINE
+        return field._load(value, None)
+
+    return load
+
+
+#: The fast loader compilers by the exact field class (a subclass may change anything).
+_LOADERS: dict[type[Any], Callable[[Any], FastLoader | None]] = {
+    Str: _text_loader,
+    Choice: _text_loader,
+    Email: _text_loader,
+    Int: _int_loader,
+    Bool: _bool_loader,
+    Date: _date_loader,
+    DateTime: _datetime_loader,
+    List: _list_loader,
+    Nested: _nested_loader,
+}
+
+
+def _value_loader(field: fields.Field[Any]) -> FastLoader | None:
+    """The fast loader of a present, non-null value of ``field``; None if there is none."""
+    compile_loader = _LOADERS.get(type(field))
+    if compile_loader is None or field.pre_load or field.post_load:
+        return None
+    return compile_loader(field)
+
+
+def fast_loader(field: fields.Field[Any]) -> FastLoader:
+    """``field.deserialize`` for the common, valid value in one pass; `_Decline` when unsure.
+
+    A missing optional field gets its default as marshmallow gives it; a missing required
+    one, None, a value of another type or one that fails a check declines, so marshmallow
+    loads it (and words the error).
+    """
+    present = _value_loader(field)
+    if present is None:
+        return _always_decline
+    required = field.required
+    default = field.load_default
+
+    def load(value: Any, form: bool, options: ValidationOptions) -> Any:
+        if value is missing:
+            if required:
+                raise _DECLINE
+            return default() if callable(default) else default
+        return present(value, form, options)
+
+    return load
+
+
 # --------------------------------------------------------------------------- field helpers
 
 
@@ -684,6 +966,11 @@ class BridgeSchema(Schema):
             (field.data_key if field.data_key is not None else name, field, field.attribute or name)
             for name, field in self.load_fields.items()
         )
+
+    @functools.cached_property
+    def _fast_loading(self) -> tuple[tuple[str, fields.Field[Any], str, FastLoader], ...]:
+        """`_loading` with each field's one-pass loader (`fast_loader`), compiled once."""
+        return tuple((key, field, out, fast_loader(field)) for key, field, out in self._loading)
 
     @functools.cached_property
     def _input_keys(self) -> frozenset[str]:
@@ -803,14 +1090,28 @@ class BridgeSchema(Schema):
             )
         index = index if self.opts.index_errors else None
         loaded = self.dict_class()
-        for key, field, attribute in self._loading:
+        options = _OPTIONS.get()
+        if options is None:
+            current_options()  # raises, with its message (no schema loads without options)
+            raise AssertionError("unreachable")
+        form = options.form_input
+        for key, field, attribute, fast in self._fast_loading:
+            raw = data.get(key, missing)
             try:
-                value = field.deserialize(data.get(key, missing), key, data)
+                try:
+                    # The common, valid value in one pass; anything the fast loader is not
+                    # sure about goes through marshmallow, which also words every error.
+                    value = fast(raw, form, options)
+                except _Decline:
+                    value = field.deserialize(raw, key, data)
             except ValidationError as error:
                 error_store.store_error(error.messages, key, index=index)  # type: ignore[no-untyped-call]  # marshmallow's ErrorStore has no annotations
                 value = error.valid_data or missing
             if value is not missing:
-                set_value(loaded, attribute, value)
+                if "." in attribute:
+                    set_value(loaded, attribute, value)  # a dotted path, as marshmallow sets it
+                else:
+                    loaded[attribute] = value
         if unknown != EXCLUDE:
             for key in set(data) - self._input_keys:
                 if unknown == INCLUDE:
