@@ -198,6 +198,25 @@ def status_text(status: int) -> str:
         return f"HTTP {status}"
 
 
+class AnswerTooLarge(Exception):
+    """An answer longer than the reader's limit: it was not read to its end."""
+
+
+def read_bounded(response: requests.Response, limit: int) -> bytes:
+    """The body of a streamed answer, read in chunks so that no more than `limit` bytes are held.
+
+    Raises AnswerTooLarge past `limit`; an answer that breaks off raises requests' error.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(65536):
+        size += len(chunk)
+        if size > limit:
+            raise AnswerTooLarge(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class EnvName(fields.String):
     """An option naming the environment variable of a secret (a secret is never an option)."""
 

@@ -35,6 +35,7 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 
 from domain.delivery.fit_connect import ACCEPT, FINISHED_OUTCOMES, REJECT, CaseEvent
 from integrations.channels.base import (
+    AnswerTooLarge,
     Channel,
     ChannelOptions,
     DeliveryError,
@@ -47,6 +48,7 @@ from integrations.channels.base import (
     channels,
     iso_utc,
     jsonable,
+    read_bounded,
     status_text,
 )
 from integrations.channels.webhook import USER_AGENT, parse_retry_after
@@ -870,8 +872,9 @@ class FitConnectChannel(Channel):
             return cached[1]
         answer = self._call(http, "GET", url, what="Schlüsselverzeichnis (JWKS)", auth=False)
         try:
-            keys = jwk.JWKSet.from_json(answer.content[:MAX_ANSWER_BYTES])
-        except (JWException, ValueError, TypeError):
+            # Read bounded like every answer (`.content` would hold a huge one whole).
+            keys = jwk.JWKSet.from_json(read_bounded(answer, MAX_ANSWER_BYTES))
+        except (AnswerTooLarge, requests.RequestException, JWException, ValueError, TypeError):
             raise DeliveryError("Das Schlüsselverzeichnis (JWKS) ist nicht lesbar.") from None
         with _lock:
             _jwks[url] = (time.monotonic() + JWKS_TTL_S, keys)
@@ -1034,15 +1037,10 @@ class FitConnectChannel(Channel):
 
 def _read_json(response: requests.Response) -> dict[str, Any]:
     """A JSON object answer of at most MAX_ANSWER_BYTES; else a DeliveryError (retry)."""
-    chunks: list[bytes] = []
-    size = 0
     try:
-        for chunk in response.iter_content(65536):
-            size += len(chunk)
-            if size > MAX_ANSWER_BYTES:
-                raise DeliveryError("FIT-Connect: Antwort zu groß.")
-            chunks.append(chunk)
-        value = json.loads(b"".join(chunks) or b"{}")
+        value = json.loads(read_bounded(response, MAX_ANSWER_BYTES) or b"{}")
+    except AnswerTooLarge:
+        raise DeliveryError("FIT-Connect: Antwort zu groß.") from None
     except (requests.RequestException, ValueError):
         raise DeliveryError("FIT-Connect: Antwort nicht lesbar.") from None
     if not isinstance(value, dict):

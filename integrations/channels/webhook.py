@@ -17,6 +17,7 @@ from marshmallow import fields, validate
 from infra import standard_webhooks
 from infra.standard_webhooks import sign
 from integrations.channels.base import (
+    AnswerTooLarge,
     Channel,
     ChannelOptions,
     DeliveryError,
@@ -24,6 +25,7 @@ from integrations.channels.base import (
     EnvName,
     PermanentDeliveryError,
     Receipt,
+    read_bounded,
     status_text,
 )
 
@@ -83,17 +85,10 @@ def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> floa
 
 def _read_answer(response: requests.Response) -> bytes | None:
     """Up to MAX_ANSWER_BYTES of the body; None when it was longer or broke off."""
-    chunks: list[bytes] = []
-    size = 0
     try:
-        for chunk in response.iter_content(8192):
-            size += len(chunk)
-            if size > MAX_ANSWER_BYTES:
-                return None
-            chunks.append(chunk)
-    except requests.RequestException:
+        return read_bounded(response, MAX_ANSWER_BYTES)
+    except (AnswerTooLarge, requests.RequestException):
         return None
-    return b"".join(chunks)
 
 
 def case_number_from(body: bytes | None, content_type: str, field: str) -> str | None:
