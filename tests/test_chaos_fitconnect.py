@@ -9,12 +9,8 @@ submission left unsubmitted.
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +19,7 @@ import pytest
 from bench.chaos.bodies import ORDER_OFFICE, TAX_OFFICE, plan
 from bench.chaos.faults import Fault
 from bench.chaos.fitconnect import KINDS, Decisions, Row, check
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.chaos_support import run_chaos
 
 
 @pytest.mark.chaos
@@ -32,17 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_fit_connect_chaos_accepts_each_application_once(tmp_path: Path) -> None:
     """Every answered application ends accepted once by each of its destinations, or failed
     with the destination's reject as the reason; every fault kind injected."""
-    postgres = os.environ.get("TEST_POSTGRES_URL")
-    store = ["--store", "both", "--postgres-url", postgres] if postgres else ["--store", "sqlite"]
-    output = tmp_path / "fitchaos"
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.chaos.fitconnect", "--cases", "30", "--seed", "21",
-         *store, "--output", str(output)],
-        cwd=ROOT, capture_output=True, text=True, timeout=900, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-    runs = json.loads(output.with_suffix(".json").read_text(encoding="utf-8"))["runs"]
-    assert [r["store"] for r in runs] == (["sqlite", "postgres"] if postgres else ["sqlite"])
+    runs = run_chaos(
+        "bench.chaos.fitconnect", ["--cases", "30", "--seed", "21"], tmp_path / "fitchaos"
+    )
     for run in runs:
         assert run["violations"] == []
         assert {f["kind"] for f in run["faults"]} == set(KINDS)

@@ -7,18 +7,13 @@ configured, on PostgreSQL. Select it with `-m chaos`, leave it out with `-m "not
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bench.chaos.faults import KINDS
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.chaos_support import run_chaos
 
 pytestmark = [
     pytest.mark.chaos,
@@ -28,37 +23,7 @@ pytestmark = [
 
 def test_quick_chaos_run_loses_nothing(tmp_path: Path) -> None:
     """Every answered submission reaches each of its offices once, whatever the faults."""
-    postgres = os.environ.get("TEST_POSTGRES_URL")
-    store = ["--store", "both", "--postgres-url", postgres] if postgres else ["--store", "sqlite"]
-    output = tmp_path / "chaos"
-
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.chaos",
-            "--quick",
-            "--seed",
-            "9",
-            *store,
-            "--output",
-            str(output),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-
-    summary = (
-        output.with_suffix(".md").read_text(encoding="utf-8")
-        if output.with_suffix(".md").exists()
-        else ""
-    )
-    assert done.returncode == 0, summary or done.stderr[-3000:]
-    runs = json.loads(output.with_suffix(".json").read_text(encoding="utf-8"))["runs"]
-    assert [r["store"] for r in runs] == (["sqlite", "postgres"] if postgres else ["sqlite"])
+    runs = run_chaos("bench.chaos", ["--quick", "--seed", "9"], tmp_path / "chaos")
     for run in runs:
         figures = run["figures"]
         assert figures["accepted"] == figures["planned"] == 300
